@@ -1,0 +1,5 @@
+import sys
+
+from shadowproxy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,149 @@
+"""The proxy assembled from its config, and the aiohttp application that serves it.
+
+:class:`Proxy` owns the long-lived parts (store, persistence worker, chain,
+upstreams, sessions) and opens and closes them as a pair. :func:`make_app` puts
+each mount's endpoint on its path behind the Host and Origin checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from shadowproxy.chain import Chain
+from shadowproxy.config import Config, UpstreamConfig
+from shadowproxy.errors import ConfigError
+from shadowproxy.http_front import StreamableHttpEndpoint
+from shadowproxy.mount import Mount
+from shadowproxy.persistence import PersistenceWorker
+from shadowproxy.plugins import load_interceptors
+from shadowproxy.sessions import SessionManager
+from shadowproxy.stores import open_store
+from shadowproxy.tasks import spawn
+from shadowproxy.upstreams import create_upstream
+
+log = logging.getLogger(__name__)
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+PROXY_KEY = web.AppKey("proxy", "Proxy")
+
+
+class Proxy:
+    """Everything one proxy process runs, opened by :meth:`start` and closed by :meth:`stop`."""
+
+    def __init__(self, config: Config) -> None:
+        if not config.upstreams:
+            raise ConfigError("no upstream: give --upstream, a config file with upstreams, or --demo", key="upstreams")
+        self.config = config
+        self.store = open_store(config.store, ttl=config.session_ttl)
+        self.worker = PersistenceWorker(
+            self.store, flush_interval=config.flush_interval, batch_size=config.batch_size
+        )
+        self.chain = Chain(load_interceptors(config.interceptors, config.rules))
+        self.sessions = SessionManager(self.worker, ttl=config.session_ttl)
+        self.mounts = [
+            Mount(path, create_upstream(upstream), self.chain, self.sessions)
+            for path, upstream in mount_paths(config.path, config.upstreams)
+        ]
+        self.draining = False
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.worker.start()
+        for interceptor in self.chain.interceptors:
+            start = getattr(interceptor, "start", None)
+            if start is not None:
+                await start()
+        self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
+
+    async def stop(self) -> None:
+        """Close sessions and upstreams, stop interceptors, then flush every pending session change."""
+        self.draining = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.sessions.close_all()
+        await asyncio.gather(*(mount.close() for mount in self.mounts))
+        for interceptor in self.chain.interceptors:
+            close = getattr(interceptor, "close", None)
+            if close is not None:
+                await close()
+        await self.worker.stop()
+        await self.store.close()
+
+
+def mount_paths(base: str, upstreams: tuple[UpstreamConfig, ...]) -> list[tuple[str, UpstreamConfig]]:
+    """Each server at ``base/<name>``; the only one also at ``base`` itself."""
+    if len(upstreams) == 1:
+        only = upstreams[0]
+        paths = [(base, only)]
+        if only.name != "default":
+            paths.append((f"{base}/{only.name}", only))
+        return paths
+    return [(f"{base}/{upstream.name}", upstream) for upstream in upstreams]
+
+
+def allowed(value: str, defaults: frozenset[str], extra: tuple[str, ...]) -> bool:
+    return "*" in extra or value in extra or value in defaults
+
+
+def host_of(netloc: str) -> str:
+    """``localhost:8765`` -> ``localhost``; ``[::1]:80`` -> ``[::1]``."""
+    if netloc.startswith("["):
+        return netloc[: netloc.find("]") + 1]
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+def guard(config: Config) -> web.Middleware:
+    """DNS-rebinding protection at the proxy, since the upstream only sees the proxy: Host (421), Origin (403)."""
+    hosts = tuple(config.allowed_hosts)
+    origins = tuple(config.allowed_origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        host = request.headers.get("Host", "")
+        if not (allowed(host, LOCAL_HOSTS, hosts) or allowed(host_of(host), LOCAL_HOSTS, hosts)):
+            return web.json_response({"error": f"Host {host!r} is not allowed"}, status=421)
+        origin = request.headers.get("Origin")
+        if origin is not None and not allowed(origin, frozenset(), origins):
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+                return web.json_response({"error": f"Origin {origin!r} is not allowed"}, status=403)
+        return await handler(request)
+
+    return middleware
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    proxy = request.app[PROXY_KEY]
+    if proxy.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    return web.json_response({"status": "ready", "sessions": len(proxy.sessions)})
+
+
+def make_app(proxy: Proxy) -> web.Application:
+    config = proxy.config
+    app = web.Application(middlewares=[guard(config)], client_max_size=config.max_body_size)
+    app[PROXY_KEY] = proxy
+    for mount in proxy.mounts:
+        endpoint = StreamableHttpEndpoint(
+            mount, request_timeout=config.request_timeout, keepalive=config.keepalive_interval
+        )
+        app.router.add_route("*", mount.path, endpoint.handle)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await proxy.start()
+        yield
+        await proxy.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,151 @@
+"""The ``shadowproxy`` command.
+
+Exit codes: 0 success, 1 a failure the command reports (not found, check
+failed), 2 bad usage or bad config, 130 forced exit on a second signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+
+from shadowproxy import __version__, config, logs
+from shadowproxy.errors import ShadowProxyError
+
+log = logging.getLogger("shadowproxy")
+
+EXAMPLES_RUN = """examples:
+  shadowproxy run --demo
+  shadowproxy run --upstream "python server.py --flag"
+  shadowproxy run --upstream https://example.com/mcp --port 9000 --rules policy.yaml
+  shadowproxy run --config shadowproxy.yaml
+"""
+EXAMPLES_STDIO = """examples (as an MCP client's server command):
+  shadowproxy stdio -- python server.py
+  shadowproxy stdio --rules builtin:read-only -- npx some-mcp-server
+  shadowproxy stdio --upstream https://example.com/mcp
+"""
+
+
+def common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=f"YAML or mcpServers JSON file (default: ./{config.DEFAULT_CONFIG_FILE})")
+    parser.add_argument("--store", help="session store URL: memory://, sqlite:///path.db, redis://host:6379/0")
+    parser.add_argument("--rules", action="append", help="rules file, directory or builtin:NAME (repeatable)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", choices=["text", "json"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shadowproxy", description="A transparent proxy for MCP.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="serve Streamable HTTP in front of one or more MCP servers",
+        epilog=EXAMPLES_RUN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common_options(run)
+    run.add_argument("--upstream", help='stdio command line ("python server.py") or http(s) URL')
+    run.add_argument("--demo", action="store_true", help="front the bundled demo server")
+    run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port to listen on (default 8765; 0 picks a free one)")
+    run.add_argument("--path", help="MCP endpoint path (default /mcp)")
+    run.add_argument("--allowed-origin", action="append", dest="allowed_origins", help="extra allowed Origin")
+    run.add_argument("--allowed-host", action="append", dest="allowed_hosts", help="extra allowed Host ('*': any)")
+    run.add_argument("--shutdown-timeout", type=float, help="seconds in-flight requests get on shutdown")
+    run.add_argument("--request-timeout", type=float, help="seconds before an unanswered request fails")
+    run.add_argument("--session-ttl", type=float, help="seconds of idleness before a session expires")
+    run.set_defaults(handler=cmd_run)
+
+    stdio = commands.add_parser(
+        "stdio",
+        help="be the stdio server an MCP client launches, and forward to CMD or --upstream URL",
+        epilog=EXAMPLES_STDIO,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common_options(stdio)
+    stdio.add_argument("--upstream", help="an http(s) URL to bridge to, instead of a command")
+    stdio.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...: the server to spawn")
+    stdio.set_defaults(handler=cmd_stdio)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(handler=lambda args: print(__version__) or 0)
+    for register in extra_commands():
+        register(commands)
+    return parser
+
+
+def extra_commands() -> list:  # type: ignore[type-arg]
+    import importlib
+
+    found = []
+    for name in ("shadowproxy.rules.cli", "shadowproxy.stores.cli"):
+        try:
+            found.append(importlib.import_module(name).register)
+        except ModuleNotFoundError:
+            pass
+    return found
+
+
+def load_config(args: argparse.Namespace, **extra: object) -> config.Config:
+    overrides = {
+        key: getattr(args, key, None)
+        for key in (
+            "store",
+            "rules",
+            "host",
+            "port",
+            "path",
+            "allowed_origins",
+            "allowed_hosts",
+            "shutdown_timeout",
+            "request_timeout",
+            "session_ttl",
+            "log_level",
+            "log_format",
+        )
+    }
+    overrides.update(extra)
+    return config.load(args.config, **overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from shadowproxy.runner import run_loop, serve
+
+    upstream = args.upstream
+    if args.demo:
+        upstream = shlex.join([sys.executable, "-m", "shadowproxy.demo"])
+    cfg = load_config(args, upstream=upstream)
+    logs.setup(cfg.log_level, cfg.log_format)
+    return run_loop(lambda: serve(cfg))
+
+
+def cmd_stdio(args: argparse.Namespace) -> int:
+    from shadowproxy.runner import run_loop, serve_stdio
+
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if bool(command) == bool(args.upstream):
+        raise config.ConfigError("give either -- CMD ARGS... or --upstream URL", key="upstream")
+    cfg = load_config(args, upstream=args.upstream or shlex.join(command))
+    logs.setup(cfg.log_level, cfg.log_format)
+    return run_loop(lambda: serve_stdio(cfg))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except ShadowProxyError as exc:
+        print(f"shadowproxy: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

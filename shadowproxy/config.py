@@ -1,0 +1,282 @@
+"""Configuration: typed dataclasses, validated once at the edge.
+
+Sources, lowest precedence first: built-in defaults, the YAML file
+(``shadowproxy.yaml`` or ``--config``; an MCP client's ``mcpServers`` JSON works
+too), ``SHADOWPROXY_*`` environment variables, then command-line flags. Every
+error names the key it is about, and the file when there is one.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shadowproxy.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "shadowproxy.yaml"
+ENV_PREFIX = "SHADOWPROXY_"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """One MCP server behind the proxy: a stdio ``command`` to spawn, or a Streamable HTTP ``url``."""
+
+    name: str
+    command: tuple[str, ...] = ()
+    url: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    inherit_env: bool = False
+    cwd: str | None = None
+    share: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_stdio(self) -> bool:
+        return bool(self.command)
+
+
+@dataclass(frozen=True, slots=True)
+class InterceptorConfig:
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    path: str = "/mcp"
+    upstreams: tuple[UpstreamConfig, ...] = ()
+    interceptors: tuple[InterceptorConfig, ...] = ()
+    rules: tuple[str, ...] = ()
+    store: str = "memory://"
+    session_ttl: float = 3600.0
+    allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    shutdown_timeout: float = 10.0
+    request_timeout: float = 300.0
+    keepalive_interval: float = 15.0
+    max_body_size: int = 4 * 1024 * 1024
+    flush_interval: float = 0.1
+    batch_size: int = 500
+    log_level: str = "info"
+    log_format: str = "text"
+    source: str | None = None
+
+
+_SCALARS: dict[str, type] = {
+    "host": str,
+    "port": int,
+    "path": str,
+    "store": str,
+    "session_ttl": float,
+    "shutdown_timeout": float,
+    "request_timeout": float,
+    "keepalive_interval": float,
+    "max_body_size": int,
+    "flush_interval": float,
+    "batch_size": int,
+    "log_level": str,
+    "log_format": str,
+}
+_LISTS = ("rules", "allowed_origins", "allowed_hosts")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def load(config_file: str | None = None, *, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Build the effective config: file, then environment, then ``overrides`` (CLI flags; ``None`` means unset)."""
+    raw: dict[str, Any] = {}
+    source = None
+    file = Path(config_file) if config_file else Path(DEFAULT_CONFIG_FILE)
+    if config_file or file.exists():
+        source = str(file)
+        raw = _read_file(file)
+    config = from_mapping(raw, source=source)
+    config = _apply_env(config, os.environ if env is None else env)
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    if "upstream" in changes:
+        changes["upstreams"] = (parse_upstream("default", changes.pop("upstream")),)
+    for key in _LISTS:
+        if key in changes:
+            changes[key] = tuple(changes[key])
+    config = replace(config, **changes)
+    validate(config)
+    return config
+
+
+def _read_file(file: Path) -> dict[str, Any]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file: {exc.strerror}", source=str(file)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML or JSON: {problem}", source=where) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping", source=str(file))
+    return data
+
+
+def from_mapping(raw: Mapping[str, Any], *, source: str | None = None) -> Config:
+    """Validate a decoded config file. ``mcpServers`` (the MCP clients' format) is accepted as ``upstreams``."""
+    values: dict[str, Any] = {"source": source}
+    for key, value in raw.items():
+        if key in _SCALARS:
+            values[key] = _coerce(key, value, _SCALARS[key], source)
+        elif key in _LISTS:
+            if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+                raise ConfigError("must be a list of strings", key=key, source=source)
+            values[key] = tuple(value)
+        elif key in ("upstreams", "mcpServers"):
+            values["upstreams"] = _upstreams(key, value, source)
+        elif key == "interceptors":
+            values["interceptors"] = _interceptors(value, source)
+        else:
+            known = ", ".join(sorted([*_SCALARS, *_LISTS, "upstreams", "mcpServers", "interceptors"]))
+            raise ConfigError(f"unknown key; known keys are: {known}", key=key, source=source)
+    return Config(**values)
+
+
+def _coerce(key: str, value: Any, kind: type, source: str | None) -> Any:
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"must be a string, not {type(value).__name__}", key=key, source=source)
+        return value
+    if isinstance(value, bool):
+        raise ConfigError(f"must be a number, not {value!r}", key=key, source=source)
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"must be a number, not {value!r}", key=key, source=source) from None
+
+
+def parse_upstream(name: str, spec: str) -> UpstreamConfig:
+    """``--upstream``: a URL, or a command line split as a shell would."""
+    spec = spec.strip()
+    if spec.startswith(("http://", "https://")):
+        return UpstreamConfig(name=name, url=spec)
+    try:
+        command = tuple(shlex.split(spec))
+    except ValueError as exc:
+        raise ConfigError(f"cannot split the command line: {exc}", key="upstream") from None
+    if not command:
+        raise ConfigError("is empty; give a command line or an http(s) URL", key="upstream")
+    return UpstreamConfig(name=name, command=command)
+
+
+_UPSTREAM_KEYS = {"command", "args", "url", "env", "inherit_env", "cwd", "share", "headers", "type", "transport"}
+
+
+def _upstreams(key: str, value: Any, source: str | None) -> tuple[UpstreamConfig, ...]:
+    if not isinstance(value, dict) or not value:
+        raise ConfigError("must be a non-empty mapping of server name to settings", key=key, source=source)
+    result = []
+    for name, spec in value.items():
+        where = f"{key}.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError("must be a mapping with a command or a url", key=where, source=source)
+        unknown = set(spec) - _UPSTREAM_KEYS
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)}", key=where, source=source)
+        command: list[str] = []
+        if "command" in spec:
+            raw_command = spec["command"]
+            if isinstance(raw_command, str):
+                command = shlex.split(raw_command) if "args" not in spec else [raw_command]
+            elif isinstance(raw_command, list) and all(isinstance(part, str) for part in raw_command):
+                command = list(raw_command)
+            else:
+                raise ConfigError("must be a string or a list of strings", key=f"{where}.command", source=source)
+            args = spec.get("args", [])
+            if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
+                raise ConfigError("must be a list of strings", key=f"{where}.args", source=source)
+            command += args
+        url = spec.get("url")
+        if bool(command) == bool(url):
+            raise ConfigError("needs exactly one of command or url", key=where, source=source)
+        if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+            raise ConfigError("must be an http:// or https:// URL", key=f"{where}.url", source=source)
+        for mapping_key in ("env", "headers"):
+            mapping = spec.get(mapping_key, {})
+            if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+                raise ConfigError("must be a mapping of strings", key=f"{where}.{mapping_key}", source=source)
+        result.append(
+            UpstreamConfig(
+                name=str(name),
+                command=tuple(command),
+                url=url,
+                env=dict(spec.get("env", {})),
+                inherit_env=bool(spec.get("inherit_env", False)),
+                cwd=spec.get("cwd"),
+                share=bool(spec.get("share", False)),
+                headers=dict(spec.get("headers", {})),
+            )
+        )
+    return tuple(result)
+
+
+def _interceptors(value: Any, source: str | None) -> tuple[InterceptorConfig, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("must be a list of interceptor names or {name: ..., options...}", key="interceptors")
+    result = []
+    for index, item in enumerate(value):
+        if isinstance(item, str):
+            result.append(InterceptorConfig(item))
+        elif isinstance(item, dict) and isinstance(item.get("name"), str):
+            options = {k: v for k, v in item.items() if k != "name"}
+            result.append(InterceptorConfig(item["name"], options))
+        else:
+            raise ConfigError("each entry needs a name", key=f"interceptors[{index}]", source=source)
+    return tuple(result)
+
+
+def _apply_env(config: Config, env: Mapping[str, str]) -> Config:
+    changes: dict[str, Any] = {}
+    known = {f.name for f in fields(Config)}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key in _SCALARS:
+            changes[key] = _coerce(key, value, _SCALARS[key], name)
+        elif key in _LISTS:
+            changes[key] = tuple(part.strip() for part in value.split(",") if part.strip())
+        elif key == "upstream":
+            changes["upstreams"] = (parse_upstream("default", value),)
+        elif key in known or key in ("config",):
+            continue
+    return replace(config, **changes) if changes else config
+
+
+def validate(config: Config) -> None:
+    """Cross-field checks that no single key can make."""
+    if not 0 <= config.port < 65536:
+        raise ConfigError("must be between 0 (any free port) and 65535", key="port", source=config.source)
+    if not config.path.startswith("/") or config.path.endswith("/"):
+        raise ConfigError('must start with "/" and not end with "/"', key="path", source=config.source)
+    if config.log_level.lower() not in _LOG_LEVELS:
+        raise ConfigError(f"must be one of {', '.join(_LOG_LEVELS)}", key="log_level", source=config.source)
+    if config.log_format not in ("text", "json"):
+        raise ConfigError("must be text or json", key="log_format", source=config.source)
+    for key in ("session_ttl", "shutdown_timeout", "request_timeout", "keepalive_interval", "flush_interval"):
+        if getattr(config, key) <= 0:
+            raise ConfigError("must be greater than 0", key=key, source=config.source)
+    if config.max_body_size < 1024:
+        raise ConfigError("must be at least 1024 bytes", key="max_body_size", source=config.source)
+    names = [upstream.name for upstream in config.upstreams]
+    if len(names) != len(set(names)):
+        raise ConfigError("server names must be unique", key="upstreams", source=config.source)
+    if "://" not in config.store:
+        raise ConfigError("must be a URL such as memory://, sqlite:///path.db or redis://host:6379/0", key="store")

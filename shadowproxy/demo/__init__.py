@@ -1,0 +1,1 @@
+"""A small MCP server bundled for trying the proxy: ``shadowproxy run --demo``."""

@@ -1,0 +1,367 @@
+"""The Streamable HTTP client side: POST, DELETE and (for now) a 405 for GET at each mount's path.
+
+Each POST is served in the aiohttp task of its connection: the message is
+decoded once, judged by the chain, sent upstream, and the upstream's answer is
+read in the same task. A request whose answer is a single response gets it as
+``application/json``; one that brings notifications or server requests first
+is switched to ``text/event-stream`` and streamed, never buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from shadowproxy import sse
+from shadowproxy.chain import Action, Direction, Verdict
+from shadowproxy.errors import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    REQUEST_TIMEOUT,
+    SESSION_NOT_FOUND,
+    JsonRpcError,
+    UpstreamError,
+)
+from shadowproxy.inbox import Inbox
+from shadowproxy.jsonrpc import Kind, Message, decode, error_response, notification, request_id_of, result_response
+from shadowproxy.mount import (
+    DEFAULT_HANDSHAKE_VERSION,
+    KNOWN_VERSIONS,
+    MODERN_VERSIONS,
+    Mount,
+    request_protocol_version,
+)
+from shadowproxy.session import SessionRecord, new_session_id
+from shadowproxy.sessions import LiveSession
+from shadowproxy.upstreams.base import Channel, Exchange
+from shadowproxy.upstreams.http import HttpUpstream, UpstreamSessionLost
+
+log = logging.getLogger(__name__)
+
+SESSION_HEADER = "Mcp-Session-Id"
+VERSION_HEADER = "MCP-Protocol-Version"
+JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
+SSE_HEADERS = {
+    "Content-Type": EVENT_STREAM,
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+OWN_HEADERS = frozenset({"mcp-session-id"})
+
+
+def json_reply(message: Message, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=message.to_bytes(), status=status, content_type=JSON, headers=headers)
+
+
+def json_error(status: int, code: int, text: str, request_id: object = None) -> web.Response:
+    return json_reply(error_response(request_id, JsonRpcError(code, text)), status)  # type: ignore[arg-type]
+
+
+class StreamableHttpEndpoint:
+    """The MCP endpoint of one mount."""
+
+    def __init__(self, mount: Mount, *, request_timeout: float, keepalive: float) -> None:
+        self.mount = mount
+        self.sessions = mount.sessions
+        self.request_timeout = request_timeout
+        self.keepalive = keepalive
+        self.forward_headers = isinstance(mount.upstream, HttpUpstream)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            return await self.post(request)
+        if request.method == "GET":
+            return await self.get(request)
+        if request.method == "DELETE":
+            return await self.delete(request)
+        return web.Response(status=405, headers={"Allow": "GET, POST, DELETE"})
+
+    def upstream_headers(self, request: web.Request) -> dict[str, str]:
+        """The client's ``Mcp-*`` headers (all but the session id, which the proxy owns), passed on unchanged."""
+        if not self.forward_headers:
+            return {}
+        return {
+            name: value
+            for name, value in request.headers.items()
+            if name[:4].lower() == "mcp-" and name.lower() not in OWN_HEADERS
+        }
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        if request.content_type != JSON:
+            return json_error(415, INVALID_REQUEST, "Content-Type must be application/json")
+        accept = request.headers.get("Accept", "*/*")
+        wants_sse = EVENT_STREAM in accept or "*/*" in accept
+        if not wants_sse and JSON not in accept:
+            return json_error(406, INVALID_REQUEST, "Accept must include application/json and text/event-stream")
+        body = await request.read()
+        try:
+            decoded = decode(body)
+        except JsonRpcError as exc:
+            return json_error(400, exc.code, exc.message, request_id_of(body))
+        session_id = request.headers.get(SESSION_HEADER)
+        version = request.headers.get(VERSION_HEADER)
+        if isinstance(decoded, list):
+            return await self.batch(request, decoded, session_id, version)
+        message = decoded
+        if message.method == "initialize" and message.is_request:
+            return await self.initialize(request, message, wants_sse)
+        if session_id is None:
+            if version in MODERN_VERSIONS or request_protocol_version(message) in MODERN_VERSIONS:
+                return await self.stateless(request, message, wants_sse)
+            return json_error(400, INVALID_REQUEST, f"{SESSION_HEADER} header is required", message.id)
+        session = self.session_for(session_id)
+        if session is None:
+            return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one", message.id)
+        if version is not None and version not in KNOWN_VERSIONS:
+            return json_error(400, INVALID_REQUEST, f"unsupported {VERSION_HEADER}: {version}", message.id)
+        return await self.exchange(request, message, session, session.channel, wants_sse, modern=False)  # type: ignore[arg-type]
+
+    def session_for(self, session_id: str) -> LiveSession | None:
+        session = self.sessions.get(session_id)
+        if session is None or session.mount is not self.mount or session.channel is None:
+            return None
+        return session
+
+    async def initialize(self, request: web.Request, message: Message, wants_sse: bool) -> web.StreamResponse:
+        params = message.params or {}
+        record = SessionRecord(
+            id=new_session_id(),
+            upstream=self.mount.name,
+            protocol_version=params.get("protocolVersion"),
+            client_info=params.get("clientInfo"),
+            client_capabilities=params.get("capabilities"),
+            init_request=message.to_bytes().decode(),
+        )
+        session = LiveSession(record, self.mount)
+        try:
+            session.channel = await self.mount.upstream.open(session.on_unsolicited)
+        except UpstreamError as exc:
+            return json_reply(error_response(message.id, exc), 502)
+        self.sessions.add(session)
+        headers = {SESSION_HEADER: record.id}
+        response, final = await self.relay(request, message, session, session.channel, wants_sse, False, headers)
+        if final is not None and final.kind is Kind.RESPONSE and isinstance(final.result, dict):
+            self.sessions.activate(session, final.result.get("protocolVersion"))
+        else:
+            await self.sessions.close(record.id)
+        return response
+
+    async def stateless(self, request: web.Request, message: Message, wants_sse: bool) -> web.StreamResponse:
+        try:
+            channel = await self.mount.stateless_channel()
+        except UpstreamError as exc:
+            return json_reply(error_response(message.id, exc), 502)
+        session = self.mount.logical_session(message)
+        return await self.exchange(request, message, session, channel, wants_sse, modern=True)
+
+    async def exchange(
+        self,
+        request: web.Request,
+        message: Message,
+        session: LiveSession,
+        channel: Channel,
+        wants_sse: bool,
+        *,
+        modern: bool,
+    ) -> web.StreamResponse:
+        verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, session, "http")
+        self.sessions.touch(session)
+        if not verdict.is_forward:
+            answer = answer_for(message, verdict)
+            return json_reply(answer) if answer is not None else web.Response(status=202)
+        if verdict.message is not None:
+            message = verdict.message
+        if not message.is_request:
+            try:
+                await channel.send(message, self.upstream_headers(request))
+            except UpstreamSessionLost:
+                return await self.lost(session, message)
+            except UpstreamError as exc:
+                log.warning("could not pass a %s upstream: %s", message.kind.value, exc.message)
+                return json_reply(error_response(None, exc), 502)
+            return web.Response(status=202)
+        response, _ = await self.relay(request, message, session, channel, wants_sse, modern)
+        return response
+
+    async def lost(self, session: LiveSession, message: Message) -> web.Response:
+        await self.sessions.close(session.id)
+        return json_error(404, SESSION_NOT_FOUND, "the upstream lost this session; initialize a new one", message.id)
+
+    async def relay(
+        self,
+        request: web.Request,
+        message: Message,
+        session: LiveSession,
+        channel: Channel,
+        wants_sse: bool,
+        modern: bool,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[web.StreamResponse, Message | None]:
+        """Send ``message`` upstream and carry everything the server says for it back to the client."""
+        stream: web.StreamResponse | None = None
+        exchange: Exchange | None = None
+        final: Message | None = None
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                exchange = await channel.request(message, self.upstream_headers(request))
+                while final is None:
+                    incoming = await exchange.next()
+                    if incoming.is_reply and incoming.id == message.id:
+                        final = incoming
+                    outgoing = await self.judge_reply(incoming, session, channel, message)
+                    if outgoing is None:
+                        continue
+                    if final is not None and stream is None:
+                        return json_reply(outgoing, exchange.status, headers), final
+                    if stream is None:
+                        if not wants_sse:
+                            continue
+                        stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **(headers or {})})
+                        await stream.prepare(request)
+                    await stream.write(sse.encode(outgoing.to_bytes()))
+        except asyncio.CancelledError:
+            # The client went away. In 2026-07-28 that is cancellation; in the handshake era it is not.
+            if exchange is not None:
+                await exchange.close(cancel=modern)
+                exchange = None
+            raise
+        except UpstreamSessionLost:
+            return await self.lost(session, message), None
+        except (UpstreamError, TimeoutError) as exc:
+            error = exc if isinstance(exc, JsonRpcError) else JsonRpcError(REQUEST_TIMEOUT, "the request timed out")
+            if exchange is not None:
+                await self.cancel_upstream(channel, exchange, message, error)
+                exchange = None
+            log.warning("request %r failed: %s", message.method, error.message)
+            self.sessions.touch(session, error=True)
+            final = error_response(message.id, error)
+            if stream is None:
+                return json_reply(final, 200 if isinstance(exc, TimeoutError) else 502, headers), final
+            await stream.write(sse.encode(final.to_bytes()))
+        except JsonRpcError as exc:
+            return json_reply(error_response(message.id, exc), 400, headers), None
+        finally:
+            if exchange is not None:
+                await exchange.close()
+        assert stream is not None
+        await stream.write_eof()
+        return stream, final
+
+    async def judge_reply(
+        self, incoming: Message, session: LiveSession, channel: Channel, request: Message
+    ) -> Message | None:
+        """Run a server message through the chain; ``None`` means nothing goes to the client."""
+        self.sessions.touch(session, error=incoming.error is not None)
+        related = request if incoming.is_reply else None
+        verdict = await self.mount.judge(incoming, Direction.SERVER_TO_CLIENT, session, "http", related)
+        if verdict.is_forward:
+            return verdict.message or incoming
+        if incoming.is_reply:
+            return error_response(incoming.id, verdict.error or JsonRpcError(INTERNAL_ERROR, "blocked"))
+        answer = answer_for(incoming, verdict)
+        if answer is not None:
+            # A server request the proxy answered or refused: the answer goes back to the server.
+            await channel.send(answer, {})
+        return None
+
+    async def cancel_upstream(self, channel: Channel, exchange: Exchange, message: Message, error: Exception) -> None:
+        await exchange.close(cancel=True)
+        if isinstance(error, TimeoutError) or getattr(error, "code", None) == REQUEST_TIMEOUT:
+            cancel = notification("notifications/cancelled", {"requestId": message.id, "reason": "timed out"})
+            try:
+                await channel.send(cancel, {})
+            except UpstreamError:
+                pass
+
+    async def batch(
+        self, request: web.Request, messages: list[Message], session_id: str | None, version: str | None
+    ) -> web.StreamResponse:
+        session = self.session_for(session_id) if session_id else None
+        if session is None:
+            if session_id:
+                return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one")
+            return json_error(400, INVALID_REQUEST, "a batch needs a session; initialize must not be batched")
+        negotiated = session.record.protocol_version or version or DEFAULT_HANDSHAKE_VERSION
+        if negotiated != "2025-03-26":
+            text = f"JSON-RPC batches are not supported in protocol version {negotiated}"
+            return json_error(400, INVALID_REQUEST, text)
+        replies: list[bytes] = []
+        for message in messages:
+            response = await self.exchange(request, message, session, session.channel, False, modern=False)  # type: ignore[arg-type]
+            if isinstance(response, web.Response) and response.body and response.status < 300:
+                replies.append(response.body)  # type: ignore[arg-type]
+        if not replies:
+            return web.Response(status=202)
+        return web.Response(body=b"[" + b",".join(replies) + b"]", content_type=JSON)
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """The session's stream for server messages tied to no request; one per session."""
+        accept = request.headers.get("Accept", "")
+        if EVENT_STREAM not in accept and "*/*" not in accept:
+            return json_error(406, INVALID_REQUEST, "Accept must include text/event-stream")
+        session_id = request.headers.get(SESSION_HEADER)
+        if session_id is None:
+            return json_error(400, INVALID_REQUEST, f"{SESSION_HEADER} header is required")
+        session = self.session_for(session_id)
+        if session is None:
+            return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one")
+        if session.listening:
+            return json_error(409, INVALID_REQUEST, "this session already has a GET stream open")
+        channel = session.channel
+        assert channel is not None
+        session.listening = True
+        source: Exchange | None = None
+        try:
+            try:
+                source = await channel.listen(self.upstream_headers(request))
+            except UpstreamSessionLost:
+                return await self.lost(session, Message(Kind.NOTIFICATION, {}))
+            except UpstreamError as exc:
+                log.warning("no upstream GET stream for session %s: %s", session.id[:8], exc.message)
+            stream = web.StreamResponse(status=200, headers=SSE_HEADERS)
+            await stream.prepare(request)
+            await self.listen(stream, session, channel, source or session.inbox)
+            return stream
+        finally:
+            session.listening = False
+            if source is not None:
+                await source.close(cancel=True)
+
+    async def listen(
+        self, stream: web.StreamResponse, session: LiveSession, channel: Channel, source: Exchange | Inbox[Message]
+    ) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.keepalive):
+                    message = await source.next()
+            except TimeoutError:
+                await stream.write(sse.KEEPALIVE)
+                continue
+            except JsonRpcError:
+                return
+            outgoing = await self.judge_reply(message, session, channel, None)
+            if outgoing is not None:
+                await stream.write(sse.encode(outgoing.to_bytes()))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        session_id = request.headers.get(SESSION_HEADER)
+        if session_id is None:
+            return json_error(400, INVALID_REQUEST, f"{SESSION_HEADER} header is required")
+        if self.session_for(session_id) is None:
+            return json_error(404, SESSION_NOT_FOUND, "session not found")
+        await self.sessions.close(session_id)
+        return web.Response(status=204)
+
+
+def answer_for(message: Message, verdict: Verdict) -> Message | None:
+    """The reply the proxy sends for a request a verdict stopped; ``None`` for anything that is not a request."""
+    if not message.is_request:
+        return None
+    if verdict.action is Action.RESPOND:
+        return result_response(message.id, verdict.result)  # type: ignore[arg-type]
+    assert verdict.error is not None
+    return error_response(message.id, verdict.error)
+

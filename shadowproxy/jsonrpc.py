@@ -1,0 +1,170 @@
+"""The JSON-RPC codec: bytes are decoded once into a :class:`Message`.
+
+A message keeps the bytes it arrived as. Nothing on the proxy's path re-encodes a
+message that no one changed: :meth:`Message.to_bytes` hands back the original
+bytes until :meth:`Message.evolve` makes a modified copy.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import orjson
+
+from shadowproxy.errors import INVALID_REQUEST, PARSE_ERROR, JsonRpcError
+
+RequestId = str | int
+
+
+class Kind(enum.Enum):
+    REQUEST = "request"
+    RESPONSE = "response"
+    ERROR = "error"
+    NOTIFICATION = "notification"
+
+
+class Message:
+    """One JSON-RPC message: its kind, its decoded object and the bytes it came as."""
+
+    __slots__ = ("data", "kind", "raw")
+
+    def __init__(self, kind: Kind, data: dict[str, Any], raw: bytes | None = None) -> None:
+        self.kind = kind
+        self.data = data
+        self.raw = raw
+
+    @property
+    def id(self) -> RequestId | None:
+        return self.data.get("id")
+
+    @property
+    def method(self) -> str | None:
+        return self.data.get("method")
+
+    @property
+    def params(self) -> dict[str, Any] | None:
+        return self.data.get("params")
+
+    @property
+    def result(self) -> Any:
+        return self.data.get("result")
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return self.data.get("error")
+
+    @property
+    def is_request(self) -> bool:
+        return self.kind is Kind.REQUEST
+
+    @property
+    def is_reply(self) -> bool:
+        """A response or an error: the end of a request."""
+        return self.kind is Kind.RESPONSE or self.kind is Kind.ERROR
+
+    @property
+    def size(self) -> int:
+        return len(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The wire form: the original bytes when the message is unmodified."""
+        if self.raw is None:
+            self.raw = orjson.dumps(self.data)
+        return self.raw
+
+    def evolve(self, **members: Any) -> Message:
+        """A modified copy; a member given as ``None`` is removed."""
+        data = dict(self.data)
+        for key, value in members.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        return classify(data, None)
+
+    def __repr__(self) -> str:
+        return f"Message({self.kind.value}, id={self.id!r}, method={self.method!r})"
+
+
+def classify(data: Any, raw: bytes | None) -> Message:
+    """Check that ``data`` is one JSON-RPC 2.0 message and say what kind."""
+    if not isinstance(data, dict):
+        raise JsonRpcError(INVALID_REQUEST, "a JSON-RPC message must be a JSON object")
+    if data.get("jsonrpc") != "2.0":
+        raise JsonRpcError(INVALID_REQUEST, 'the "jsonrpc" member must be exactly "2.0"')
+    method = data.get("method")
+    has_id = "id" in data
+    if has_id:
+        _check_id(data["id"], allow_null="method" not in data)
+    if method is not None:
+        if not isinstance(method, str) or not method:
+            raise JsonRpcError(INVALID_REQUEST, 'the "method" member must be a non-empty string')
+        params = data.get("params")
+        if params is not None and not isinstance(params, dict | list):
+            raise JsonRpcError(INVALID_REQUEST, 'the "params" member must be an object')
+        return Message(Kind.REQUEST if has_id else Kind.NOTIFICATION, data, raw)
+    if not has_id:
+        raise JsonRpcError(INVALID_REQUEST, 'a message needs a "method" or an "id"')
+    if "result" in data:
+        if "error" in data:
+            raise JsonRpcError(INVALID_REQUEST, 'a response has "result" or "error", not both')
+        return Message(Kind.RESPONSE, data, raw)
+    error = data.get("error")
+    if isinstance(error, dict) and isinstance(error.get("code"), int) and isinstance(error.get("message"), str):
+        return Message(Kind.ERROR, data, raw)
+    raise JsonRpcError(INVALID_REQUEST, 'a response needs "result" or an "error" with an integer code and a message')
+
+
+def _check_id(value: Any, *, allow_null: bool) -> None:
+    if value is None and allow_null:
+        return
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise JsonRpcError(INVALID_REQUEST, 'the "id" member must be a string or an integer')
+
+
+def decode(raw: bytes) -> Message | list[Message]:
+    """Decode one message or a batch (a JSON array) from ``raw``.
+
+    Raises :class:`JsonRpcError` with ``PARSE_ERROR`` for bytes that are not
+    JSON (invalid UTF-8 included) and ``INVALID_REQUEST`` for JSON that is not
+    JSON-RPC.
+    """
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise JsonRpcError(PARSE_ERROR, f"parse error: {exc}") from None
+    if isinstance(data, list):
+        if not data:
+            raise JsonRpcError(INVALID_REQUEST, "an empty batch is not a valid request")
+        return [classify(item, None) for item in data]
+    return classify(data, raw)
+
+
+def request_id_of(raw: bytes) -> RequestId | None:
+    """The id of a message that failed validation, when one can still be read."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, dict):
+        value = data.get("id")
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def error_response(request_id: RequestId | None, error: JsonRpcError) -> Message:
+    data = {"jsonrpc": "2.0", "id": request_id, "error": error.to_error()}
+    return Message(Kind.ERROR, data, None)
+
+
+def result_response(request_id: RequestId, result: Any) -> Message:
+    return Message(Kind.RESPONSE, {"jsonrpc": "2.0", "id": request_id, "result": result}, None)
+
+
+def notification(method: str, params: dict[str, Any] | None = None) -> Message:
+    data: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        data["params"] = params
+    return Message(Kind.NOTIFICATION, data, None)

@@ -1,0 +1,118 @@
+"""A mount: one upstream served at one path, with the chain every message passes.
+
+Both client sides (Streamable HTTP and stdio) go through a mount, so the chain,
+the session bookkeeping and the stateless-era grouping are written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+from shadowproxy.chain import FORWARD, Chain, Direction, MessageContext, Verdict
+from shadowproxy.jsonrpc import Message
+from shadowproxy.session import SessionRecord, SessionState
+from shadowproxy.sessions import LiveSession, SessionManager
+from shadowproxy.upstreams.base import Channel, Upstream
+
+MODERN_VERSIONS = frozenset({"2026-07-28"})
+HANDSHAKE_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
+KNOWN_VERSIONS = MODERN_VERSIONS | HANDSHAKE_VERSIONS
+DEFAULT_HANDSHAKE_VERSION = "2025-03-26"
+
+META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+LOGICAL_SESSIONS = 10_000
+
+
+class Mount:
+    """One upstream at one path."""
+
+    def __init__(self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager) -> None:
+        self.path = path
+        self.name = upstream.name
+        self.upstream = upstream
+        self.chain = chain
+        self.sessions = sessions
+        self._stateless: Channel | None = None
+        self._stateless_lock = asyncio.Lock()
+        self._logical: dict[str, LiveSession] = {}
+
+    async def judge(
+        self,
+        message: Message,
+        direction: Direction,
+        session: LiveSession | None,
+        transport: str,
+        request: Message | None = None,
+    ) -> Verdict:
+        """Run the chain on one message; an empty chain costs one truth test."""
+        if not self.chain:
+            return FORWARD
+        record = session.record if session is not None else None
+        ctx = MessageContext(
+            message,
+            direction,
+            session=record,
+            transport=transport,
+            upstream=self.name,
+            principal=record.principal if record is not None else None,
+            request=request,
+        )
+        return await self.chain.run(ctx)
+
+    async def stateless_channel(self) -> Channel:
+        """The one channel that serves 2026-07-28 requests, which carry no session."""
+        if self._stateless is None:
+            async with self._stateless_lock:
+                if self._stateless is None:
+                    self._stateless = await self.upstream.open(_ignore, shared=True)
+        return self._stateless
+
+    def logical_session(self, message: Message, principal: str | None = None) -> LiveSession:
+        """Group session-less requests by principal and client, for tracking and for rules; no header is invented."""
+        meta = _meta(message)
+        client = meta.get(META_CLIENT_INFO)
+        client_info = client if isinstance(client, dict) else None
+        name = client_info.get("name") if client_info else None
+        version = client_info.get("version") if client_info else None
+        key = f"{principal}\0{name}\0{version}"
+        session = self._logical.get(key)
+        if session is None:
+            if len(self._logical) >= LOGICAL_SESSIONS:
+                self._logical.pop(next(iter(self._logical)))
+            digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+            record = SessionRecord(
+                id=f"logical-{digest}",
+                upstream=self.name,
+                protocol_version=meta.get(META_PROTOCOL_VERSION),
+                client_info=client_info,
+                principal=principal,
+                state=SessionState.ACTIVE,
+            )
+            session = LiveSession(record, self)
+            self._logical[key] = session
+            self.sessions.changes.record(record)
+        return session
+
+    async def close(self) -> None:
+        if self._stateless is not None:
+            await self._stateless.close()
+        await self.upstream.close()
+
+
+def _meta(message: Message) -> dict[str, Any]:
+    params = message.params
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def request_protocol_version(message: Message) -> str | None:
+    """The protocol version a 2026-07-28 request names in its ``_meta``."""
+    version = _meta(message).get(META_PROTOCOL_VERSION)
+    return version if isinstance(version, str) else None
+
+
+def _ignore(message: Message) -> None:
+    """Stateless requests have no stream for unsolicited messages: 2026-07-28 uses subscriptions/listen instead."""

@@ -1,0 +1,99 @@
+"""Running the proxy: the event loop (uvloop where it exists), signals, and graceful shutdown.
+
+Shutdown order on SIGTERM or SIGINT: stop listening, let in-flight requests
+finish for up to ``shutdown_timeout``, then close sessions and upstream
+children, flush the persistence worker, and exit 0. A second signal exits at
+once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from shadowproxy.app import Proxy, make_app
+from shadowproxy.config import Config
+from shadowproxy.stdio_front import CLIENT_EOF, StdioFront
+
+log = logging.getLogger(__name__)
+FORCED_EXIT = 130
+
+
+def run_loop(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())
+
+
+def install_signals(stop: Callable[[], None]) -> None:
+    """The first SIGTERM or SIGINT calls ``stop``; a second one exits at once."""
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if seen:
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(FORCED_EXIT)
+        seen.append(signum)
+        log.info("%s: shutting down gracefully", signal.Signals(signum).name)
+        stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None = None) -> int:
+    """Serve until a signal; return the exit code."""
+    proxy = Proxy(config)
+    app = make_app(proxy)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=config.shutdown_timeout,
+    )
+    stop = asyncio.Event()
+    install_signals(stop.set)
+    await runner.setup()
+    try:
+        sock = socket.create_server((config.host, config.port), reuse_port=False)
+        site = web.SockSite(runner, sock, shutdown_timeout=config.shutdown_timeout)
+        await site.start()
+        port = sock.getsockname()[1]
+        url = f"http://{config.host}:{port}{config.path}"
+        for mount in proxy.mounts:
+            log.info("serving %s at http://%s:%s%s", mount.name, config.host, port, mount.path)
+        if ready is not None:
+            await ready(url)
+        await stop.wait()
+        proxy.draining = True
+    finally:
+        await runner.cleanup()
+    log.info("stopped")
+    return 0
+
+
+async def serve_stdio(config: Config) -> int:
+    """Be one MCP server on our own stdin/stdout until the client closes stdin or a signal comes."""
+    proxy = Proxy(config)
+    await proxy.start()
+    front = StdioFront(proxy.mounts[0])
+    install_signals(lambda: front.inbox.put((CLIENT_EOF, None)))
+    try:
+        return await front.serve()
+    finally:
+        await front.close()
+        await proxy.stop()

@@ -1,0 +1,250 @@
+"""The stdio client side: an MCP client launches ``shadowproxy stdio -- CMD`` in place of the server.
+
+The whole process is one session and one task. Lines from our stdin and lines
+from the child's stdout both arrive by protocol callbacks into one inbox; the
+task judges each message with the chain and writes it to the other side. With
+``--upstream URL`` (the stdio-to-HTTP bridge) each request in flight is read by
+a task of its own, since the server may ask the client something before it
+answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from shadowproxy.chain import Direction
+from shadowproxy.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
+from shadowproxy.http_front import answer_for
+from shadowproxy.inbox import Inbox
+from shadowproxy.jsonrpc import Kind, Message, decode, error_response
+from shadowproxy.mount import MODERN_VERSIONS, Mount, request_protocol_version
+from shadowproxy.session import SessionRecord, new_session_id
+from shadowproxy.sessions import LiveSession
+from shadowproxy.tasks import spawn
+from shadowproxy.upstreams.base import Channel
+from shadowproxy.upstreams.stdio import MAX_LINE, ChildProcess, StdioUpstream
+
+log = logging.getLogger(__name__)
+
+CLIENT, SERVER, CLIENT_EOF, SERVER_EXIT = range(4)
+Event = tuple[int, Any]
+
+
+class LineReader(asyncio.Protocol):
+    """Our stdin: newline-delimited JSON-RPC; bad lines are answered at once and never stop the session."""
+
+    def __init__(self, inbox: Inbox[Event], reject: Any) -> None:
+        self.inbox = inbox
+        self.reject = reject
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        lines = (self.buffer + data).split(b"\n") if self.buffer else data.split(b"\n")
+        self.buffer = lines.pop()
+        if len(self.buffer) > MAX_LINE:
+            self.buffer = b""
+            self.reject(None, JsonRpcError(-32600, f"message over {MAX_LINE} bytes"))
+        for line in lines:
+            if not line or line.isspace():
+                continue
+            try:
+                decoded = decode(line)
+            except JsonRpcError as exc:
+                self.reject(line, exc)
+                continue
+            for message in decoded if isinstance(decoded, list) else (decoded,):
+                self.inbox.put((CLIENT, message))
+
+    def eof_received(self) -> bool:
+        self.inbox.put((CLIENT_EOF, None))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.inbox.put((CLIENT_EOF, None))
+
+
+class Writer(asyncio.Protocol):
+    """Our stdout, with flow control so a slow client cannot grow our memory without bound."""
+
+    def __init__(self) -> None:
+        self.paused: asyncio.Future[None] | None = None
+
+    def pause_writing(self) -> None:
+        self.paused = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.paused is not None and not self.paused.done():
+            self.paused.set_result(None)
+        self.paused = None
+
+
+class StdioFront:
+    def __init__(self, mount: Mount) -> None:
+        self.mount = mount
+        self.inbox: Inbox[Event] = Inbox()
+        record = SessionRecord(id=new_session_id(), upstream=mount.name)
+        self.session = LiveSession(record, mount)
+        self.inflight: dict[object, Message] = {}
+        self.child: ChildProcess | None = None
+        self.channel: Channel | None = None
+        self.listener: asyncio.Task[None] | None = None
+        self.out: asyncio.WriteTransport | None = None
+        self.writer = Writer()
+
+    def write(self, message: Message) -> None:
+        assert self.out is not None
+        self.out.write(message.to_bytes() + b"\n")
+
+    def reject(self, line: bytes | None, error: JsonRpcError) -> None:
+        log.warning("client sent a bad message (%s): %.200r", error.message, line)
+        self.write(error_response(None, error))
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.out, _ = await loop.connect_write_pipe(lambda: self.writer, sys.stdout)  # type: ignore[assignment]
+        await loop.connect_read_pipe(lambda: LineReader(self.inbox, self.reject), sys.stdin)
+        upstream = self.mount.upstream
+        if isinstance(upstream, StdioUpstream):
+            self.child = await upstream.attach(lambda message: self.inbox.put((SERVER, message)))
+            self.child.finished.add_done_callback(lambda _: self.inbox.put((SERVER_EXIT, None)))
+        else:
+            self.channel = await upstream.open(lambda message: self.inbox.put((SERVER, message)))
+        self.mount.sessions.add(self.session)
+        while True:
+            kind, message = await self.inbox.next()
+            if kind == CLIENT:
+                await self.from_client(message)
+            elif kind == SERVER:
+                await self.from_server(message)
+            elif kind == CLIENT_EOF:
+                return 0
+            else:
+                return self.upstream_exited()
+            if self.writer.paused is not None:
+                await self.writer.paused
+
+    def upstream_exited(self) -> int:
+        assert self.child is not None
+        code = self.child.returncode or 0
+        error = UpstreamError(f"upstream {self.mount.name!r} exited with code {code} before answering")
+        for request_id in self.inflight:
+            self.write(error_response(request_id, error))  # type: ignore[arg-type]
+        log.error("upstream %s exited with code %s", self.mount.name, code)
+        return code if code else 1
+
+    async def from_client(self, message: Message) -> None:
+        if message.method == "initialize":
+            params = message.params or {}
+            record = self.session.record
+            record.client_info = params.get("clientInfo")
+            record.client_capabilities = params.get("capabilities")
+            record.protocol_version = params.get("protocolVersion")
+            record.init_request = message.to_bytes().decode()
+        verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, self.session, "stdio")
+        self.mount.sessions.touch(self.session)
+        if not verdict.is_forward:
+            answer = answer_for(message, verdict)
+            if answer is not None:
+                self.write(answer)
+            return
+        if verdict.message is not None:
+            message = verdict.message
+        if message.is_request:
+            self.inflight[message.id] = message
+        try:
+            await self.to_server(message)
+        except UpstreamError as exc:
+            self.inflight.pop(message.id, None)
+            if message.is_request:
+                self.write(error_response(message.id, exc))
+
+    async def to_server(self, message: Message) -> None:
+        if self.child is not None:
+            self.child.write(message.to_bytes())
+            await self.child.drain()
+        elif message.is_request:
+            spawn(self.bridge(message), name=f"bridge-{message.id}")
+        else:
+            assert self.channel is not None
+            await self.channel.send(message, self.bridge_headers(message))
+
+    def bridge_headers(self, message: Message) -> dict[str, str]:
+        """What an HTTP client would have sent alongside this message."""
+        version = request_protocol_version(message) or self.session.record.protocol_version
+        headers = {"MCP-Protocol-Version": version} if version and message.method != "initialize" else {}
+        if version in MODERN_VERSIONS and message.method:
+            headers["Mcp-Method"] = message.method
+            params = message.params if isinstance(message.params, dict) else {}
+            name = params.get("name") or params.get("uri")
+            if isinstance(name, str):
+                headers["Mcp-Name"] = name
+        return headers
+
+    async def bridge(self, message: Message) -> None:
+        """One request through an HTTP upstream; its answers join the inbox."""
+        assert self.channel is not None
+        exchange = None
+        try:
+            exchange = await self.channel.request(message, self.bridge_headers(message))
+            while True:
+                incoming = await exchange.next()
+                self.inbox.put((SERVER, incoming))
+                if incoming.is_reply and incoming.id == message.id:
+                    break
+        except JsonRpcError as exc:
+            self.inbox.put((SERVER, error_response(message.id, exc)))
+        finally:
+            if exchange is not None:
+                await exchange.close()
+
+    async def listen(self) -> None:
+        """The HTTP upstream's GET stream: server requests and notifications tied to no request."""
+        assert self.channel is not None
+        headers = self.bridge_headers(Message(Kind.NOTIFICATION, {}))
+        try:
+            source = await self.channel.listen(headers)
+        except UpstreamError as exc:
+            log.warning("no upstream GET stream: %s", exc.message)
+            return
+        if source is None:
+            return
+        try:
+            while True:
+                self.inbox.put((SERVER, await source.next()))
+        except JsonRpcError as exc:
+            log.info("the upstream GET stream ended: %s", exc.message)
+        finally:
+            await source.close(cancel=True)
+
+    async def from_server(self, message: Message) -> None:
+        request = self.inflight.pop(message.id, None) if message.is_reply else None
+        if request is not None and request.method == "initialize" and message.kind is Kind.RESPONSE:
+            result = message.result if isinstance(message.result, dict) else {}
+            self.mount.sessions.activate(self.session, result.get("protocolVersion"))
+            if self.channel is not None:
+                self.listener = spawn(self.listen(), name="bridge-listen")
+        verdict = await self.mount.judge(message, Direction.SERVER_TO_CLIENT, self.session, "stdio", request)
+        self.mount.sessions.touch(self.session, error=message.error is not None)
+        if verdict.is_forward:
+            self.write(verdict.message or message)
+        elif message.is_reply:
+            self.write(error_response(message.id, verdict.error or JsonRpcError(INTERNAL_ERROR, "blocked")))
+        else:
+            answer = answer_for(message, verdict)
+            if answer is not None:
+                try:
+                    await self.to_server(answer)
+                except UpstreamError as exc:
+                    log.warning("could not answer the server's %s: %s", message.method, exc.message)
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.cancel()
+        if self.child is not None:
+            await self.child.terminate()
+        if self.channel is not None:
+            await self.channel.close()
+        await self.mount.sessions.close(self.session.id)

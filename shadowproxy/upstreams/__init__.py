@@ -1,0 +1,14 @@
+"""Upstream transports: how the proxy reaches MCP servers."""
+
+from shadowproxy.config import UpstreamConfig
+from shadowproxy.upstreams.base import Channel, Exchange, Upstream
+from shadowproxy.upstreams.http import HttpUpstream
+from shadowproxy.upstreams.stdio import StdioUpstream
+
+__all__ = ["Channel", "Exchange", "HttpUpstream", "StdioUpstream", "Upstream", "create_upstream"]
+
+
+def create_upstream(config: UpstreamConfig) -> Upstream:
+    if config.is_stdio:
+        return StdioUpstream(config)
+    return HttpUpstream(config)

@@ -1,0 +1,74 @@
+"""The upstream seam: how a session reaches its MCP server.
+
+An :class:`Upstream` is one configured server; it opens a :class:`Channel` per
+session (or hands every session the same shared one). A channel sends a request
+and returns an :class:`Exchange`: the messages the server sends for that
+request, ending with its response, read in the task that asked. The seam does
+not know about HTTP clients, sessions stores or the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from shadowproxy.inbox import Inbox
+from shadowproxy.jsonrpc import Message
+
+UnsolicitedHandler = Callable[[Message], None]
+"""Receives server messages that belong to no request in flight (list-changed, unrelated logs)."""
+
+
+class Pending(Inbox[Message]):
+    """The inbox of one request in flight: filled by a protocol callback, drained by the waiting task."""
+
+    __slots__ = ("key", "original_id", "request", "token")
+
+    def __init__(self, request: Message, key: object = None) -> None:
+        super().__init__()
+        self.request = request
+        self.key = key
+        self.original_id = request.id
+        self.token: object = None
+
+
+class Exchange(Protocol):
+    """The upstream's answer to one request.
+
+    ``status`` is the HTTP status the upstream chose (200 for stdio); ``next``
+    returns the server's messages in order and the last is the response;
+    ``close(cancel=True)`` tells the server the requester gave up.
+    """
+
+    status: int
+
+    async def next(self) -> Message: ...
+
+    async def close(self, *, cancel: bool = False) -> None: ...
+
+
+class Channel(Protocol):
+    """One session's path to its server."""
+
+    upstream_session_id: str | None
+
+    async def request(self, message: Message, headers: Mapping[str, str]) -> Exchange: ...
+
+    async def send(self, message: Message, headers: Mapping[str, str]) -> None:
+        """A notification, or the client's response to a server request; no answer is awaited."""
+
+    async def listen(self, headers: Mapping[str, str]) -> Exchange | None:
+        """The server's stream of messages tied to no request, or ``None`` when they arrive as unsolicited ones."""
+
+    async def close(self) -> None: ...
+
+
+class Upstream(Protocol):
+    """One configured MCP server."""
+
+    name: str
+
+    async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> Channel:
+        """A channel for a new session; ``shared`` asks for the one channel all stateless requests use."""
+
+    async def close(self) -> None: ...

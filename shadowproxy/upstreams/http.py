@@ -1,0 +1,205 @@
+"""Streamable HTTP upstreams: MCP servers the proxy reaches with POST (JSON or SSE answers).
+
+One pooled aiohttp client per upstream; a request's answer is read in the task
+that asked for it. The upstream's own ``Mcp-Session-Id`` is kept on the channel
+and never shown to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Mapping
+
+import aiohttp
+
+from shadowproxy.config import UpstreamConfig
+from shadowproxy.errors import JsonRpcError, UpstreamError
+from shadowproxy.jsonrpc import Message, decode, error_response
+from shadowproxy.sse import SseError, SseParser
+from shadowproxy.upstreams.base import UnsolicitedHandler
+
+log = logging.getLogger(__name__)
+
+SESSION_HEADER = "Mcp-Session-Id"
+ACCEPT = "application/json, text/event-stream"
+
+
+class UpstreamSessionLost(UpstreamError):
+    """The upstream answered 404 to the session it gave us: it restarted or expired the session."""
+
+
+class HttpExchange:
+    """The answer to one POST: a JSON body or an event stream, read as it arrives."""
+
+    __slots__ = ("_messages", "_parser", "_response", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self._messages: deque[Message] = deque()
+        content_type = response.headers.get("Content-Type", "")
+        self._parser = SseParser() if content_type.startswith("text/event-stream") else None
+
+    async def next(self) -> Message:
+        while not self._messages:
+            if self._parser is None:
+                await self._read_json()
+            else:
+                await self._read_events()
+        return self._messages.popleft()
+
+    async def _read_json(self) -> None:
+        body = await self._response.read()
+        self._response.release()
+        if not body:
+            raise UpstreamError(f"upstream answered HTTP {self.status} with no body")
+        try:
+            decoded = decode(body)
+        except JsonRpcError as exc:
+            raise UpstreamError(f"upstream answered HTTP {self.status} with no JSON-RPC body ({exc.message})") from None
+        self._messages.extend(decoded if isinstance(decoded, list) else (decoded,))
+
+    async def _read_events(self) -> None:
+        assert self._parser is not None
+        try:
+            chunk = await self._response.content.readany()
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"upstream stream broke: {exc}") from None
+        if not chunk:
+            raise UpstreamError("upstream closed its event stream before answering")
+        try:
+            events = self._parser.feed(chunk)
+        except SseError as exc:
+            raise UpstreamError(str(exc)) from None
+        for event in events:
+            if not event.data or event.event not in (None, "message"):
+                continue
+            try:
+                decoded = decode(event.data)
+            except JsonRpcError as exc:
+                log.warning("upstream sent an event that is not JSON-RPC (%s)", exc.message)
+                continue
+            self._messages.extend(decoded if isinstance(decoded, list) else (decoded,))
+
+    async def close(self, *, cancel: bool = False) -> None:
+        # Closing the connection is how a 2026-07-28 client cancels; otherwise return it to the pool.
+        if cancel:
+            self._response.close()
+        else:
+            self._response.release()
+
+
+class HttpChannel:
+    """A session's channel to an HTTP server; it carries the server's session id."""
+
+    def __init__(self, upstream: HttpUpstream) -> None:
+        self.upstream = upstream
+        self.upstream_session_id: str | None = None
+
+    def _headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        out = {"Accept": ACCEPT, "Content-Type": "application/json"}
+        out.update(headers)
+        out.update(self.upstream.config.headers)
+        if self.upstream_session_id is not None:
+            out[SESSION_HEADER] = self.upstream_session_id
+        return out
+
+    async def _post(self, message: Message, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+        client = self.upstream.client()
+        try:
+            response = await client.post(self.upstream.url, data=message.to_bytes(), headers=self._headers(headers))
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
+        if response.status == 404 and self.upstream_session_id is not None:
+            response.release()
+            raise UpstreamSessionLost(f"upstream {self.upstream.name!r} no longer knows this session")
+        return response
+
+    async def request(self, message: Message, headers: Mapping[str, str]) -> HttpExchange | ErrorExchange:
+        response = await self._post(message, headers)
+        session_id = response.headers.get(SESSION_HEADER)
+        if session_id and message.method == "initialize":
+            self.upstream_session_id = session_id
+        content_type = response.headers.get("Content-Type", "")
+        if response.status == 202 or not content_type.startswith(("application/json", "text/event-stream")):
+            status = response.status
+            response.release()
+            error = UpstreamError(f"upstream answered HTTP {status} without a JSON-RPC response")
+            return ErrorExchange(error_response(message.id, error), 502 if status < 400 else status)
+        return HttpExchange(response)
+
+    async def listen(self, headers: Mapping[str, str]) -> HttpExchange | None:
+        """The upstream's GET stream for this session; ``None`` when it offers none (405)."""
+        request_headers = self._headers(headers)
+        request_headers["Accept"] = "text/event-stream"
+        request_headers.pop("Content-Type")
+        try:
+            response = await self.upstream.client().get(self.upstream.url, headers=request_headers)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
+        if response.status == 404 and self.upstream_session_id is not None:
+            response.release()
+            raise UpstreamSessionLost(f"upstream {self.upstream.name!r} no longer knows this session")
+        if response.status != 200 or not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+            response.release()
+            return None
+        return HttpExchange(response)
+
+    async def send(self, message: Message, headers: Mapping[str, str]) -> None:
+        response = await self._post(message, headers)
+        if response.status >= 400:
+            body = await response.read()
+            log.warning("upstream refused a %s with HTTP %s: %.200r", message.kind.value, response.status, body)
+        response.release()
+
+    async def close(self) -> None:
+        if self.upstream_session_id is None:
+            return
+        try:
+            async with self.upstream.client().delete(self.upstream.url, headers=self._headers({})):
+                pass
+        except (aiohttp.ClientError, OSError) as exc:
+            log.debug("DELETE of the upstream session failed: %s", exc)
+
+
+class ErrorExchange:
+    """An exchange that is already over: one error made by the proxy."""
+
+    __slots__ = ("_message", "status")
+
+    def __init__(self, message: Message, status: int) -> None:
+        self._message: Message | None = message
+        self.status = status
+
+    async def next(self) -> Message:
+        if self._message is None:
+            raise UpstreamError("the exchange is over")
+        message, self._message = self._message, None
+        return message
+
+    async def close(self, *, cancel: bool = False) -> None:
+        self._message = None
+
+
+class HttpUpstream:
+    def __init__(self, config: UpstreamConfig) -> None:
+        assert config.url is not None
+        self.name = config.name
+        self.config = config
+        self.url = config.url
+        self._client: aiohttp.ClientSession | None = None
+
+    def client(self) -> aiohttp.ClientSession:
+        if self._client is None or self._client.closed:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+            self._client = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
+        return self._client
+
+    async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> HttpChannel:
+        return HttpChannel(self)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()

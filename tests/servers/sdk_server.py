@@ -1,0 +1,83 @@
+"""An MCP server on the official SDK, for the integration tests: stdio by default, ``--http PORT`` for HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+import mcp_types as types
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+
+server = MCPServer("test-server")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Echo the text back."""
+    return text
+
+
+@server.tool()
+async def progress(steps: int, ctx: Context) -> str:
+    """Report progress and log a line per step."""
+    for step in range(steps):
+        await ctx.report_progress(step + 1, steps, f"step {step + 1}")
+        await ctx.info(f"log {step + 1}")
+    return f"done {steps}"
+
+
+@server.tool()
+async def ask(question: str, ctx: Context) -> str:
+    """Ask the client's model (a sampling request) and return its answer."""
+    message = types.SamplingMessage(role="user", content=types.TextContent(type="text", text=question))
+    result = await ctx.session.create_message(messages=[message], max_tokens=20)
+    return f"model said: {result.content.text}"
+
+
+@server.tool()
+async def slow(seconds: float) -> str:
+    """Sleep, then answer."""
+    await asyncio.sleep(seconds)
+    return f"slept {seconds}"
+
+
+@server.tool()
+def fail(reason: str) -> str:
+    """Raise an error."""
+    raise ValueError(reason)
+
+
+@server.tool()
+def crash() -> str:
+    """Kill this server process."""
+    os._exit(3)
+
+
+@server.tool()
+def pid() -> int:
+    """This server's process id."""
+    return os.getpid()
+
+
+@server.resource("test://static")
+def static() -> str:
+    """A fixed text."""
+    return "static text"
+
+
+@server.prompt()
+def greet(name: str) -> str:
+    """Greet someone."""
+    return f"Hello, {name}!"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--http", type=int)
+    args = parser.parse_args()
+    if args.http:
+        server.run("streamable-http", port=args.http)
+    else:
+        server.run()
