@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -40,14 +41,16 @@ class Proxy:
             raise ConfigError("no upstream: give --upstream, a config file with upstreams, or --demo", key="upstreams")
         self.config = config
         self.store = open_store(config.store, ttl=config.session_ttl)
-        self.worker = PersistenceWorker(
-            self.store, flush_interval=config.flush_interval, batch_size=config.batch_size
-        )
+        self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
         self.chain = Chain(load_interceptors(config.interceptors, config.rules))
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl)
         self.mounts = [
             Mount(path, create_upstream(upstream), self.chain, self.sessions)
             for path, upstream in mount_paths(config.path, config.upstreams)
+        ]
+        self.endpoints = [
+            StreamableHttpEndpoint(mount, request_timeout=config.request_timeout, keepalive=config.keepalive_interval)
+            for mount in self.mounts
         ]
         self.draining = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -125,18 +128,25 @@ async def readyz(request: web.Request) -> web.Response:
     proxy = request.app[PROXY_KEY]
     if proxy.draining:
         return web.json_response({"status": "draining"}, status=503)
-    return web.json_response({"status": "ready", "sessions": len(proxy.sessions)})
+    in_flight = sum(endpoint.in_flight for endpoint in proxy.endpoints)
+    return web.json_response(
+        {"status": "ready", "sessions": len(proxy.sessions), "in_flight": in_flight, "tasks": task_census()}
+    )
+
+
+def task_census() -> dict[str, int]:
+    """Live asyncio tasks by coroutine, so a leak names itself."""
+    census = Counter(getattr(task.get_coro(), "__qualname__", "?") for task in asyncio.all_tasks())
+    census["total"] = sum(census.values())
+    return dict(census)
 
 
 def make_app(proxy: Proxy) -> web.Application:
     config = proxy.config
     app = web.Application(middlewares=[guard(config)], client_max_size=config.max_body_size)
     app[PROXY_KEY] = proxy
-    for mount in proxy.mounts:
-        endpoint = StreamableHttpEndpoint(
-            mount, request_timeout=config.request_timeout, keepalive=config.keepalive_interval
-        )
-        app.router.add_route("*", mount.path, endpoint.handle)
+    for endpoint in proxy.endpoints:
+        app.router.add_route("*", endpoint.mount.path, endpoint.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 

@@ -278,5 +278,9 @@ def validate(config: Config) -> None:
     names = [upstream.name for upstream in config.upstreams]
     if len(names) != len(set(names)):
         raise ConfigError("server names must be unique", key="upstreams", source=config.source)
-    if "://" not in config.store:
-        raise ConfigError("must be a URL such as memory://, sqlite:///path.db or redis://host:6379/0", key="store")
+    from shadowproxy.stores import parse_store_url
+
+    try:
+        parse_store_url(config.store)
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, key="store", source=config.source) from None

@@ -33,6 +33,7 @@ class ConfigError(ShadowProxyError):
     """Configuration that cannot be used. ``key`` names the offending setting."""
 
     def __init__(self, message: str, *, key: str | None = None, source: str | None = None) -> None:
+        self.problem = message
         self.key = key
         self.source = source
         where = " ".join(part for part in (source, f"[{key}]" if key else None) if part)

@@ -69,6 +69,7 @@ class StreamableHttpEndpoint:
         self.request_timeout = request_timeout
         self.keepalive = keepalive
         self.forward_headers = isinstance(mount.upstream, HttpUpstream)
+        self.in_flight = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
@@ -204,6 +205,7 @@ class StreamableHttpEndpoint:
         stream: web.StreamResponse | None = None
         exchange: Exchange | None = None
         final: Message | None = None
+        self.in_flight += 1
         try:
             async with asyncio.timeout(self.request_timeout):
                 exchange = await channel.request(message, self.upstream_headers(request))
@@ -244,6 +246,7 @@ class StreamableHttpEndpoint:
         except JsonRpcError as exc:
             return json_reply(error_response(message.id, exc), 400, headers), None
         finally:
+            self.in_flight -= 1
             if exchange is not None:
                 await exchange.close()
         assert stream is not None
@@ -364,4 +367,3 @@ def answer_for(message: Message, verdict: Verdict) -> Message | None:
         return result_response(message.id, verdict.result)  # type: ignore[arg-type]
     assert verdict.error is not None
     return error_response(message.id, verdict.error)
-

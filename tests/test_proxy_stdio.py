@@ -7,7 +7,7 @@ import sys
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.support import REPO, HttpServerProcess, sdk_server_command, child_env
+from tests.support import REPO, HttpServerProcess, child_env, sdk_server_command
 from tests.test_proxy_http import ERAS, exercise_client
 
 

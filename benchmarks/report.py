@@ -1,0 +1,179 @@
+"""The harness's output: one table, the issue's targets checked against it, and the same as JSON."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DIRECT_HTTP = "direct HTTP (aiohttp)"
+DIRECT_STDIO = "direct stdio"
+PROXY_HTTP_STDIO = "shadowproxy HTTP->stdio"
+PROXY_STDIO_STDIO = "shadowproxy stdio->stdio"
+PEER = "peer mcp-proxy HTTP->stdio"
+
+
+@dataclass
+class RowResult:
+    """One row of the table: a target at one concurrency, or why it has no figures."""
+
+    name: str
+    baseline: str
+    concurrency: int
+    status: str = "ok"
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    rps: float = math.nan
+    p50_ms: float = math.nan
+    p90_ms: float = math.nan
+    p99_ms: float = math.nan
+    cpu_s_per_1k: float = math.nan
+    peak_rss_mib: float = math.nan
+    client_cpu_pct: float = math.nan
+    ratio: float = math.nan
+    added_p50_ms: float = math.nan
+    first_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            key: (None if isinstance(value, float) and math.isnan(value) else value)
+            for key, value in asdict(self).items()
+        }
+
+
+@dataclass(frozen=True)
+class Check:
+    """One of the issue's targets and whether the measured figures meet it."""
+
+    target: str
+    measured: str
+    met: bool | None
+
+
+def compare(rows: list[RowResult]) -> None:
+    """Fill each row's ratio and added p50 against its baseline row at the same concurrency."""
+    by_key = {(row.name, row.concurrency): row for row in rows if row.status == "ok"}
+    for row in rows:
+        base = by_key.get((row.baseline, row.concurrency))
+        if row.status != "ok" or base is None or not base.rps:
+            continue
+        row.ratio = row.rps / base.rps
+        row.added_p50_ms = row.p50_ms - base.p50_ms
+
+
+def _find(rows: list[RowResult], name: str, concurrency: int) -> RowResult | None:
+    return next(
+        (row for row in rows if row.name == name and row.concurrency == concurrency and row.status == "ok"), None
+    )
+
+
+def checks(rows: list[RowResult], high: int) -> list[Check]:
+    """The issue's targets, at ``high`` concurrent clients and at one."""
+    http_high, http_one = _find(rows, PROXY_HTTP_STDIO, high), _find(rows, PROXY_HTTP_STDIO, 1)
+    direct_http_high, direct_http_one = _find(rows, DIRECT_HTTP, high), _find(rows, DIRECT_HTTP, 1)
+    stdio_high = _find(rows, PROXY_STDIO_STDIO, high)
+    peer_high = _find(rows, PEER, high)
+    found: list[Check] = []
+
+    def add(target: str, left: RowResult | None, right: RowResult | None, measure: Any) -> None:
+        if left is None or right is None:
+            found.append(Check(target, "not measured", None))
+            return
+        text, met = measure(left, right)
+        found.append(Check(target, text, met))
+
+    add(
+        f"HTTP->stdio >= 65% of direct aiohttp req/s at {high} clients",
+        http_high,
+        direct_http_high,
+        lambda a, b: (f"{a.rps / b.rps:.0%}", a.rps >= 0.65 * b.rps),
+    )
+    add(
+        f"HTTP->stdio >= 8x the peer's req/s at {high} clients",
+        http_high,
+        peer_high,
+        lambda a, b: (f"{a.rps / b.rps:.1f}x", a.rps >= 8 * b.rps),
+    )
+    add(
+        "HTTP->stdio p50 added latency < 0.3 ms at 1 client (vs direct aiohttp)",
+        http_one,
+        direct_http_one,
+        lambda a, b: (f"{a.p50_ms - b.p50_ms:+.3f} ms", a.p50_ms - b.p50_ms < 0.3),
+    )
+    add(
+        f"stdio->stdio >= 10,000 req/s ({high} in flight)",
+        stdio_high,
+        stdio_high,
+        lambda a, _: (f"{a.rps:,.0f} req/s", a.rps >= 10_000),
+    )
+    for concurrency in sorted({high, 1}, reverse=True):
+        add(
+            f"stdio->stdio >= 70% of direct stdio ({concurrency} in flight)",
+            _find(rows, PROXY_STDIO_STDIO, concurrency),
+            _find(rows, DIRECT_STDIO, concurrency),
+            lambda a, b: (f"{a.rps / b.rps:.0%}", a.rps >= 0.70 * b.rps),
+        )
+    return found
+
+
+def _cell(value: float, spec: str) -> str:
+    return "-" if math.isnan(value) else format(value, spec)
+
+
+def table(rows: list[RowResult]) -> str:
+    """The results as a fixed-width text table; a row without figures shows why."""
+    header = (
+        "row",
+        "c",
+        "req/s",
+        "ratio",
+        "p50 ms",
+        "+p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "CPU s/1k",
+        "RSS MiB",
+        "client CPU",
+        "err",
+    )
+    full = [header]
+    for row in rows:
+        if row.status == "ok":
+            full.append(
+                (
+                    row.name,
+                    str(row.concurrency),
+                    _cell(row.rps, ",.0f"),
+                    _cell(row.ratio, ".2f"),
+                    _cell(row.p50_ms, ".3f"),
+                    _cell(row.added_p50_ms, "+.3f"),
+                    _cell(row.p90_ms, ".3f"),
+                    _cell(row.p99_ms, ".3f"),
+                    _cell(row.cpu_s_per_1k, ".3f"),
+                    _cell(row.peak_rss_mib, ".1f"),
+                    _cell(row.client_cpu_pct, ".0f") + "%",
+                    str(row.errors),
+                )
+            )
+    widths = [max(len(line[i]) for line in full) for i in range(len(header))]
+    widths[0] = max(widths[0], *(len(row.name) for row in rows)) if rows else widths[0]
+
+    def render(line: tuple[str, ...]) -> str:
+        return "  ".join(
+            [line[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(line[1:], widths[1:], strict=True))]
+        )
+
+    out = [render(header)]
+    ok_lines = iter(full[1:])
+    for row in rows:
+        if row.status == "ok":
+            out.append(render(next(ok_lines)))
+        else:
+            out.append(f"{row.name.ljust(widths[0])}  {str(row.concurrency).rjust(widths[1])}  {row.status}")
+    return "\n".join(out)
+
+
+def check_lines(found: list[Check]) -> str:
+    marks = {True: "MET ", False: "MISS", None: "n/a "}
+    return "\n".join(f"[{marks[check.met]}] {check.target}: {check.measured}" for check in found)

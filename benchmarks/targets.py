@@ -1,0 +1,164 @@
+"""What the load client is pointed at: the fast servers, ShadowProxy, and the peer, each started and stopped here.
+
+Every setup is an async context manager yielding a :class:`Target`. A process
+started here runs in its own session (process group) with its output in a log
+file, and is stopped with its whole group when the row ends: nothing outlives
+the row that started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FASTSERVER = Path(__file__).resolve().with_name("fastserver.py")
+
+
+class TargetError(Exception):
+    """A target that did not come up: its command exited, or its port never answered."""
+
+
+@dataclass
+class Target:
+    """An HTTP endpoint (``url``) or a command to launch over stdio (``argv``), and the pids it runs as."""
+
+    url: str | None = None
+    argv: list[str] | None = None
+    roots: list[int] = field(default_factory=list)
+    front: int | None = None
+
+
+def server_argv(mode: str, *extra: str) -> list[str]:
+    return [sys.executable, str(FASTSERVER), mode, *extra]
+
+
+def shadowproxy_argv() -> list[str]:
+    beside = Path(sys.executable).with_name("shadowproxy")
+    found = str(beside) if beside.exists() else shutil.which("shadowproxy")
+    if found is None:
+        raise TargetError("the shadowproxy command is not installed (pip install -e .)")
+    return [found]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Launcher:
+    """Starts the processes of one run, each logging to ``workdir``, and stops them all."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.processes: list[asyncio.subprocess.Process] = []
+
+    def log(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    @contextlib.asynccontextmanager
+    async def process(self, name: str, argv: list[str]) -> AsyncIterator[asyncio.subprocess.Process]:
+        with self.log(name).open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
+        try:
+            yield process
+        finally:
+            await stop_group(process)
+
+    async def wait_http(self, name: str, process: asyncio.subprocess.Process, port: int, path: str) -> None:
+        """Wait (bounded) until ``GET path`` on ``port`` gets any HTTP answer."""
+        for _ in range(3000):
+            if process.returncode is not None:
+                tail = self.log(name).read_text(errors="replace")[-2000:]
+                raise TargetError(f"{name} exited with {process.returncode}:\n{tail}")
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.01)
+                continue
+            writer.write(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % (path.encode(), port))
+            status = await reader.readline()
+            writer.close()
+            if status.startswith(b"HTTP/1.1 200") or (status.startswith(b"HTTP/") and path == "/mcp"):
+                return
+            await asyncio.sleep(0.01)
+        raise TargetError(f"{name} did not answer on port {port} within 30 s")
+
+
+async def stop_group(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM the process group this harness started, then SIGKILL it if it lingers."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(10):
+                await process.wait()
+        except TimeoutError:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def http_server(launcher: Launcher, mode: str) -> AsyncIterator[Target]:
+    """The fast server behind aiohttp (``http``) or a bare protocol (``raw-http``)."""
+    port = free_port()
+    async with launcher.process(mode, server_argv(mode, "--port", str(port))) as process:
+        await launcher.wait_http(mode, process, port, "/mcp")
+        yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid], front=process.pid)
+
+
+@contextlib.asynccontextmanager
+async def stdio_server(launcher: Launcher) -> AsyncIterator[Target]:
+    yield Target(argv=server_argv("stdio"))
+
+
+@contextlib.asynccontextmanager
+async def proxy_http(launcher: Launcher, upstream: str) -> AsyncIterator[Target]:
+    """``shadowproxy run`` in front of ``upstream``: ``stdio`` (a child it spawns) or ``http``."""
+    async with contextlib.AsyncExitStack() as stack:
+        roots: list[int] = []
+        if upstream == "stdio":
+            spec = " ".join(server_argv("stdio"))
+        else:
+            server = await stack.enter_async_context(http_server(launcher, "http"))
+            assert server.url is not None
+            spec, roots = server.url, server.roots
+        port = free_port()
+        argv = [*shadowproxy_argv(), "run", "--upstream", spec, "--port", str(port), "--log-level", "warning"]
+        name = f"shadowproxy-http-{upstream}"
+        process = await stack.enter_async_context(launcher.process(name, argv))
+        await launcher.wait_http(name, process, port, "/healthz")
+        yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid, *roots], front=process.pid)
+
+
+@contextlib.asynccontextmanager
+async def proxy_stdio(launcher: Launcher) -> AsyncIterator[Target]:
+    """``shadowproxy stdio -- <server>``, launched by the load client itself."""
+    yield Target(argv=[*shadowproxy_argv(), "stdio", "--log-level", "warning", "--", *server_argv("stdio")])
+
+
+@contextlib.asynccontextmanager
+async def peer_http(launcher: Launcher, peer_command: Path) -> AsyncIterator[Target]:
+    """The ``mcp-proxy`` package in front of the fast stdio server."""
+    port = free_port()
+    argv = [str(peer_command), "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]
+    async with launcher.process("mcp-proxy", [*argv, "--", *server_argv("stdio")]) as process:
+        await launcher.wait_http("mcp-proxy", process, port, "/mcp")
+        yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid], front=process.pid)

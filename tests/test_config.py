@@ -1,0 +1,74 @@
+"""Config: file, environment and flags, with errors that name the key and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shadowproxy import config
+from shadowproxy.errors import ConfigError
+
+
+def test_defaults_env_and_flags(tmp_path: Path) -> None:
+    file = tmp_path / "shadowproxy.yaml"
+    file.write_text("port: 9000\nupstreams:\n  files:\n    command: python server.py --root /data\n")
+    cfg = config.load(str(file), env={"SHADOWPROXY_PORT": "9100", "SHADOWPROXY_STORE": "sqlite:///x.db"})
+    assert cfg.port == 9100 and cfg.store == "sqlite:///x.db" and cfg.host == "127.0.0.1"
+    assert cfg.upstreams[0].command == ("python", "server.py", "--root", "/data")
+    flagged = config.load(str(file), env={"SHADOWPROXY_PORT": "9100"}, port=9200, upstream="https://h/mcp")
+    assert flagged.port == 9200 and flagged.upstreams[0].url == "https://h/mcp"
+
+
+def test_mcp_servers_json(tmp_path: Path) -> None:
+    file = tmp_path / "claude.json"
+    file.write_text(
+        '{"mcpServers": {"fs": {"command": "npx", "args": ["-y", "server-fs", "/tmp"], "env": {"A": "1"}},'
+        ' "remote": {"url": "https://example.com/mcp"}}}'
+    )
+    cfg = config.load(str(file), env={})
+    fs, remote = cfg.upstreams
+    assert fs.name == "fs" and fs.command == ("npx", "-y", "server-fs", "/tmp") and fs.env == {"A": "1"}
+    assert remote.url == "https://example.com/mcp"
+    from shadowproxy.app import mount_paths
+
+    assert [path for path, _ in mount_paths("/mcp", cfg.upstreams)] == ["/mcp/fs", "/mcp/remote"]
+    assert [path for path, _ in mount_paths("/mcp", cfg.upstreams[:1])] == ["/mcp", "/mcp/fs"]
+
+
+def test_upstream_command_is_split_like_a_shell() -> None:
+    assert config.parse_upstream("d", 'python "my server.py" --flag').command == ("python", "my server.py", "--flag")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("prot: 1\n", "[prot]: unknown key"),
+        ("port: eighty\n", "[port]: must be a number"),
+        ("port: 70000\n", "[port]: must be between"),
+        ("upstreams:\n  a: {command: x, url: 'http://h'}\n", "[upstreams.a]: needs exactly one"),
+        ("upstreams:\n  a: {command: x, colour: red}\n", "[upstreams.a]: unknown setting"),
+        ("log_level: loud\n", "[log_level]"),
+        ("port: 1\n  host: x\n", ".yaml:2: not valid YAML"),
+    ],
+)
+def test_errors_name_file_and_key(tmp_path: Path, text: str, needle: str) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        config.load(str(file), env={})
+    assert needle in str(caught.value) and "bad.yaml" in str(caught.value)
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="SHADOWPROXY_PORT"):
+        config.load(None, env={"SHADOWPROXY_PORT": "x"})
+
+
+def test_cli_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from shadowproxy.cli import main
+
+    file = tmp_path / "bad.yaml"
+    file.write_text("prot: 1\n")
+    assert main(["run", "--config", str(file)]) == 2
+    assert "bad.yaml [prot]: unknown key" in capsys.readouterr().err

@@ -1,0 +1,110 @@
+"""What reaches an HTTP upstream, seen by an upstream written for the test: headers, session ids, errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from tests.support import ProxyProcess
+
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+UPSTREAM_SESSION = "upstream-secret-session"
+
+
+class Recorder:
+    """A Streamable HTTP server that answers from a script and keeps every request it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, str], Any]] = []
+        self.forget = False
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read()) if request.method == "POST" else None
+        self.seen.append((request.method, dict(request.headers), body))
+        if request.method != "POST":
+            return web.Response(status=405)
+        if body.get("method") == "initialize":
+            result = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "recorder"}}
+            reply = {"jsonrpc": "2.0", "id": body["id"], "result": result}
+            return web.json_response(reply, headers={"Mcp-Session-Id": UPSTREAM_SESSION})
+        if "id" not in body:
+            return web.Response(status=202)
+        if self.forget and request.headers.get("Mcp-Session-Id"):
+            return web.Response(status=404)
+        name = request.headers.get("Mcp-Name")
+        if name is not None and name != body.get("params", {}).get("name"):
+            error = {"code": -32020, "message": "header mismatch"}
+            return web.json_response({"jsonrpc": "2.0", "id": body["id"], "error": error}, status=400)
+        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": {"ok": True}})
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[tuple[Recorder, str]]:
+    server = Recorder()
+    app = web.Application()
+    app.router.add_route("*", "/mcp", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield server, f"http://127.0.0.1:{port}/mcp"
+    await runner.cleanup()
+
+
+async def call(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any, Any]:
+    async with aiohttp.ClientSession() as client, client.post(url, json=body, headers=headers) as response:
+        return response.status, await response.json(), response.headers
+
+
+async def test_2026_headers_pass_unchanged_and_errors_arrive_intact(start_proxy, recorder) -> None:  # type: ignore[no-untyped-def]
+    server, url = recorder
+    proxy: ProxyProcess = await start_proxy("--upstream", url)
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+    body = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "add", "_meta": meta}}
+    headers = {
+        **HEADERS,
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "add",
+        "Mcp-Param-Region": "eu-west",
+    }
+    status, reply, _ = await call(proxy.url, body, headers)
+    assert status == 200 and reply["result"] == {"ok": True}
+    _, seen, forwarded = server.seen[-1]
+    assert forwarded == body
+    for name in ("MCP-Protocol-Version", "Mcp-Method", "Mcp-Name", "Mcp-Param-Region"):
+        assert seen[name] == headers[name]
+    assert "Mcp-Session-Id" not in seen
+
+    status, reply, _ = await call(proxy.url, body, {**headers, "Mcp-Name": "subtract"})
+    assert status == 400
+    assert reply["error"] == {"code": -32020, "message": "header mismatch"}
+
+
+async def test_upstream_session_id_stays_inside(start_proxy, recorder) -> None:  # type: ignore[no-untyped-def]
+    server, url = recorder
+    proxy: ProxyProcess = await start_proxy("--upstream", url)
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}
+    status, reply, response_headers = await call(
+        proxy.url, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}, HEADERS
+    )
+    ours = response_headers["Mcp-Session-Id"]
+    assert status == 200 and ours != UPSTREAM_SESSION and len(ours) >= 22
+    assert UPSTREAM_SESSION not in str(reply)
+    session_headers = {**HEADERS, "Mcp-Session-Id": ours, "MCP-Protocol-Version": "2025-11-25"}
+    status, reply, _ = await call(proxy.url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session_headers)
+    assert status == 200 and reply["result"] == {"ok": True}
+    assert server.seen[-1][1]["Mcp-Session-Id"] == UPSTREAM_SESSION
+
+    # The upstream restarts and forgets the session: the client is told 404, so it initializes again.
+    server.forget = True
+    status, reply, _ = await call(proxy.url, {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, session_headers)
+    assert status == 404 and reply["id"] == 3
+    status, _, _ = await call(proxy.url, {"jsonrpc": "2.0", "id": 4, "method": "tools/list"}, session_headers)
+    assert status == 404
