@@ -10,7 +10,7 @@ import argparse
 import logging
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from shadowproxy import __version__, config, logs
 from shadowproxy.errors import ShadowProxyError
@@ -79,16 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def extra_commands() -> list:  # type: ignore[type-arg]
-    import importlib
+def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
+    from shadowproxy.rules.cli import register as rules
+    from shadowproxy.stores.cli import register as sessions
 
-    found = []
-    for name in ("shadowproxy.rules.cli", "shadowproxy.stores.cli"):
-        try:
-            found.append(importlib.import_module(name).register)
-        except ModuleNotFoundError:
-            pass
-    return found
+    return [rules, sessions]
 
 
 def load_config(args: argparse.Namespace, **extra: object) -> config.Config:

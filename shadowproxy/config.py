@@ -67,6 +67,8 @@ class Config:
     batch_size: int = 500
     log_level: str = "info"
     log_format: str = "text"
+    auth: Mapping[str, Any] = field(default_factory=dict)
+    admin: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
 
 
@@ -86,6 +88,8 @@ _SCALARS: dict[str, type] = {
     "log_format": str,
 }
 _LISTS = ("rules", "allowed_origins", "allowed_hosts")
+# Sections validated by the module that owns them, when it starts.
+_SECTIONS = ("auth", "admin")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -143,8 +147,12 @@ def from_mapping(raw: Mapping[str, Any], *, source: str | None = None) -> Config
             values["upstreams"] = _upstreams(key, value, source)
         elif key == "interceptors":
             values["interceptors"] = _interceptors(value, source)
+        elif key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError("must be a mapping", key=key, source=source)
+            values[key] = dict(value)
         else:
-            known = ", ".join(sorted([*_SCALARS, *_LISTS, "upstreams", "mcpServers", "interceptors"]))
+            known = ", ".join(sorted([*_SCALARS, *_LISTS, *_SECTIONS, "upstreams", "mcpServers", "interceptors"]))
             raise ConfigError(f"unknown key; known keys are: {known}", key=key, source=source)
     return Config(**values)
 
@@ -235,8 +243,11 @@ def _interceptors(value: Any, source: str | None) -> tuple[InterceptorConfig, ..
         if isinstance(item, str):
             result.append(InterceptorConfig(item))
         elif isinstance(item, dict) and isinstance(item.get("name"), str):
-            options = {k: v for k, v in item.items() if k != "name"}
-            result.append(InterceptorConfig(item["name"], options))
+            nested = item.get("options", {})
+            if not isinstance(nested, dict):
+                raise ConfigError("must be a mapping", key=f"interceptors[{index}].options", source=source)
+            inline = {k: v for k, v in item.items() if k not in ("name", "options")}
+            result.append(InterceptorConfig(item["name"], {**nested, **inline}))
         else:
             raise ConfigError("each entry needs a name", key=f"interceptors[{index}]", source=source)
     return tuple(result)

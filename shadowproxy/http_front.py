@@ -14,7 +14,7 @@ import logging
 
 from aiohttp import web
 
-from shadowproxy import sse
+from shadowproxy import metrics, sse
 from shadowproxy.chain import Action, Direction, Verdict
 from shadowproxy.errors import (
     INTERNAL_ERROR,
@@ -50,6 +50,8 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 OWN_HEADERS = frozenset({"mcp-session-id"})
+PRINCIPAL = "shadowproxy.principal"
+"""Where authentication leaves the caller's identity (a string) on the aiohttp request."""
 
 
 def json_reply(message: Message, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -70,6 +72,8 @@ class StreamableHttpEndpoint:
         self.keepalive = keepalive
         self.forward_headers = isinstance(mount.upstream, HttpUpstream)
         self.in_flight = 0
+        self.streams: set[asyncio.Task[object]] = set()
+        self.closing = False
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
@@ -113,17 +117,29 @@ class StreamableHttpEndpoint:
             if version in MODERN_VERSIONS or request_protocol_version(message) in MODERN_VERSIONS:
                 return await self.stateless(request, message, wants_sse)
             return json_error(400, INVALID_REQUEST, f"{SESSION_HEADER} header is required", message.id)
-        session = self.session_for(session_id)
+        session = await self.find_session(session_id, request.get(PRINCIPAL))
         if session is None:
             return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one", message.id)
         if version is not None and version not in KNOWN_VERSIONS:
             return json_error(400, INVALID_REQUEST, f"unsupported {VERSION_HEADER}: {version}", message.id)
         return await self.exchange(request, message, session, session.channel, wants_sse, modern=False)  # type: ignore[arg-type]
 
-    def session_for(self, session_id: str) -> LiveSession | None:
+    def session_for(self, session_id: str, principal: str | None) -> LiveSession | None:
+        """The live session, if it is this mount's and belongs to ``principal``: a leaked id is of no use."""
         session = self.sessions.get(session_id)
         if session is None or session.mount is not self.mount or session.channel is None:
             return None
+        if session.record.principal != principal:
+            return None
+        return session
+
+    async def find_session(self, session_id: str, principal: str | None) -> LiveSession | None:
+        """A live session, or one restored from the store; ``None`` means 404."""
+        session = self.session_for(session_id, principal)
+        if session is None and session_id not in self.sessions.live:
+            restored = await self.sessions.restore(session_id, self.mount)
+            if restored is not None:
+                session = self.session_for(session_id, principal)
         return session
 
     async def initialize(self, request: web.Request, message: Message, wants_sse: bool) -> web.StreamResponse:
@@ -135,16 +151,20 @@ class StreamableHttpEndpoint:
             client_info=params.get("clientInfo"),
             client_capabilities=params.get("capabilities"),
             init_request=message.to_bytes().decode(),
+            principal=request.get(PRINCIPAL),
         )
         session = LiveSession(record, self.mount)
         try:
             session.channel = await self.mount.upstream.open(session.on_unsolicited)
+            metrics.upstream_started(self.mount.upstream)
         except UpstreamError as exc:
+            metrics.upstream_failed(self.mount.name)
             return json_reply(error_response(message.id, exc), 502)
         self.sessions.add(session)
         headers = {SESSION_HEADER: record.id}
         response, final = await self.relay(request, message, session, session.channel, wants_sse, False, headers)
         if final is not None and final.kind is Kind.RESPONSE and isinstance(final.result, dict):
+            record.upstream_session_id = session.channel.upstream_session_id
             self.sessions.activate(session, final.result.get("protocolVersion"))
         else:
             await self.sessions.close(record.id)
@@ -155,7 +175,7 @@ class StreamableHttpEndpoint:
             channel = await self.mount.stateless_channel()
         except UpstreamError as exc:
             return json_reply(error_response(message.id, exc), 502)
-        session = self.mount.logical_session(message)
+        session = self.mount.logical_session(message, request.get(PRINCIPAL))
         return await self.exchange(request, message, session, channel, wants_sse, modern=True)
 
     async def exchange(
@@ -208,11 +228,13 @@ class StreamableHttpEndpoint:
         self.in_flight += 1
         try:
             async with asyncio.timeout(self.request_timeout):
+                sent = metrics.clock()
                 exchange = await channel.request(message, self.upstream_headers(request))
                 while final is None:
                     incoming = await exchange.next()
                     if incoming.is_reply and incoming.id == message.id:
                         final = incoming
+                        metrics.answered(request, self.mount.name, message.method, sent)
                     outgoing = await self.judge_reply(incoming, session, channel, message)
                     if outgoing is None:
                         continue
@@ -238,6 +260,7 @@ class StreamableHttpEndpoint:
                 await self.cancel_upstream(channel, exchange, message, error)
                 exchange = None
             log.warning("request %r failed: %s", message.method, error.message)
+            metrics.upstream_failed(self.mount.name)
             self.sessions.touch(session, error=True)
             final = error_response(message.id, error)
             if stream is None:
@@ -282,7 +305,7 @@ class StreamableHttpEndpoint:
     async def batch(
         self, request: web.Request, messages: list[Message], session_id: str | None, version: str | None
     ) -> web.StreamResponse:
-        session = self.session_for(session_id) if session_id else None
+        session = await self.find_session(session_id, request.get(PRINCIPAL)) if session_id else None
         if session is None:
             if session_id:
                 return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one")
@@ -308,7 +331,7 @@ class StreamableHttpEndpoint:
         session_id = request.headers.get(SESSION_HEADER)
         if session_id is None:
             return json_error(400, INVALID_REQUEST, f"{SESSION_HEADER} header is required")
-        session = self.session_for(session_id)
+        session = await self.find_session(session_id, request.get(PRINCIPAL))
         if session is None:
             return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one")
         if session.listening:
@@ -326,9 +349,17 @@ class StreamableHttpEndpoint:
                 log.warning("no upstream GET stream for session %s: %s", session.id[:8], exc.message)
             stream = web.StreamResponse(status=200, headers=SSE_HEADERS)
             await stream.prepare(request)
-            await self.listen(stream, session, channel, source or session.inbox)
+            task = asyncio.current_task()
+            assert task is not None
+            self.streams.add(task)
+            try:
+                await self.listen(stream, session, channel, source or session.inbox)
+            except asyncio.CancelledError:
+                if not self.closing:
+                    raise
             return stream
         finally:
+            self.streams.discard(task)  # type: ignore[arg-type]
             session.listening = False
             if source is not None:
                 await source.close(cancel=True)
@@ -349,11 +380,17 @@ class StreamableHttpEndpoint:
             if outgoing is not None:
                 await stream.write(sse.encode(outgoing.to_bytes()))
 
+    def close_streams(self) -> None:
+        """On shutdown: end every GET stream, so the client reconnects elsewhere or after the restart."""
+        self.closing = True
+        for task in list(self.streams):
+            task.cancel()
+
     async def delete(self, request: web.Request) -> web.Response:
         session_id = request.headers.get(SESSION_HEADER)
         if session_id is None:
             return json_error(400, INVALID_REQUEST, f"{SESSION_HEADER} header is required")
-        if self.session_for(session_id) is None:
+        if await self.find_session(session_id, request.get(PRINCIPAL)) is None:
             return json_error(404, SESSION_NOT_FOUND, "session not found")
         await self.sessions.close(session_id)
         return web.Response(status=204)

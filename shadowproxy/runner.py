@@ -21,6 +21,7 @@ from aiohttp import web
 from shadowproxy.app import Proxy, make_app
 from shadowproxy.config import Config
 from shadowproxy.stdio_front import CLIENT_EOF, StdioFront
+from shadowproxy.tasks import spawn
 
 log = logging.getLogger(__name__)
 FORCED_EXIT = 130
@@ -67,6 +68,7 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
     )
     stop = asyncio.Event()
     install_signals(stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: spawn(proxy.reload(), name="reload-on-sighup"))
     await runner.setup()
     try:
         sock = socket.create_server((config.host, config.port), reuse_port=False)

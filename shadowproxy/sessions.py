@@ -12,7 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from shadowproxy.errors import SESSION_NOT_FOUND, JsonRpcError
+from shadowproxy.errors import SESSION_NOT_FOUND, JsonRpcError, ShadowProxyError
 from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Message
 from shadowproxy.session import SessionRecord, SessionState
@@ -21,10 +21,12 @@ from shadowproxy.upstreams.base import Channel
 
 if TYPE_CHECKING:
     from shadowproxy.mount import Mount
+    from shadowproxy.stores import SessionStore
 
 log = logging.getLogger(__name__)
 
 BACKLOG = 256
+RESTORE_TIMEOUT = 30.0
 
 
 class ChangeSink(Protocol):
@@ -57,10 +59,12 @@ class LiveSession:
 class SessionManager:
     """The live sessions of one process."""
 
-    def __init__(self, changes: ChangeSink, *, ttl: float) -> None:
+    def __init__(self, changes: ChangeSink, *, ttl: float, store: SessionStore | None = None) -> None:
         self.changes = changes
         self.ttl = ttl
+        self.store = store
         self.live: dict[str, LiveSession] = {}
+        self._restoring: dict[str, asyncio.Future[LiveSession | None]] = {}
 
     def __len__(self) -> int:
         return len(self.live)
@@ -74,6 +78,47 @@ class SessionManager:
         if session is not None and session.record.last_seen + self.ttl < time.time():
             self._forget(session, SessionState.EXPIRED)
             return None
+        return session
+
+    async def restore(self, session_id: str, mount: Mount) -> LiveSession | None:
+        """A session this process does not hold, brought back from the store (after a restart).
+
+        A cold path: it awaits the store and, for a stdio upstream, a new child's replayed handshake.
+        Concurrent requests for the same session share one restore.
+        """
+        waiting = self._restoring.get(session_id)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
+        future: asyncio.Future[LiveSession | None] = asyncio.get_running_loop().create_future()
+        self._restoring[session_id] = future
+        session = None
+        try:
+            session = await self._restore(session_id, mount)
+        except (ShadowProxyError, OSError) as exc:
+            log.warning("could not restore session %s: %s", session_id[:8], exc)
+        finally:
+            del self._restoring[session_id]
+            future.set_result(session)
+        return session
+
+    async def _restore(self, session_id: str, mount: Mount) -> LiveSession | None:
+        if self.store is None:
+            return None
+        record = await self.store.get(session_id)
+        if record is None or record.upstream != mount.name or record.state is not SessionState.ACTIVE:
+            return None
+        if record.last_seen + self.ttl < time.time():
+            return None
+        session = LiveSession(record, mount)
+        session.channel = await mount.upstream.open(session.on_unsolicited)
+        try:
+            async with asyncio.timeout(RESTORE_TIMEOUT):
+                await session.channel.resume(record.upstream_session_id, record.init_request)
+        except BaseException:
+            await session.channel.close()
+            raise
+        self.add(session)
+        log.info("restored session %s from the store", session_id[:8])
         return session
 
     def touch(self, session: LiveSession, *, error: bool = False) -> None:
@@ -132,5 +177,11 @@ class SessionManager:
             if expired:
                 log.info("expired %d idle session(s)", expired)
 
-    async def close_all(self) -> None:
-        await asyncio.gather(*(self._close(session, SessionState.CLOSED) for session in list(self.live.values())))
+    async def detach_all(self) -> None:
+        """On shutdown: let go of every session but keep it alive in the store, to be restored after a restart."""
+        sessions = list(self.live.values())
+        self.live.clear()
+        for session in sessions:
+            session.inbox.fail(JsonRpcError(SESSION_NOT_FOUND, "the proxy is shutting down"))
+            self.changes.record(session.record)
+        await asyncio.gather(*(session.channel.detach() for session in sessions if session.channel is not None))

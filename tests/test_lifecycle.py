@@ -127,3 +127,24 @@ async def test_a_crashed_upstream_fails_its_request_and_the_next_session_works(s
     await until(lambda: "exited with code 3" in stdio_proxy.log(), "the exit to be logged")
     async with Client(stdio_proxy.url, mode="legacy") as client:
         assert (await client.call_tool("echo", {"text": "again"})).content[0].text == "again"  # type: ignore[union-attr]
+
+
+async def test_sighup_reloads_the_rules(start_proxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - id: allow-all\n    match: {}\n    action: allow\n")
+    config = tmp_path / "shadowproxy.yaml"
+    config.write_text(f"interceptors:\n  - name: rules\n    options: {{paths: [{policy}], watch: false}}\n")
+    proxy = await start_proxy("--config", str(config), "--upstream", " ".join(sdk_server_command()))
+    async with Client(proxy.url, mode="legacy") as client:
+        assert (await client.call_tool("echo", {"text": "a"})).content[0].text == "a"  # type: ignore[union-attr]
+        policy.write_text("rules:\n  - id: no-echo\n    match: {tool: echo}\n    action: block\n")
+        proxy.signal(signal.SIGHUP)
+
+        async def blocked() -> bool:
+            try:
+                await client.call_tool("echo", {"text": "b"})
+            except MCPError as exc:
+                return exc.error.code == -32010
+            return False
+
+        await until(blocked, "the new rules to apply")

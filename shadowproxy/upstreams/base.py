@@ -57,10 +57,17 @@ class Channel(Protocol):
     async def send(self, message: Message, headers: Mapping[str, str]) -> None:
         """A notification, or the client's response to a server request; no answer is awaited."""
 
+    async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
+        """Carry on a session this channel did not start: reuse the server's session id, or replay the handshake."""
+
     async def listen(self, headers: Mapping[str, str]) -> Exchange | None:
         """The server's stream of messages tied to no request, or ``None`` when they arrive as unsolicited ones."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """End the session, upstream too (an HTTP DELETE)."""
+
+    async def detach(self) -> None:
+        """Let go of the session without ending it upstream, so another process can carry it on."""
 
 
 class Upstream(Protocol):

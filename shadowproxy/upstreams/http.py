@@ -129,6 +129,10 @@ class HttpChannel:
             return ErrorExchange(error_response(message.id, error), 502 if status < 400 else status)
         return HttpExchange(response)
 
+    async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
+        """The server still holds its session: reuse its id (a server that forgot it answers 404 later)."""
+        self.upstream_session_id = upstream_session_id
+
     async def listen(self, headers: Mapping[str, str]) -> HttpExchange | None:
         """The upstream's GET stream for this session; ``None`` when it offers none (405)."""
         request_headers = self._headers(headers)
@@ -152,6 +156,9 @@ class HttpChannel:
             body = await response.read()
             log.warning("upstream refused a %s with HTTP %s: %.200r", message.kind.value, response.status, body)
         response.release()
+
+    async def detach(self) -> None:
+        """Nothing to release: the server keeps the session, and the pooled client belongs to the upstream."""
 
     async def close(self) -> None:
         if self.upstream_session_id is None:

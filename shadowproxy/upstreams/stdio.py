@@ -259,6 +259,23 @@ class ChildChannel:
         self.child.write(message.to_bytes())
         await self.child.drain()
 
+    async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
+        """A new child for an old session: replay the client's ``initialize`` and ``initialized``, as it sent them."""
+        if init_request is None:
+            return
+        initialize = decode(init_request.encode())
+        assert isinstance(initialize, Message)
+        exchange = await self.request(initialize, {})
+        try:
+            reply = await exchange.next()
+            while not (reply.is_reply and reply.id == initialize.id):
+                reply = await exchange.next()
+        finally:
+            await exchange.close()
+        if reply.error is not None:
+            raise UpstreamError(f"the replayed initialize failed: {reply.error.get('message')}")
+        await self.send(notification("notifications/initialized"), {})
+
     async def listen(self, headers: Mapping[str, str]) -> None:
         """A child's unsolicited messages reach the session through ``handler``; there is no stream to open."""
         return None
@@ -268,6 +285,10 @@ class ChildChannel:
             await self.child.terminate()
         elif self.handler in self.child.unsolicited:
             self.child.unsolicited.remove(self.handler)
+
+    async def detach(self) -> None:
+        """A child cannot outlive the proxy; the session's next process replays the handshake to a new one."""
+        await self.close()
 
 
 def child_environment(config: UpstreamConfig) -> dict[str, str]:

@@ -1,0 +1,170 @@
+"""The built-in ``rules`` interceptor: policy from rules files, reloaded when they change.
+
+Options (all validated by :func:`create`)::
+
+    paths:          [files, directories, or builtin:NAME packs]   (required)
+    watch:          true     reload when a file changes (polls mtimes)
+    watch_interval: 1.0      seconds between polls
+    rate_backend:   memory   where ``rate`` actions count
+
+The rule set in force is one immutable object read once per message, so a
+reload (on change, on SIGHUP via :meth:`RulesInterceptor.reload`, or from the
+admin API) swaps it atomically; an invalid file keeps the last good set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shadowproxy.chain import MessageContext, Verdict, block, delay, forward, respond
+from shadowproxy.errors import ConfigError
+from shadowproxy.rules import metrics
+from shadowproxy.rules.engine import Engine, Outcome
+from shadowproxy.rules.ratelimit import create_counter
+from shadowproxy.rules.ruleset import RuleSet, load
+from shadowproxy.rules.source import RulesError, resolve
+from shadowproxy.rules.subject import Subject
+from shadowproxy.tasks import spawn
+
+log = logging.getLogger(__name__)
+
+Signature = tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RulesOptions:
+    """The interceptor's configuration."""
+
+    paths: tuple[str, ...]
+    watch: bool = True
+    watch_interval: float = 1.0
+    rate_backend: str = "memory"
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> RulesOptions:
+        """Validate raw options; raise :class:`ConfigError` naming every bad key."""
+        errors: list[str] = []
+        unknown = sorted(set(options) - {"paths", "watch", "watch_interval", "rate_backend"})
+        errors.extend(f"unknown option {key!r} (known: paths, watch, watch_interval, rate_backend)" for key in unknown)
+        paths = options.get("paths")
+        if isinstance(paths, str):
+            paths = [paths]
+        if not isinstance(paths, list | tuple) or not paths or not all(isinstance(p, str) and p for p in paths):
+            errors.append("'paths' must be a non-empty list of files, directories or builtin:NAME packs")
+            paths = []
+        watch = options.get("watch", True)
+        if not isinstance(watch, bool):
+            errors.append(f"'watch' must be true or false, not {watch!r}")
+        interval = options.get("watch_interval", 1.0)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            errors.append(f"'watch_interval' must be a positive number of seconds, not {interval!r}")
+        backend = options.get("rate_backend", "memory")
+        if backend != "memory":
+            errors.append(f"'rate_backend' {backend!r} is not available (known: memory)")
+        if errors:
+            raise ConfigError("; ".join(errors), key="interceptors.rules")
+        return cls(tuple(paths), watch, float(interval), backend)
+
+
+class RulesInterceptor:
+    """Judges every message by the rule set in force."""
+
+    name = "rules"
+
+    def __init__(self, options: RulesOptions, rules: RuleSet, engine: Engine | None = None) -> None:
+        self.options = options
+        self.engine = engine if engine is not None else Engine(create_counter(options.rate_backend))
+        self._rules = rules
+        self._signature = _signature(options.paths)
+        self._reload_lock = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+        self.last_error: str | None = None
+        metrics.RULES_LOADED.set(len(rules.rules))
+
+    @property
+    def rules(self) -> RuleSet:
+        """The rule set in force."""
+        return self._rules
+
+    async def on_message(self, ctx: MessageContext) -> Verdict:
+        """Judge one message by the rule set in force (read once, so a reload never splits it)."""
+        outcome = self.engine.evaluate(self._rules, Subject.from_context(ctx, self.engine.catalog))
+        verdict = to_verdict(outcome)
+        if outcome.delay > 0:
+            if verdict.is_forward and verdict.message is None:
+                return delay(outcome.delay)
+            # A verdict carries one thing; hold the message here so the change or the answer is kept too.
+            await asyncio.sleep(outcome.delay)
+        return verdict
+
+    async def reload(self) -> bool:
+        """Load the files again; take the new set only if every file is valid. Returns whether it was taken."""
+        async with self._reload_lock:
+            self._signature = _signature(self.options.paths)
+            try:
+                rules = await asyncio.to_thread(load, self.options.paths)
+            except RulesError as exc:
+                self.last_error = str(exc)
+                metrics.RELOADS.labels("failure").inc()
+                log.error("rules reload refused; the last good rules stay in force:\n%s", exc)
+                return False
+            self._rules = rules
+            self.last_error = None
+            metrics.RELOADS.labels("success").inc()
+            metrics.RULES_LOADED.set(len(rules.rules))
+            log.info("rules reloaded: %d rules from %d files", len(rules.rules), len(rules.sources))
+            return True
+
+    async def start(self) -> None:
+        """Start watching the files, when ``watch`` is on."""
+        if self.options.watch and self._watcher is None:
+            self._watcher = spawn(self._watch(), name="rules-watch")
+
+    async def close(self) -> None:
+        """Stop watching."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.watch_interval)
+            if _signature(self.options.paths) != self._signature:
+                await self.reload()
+
+
+def to_verdict(outcome: Outcome) -> Verdict:
+    """The chain's verdict for an outcome of the engine."""
+    if outcome.verdict == "block":
+        assert outcome.error is not None
+        return block(outcome.error.code, outcome.error.message, outcome.error.data)
+    if outcome.verdict == "respond":
+        return respond(outcome.result)
+    return forward(outcome.message)
+
+
+def _signature(paths: tuple[str, ...]) -> Signature:
+    files, _ = resolve(paths)
+    entries = []
+    for file in files:
+        try:
+            stat = os.stat(file)
+        except OSError:
+            entries.append((str(file), -1, -1))
+            continue
+        entries.append((str(file), stat.st_mtime_ns, stat.st_size))
+    return tuple(entries)
+
+
+def create(options: Mapping[str, Any]) -> RulesInterceptor:
+    """The entry point: validate options, load the rules (raising ConfigError listing every problem)."""
+    parsed = RulesOptions.from_mapping(options)
+    return RulesInterceptor(parsed, load(parsed.paths))

@@ -1,0 +1,149 @@
+"""Rule actions, compiled once from their YAML form.
+
+Terminal actions (allow, block, respond) end the evaluation; the others
+accumulate: modify and redact change the message, delay adds up, rate blocks
+only when over its limit, log and tag record and continue.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from shadowproxy.errors import POLICY_BLOCKED
+from shadowproxy.rules import jsonpath
+from shadowproxy.rules.redact import DEFAULT_MASK, DETECTORS, Redactor
+from shadowproxy.rules.source import Document, JsonPath, Problem
+
+
+class Effect(enum.Enum):
+    """What an action does."""
+
+    ALLOW = "allow"
+    BLOCK = "block"
+    RESPOND = "respond"
+    MODIFY = "modify"
+    REDACT = "redact"
+    DELAY = "delay"
+    RATE = "rate"
+    LOG = "log"
+    TAG = "tag"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the action ends the evaluation."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({Effect.ALLOW, Effect.BLOCK, Effect.RESPOND})
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A compiled action. Only the members its ``effect`` uses are set."""
+
+    effect: Effect
+    code: int = POLICY_BLOCKED
+    message: str | None = None
+    data: Any = None
+    result: Any = None
+    sets: tuple[tuple[str, jsonpath.Path, Any], ...] = ()
+    removes: tuple[tuple[str, jsonpath.Path], ...] = ()
+    redactor: Redactor | None = None
+    seconds: float = 0.0
+    limit: int = 0
+    per: float = 0.0
+    by: tuple[str, ...] = ()
+    level: int = logging.INFO
+    tags: tuple[str, ...] = ()
+
+
+def compile_action(spec: Any, document: Document, path: JsonPath, problems: list[Problem]) -> Action:
+    """Compile a schema-valid action spec; semantic problems (bad regex, bad path) go to ``problems``."""
+    if isinstance(spec, str):
+        name, settings = spec, None
+    else:
+        ((name, settings),) = spec.items()
+    effect = Effect(name)
+    settings = settings if settings is not None else {}
+    where = (*path, name) if not isinstance(spec, str) else path
+    if effect is Effect.BLOCK:
+        code = settings.get("code", POLICY_BLOCKED)
+        return Action(effect, code=code, message=settings.get("message"), data=settings.get("data"))
+    if effect is Effect.RESPOND:
+        if "text" in settings:
+            result = {"content": [{"type": "text", "text": settings["text"]}], "isError": False}
+        else:
+            result = settings["result"]
+        return Action(effect, result=result)
+    if effect is Effect.MODIFY:
+        sets = tuple(
+            (root, steps, value)
+            for text, value in settings.get("set", {}).items()
+            if (parsed := _rooted(text, document, (*where, "set", text), problems)) is not None
+            for root, steps in (parsed,)
+        )
+        removes = tuple(
+            parsed
+            for index, text in enumerate(settings.get("remove", ()))
+            if (parsed := _rooted(text, document, (*where, "remove", index), problems)) is not None
+        )
+        return Action(effect, sets=sets, removes=removes)
+    if effect is Effect.REDACT:
+        patterns = [
+            pattern
+            for index, pattern in enumerate(settings.get("patterns", ()))
+            if _regex_ok(pattern, document, (*where, "patterns", index), problems)
+        ]
+        detectors = settings.get("detectors", DETECTORS)
+        return Action(effect, redactor=Redactor(detectors, patterns, settings.get("mask", DEFAULT_MASK)))
+    if effect is Effect.DELAY:
+        seconds = settings if isinstance(settings, int | float) else settings["seconds"]
+        return Action(effect, seconds=float(seconds))
+    if effect is Effect.RATE:
+        by = settings.get("by", "session")
+        return Action(
+            effect,
+            limit=settings["limit"],
+            per=float(settings["per"]),
+            by=tuple(by) if isinstance(by, list) else (by,),
+            code=settings.get("code", POLICY_BLOCKED),
+            message=settings.get("message"),
+        )
+    if effect is Effect.LOG:
+        return Action(effect, message=settings.get("message"), level=_LEVELS[settings.get("level", "info")])
+    if effect is Effect.TAG:
+        return Action(effect, tags=tuple(settings) if isinstance(settings, list) else (settings,))
+    return Action(effect)
+
+
+def _rooted(text: str, document: Document, path: JsonPath, problems: list[Problem]) -> tuple[str, jsonpath.Path] | None:
+    try:
+        steps = jsonpath.parse(text)
+    except jsonpath.PathError as exc:
+        problems.append(document.problem(path, str(exc)))
+        return None
+    root, rest = steps[0], steps[1:]
+    if root not in ("params", "result") or not rest:
+        problems.append(document.problem(path, f"path {text!r} must name a member inside 'params' or 'result'"))
+        return None
+    if jsonpath.ANY in rest:
+        problems.append(document.problem(path, f"path {text!r}: '*' can be read in a match but not written"))
+        return None
+    if root == "params" and rest[0] == "_meta" and len(rest) == 1:
+        problems.append(document.problem(path, "params._meta is protocol metadata; it can be changed but not replaced"))
+        return None
+    return str(root), rest
+
+
+def _regex_ok(pattern: str, document: Document, path: JsonPath, problems: list[Problem]) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        problems.append(document.problem(path, f"bad regex {pattern!r}: {exc}"))
+        return False
+    return True

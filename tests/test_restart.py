@@ -1,0 +1,96 @@
+"""Sessions survive a proxy restart with a SQLite or Redis store, for stdio and HTTP upstreams."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from mcp import Client
+
+from tests.redis_server import RedisServer, RedisUnavailable
+from tests.support import HttpServerProcess, ProxyProcess, free_port, sdk_server_command, until
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    try:
+        with RedisServer() as server:
+            yield server.url
+    except RedisUnavailable as exc:
+        if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis is required: {exc}")
+        pytest.skip(str(exc))
+
+
+def text_of(result) -> str:  # type: ignore[no-untyped-def]
+    return result.content[0].text  # type: ignore[no-any-return]
+
+
+async def restart(start_proxy, proxy: ProxyProcess, *args: str) -> ProxyProcess:  # type: ignore[no-untyped-def]
+    await proxy.stop()
+    assert proxy.proc is not None and proxy.proc.returncode == 0
+    return await start_proxy(*args)
+
+
+async def carry_on(start_proxy, upstream: str, store: str) -> None:  # type: ignore[no-untyped-def]
+    args = ("--port", str(free_port()), "--upstream", upstream, "--store", store)
+    proxy = await start_proxy(*args)
+    async with Client(proxy.url, mode="legacy") as client:
+        assert text_of(await client.call_tool("echo", {"text": "before"})) == "before"
+        first_pid = text_of(await client.call_tool("pid", {}))
+        proxy = await restart(start_proxy, proxy, *args)
+        assert text_of(await client.call_tool("echo", {"text": "after"})) == "after"
+        assert "restored session" in proxy.log()
+        if "://" not in upstream:
+            # A new child, brought up to date by the replayed handshake.
+            assert text_of(await client.call_tool("pid", {})) != first_pid
+
+
+@pytest.mark.parametrize("upstream_kind", ["stdio", "http"])
+async def test_sqlite(start_proxy, http_server: HttpServerProcess, tmp_path: Path, upstream_kind: str) -> None:  # type: ignore[no-untyped-def]
+    upstream = shlex.join(sdk_server_command()) if upstream_kind == "stdio" else http_server.url
+    await carry_on(start_proxy, upstream, f"sqlite:///{tmp_path / 'sessions.db'}")
+
+
+@pytest.mark.parametrize("upstream_kind", ["stdio", "http"])
+async def test_redis(start_proxy, http_server: HttpServerProcess, redis_url: str, upstream_kind: str) -> None:  # type: ignore[no-untyped-def]
+    upstream = shlex.join(sdk_server_command()) if upstream_kind == "stdio" else http_server.url
+    await carry_on(start_proxy, upstream, redis_url)
+
+
+async def test_memory_store_forgets_and_says_404(start_proxy) -> None:  # type: ignore[no-untyped-def]
+    args = ("--port", str(free_port()), "--upstream", shlex.join(sdk_server_command()))
+    proxy = await start_proxy(*args)
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}
+    async with aiohttp.ClientSession() as client:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}
+        async with client.post(proxy.url, json=body, headers=headers) as response:
+            headers["Mcp-Session-Id"] = response.headers["Mcp-Session-Id"]
+        proxy = await restart(start_proxy, proxy, *args)
+        async with client.post(proxy.url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers=headers) as r:
+            assert r.status == 404
+
+
+async def test_idle_sessions_expire_to_404(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = f"sqlite:///{tmp_path / 'ttl.db'}"
+    proxy = await start_proxy("--upstream", shlex.join(sdk_server_command()), "--store", store, "--session-ttl", "1")
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}
+    async with aiohttp.ClientSession() as client:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}
+        async with client.post(proxy.url, json=body, headers=headers) as response:
+            headers["Mcp-Session-Id"] = response.headers["Mcp-Session-Id"]
+
+        async def swept() -> bool:
+            async with client.get(f"{proxy.base}/readyz") as response:
+                return (await response.json())["sessions"] == 0
+
+        await until(swept, "the idle session to expire")
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        async with client.post(proxy.url, json=ping, headers=headers) as response:
+            assert response.status == 404
