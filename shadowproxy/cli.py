@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shutdown-timeout", type=float, help="seconds in-flight requests get on shutdown")
     run.add_argument("--request-timeout", type=float, help="seconds before an unanswered request fails")
     run.add_argument("--session-ttl", type=float, help="seconds of idleness before a session expires")
+    run.add_argument("--keepalive-interval", type=float, help="seconds between SSE keep-alive comments")
     run.set_defaults(handler=cmd_run)
 
     stdio = commands.add_parser(
@@ -82,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
 def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     from shadowproxy.rules.cli import register as rules
     from shadowproxy.stores.cli import register as sessions
+    from shadowproxy.wrap import register as wrapping
 
-    return [rules, sessions]
+    return [rules, sessions, wrapping]
 
 
 def load_config(args: argparse.Namespace, **extra: object) -> config.Config:
@@ -100,6 +102,7 @@ def load_config(args: argparse.Namespace, **extra: object) -> config.Config:
             "shutdown_timeout",
             "request_timeout",
             "session_ttl",
+            "keepalive_interval",
             "log_level",
             "log_format",
         )

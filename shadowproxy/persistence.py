@@ -1,9 +1,10 @@
 """The persistence worker: session changes go to the store in the background, in batches.
 
 The hot path calls :meth:`PersistenceWorker.record` (synchronous, O(1), never
-raises): it snapshots the record into a dict keyed by session id, so a
-session's latest state replaces its older pending state. One task writes the
-pending snapshots with ``put_many`` every ``flush_interval`` or as soon as
+raises): it keeps the record in a dict keyed by session id, so a session
+that changes many times between flushes is written once, in its latest state.
+One task copies the pending records and writes them with ``put_many`` every
+``flush_interval`` or as soon as
 ``batch_size`` sessions are waiting. A failing store keeps everything pending
 and is retried with exponential backoff; the proxy never waits for it. Only a
 *new* session arriving while ``max_pending`` sessions are already waiting is
@@ -97,7 +98,7 @@ class PersistenceWorker:
         self._reported = (0, 0)
 
     def record(self, session: SessionRecord) -> None:
-        """Queue a snapshot of ``session``'s current state. Never blocks, never raises."""
+        """Queue ``session``; its state is copied when the batch is written. Never blocks, never raises."""
         try:
             pending = self._pending
             if session.id not in pending and len(pending) + self._inflight >= self.max_pending:
@@ -105,7 +106,9 @@ class PersistenceWorker:
                 return
             if self._oldest is None:
                 self._oldest = time.monotonic()
-            pending[session.id] = copy_record(session)
+            # The live record, not a copy: it is copied once per flush, so a session that changes on
+            # every message costs one dict store per change here.
+            pending[session.id] = session
             self._recorded += 1
             if len(pending) >= self.batch_size:
                 self._wake.set()
@@ -144,7 +147,8 @@ class PersistenceWorker:
     async def _write_pending(self) -> None:
         batch, self._pending = self._pending, {}
         self._inflight, self._inflight_oldest, self._oldest = len(batch), self._oldest, None
-        records = list(batch.values())
+        live = list(batch.values())
+        records = [copy_record(record) for record in live]
         done = 0
         try:
             for start in range(0, len(records), self.batch_size):
@@ -167,11 +171,11 @@ class PersistenceWorker:
                 WRITTEN.inc(len(chunk))
         finally:
             if done < len(records):
-                self._requeue(records[done:])
+                self._requeue(live[done:])
             self._inflight, self._inflight_oldest = 0, None
 
     def _requeue(self, records: list[SessionRecord]) -> None:
-        """Put unwritten snapshots back, unless the session has changed again meanwhile (newer wins)."""
+        """Put unwritten records back, unless the session was queued again meanwhile."""
         newer, self._pending = self._pending, {}
         for record in records:
             self._pending[record.id] = record

@@ -15,6 +15,7 @@ import logging
 import sys
 from typing import Any
 
+from shadowproxy import metrics
 from shadowproxy.chain import Direction
 from shadowproxy.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.http_front import answer_for
@@ -93,14 +94,28 @@ class StdioFront:
         self.listener: asyncio.Task[None] | None = None
         self.out: asyncio.WriteTransport | None = None
         self.writer = Writer()
+        self.to_client: list[bytes] = []
+        self.to_child: list[bytes] = []
 
     def write(self, message: Message) -> None:
-        assert self.out is not None
-        self.out.write(message.to_bytes() + b"\n")
+        """Queue a line for the client; :meth:`flush` writes every queued line at once."""
+        self.to_client.append(message.to_bytes())
+
+    def flush(self) -> None:
+        """One write per pipe for all a wake-up produced: far fewer system calls under pipelined load."""
+        if self.to_child:
+            lines, self.to_child = self.to_child, []
+            if self.child is not None and self.child.alive:
+                self.child.write(b"\n".join(lines))
+        if self.to_client:
+            lines, self.to_client = self.to_client, []
+            assert self.out is not None
+            self.out.write(b"\n".join(lines) + b"\n")
 
     def reject(self, line: bytes | None, error: JsonRpcError) -> None:
         log.warning("client sent a bad message (%s): %.200r", error.message, line)
         self.write(error_response(None, error))
+        self.flush()
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -109,22 +124,30 @@ class StdioFront:
         upstream = self.mount.upstream
         if isinstance(upstream, StdioUpstream):
             self.child = await upstream.attach(lambda message: self.inbox.put((SERVER, message)))
+            metrics.upstream_started(upstream)
             self.child.finished.add_done_callback(lambda _: self.inbox.put((SERVER_EXIT, None)))
         else:
             self.channel = await upstream.open(lambda message: self.inbox.put((SERVER, message)))
         self.mount.sessions.add(self.session)
         while True:
+            if not self.inbox:
+                self.flush()
+                if self.writer.paused is not None:
+                    await self.writer.paused
+                if self.child is not None:
+                    await self.child.drain()
             kind, message = await self.inbox.next()
             if kind == CLIENT:
                 await self.from_client(message)
             elif kind == SERVER:
                 await self.from_server(message)
             elif kind == CLIENT_EOF:
+                self.flush()
                 return 0
             else:
-                return self.upstream_exited()
-            if self.writer.paused is not None:
-                await self.writer.paused
+                code = self.upstream_exited()
+                self.flush()
+                return code
 
     def upstream_exited(self) -> int:
         assert self.child is not None
@@ -133,6 +156,7 @@ class StdioFront:
         for request_id in self.inflight:
             self.write(error_response(request_id, error))  # type: ignore[arg-type]
         log.error("upstream %s exited with code %s", self.mount.name, code)
+        metrics.upstream_failed(self.mount.name)
         return code if code else 1
 
     async def from_client(self, message: Message) -> None:
@@ -154,6 +178,7 @@ class StdioFront:
             message = verdict.message
         if message.is_request:
             self.inflight[message.id] = message
+            metrics.stdio_sent(message.id)
         try:
             await self.to_server(message)
         except UpstreamError as exc:
@@ -163,8 +188,9 @@ class StdioFront:
 
     async def to_server(self, message: Message) -> None:
         if self.child is not None:
-            self.child.write(message.to_bytes())
-            await self.child.drain()
+            if not self.child.alive:
+                raise UpstreamError(f"upstream {self.mount.name!r} is not running")
+            self.to_child.append(message.to_bytes())
         elif message.is_request:
             spawn(self.bridge(message), name=f"bridge-{message.id}")
         else:
@@ -221,6 +247,7 @@ class StdioFront:
 
     async def from_server(self, message: Message) -> None:
         request = self.inflight.pop(message.id, None) if message.is_reply else None
+        metrics.stdio_answered(request, self.mount.name)
         if request is not None and request.method == "initialize" and message.kind is Kind.RESPONSE:
             result = message.result if isinstance(message.result, dict) else {}
             self.mount.sessions.activate(self.session, result.get("protocolVersion"))

@@ -148,3 +148,22 @@ async def test_sighup_reloads_the_rules(start_proxy, tmp_path) -> None:  # type:
             return False
 
         await until(blocked, "the new rules to apply")
+
+
+async def test_a_silent_answer_streams_keepalives(start_proxy) -> None:  # type: ignore[no-untyped-def]
+    quiet = await start_proxy(
+        "--upstream", " ".join(sdk_server_command()), "--request-timeout", "30", "--keepalive-interval", "0.2"
+    )
+    async with aiohttp.ClientSession() as client:
+        headers = await open_session(client, quiet.url)
+        body = {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "tools/call",
+            "params": {"name": "slow", "arguments": {"seconds": 1}},
+        }
+        async with client.post(quiet.url, json=body, headers=headers) as response:
+            assert response.content_type == "text/event-stream"
+            raw = await response.read()
+    assert b": keep-alive" in raw
+    assert b'"slept 1' in raw

@@ -58,7 +58,7 @@ async def test_changes_are_coalesced_to_the_latest_state(store: SessionStore) ->
         assert stored is not None and stored.messages == 99
 
 
-async def test_the_queued_snapshot_ignores_later_mutation(store: SessionStore) -> None:
+async def test_the_flush_writes_the_latest_state_and_later_changes_do_not_leak(store: SessionStore) -> None:
     worker = PersistenceWorker(store)
     record = SessionRecord(id="snap", tags=["a"], messages=1)
     worker.record(record)
@@ -68,7 +68,11 @@ async def test_the_queued_snapshot_ignores_later_mutation(store: SessionStore) -
     await worker.flush()
     stored = await store.get("snap")
     assert stored is not None
-    assert (stored.messages, stored.tags, stored.state) == (1, ["a"], SessionState.INITIALIZING)
+    assert (stored.messages, stored.tags, stored.state) == (2, ["a", "b"], SessionState.CLOSED)
+    record.messages = 3
+    record.add_tag("c")
+    stored = await store.get("snap")
+    assert stored is not None and (stored.messages, stored.tags) == (2, ["a", "b"])
 
 
 async def test_large_backlog_is_written_in_batches(store: SessionStore) -> None:
