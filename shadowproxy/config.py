@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -35,6 +36,8 @@ class UpstreamConfig:
     cwd: str | None = None
     share: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
+    transport: str | None = None
+    """``sse`` (the 2024-11-05 HTTP+SSE transport) or ``websocket``; ``None``: stdio or Streamable HTTP."""
 
     @property
     def is_stdio(self) -> bool:
@@ -98,10 +101,17 @@ def load(config_file: str | None = None, *, env: Mapping[str, str] | None = None
     raw: dict[str, Any] = {}
     source = None
     file = Path(config_file) if config_file else Path(DEFAULT_CONFIG_FILE)
+    lines: dict[str, int] = {}
     if config_file or file.exists():
         source = str(file)
-        raw = _read_file(file)
-    config = from_mapping(raw, source=source)
+        raw, lines = _read_file(file)
+    try:
+        config = from_mapping(raw, source=source)
+    except ConfigError as exc:
+        line = _line_of(exc.key, lines)
+        if line is None:
+            raise
+        raise ConfigError(exc.problem, key=exc.key, source=f"{source}:{line}") from None
     config = _apply_env(config, os.environ if env is None else env)
     changes = {key: value for key, value in overrides.items() if value is not None}
     if "upstream" in changes:
@@ -114,7 +124,28 @@ def load(config_file: str | None = None, *, env: Mapping[str, str] | None = None
     return config
 
 
-def _read_file(file: Path) -> dict[str, Any]:
+def _line_of(key: str | None, lines: Mapping[str, int]) -> int | None:
+    """The line of ``key`` (``upstreams.files.command``), or of its nearest parent that has one."""
+    while key:
+        if key in lines:
+            return lines[key]
+        key = key.rpartition(".")[0] if "." in key else key.partition("[")[0] if "[" in key else ""
+    return None
+
+
+def _key_lines(node: yaml.Node, prefix: str = "", depth: int = 3) -> dict[str, int]:
+    """1-based line of every mapping key, a few levels deep, for errors that point at the line."""
+    lines: dict[str, int] = {}
+    if depth == 0 or not isinstance(node, yaml.MappingNode):
+        return lines
+    for key_node, value_node in node.value:
+        name = f"{prefix}{key_node.value}"
+        lines[name] = key_node.start_mark.line + 1
+        lines.update(_key_lines(value_node, f"{name}.", depth - 1))
+    return lines
+
+
+def _read_file(file: Path) -> tuple[dict[str, Any], dict[str, int]]:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -127,10 +158,10 @@ def _read_file(file: Path) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML or JSON: {problem}", source=where) from None
     if data is None:
-        return {}
+        return {}, {}
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping", source=str(file))
-    return data
+    return data, _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
 
 
 def from_mapping(raw: Mapping[str, Any], *, source: str | None = None) -> Config:
@@ -173,14 +204,18 @@ def _coerce(key: str, value: Any, kind: type, source: str | None) -> Any:
 def parse_upstream(name: str, spec: str) -> UpstreamConfig:
     """``--upstream``: a URL, or a command line split as a shell would."""
     spec = spec.strip()
+    if spec.startswith(("ws://", "wss://")):
+        return UpstreamConfig(name=name, url=spec, transport="websocket")
     if spec.startswith(("http://", "https://")):
-        return UpstreamConfig(name=name, url=spec)
+        # A legacy HTTP+SSE server is known by its event-stream path, by convention /sse.
+        legacy = urlsplit(spec).path.rstrip("/").endswith("/sse")
+        return UpstreamConfig(name=name, url=spec, transport="sse" if legacy else None)
     try:
         command = tuple(shlex.split(spec))
     except ValueError as exc:
         raise ConfigError(f"cannot split the command line: {exc}", key="upstream") from None
     if not command:
-        raise ConfigError("is empty; give a command line or an http(s) URL", key="upstream")
+        raise ConfigError("is empty; give a command line or an http(s) or ws(s) URL", key="upstream")
     return UpstreamConfig(name=name, command=command)
 
 
@@ -197,7 +232,9 @@ def _upstreams(key: str, value: Any, source: str | None) -> tuple[UpstreamConfig
             raise ConfigError("must be a mapping with a command or a url", key=where, source=source)
         unknown = set(spec) - _UPSTREAM_KEYS
         if unknown:
-            raise ConfigError(f"unknown setting(s) {sorted(unknown)}", key=where, source=source)
+            first = sorted(unknown)[0]
+            known = ", ".join(sorted(_UPSTREAM_KEYS))
+            raise ConfigError(f"unknown setting; known settings are: {known}", key=f"{where}.{first}", source=source)
         command: list[str] = []
         if "command" in spec:
             raw_command = spec["command"]
@@ -214,8 +251,9 @@ def _upstreams(key: str, value: Any, source: str | None) -> tuple[UpstreamConfig
         url = spec.get("url")
         if bool(command) == bool(url):
             raise ConfigError("needs exactly one of command or url", key=where, source=source)
-        if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
-            raise ConfigError("must be an http:// or https:// URL", key=f"{where}.url", source=source)
+        if url is not None and (not isinstance(url, str) or not url.startswith(_URL_SCHEMES)):
+            raise ConfigError("must be an http(s):// or ws(s):// URL", key=f"{where}.url", source=source)
+        transport = _transport(spec, where, url, source)
         for mapping_key in ("env", "headers"):
             mapping = spec.get(mapping_key, {})
             if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
@@ -230,9 +268,42 @@ def _upstreams(key: str, value: Any, source: str | None) -> tuple[UpstreamConfig
                 cwd=spec.get("cwd"),
                 share=bool(spec.get("share", False)),
                 headers=dict(spec.get("headers", {})),
+                transport=transport,
             )
         )
     return tuple(result)
+
+
+_URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
+_TRANSPORTS = {
+    "stdio": "stdio",
+    "http": None,
+    "streamable-http": None,
+    "streamableHttp": None,
+    "sse": "sse",
+    "websocket": "websocket",
+    "ws": "websocket",
+}
+
+
+def _transport(spec: Mapping[str, Any], where: str, url: str | None, source: str | None) -> str | None:
+    """``transport`` (or ``type``, as MCP clients' ``mcpServers`` spell it), checked against the command or URL."""
+    name = "transport" if "transport" in spec else "type"
+    value = spec.get(name)
+    websocket_url = url is not None and url.startswith(("ws://", "wss://"))
+    if value is None:
+        return "websocket" if websocket_url else None
+    if value not in _TRANSPORTS:
+        known = ", ".join(_TRANSPORTS)
+        raise ConfigError(f"unknown transport {value!r}; known: {known}", key=f"{where}.{name}", source=source)
+    transport = _TRANSPORTS[value]
+    if transport == "stdio" and url is not None:
+        raise ConfigError("is stdio, which needs a command, not a url", key=f"{where}.{name}", source=source)
+    if transport != "stdio" and url is None:
+        raise ConfigError(f"is {value}, which needs a url, not a command", key=f"{where}.{name}", source=source)
+    if websocket_url != (transport == "websocket"):
+        raise ConfigError(f"is {value}, which does not fit the url {url}", key=f"{where}.{name}", source=source)
+    return None if transport == "stdio" else transport
 
 
 def _interceptors(value: Any, source: str | None) -> tuple[InterceptorConfig, ...]:

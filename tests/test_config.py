@@ -43,11 +43,12 @@ def test_upstream_command_is_split_like_a_shell() -> None:
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("prot: 1\n", "[prot]: unknown key"),
-        ("port: eighty\n", "[port]: must be a number"),
+        ("host: h\nprot: 1\n", "bad.yaml:2 [prot]: unknown key"),
+        ("port: eighty\n", "bad.yaml:1 [port]: must be a number"),
         ("port: 70000\n", "[port]: must be between"),
-        ("upstreams:\n  a: {command: x, url: 'http://h'}\n", "[upstreams.a]: needs exactly one"),
-        ("upstreams:\n  a: {command: x, colour: red}\n", "[upstreams.a]: unknown setting"),
+        ("upstreams:\n  a: {command: x, url: 'http://h'}\n", "bad.yaml:2 [upstreams.a]: needs exactly one"),
+        ("upstreams:\n  a:\n    command: x\n    colour: red\n", "bad.yaml:4 [upstreams.a.colour]: unknown setting"),
+        ("upstreams:\n  a:\n    command: x\n    args: 5\n", "bad.yaml:4 [upstreams.a.args]: must be a list"),
         ("log_level: loud\n", "[log_level]"),
         ("port: 1\n  host: x\n", ".yaml:2: not valid YAML"),
     ],
@@ -71,4 +72,4 @@ def test_cli_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     file = tmp_path / "bad.yaml"
     file.write_text("prot: 1\n")
     assert main(["run", "--config", str(file)]) == 2
-    assert "bad.yaml [prot]: unknown key" in capsys.readouterr().err
+    assert "bad.yaml:1 [prot]: unknown key" in capsys.readouterr().err
