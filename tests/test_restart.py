@@ -94,3 +94,38 @@ async def test_idle_sessions_expire_to_404(start_proxy, tmp_path: Path) -> None:
         ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
         async with client.post(proxy.url, json=ping, headers=headers) as response:
             assert response.status == 404
+
+
+async def test_redis_killed_mid_session(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The proxy serves on while Redis is down; once it is back, every change made meanwhile is in Redis."""
+    from shadowproxy.stores import open_store
+
+    try:
+        server = RedisServer().start()
+    except RedisUnavailable as exc:
+        if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis is required: {exc}")
+        pytest.skip(str(exc))
+    try:
+        proxy = await start_proxy("--upstream", shlex.join(sdk_server_command()), "--store", server.url)
+        async with Client(proxy.url, mode="legacy") as client:
+            assert text_of(await client.call_tool("echo", {"text": "up"})) == "up"
+            server.kill()
+            for index in range(5):
+                assert text_of(await client.call_tool("echo", {"text": f"down {index}"})) == f"down {index}"
+            async with aiohttp.ClientSession() as http, http.get(f"{proxy.base}/readyz") as response:
+                count = (await response.json())["sessions"]
+            assert count == 1
+            server.start()
+            store = open_store(server.url)
+            try:
+
+                async def caught_up() -> bool:
+                    records, _ = await store.list()
+                    return bool(records) and records[0].messages >= 14
+
+                await until(caught_up, "the changes made while Redis was down to reach it")
+            finally:
+                await store.close()
+    finally:
+        server.stop()
