@@ -130,8 +130,11 @@ async def stdio_server(launcher: Launcher) -> AsyncIterator[Target]:
 
 
 @contextlib.asynccontextmanager
-async def proxy_http(launcher: Launcher, upstream: str) -> AsyncIterator[Target]:
-    """``shadowproxy run`` in front of ``upstream``: ``stdio`` (a child it spawns) or ``http``."""
+async def proxy_http(launcher: Launcher, upstream: str, options: str = "") -> AsyncIterator[Target]:
+    """``shadowproxy run`` in front of ``upstream``: ``stdio`` (a child it spawns) or ``http``.
+
+    ``options`` picks a variant: ``sqlite`` or ``redis`` (that session store), ``rules`` (100 rules).
+    """
     async with contextlib.AsyncExitStack() as stack:
         roots: list[int] = []
         if upstream == "stdio":
@@ -142,10 +145,26 @@ async def proxy_http(launcher: Launcher, upstream: str) -> AsyncIterator[Target]
             spec, roots = server.url, server.roots
         port = free_port()
         argv = [*shadowproxy_argv(), "run", "--upstream", spec, "--port", str(port), "--log-level", "warning"]
-        name = f"shadowproxy-http-{upstream}"
+        argv += variant(launcher, options)
+        name = f"shadowproxy-http-{upstream}{'-' + options if options else ''}"
         process = await stack.enter_async_context(launcher.process(name, argv))
         await launcher.wait_http(name, process, port, "/healthz")
         yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid, *roots], front=process.pid)
+
+
+def variant(launcher: Launcher, options: str) -> list[str]:
+    if options == "sqlite":
+        return ["--store", f"sqlite:///{launcher.workdir / 'bench-sessions.db'}"]
+    if options == "redis":
+        return ["--store", f"redis://127.0.0.1:6379/0?prefix=shadowproxy-bench-{os.getpid()}:"]
+    if options == "rules":
+        rules = launcher.workdir / "bench-rules.yaml"
+        lines = ["rules:"]
+        for index in range(100):
+            lines += [f"  - id: rule-{index}", f"    match: {{tool: 'tool_{index}_*'}}", "    action: block"]
+        rules.write_text("\n".join(lines) + "\n")
+        return ["--rules", str(rules)]
+    return []
 
 
 @contextlib.asynccontextmanager
