@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from shadowproxy import admin, auth, legacy_sse, metrics, websocket_front
 from shadowproxy.chain import Chain
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.errors import ConfigError
@@ -23,9 +24,9 @@ from shadowproxy.mount import Mount
 from shadowproxy.persistence import PersistenceWorker
 from shadowproxy.plugins import load_interceptors
 from shadowproxy.sessions import SessionManager
-from shadowproxy.stores import open_store
+from shadowproxy.stores import StoreError, open_store
 from shadowproxy.tasks import spawn
-from shadowproxy.upstreams import create_upstream
+from shadowproxy.upstreams import StdioUpstream, create_upstream
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Proxy:
         self.store = open_store(config.store, ttl=config.session_ttl)
         self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
         self.chain = Chain(load_interceptors(config.interceptors, config.rules))
-        self.sessions = SessionManager(self.worker, ttl=config.session_ttl)
+        self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
         self.mounts = [
             Mount(path, create_upstream(upstream), self.chain, self.sessions)
             for path, upstream in mount_paths(config.path, config.upstreams)
@@ -56,19 +57,34 @@ class Proxy:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        try:
+            await self.store.open()
+        except StoreError as exc:
+            # The worker keeps retrying; serving matters more than the store being there at start.
+            log.warning("the session store is not available yet: %s", exc)
         await self.worker.start()
         for interceptor in self.chain.interceptors:
             start = getattr(interceptor, "start", None)
             if start is not None:
                 await start()
+        for mount in self.mounts:
+            if isinstance(mount.upstream, StdioUpstream):
+                spawn(mount.warm(), name=f"warm-{mount.name}")
         self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
 
+    async def reload(self) -> bool:
+        """Reload every interceptor that can (the rules); true when all took their new configuration."""
+        results = [
+            await interceptor.reload() for interceptor in self.chain.interceptors if hasattr(interceptor, "reload")
+        ]
+        return all(results)
+
     async def stop(self) -> None:
-        """Close sessions and upstreams, stop interceptors, then flush every pending session change."""
+        """Detach sessions (they stay alive in the store), close upstreams and interceptors, flush the store."""
         self.draining = True
         if self._sweeper is not None:
             self._sweeper.cancel()
-        await self.sessions.close_all()
+        await self.sessions.detach_all()
         await asyncio.gather(*(mount.close() for mount in self.mounts))
         for interceptor in self.chain.interceptors:
             close = getattr(interceptor, "close", None)
@@ -144,16 +160,28 @@ def task_census() -> dict[str, int]:
 def make_app(proxy: Proxy) -> web.Application:
     config = proxy.config
     app = web.Application(middlewares=[guard(config)], client_max_size=config.max_body_size)
+    app.middlewares.extend(auth.middlewares(config))
     app[PROXY_KEY] = proxy
     for endpoint in proxy.endpoints:
         app.router.add_route("*", endpoint.mount.path, endpoint.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    metrics.register(app, proxy)
+    admin.register(app, proxy)
+    legacy_sse.add_routes(app, proxy)
+    websocket_front.add_routes(app, proxy)
+    app.router.add_get(auth.METADATA_ROUTE, auth.metadata(config))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await proxy.start()
         yield
         await proxy.stop()
 
+    async def close_streams(app: web.Application) -> None:
+        proxy.draining = True
+        for endpoint in proxy.endpoints:
+            endpoint.close_streams()
+
+    app.on_shutdown.append(close_streams)
     app.cleanup_ctx.append(lifecycle)
     return app

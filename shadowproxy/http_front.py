@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -28,6 +29,7 @@ from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Kind, Message, decode, error_response, notification, request_id_of, result_response
 from shadowproxy.mount import (
     DEFAULT_HANDSHAKE_VERSION,
+    HANDSHAKE_VERSIONS,
     KNOWN_VERSIONS,
     MODERN_VERSIONS,
     Mount,
@@ -36,7 +38,10 @@ from shadowproxy.mount import (
 from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession
 from shadowproxy.upstreams.base import Channel, Exchange
-from shadowproxy.upstreams.http import HttpUpstream, UpstreamSessionLost
+from shadowproxy.upstreams.http import HttpUpstream, StreamPaused, UpstreamSessionLost
+
+if TYPE_CHECKING:
+    from shadowproxy.envelope import HeaderCheck
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,11 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 OWN_HEADERS = frozenset({"mcp-session-id"})
+RESUME_HEADER = "last-event-id"
+MODERN_ERROR_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
+"""The HTTP status the 2026-07-28 transport gives a JSON-RPC error code (anything else: 200)."""
+LONG_LIVED = frozenset({"subscriptions/listen"})
+"""Requests that are meant to stay open: no request timeout applies to them."""
 PRINCIPAL = "shadowproxy.principal"
 """Where authentication leaves the caller's identity (a string) on the aiohttp request."""
 
@@ -71,6 +81,12 @@ class StreamableHttpEndpoint:
         self.request_timeout = request_timeout
         self.keepalive = keepalive
         self.forward_headers = isinstance(mount.upstream, HttpUpstream)
+        self.header_check: HeaderCheck | None = None
+        if not self.forward_headers:
+            # Imported here: it loads the SDK, which only a server that cannot see headers needs.
+            from shadowproxy.envelope import HeaderCheck
+
+            self.header_check = HeaderCheck()
         self.in_flight = 0
         self.streams: set[asyncio.Task[object]] = set()
         self.closing = False
@@ -91,7 +107,7 @@ class StreamableHttpEndpoint:
         return {
             name: value
             for name, value in request.headers.items()
-            if name[:4].lower() == "mcp-" and name.lower() not in OWN_HEADERS
+            if (name[:4].lower() == "mcp-" and name.lower() not in OWN_HEADERS) or name.lower() == RESUME_HEADER
         }
 
     async def post(self, request: web.Request) -> web.StreamResponse:
@@ -111,10 +127,10 @@ class StreamableHttpEndpoint:
         if isinstance(decoded, list):
             return await self.batch(request, decoded, session_id, version)
         message = decoded
-        if message.method == "initialize" and message.is_request:
+        if message.method == "initialize" and message.is_request and version not in MODERN_VERSIONS:
             return await self.initialize(request, message, wants_sse)
         if session_id is None:
-            if version in MODERN_VERSIONS or request_protocol_version(message) in MODERN_VERSIONS:
+            if is_stateless(message, version):
                 return await self.stateless(request, message, wants_sse)
             return json_error(400, INVALID_REQUEST, f"{SESSION_HEADER} header is required", message.id)
         session = await self.find_session(session_id, request.get(PRINCIPAL))
@@ -137,7 +153,7 @@ class StreamableHttpEndpoint:
         """A live session, or one restored from the store; ``None`` means 404."""
         session = self.session_for(session_id, principal)
         if session is None and session_id not in self.sessions.live:
-            restored = await self.sessions.restore(session_id, self.mount)
+            restored = await self.sessions.restore(session_id, self.mount, principal)
             if restored is not None:
                 session = self.session_for(session_id, principal)
         return session
@@ -154,6 +170,12 @@ class StreamableHttpEndpoint:
             principal=request.get(PRINCIPAL),
         )
         session = LiveSession(record, self.mount)
+        verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, session, "http")
+        if not verdict.is_forward:
+            # Refused or answered by the chain: no session begins, so no id is given.
+            return json_reply(answer_for(message, verdict))  # type: ignore[arg-type]
+        if verdict.message is not None:
+            message = verdict.message
         try:
             session.channel = await self.mount.upstream.open(session.on_unsolicited)
             metrics.upstream_started(self.mount.upstream)
@@ -168,6 +190,9 @@ class StreamableHttpEndpoint:
             self.sessions.activate(session, final.result.get("protocolVersion"))
         else:
             await self.sessions.close(record.id)
+            if not response.prepared:
+                # No id for a session that never began (a streamed answer has sent its headers already).
+                response.headers.pop(SESSION_HEADER, None)
         return response
 
     async def stateless(self, request: web.Request, message: Message, wants_sse: bool) -> web.StreamResponse:
@@ -175,6 +200,10 @@ class StreamableHttpEndpoint:
             channel = await self.mount.stateless_channel()
         except UpstreamError as exc:
             return json_reply(error_response(message.id, exc), 502)
+        if self.header_check is not None and message.is_request:
+            error = await self.header_check.check(message, request.headers.items(), channel)
+            if error is not None:
+                return json_reply(error_response(message.id, error), MODERN_ERROR_STATUS.get(error.code, 400))
         session = self.mount.logical_session(message, request.get(PRINCIPAL))
         return await self.exchange(request, message, session, channel, wants_sse, modern=True)
 
@@ -227,25 +256,48 @@ class StreamableHttpEndpoint:
         final: Message | None = None
         self.in_flight += 1
         try:
-            async with asyncio.timeout(self.request_timeout):
+            loop = asyncio.get_running_loop()
+            deadline = None if message.method in LONG_LIVED else loop.time() + self.request_timeout
+            async with asyncio.timeout_at(deadline):
                 sent = metrics.clock()
                 exchange = await channel.request(message, self.upstream_headers(request))
                 while final is None:
-                    incoming = await exchange.next()
+                    try:
+                        async with asyncio.timeout(self.keepalive):
+                            incoming = await exchange.next()
+                    except TimeoutError:
+                        # A silent answer becomes an event stream with keep-alive comments, so that
+                        # intermediaries do not cut it.
+                        if wants_sse:
+                            if stream is None:
+                                stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **(headers or {})})
+                                await stream.prepare(request)
+                            await stream.write(sse.KEEPALIVE)
+                        continue
                     if incoming.is_reply and incoming.id == message.id:
                         final = incoming
+                        if modern and self.header_check is not None and message.method == "tools/list":
+                            self.header_check.learn(incoming)
                         metrics.answered(request, self.mount.name, message.method, sent)
                     outgoing = await self.judge_reply(incoming, session, channel, message)
                     if outgoing is None:
                         continue
-                    if final is not None and stream is None:
-                        return json_reply(outgoing, exchange.status, headers), final
+                    if final is not None and stream is None and not (exchange.streaming and wants_sse):
+                        return json_reply(outgoing, reply_status(exchange, outgoing, modern), headers), final
                     if stream is None:
                         if not wants_sse:
                             continue
                         stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **(headers or {})})
                         await stream.prepare(request)
-                    await stream.write(sse.encode(outgoing.to_bytes()))
+                    await write_event(stream, exchange, outgoing)
+        except StreamPaused:
+            # The upstream closed a resumable stream mid-answer (2025-11-25 polling): the client gets the
+            # same priming event and retry hint, and resumes at the upstream through its GET stream.
+            if stream is None:
+                stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **(headers or {})})
+                await stream.prepare(request)
+            if exchange is not None and exchange.controls:
+                await stream.write(b"".join(exchange.controls))
         except asyncio.CancelledError:
             # The client went away. In 2026-07-28 that is cancellation; in the handshake era it is not.
             if exchange is not None:
@@ -334,12 +386,16 @@ class StreamableHttpEndpoint:
         session = await self.find_session(session_id, request.get(PRINCIPAL))
         if session is None:
             return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one")
-        if session.listening:
+        # A GET with Last-Event-ID resumes one stream at an HTTP upstream; it is not the session's listening stream.
+        resuming = self.forward_headers and RESUME_HEADER in request.headers
+        if session.listening and not resuming:
             return json_error(409, INVALID_REQUEST, "this session already has a GET stream open")
         channel = session.channel
         assert channel is not None
-        session.listening = True
+        if not resuming:
+            session.listening = True
         source: Exchange | None = None
+        task: asyncio.Task[object] | None = None
         try:
             try:
                 source = await channel.listen(self.upstream_headers(request))
@@ -347,11 +403,13 @@ class StreamableHttpEndpoint:
                 return await self.lost(session, Message(Kind.NOTIFICATION, {}))
             except UpstreamError as exc:
                 log.warning("no upstream GET stream for session %s: %s", session.id[:8], exc.message)
+            if resuming and source is None:
+                return json_error(404, SESSION_NOT_FOUND, "the upstream cannot resume that stream")
             stream = web.StreamResponse(status=200, headers=SSE_HEADERS)
             await stream.prepare(request)
             task = asyncio.current_task()
-            assert task is not None
-            self.streams.add(task)
+            if task is not None:
+                self.streams.add(task)
             try:
                 await self.listen(stream, session, channel, source or session.inbox)
             except asyncio.CancelledError:
@@ -359,8 +417,10 @@ class StreamableHttpEndpoint:
                     raise
             return stream
         finally:
-            self.streams.discard(task)  # type: ignore[arg-type]
-            session.listening = False
+            if task is not None:
+                self.streams.discard(task)
+            if not resuming:
+                session.listening = False
             if source is not None:
                 await source.close(cancel=True)
 
@@ -378,7 +438,7 @@ class StreamableHttpEndpoint:
                 return
             outgoing = await self.judge_reply(message, session, channel, None)
             if outgoing is not None:
-                await stream.write(sse.encode(outgoing.to_bytes()))
+                await write_event(stream, source, outgoing)
 
     def close_streams(self) -> None:
         """On shutdown: end every GET stream, so the client reconnects elsewhere or after the restart."""
@@ -394,6 +454,40 @@ class StreamableHttpEndpoint:
             return json_error(404, SESSION_NOT_FOUND, "session not found")
         await self.sessions.close(session_id)
         return web.Response(status=204)
+
+
+async def write_event(stream: web.StreamResponse, source: Exchange | Inbox[Message], message: Message) -> None:
+    """One message event, after any frames the upstream sent without a message, with the upstream's event id."""
+    if isinstance(source, Inbox):
+        await stream.write(sse.encode(message.to_bytes()))
+        return
+    if source.controls:
+        frames = b"".join(source.controls)
+        source.controls.clear()  # type: ignore[union-attr]
+        await stream.write(frames + sse.encode(message.to_bytes(), event_id=source.event_id))
+        return
+    await stream.write(sse.encode(message.to_bytes(), event_id=source.event_id))
+
+
+def is_stateless(message: Message, version: str | None) -> bool:
+    """A request of the 2026-07-28 kind: enveloped, a discovery, or naming a version that has no handshake.
+
+    An unknown version goes this way too, so that the upstream answers it (-32022, with the versions
+    it supports) instead of the proxy demanding a session the client never meant to have.
+    """
+    if request_protocol_version(message) is not None or message.method == "server/discover":
+        return True
+    return version is not None and version not in HANDSHAKE_VERSIONS
+
+
+def reply_status(exchange: Exchange, reply: Message, modern: bool) -> int:
+    """The upstream's HTTP status; over stdio, the one the 2026-07-28 transport maps the error code to."""
+    if exchange.status is not None:
+        return exchange.status
+    error = reply.error
+    if modern and error is not None:
+        return MODERN_ERROR_STATUS.get(error.get("code"), 200)  # type: ignore[arg-type]
+    return 200
 
 
 def answer_for(message: Message, verdict: Verdict) -> Message | None:

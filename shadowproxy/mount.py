@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from typing import Any
 
+from shadowproxy import metrics
 from shadowproxy.chain import FORWARD, Chain, Direction, MessageContext, Verdict
+from shadowproxy.errors import UpstreamError
 from shadowproxy.jsonrpc import Message
 from shadowproxy.session import SessionRecord, SessionState
 from shadowproxy.sessions import LiveSession, SessionManager
 from shadowproxy.upstreams.base import Channel, Upstream
+
+log = logging.getLogger(__name__)
 
 MODERN_VERSIONS = frozenset({"2026-07-28"})
 HANDSHAKE_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
@@ -49,6 +54,7 @@ class Mount:
     ) -> Verdict:
         """Run the chain on one message; an empty chain costs one truth test."""
         if not self.chain:
+            metrics.passed(direction, message, request)
             return FORWARD
         record = session.record if session is not None else None
         ctx = MessageContext(
@@ -60,7 +66,9 @@ class Mount:
             principal=record.principal if record is not None else None,
             request=request,
         )
-        return await self.chain.run(ctx)
+        verdict = await self.chain.run(ctx)
+        metrics.judged(ctx, verdict)
+        return verdict
 
     async def stateless_channel(self) -> Channel:
         """The one channel that serves 2026-07-28 requests, which carry no session."""
@@ -69,6 +77,13 @@ class Mount:
                 if self._stateless is None:
                     self._stateless = await self.upstream.open(_ignore, shared=True)
         return self._stateless
+
+    async def warm(self) -> None:
+        """Start the stateless channel now, so the first 2026-07-28 request does not wait for a child to boot."""
+        try:
+            await self.stateless_channel()
+        except UpstreamError as exc:
+            log.warning("upstream %s could not be started ahead of time: %s", self.name, exc.message)
 
     def logical_session(self, message: Message, principal: str | None = None) -> LiveSession:
         """Group session-less requests by principal and client, for tracking and for rules; no header is invented."""

@@ -80,7 +80,7 @@ class SessionManager:
             return None
         return session
 
-    async def restore(self, session_id: str, mount: Mount) -> LiveSession | None:
+    async def restore(self, session_id: str, mount: Mount, principal: str | None) -> LiveSession | None:
         """A session this process does not hold, brought back from the store (after a restart).
 
         A cold path: it awaits the store and, for a stdio upstream, a new child's replayed handshake.
@@ -93,7 +93,7 @@ class SessionManager:
         self._restoring[session_id] = future
         session = None
         try:
-            session = await self._restore(session_id, mount)
+            session = await self._restore(session_id, mount, principal)
         except (ShadowProxyError, OSError) as exc:
             log.warning("could not restore session %s: %s", session_id[:8], exc)
         finally:
@@ -101,11 +101,14 @@ class SessionManager:
             future.set_result(session)
         return session
 
-    async def _restore(self, session_id: str, mount: Mount) -> LiveSession | None:
+    async def _restore(self, session_id: str, mount: Mount, principal: str | None) -> LiveSession | None:
         if self.store is None:
             return None
         record = await self.store.get(session_id)
         if record is None or record.upstream != mount.name or record.state is not SessionState.ACTIVE:
+            return None
+        if record.principal != principal:
+            # Checked before anything starts: a leaked id must not even cost the proxy a child.
             return None
         if record.last_seen + self.ttl < time.time():
             return None

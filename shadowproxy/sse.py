@@ -83,8 +83,11 @@ class SseParser:
 
 def encode(data: bytes, *, event_id: str | None = None, retry: int | None = None) -> bytes:
     """One ``message`` event carrying ``data``, a JSON-RPC message."""
+    if b"\r" in data:
+        # A CR would end the line early; in JSON it can only be whitespace, so it goes.
+        data = data.replace(b"\r", b"")
     if b"\n" in data:
-        data = data.replace(b"\r", b"").replace(b"\n", b"\ndata: ")
+        data = data.replace(b"\n", b"\ndata: ")
     head = b"event: message\n"
     if event_id is not None:
         head += b"id: " + event_id.encode() + b"\n"

@@ -26,6 +26,8 @@ class Recorder:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read()) if request.method == "POST" else None
         self.seen.append((request.method, dict(request.headers), body))
+        if request.method == "GET" and request.headers.get("Last-Event-ID") == "e1":
+            return await self.resume(request)
         if request.method != "POST":
             return web.Response(status=405)
         if body.get("method") == "initialize":
@@ -36,11 +38,29 @@ class Recorder:
             return web.Response(status=202)
         if self.forget and request.headers.get("Mcp-Session-Id"):
             return web.Response(status=404)
+        if body.get("params", {}).get("name") == "pause":
+            return await self.pause(request)
         name = request.headers.get("Mcp-Name")
         if name is not None and name != body.get("params", {}).get("name"):
             error = {"code": -32020, "message": "header mismatch"}
             return web.json_response({"jsonrpc": "2.0", "id": body["id"], "error": error}, status=400)
         return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": {"ok": True}})
+
+    async def pause(self, request: web.Request) -> web.StreamResponse:
+        """Answer later: prime the stream, hint a retry, and close it (2025-11-25 polling)."""
+        stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await stream.prepare(request)
+        await stream.write(b"id: e1\nretry: 50\ndata: \n\n")
+        await stream.write_eof()
+        return stream
+
+    async def resume(self, request: web.Request) -> web.StreamResponse:
+        stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await stream.prepare(request)
+        reply = {"jsonrpc": "2.0", "id": 9, "result": {"resumed": True}}
+        await stream.write(b"id: e2\ndata: " + orjson.dumps(reply) + b"\n\n")
+        await stream.write_eof()
+        return stream
 
 
 @pytest.fixture
@@ -108,3 +128,24 @@ async def test_upstream_session_id_stays_inside(start_proxy, recorder) -> None: 
     assert status == 404 and reply["id"] == 3
     status, _, _ = await call(proxy.url, {"jsonrpc": "2.0", "id": 4, "method": "tools/list"}, session_headers)
     assert status == 404
+
+
+async def test_a_paused_stream_resumes_at_the_upstream(start_proxy, recorder) -> None:  # type: ignore[no-untyped-def]
+    server, url = recorder
+    proxy: ProxyProcess = await start_proxy("--upstream", url)
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}
+    _, _, response_headers = await call(
+        proxy.url, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}, HEADERS
+    )
+    session = {**HEADERS, "Mcp-Session-Id": response_headers["Mcp-Session-Id"], "MCP-Protocol-Version": "2025-11-25"}
+    body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "pause", "arguments": {}}}
+    async with aiohttp.ClientSession() as client:
+        async with client.post(proxy.url, json=body, headers=session) as response:
+            assert response.status == 200 and response.content_type == "text/event-stream"
+            paused = await response.read()
+        assert b"id: e1" in paused and b"retry: 50" in paused
+        resume = {**session, "Accept": "text/event-stream", "Last-Event-ID": "e1"}
+        async with client.get(proxy.url, headers=resume) as response:
+            resumed = await response.read()
+    assert b"id: e2" in resumed and b'"resumed":true' in resumed
+    assert server.seen[-1][0] == "GET" and server.seen[-1][1]["Last-Event-ID"] == "e1"

@@ -89,7 +89,7 @@ async def hold_and_drop(proxy: ProxyProcess, headers: dict[str, str], body: dict
 async def test_closing_the_stream_cancels_only_in_2026(start_proxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
     record = tmp_path / "received.jsonl"
     proxy = await start_proxy("--upstream", f"env RECORD={record} {sys.executable} {HOLDER}")
-    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
     modern = {
         "jsonrpc": "2.0",
         "id": 7,
@@ -123,7 +123,7 @@ async def test_a_crashed_upstream_fails_its_request_and_the_next_session_works(s
     async with Client(stdio_proxy.url, mode="legacy") as client:
         with pytest.raises(MCPError, match="exited") as crashed:
             await client.call_tool("crash", {})
-        assert crashed.value.error.code == -32001
+        assert crashed.value.error.code == -32000
     await until(lambda: "exited with code 3" in stdio_proxy.log(), "the exit to be logged")
     async with Client(stdio_proxy.url, mode="legacy") as client:
         assert (await client.call_tool("echo", {"text": "again"})).content[0].text == "again"  # type: ignore[union-attr]

@@ -35,12 +35,18 @@ class Pending(Inbox[Message]):
 class Exchange(Protocol):
     """The upstream's answer to one request.
 
-    ``status`` is the HTTP status the upstream chose (200 for stdio); ``next``
-    returns the server's messages in order and the last is the response;
+    ``status`` is the HTTP status the upstream chose (``None`` when its transport
+    has none, as over stdio); ``streaming`` says it answered with an event stream,
+    ``event_id`` is the upstream's id for the message ``next`` returned last, and
+    ``controls`` holds event frames without a message (priming, retry) to pass on.
+    ``next`` returns the server's messages in order and the last is the response;
     ``close(cancel=True)`` tells the server the requester gave up.
     """
 
-    status: int
+    status: int | None
+    streaming: bool
+    controls: list[bytes] | tuple[bytes, ...]
+    event_id: str | None
 
     async def next(self) -> Message: ...
 

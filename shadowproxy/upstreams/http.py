@@ -29,17 +29,30 @@ class UpstreamSessionLost(UpstreamError):
     """The upstream answered 404 to the session it gave us: it restarted or expired the session."""
 
 
-class HttpExchange:
-    """The answer to one POST: a JSON body or an event stream, read as it arrives."""
+class StreamPaused(UpstreamError):
+    """The upstream ended a resumable event stream before answering: the client resumes it with Last-Event-ID."""
 
-    __slots__ = ("_messages", "_parser", "_response", "status")
+
+class HttpExchange:
+    """The answer to one POST (or a GET stream): a JSON body or an event stream, read as it arrives.
+
+    Event ids pass through unchanged (``event_id`` is the id of the message ``next`` returned last), and
+    so do priming events and ``retry`` hints (``controls``, raw frames for the client's stream), so a
+    client resumes at the upstream exactly as it would without the proxy.
+    """
+
+    __slots__ = ("_messages", "_parser", "_response", "_resumable", "controls", "event_id", "status", "streaming")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
-        self.status = response.status
-        self._messages: deque[Message] = deque()
+        self.status: int | None = response.status
+        self._messages: deque[tuple[Message, str | None]] = deque()
         content_type = response.headers.get("Content-Type", "")
-        self._parser = SseParser() if content_type.startswith("text/event-stream") else None
+        self.streaming = content_type.startswith("text/event-stream")
+        self._parser = SseParser() if self.streaming else None
+        self._resumable = False
+        self.controls: list[bytes] = []
+        self.event_id: str | None = None
 
     async def next(self) -> Message:
         while not self._messages:
@@ -47,7 +60,8 @@ class HttpExchange:
                 await self._read_json()
             else:
                 await self._read_events()
-        return self._messages.popleft()
+        message, self.event_id = self._messages.popleft()
+        return message
 
     async def _read_json(self) -> None:
         body = await self._response.read()
@@ -58,7 +72,7 @@ class HttpExchange:
             decoded = decode(body)
         except JsonRpcError as exc:
             raise UpstreamError(f"upstream answered HTTP {self.status} with no JSON-RPC body ({exc.message})") from None
-        self._messages.extend(decoded if isinstance(decoded, list) else (decoded,))
+        self._messages.extend((message, None) for message in (decoded if isinstance(decoded, list) else (decoded,)))
 
     async def _read_events(self) -> None:
         assert self._parser is not None
@@ -67,20 +81,29 @@ class HttpExchange:
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"upstream stream broke: {exc}") from None
         if not chunk:
+            if self._resumable:
+                raise StreamPaused("upstream paused its event stream; the client resumes with Last-Event-ID")
             raise UpstreamError("upstream closed its event stream before answering")
         try:
             events = self._parser.feed(chunk)
         except SseError as exc:
             raise UpstreamError(str(exc)) from None
         for event in events:
-            if not event.data or event.event not in (None, "message"):
+            if event.id is not None:
+                self._resumable = True
+            if not event.data:
+                if event.id is not None or event.retry is not None:
+                    self.controls.append(control(event.id, event.retry))
+                continue
+            if event.event not in (None, "message"):
                 continue
             try:
                 decoded = decode(event.data)
             except JsonRpcError as exc:
                 log.warning("upstream sent an event that is not JSON-RPC (%s)", exc.message)
                 continue
-            self._messages.extend(decoded if isinstance(decoded, list) else (decoded,))
+            for message in decoded if isinstance(decoded, list) else (decoded,):
+                self._messages.append((message, event.id))
 
     async def close(self, *, cancel: bool = False) -> None:
         # Closing the connection is how a 2026-07-28 client cancels; otherwise return it to the pool.
@@ -88,6 +111,16 @@ class HttpExchange:
             self._response.close()
         else:
             self._response.release()
+
+
+def control(event_id: str | None, retry: int | None) -> bytes:
+    """An event with no data: a priming event (its id) and/or a reconnection delay."""
+    frame = b""
+    if event_id is not None:
+        frame += b"id: " + event_id.encode() + b"\n"
+    if retry is not None:
+        frame += b"retry: " + str(retry).encode() + b"\n"
+    return frame + b"data: \n\n"
 
 
 class HttpChannel:
@@ -174,10 +207,13 @@ class ErrorExchange:
     """An exchange that is already over: one error made by the proxy."""
 
     __slots__ = ("_message", "status")
+    streaming = False
+    controls: tuple[bytes, ...] = ()
+    event_id = None
 
     def __init__(self, message: Message, status: int) -> None:
         self._message: Message | None = message
-        self.status = status
+        self.status: int | None = status
 
     async def next(self) -> Message:
         if self._message is None:

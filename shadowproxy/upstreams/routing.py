@@ -11,7 +11,7 @@ connection serves one session.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
 from shadowproxy.jsonrpc import Message, decode, notification
@@ -26,7 +26,10 @@ class RoutedRequest(Pending):
     """A request in flight on a routed stream; also the :class:`Exchange` its requester reads."""
 
     __slots__ = ("router",)
-    status = 200
+    status = None
+    streaming = False
+    controls: tuple[bytes, ...] = ()
+    event_id = None
 
     def __init__(self, router: Router, request: Message) -> None:
         super().__init__(request, request.id)
@@ -134,7 +137,3 @@ async def replay_handshake(request: Callable[[Message], Awaitable[RoutedRequest]
     if reply.error is not None:
         raise UpstreamError(f"the replayed initialize failed: {reply.error.get('message')}")
     await send(notification("notifications/initialized"))
-
-
-def merged_headers(config_headers: Mapping[str, str], headers: Mapping[str, str]) -> dict[str, str]:
-    return {**headers, **config_headers}

@@ -16,9 +16,10 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 
+from shadowproxy import __version__
 from shadowproxy.config import UpstreamConfig
 from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
-from shadowproxy.jsonrpc import Message, decode, notification
+from shadowproxy.jsonrpc import Kind, Message, decode, notification
 from shadowproxy.upstreams.base import Pending, UnsolicitedHandler
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,9 @@ SAFE_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL"
 MAX_LINE = 64 * 1024 * 1024
 STDERR_LINE = 2000
 TERMINATE_GRACE = 2.0
+PRIME_TIMEOUT = 10.0
+SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+MODERN_VERSION = "2026-07-28"
 
 
 class ChildProcess(asyncio.SubprocessProtocol):
@@ -109,6 +113,17 @@ class ChildProcess(asyncio.SubprocessProtocol):
                     message = message.evolve(params={**params, "progressToken": waiting.original_token})
                 waiting.put(message)
                 return
+        params = message.params
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        subscription = meta.get(SUBSCRIPTION_ID) if isinstance(meta, dict) else None
+        if subscription is not None and subscription in self.pending:
+            # A 2026-07-28 subscription event names the subscriptions/listen request it belongs to.
+            waiting = self.pending[subscription]
+            if waiting.key != waiting.original_id:
+                meta = {**meta, SUBSCRIPTION_ID: waiting.original_id}  # type: ignore[dict-item]
+                message = message.evolve(params={**params, "_meta": meta})  # type: ignore[dict-item]
+            waiting.put(message)
+            return
         if self.pending:
             # A server message tied to no id most likely belongs to the latest request in flight
             # (a log line or a sampling request during a tool call); it then travels on that request's stream.
@@ -127,7 +142,7 @@ class ChildProcess(asyncio.SubprocessProtocol):
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
             self._stdout_closed = True
-            self._fail_all()
+            self._finish()
 
     def process_exited(self) -> None:
         self.returncode = self.transport.get_returncode() if self.transport is not None else -1
@@ -135,18 +150,19 @@ class ChildProcess(asyncio.SubprocessProtocol):
             log.warning("upstream %s exited with code %s", self.name, self.returncode)
         if not self.exited.done():
             self.exited.set_result(self.returncode if self.returncode is not None else -1)
-        self._fail_all()
+        self._finish()
 
-    def _fail_all(self) -> None:
-        code = f" with code {self.returncode}" if self.returncode is not None else ""
-        error = UpstreamError(f"upstream {self.name!r} exited{code} before answering")
+    def _finish(self) -> None:
+        """Once the child has exited *and* everything it wrote is read, fail whatever still waits."""
+        if not self._stdout_closed or self.returncode is None or self.finished.done():
+            return
+        error = UpstreamError(f"upstream {self.name!r} exited with code {self.returncode} before answering")
         waiting = list(self.pending.values())
         self.pending.clear()
         self.progress.clear()
         for request in waiting:
             request.fail(error)
-        if self._stdout_closed and self.returncode is not None and not self.finished.done():
-            self.finished.set_result(self.returncode)
+        self.finished.set_result(self.returncode)
 
     def pause_writing(self) -> None:
         self._paused = asyncio.get_running_loop().create_future()
@@ -189,7 +205,10 @@ class ChildRequest(Pending):
     """A request in flight to a child; also the :class:`Exchange` its requester reads."""
 
     __slots__ = ("child", "original_token")
-    status = 200
+    status = None
+    streaming = False
+    controls: tuple[bytes, ...] = ()
+    event_id = None
 
     def __init__(self, child: ChildProcess, request: Message, key: object) -> None:
         super().__init__(request, key)
@@ -291,6 +310,19 @@ class ChildChannel:
         await self.close()
 
 
+def _discover() -> Message:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+        "io.modelcontextprotocol/clientInfo": {"name": "shadowproxy", "version": __version__},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    return Message(Kind.REQUEST, {"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": {"_meta": meta}})
+
+
+def _drop(message: Message) -> None:
+    """Stateless requests have no session stream: what the child sends unasked goes nowhere."""
+
+
 def child_environment(config: UpstreamConfig) -> dict[str, str]:
     """Only what the child needs: a safe base (or the whole environment when asked), plus its own settings."""
     if config.inherit_env:
@@ -327,10 +359,15 @@ class StdioUpstream:
         self.config = config
         self.children: set[ChildProcess] = set()
         self._shared: ChildProcess | None = None
+        self._stateless: ChildProcess | None = None
+        self.restarts = 0
         self._lock = asyncio.Lock()
 
     async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> ChildChannel:
-        if shared or self.config.share:
+        if shared:
+            child = await self._stateless_child()
+            return ChildChannel(child, rewrite=True, owned=False, handler=on_unsolicited)
+        if self.config.share:
             child = await self._shared_child()
             child.unsolicited.append(on_unsolicited)
             return ChildChannel(child, rewrite=True, owned=False, handler=on_unsolicited)
@@ -353,8 +390,32 @@ class StdioUpstream:
     async def _shared_child(self) -> ChildProcess:
         async with self._lock:
             if self._shared is None or not self._shared.alive:
+                self.restarts += self._shared is not None
                 self._shared = await self._start()
             return self._shared
+
+    async def _stateless_child(self) -> ChildProcess:
+        """The child for 2026-07-28 requests: its own, opened with an enveloped request.
+
+        A server picks a connection's protocol era from its first request; a request that lacks the
+        2026-07-28 envelope arriving first would tie every later stateless request to the handshake era.
+        """
+        async with self._lock:
+            if self._stateless is None or not self._stateless.alive:
+                self.restarts += self._stateless is not None
+                child = await self._start()
+                channel = ChildChannel(child, rewrite=True, owned=False, handler=_drop)
+                exchange = await channel.request(_discover(), {})
+                try:
+                    async with asyncio.timeout(PRIME_TIMEOUT):
+                        while not (await exchange.next()).is_reply:
+                            pass
+                except (TimeoutError, JsonRpcError) as exc:
+                    log.warning("upstream %s did not answer server/discover: %r", self.name, exc)
+                finally:
+                    await exchange.close()
+                self._stateless = child
+            return self._stateless
 
     async def close(self) -> None:
         await asyncio.gather(*(child.terminate() for child in list(self.children)))

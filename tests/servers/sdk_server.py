@@ -1,4 +1,7 @@
-"""An MCP server on the official SDK, for the integration tests: stdio by default, ``--http PORT`` for HTTP."""
+"""An MCP server on the official SDK, for the integration tests.
+
+Stdio by default, ``--http PORT`` for Streamable HTTP, ``--sse PORT`` for the legacy HTTP+SSE transport.
+"""
 
 from __future__ import annotations
 
@@ -76,8 +79,11 @@ def greet(name: str) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int)
+    parser.add_argument("--sse", type=int, help="serve the 2024-11-05 HTTP+SSE transport (/sse, /messages/)")
     args = parser.parse_args()
-    if args.http:
+    if args.sse:
+        server.run("sse", port=args.sse)
+    elif args.http:
         server.run("streamable-http", port=args.http)
     else:
         server.run()

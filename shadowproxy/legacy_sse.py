@@ -1,0 +1,128 @@
+"""The 2024-11-05 HTTP+SSE transport on the client side: ``GET …/sse`` and ``POST …/messages?session_id=``.
+
+The GET opens a session and its one event stream: first an ``endpoint`` event
+naming where to POST, then every server message as a ``message`` event. Each
+POST carries one client message (or a batch) and is answered ``202 Accepted``;
+what the server says back arrives on the stream. The GET handler's task is the
+stream's writer; see :mod:`shadowproxy.streams` for the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from shadowproxy import sse
+from shadowproxy.errors import INVALID_REQUEST, SESSION_NOT_FOUND, JsonRpcError, UpstreamError
+from shadowproxy.http_front import EVENT_STREAM, JSON, PRINCIPAL, SSE_HEADERS, json_error, json_reply
+from shadowproxy.jsonrpc import decode, error_response, request_id_of
+from shadowproxy.mount import Mount
+from shadowproxy.session import SessionRecord, new_session_id
+from shadowproxy.streams import DEFAULT_BUFFER, StreamSession, stream_sessions
+
+if TYPE_CHECKING:
+    from shadowproxy.app import Proxy
+
+log = logging.getLogger(__name__)
+
+TRANSPORT = "sse"
+
+
+class LegacySseEndpoint:
+    """The ``sse`` and ``messages`` paths of one mount."""
+
+    def __init__(
+        self, mount: Mount, message_path: str, *, request_timeout: float, keepalive: float, buffer: int = DEFAULT_BUFFER
+    ) -> None:
+        self.mount = mount
+        self.message_path = message_path
+        self.request_timeout = request_timeout
+        self.keepalive = keepalive
+        self.buffer = buffer
+
+    async def connect(self, request: web.Request) -> web.StreamResponse:
+        """``GET …/sse``: a new session, its ``endpoint`` event, then its messages until either side leaves."""
+        accept = request.headers.get("Accept", "*/*")
+        if EVENT_STREAM not in accept and "*/*" not in accept:
+            return json_error(406, INVALID_REQUEST, "Accept must include text/event-stream")
+        record = SessionRecord(id=new_session_id(), upstream=self.mount.name, principal=request.get(PRINCIPAL))
+        stream = StreamSession(
+            record, self.mount, transport=TRANSPORT, buffer=self.buffer, request_timeout=self.request_timeout
+        )
+        try:
+            await stream.open()
+        except UpstreamError as exc:
+            return json_reply(error_response(None, exc), 502)
+        response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        transport = request.transport
+        if transport is not None:
+            stream.abort = transport.abort
+        try:
+            await response.prepare(request)
+            endpoint = f"{self.message_path}?session_id={record.id}"
+            await response.write(b"event: endpoint\ndata: " + endpoint.encode() + b"\n\n")
+            closing = await stream.pump(
+                lambda data: response.write(sse.encode(data)), lambda: response.write(sse.KEEPALIVE), self.keepalive
+            )
+            log.info("legacy SSE stream of session %s closed: %s", record.id[:8], closing.reason)
+        except ConnectionError as exc:
+            log.info("legacy SSE client of session %s went away: %s", record.id[:8], exc)
+        finally:
+            await stream.finish()
+        return response
+
+    def session_for(self, request: web.Request) -> StreamSession | None:
+        session_id = request.query.get("session_id") or request.query.get("sessionId")
+        if not session_id:
+            return None
+        session = self.mount.sessions.get(session_id)
+        if not isinstance(session, StreamSession) or session.transport != TRANSPORT or session.mount is not self.mount:
+            return None
+        if session.record.principal != request.get(PRINCIPAL) or session.closing is not None:
+            return None
+        return session
+
+    async def post(self, request: web.Request) -> web.Response:
+        """``POST …/messages?session_id=``: one client message (or a batch), answered on the stream."""
+        if "session_id" not in request.query and "sessionId" not in request.query:
+            return json_error(400, INVALID_REQUEST, "the session_id query parameter is required")
+        session = self.session_for(request)
+        if session is None:
+            return json_error(404, SESSION_NOT_FOUND, "session not found; open a new one with GET /sse")
+        if request.content_type != JSON:
+            return json_error(415, INVALID_REQUEST, "Content-Type must be application/json")
+        body = await request.read()
+        try:
+            decoded = decode(body)
+        except JsonRpcError as exc:
+            return json_error(400, exc.code, exc.message, request_id_of(body))
+        for message in decoded if isinstance(decoded, list) else (decoded,):
+            await session.receive(message)
+        return web.Response(status=202, text="Accepted")
+
+
+def add_routes(app: web.Application, proxy: Proxy, *, buffer: int = DEFAULT_BUFFER) -> None:
+    """``<mount>/sse`` and ``<mount>/messages`` for each mount; ``/sse`` and ``/messages`` too with one upstream."""
+    config = proxy.config
+    places = [(mount.path, mount) for mount in proxy.mounts]
+    if len(config.upstreams) == 1:
+        places.append(("", proxy.mounts[0]))
+    for prefix, mount in places:
+        endpoint = LegacySseEndpoint(
+            mount,
+            f"{prefix}/messages",
+            request_timeout=config.request_timeout,
+            keepalive=config.keepalive_interval,
+            buffer=buffer,
+        )
+        app.router.add_get(f"{prefix}/sse", endpoint.connect)
+        app.router.add_post(f"{prefix}/messages", endpoint.post)
+
+    async def close_streams(app: web.Application) -> None:
+        for stream in stream_sessions(proxy.mounts):
+            if stream.transport == TRANSPORT:
+                stream.shutdown()
+
+    app.on_shutdown.append(close_streams)

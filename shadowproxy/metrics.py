@@ -1,0 +1,355 @@
+"""Prometheus metrics of the proxy core, and the ``/metrics`` endpoint.
+
+The hot path pays for one dict increment per message (:func:`judged`) and one
+histogram observation per request (:func:`answered`); everything that is state
+rather than an event (sessions, streams, connections, tasks, upstream children,
+health) is read by a collector only when Prometheus scrapes. Labels stay
+bounded: a method outside :data:`KNOWN_METHODS` is ``other``, upstream and
+interceptor names come from config, and no session id is ever a label.
+
+The persistence worker and the rules engine own their instruments (same
+registry, same ``shadowproxy_`` prefix); this module serves them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from shadowproxy.chain import Direction, MessageContext, Verdict
+from shadowproxy.jsonrpc import Message
+from shadowproxy.upstreams.stdio import StdioUpstream
+
+if TYPE_CHECKING:
+    from shadowproxy.app import Proxy
+
+KNOWN_METHODS = frozenset(
+    {
+        "initialize",
+        "ping",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/read",
+        "resources/templates/list",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "sampling/createMessage",
+        "elicitation/create",
+        "roots/list",
+        "tasks/get",
+        "tasks/result",
+        "tasks/list",
+        "tasks/cancel",
+        "server/discover",
+        "subscriptions/listen",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/message",
+        "notifications/roots/list_changed",
+        "notifications/tools/list_changed",
+        "notifications/resources/list_changed",
+        "notifications/resources/updated",
+        "notifications/prompts/list_changed",
+        "notifications/elicitation/complete",
+        "notifications/tasks/status",
+    }
+)
+"""Methods that get their own label value; any other method (or none) is counted as ``other``."""
+
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+C2S = Direction.CLIENT_TO_SERVER
+UPSTREAM_SECONDS_KEY = "shadowproxy.upstream_seconds"
+"""Where :func:`answered` leaves the upstream time on the aiohttp request, for the overhead middleware."""
+STDIO_PENDING_LIMIT = 10_000
+
+UPSTREAM_SECONDS = Histogram(
+    "shadowproxy_upstream_request_seconds",
+    "Time from sending a request upstream until its reply arrived.",
+    ["upstream", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+OVERHEAD_SECONDS = Histogram(
+    "shadowproxy_proxy_overhead_seconds",
+    "Time the proxy added to one HTTP request: its whole handling minus the upstream time.",
+    ["transport"],
+    buckets=LATENCY_BUCKETS,
+)
+UPSTREAM_STARTS = Counter(
+    "shadowproxy_upstream_starts", "Upstream server processes started for a session.", ["upstream"]
+)
+UPSTREAM_FAILURES = Counter(
+    "shadowproxy_upstream_failures",
+    "Upstream failures: could not start, unreachable, died, or timed out.",
+    ["upstream"],
+)
+ADMIN_RELOADS = Counter(
+    "shadowproxy_reloads", "Reloads asked for through the admin API, by outcome.", ["interceptor", "outcome"]
+)
+
+Listener = Callable[[MessageContext, Verdict], None]
+
+# Keys are (client to server?, method, action, modified?): enum members hash through a Python-level
+# __hash__, so the hot path keys on plain bools and strings and the collector names them.
+_messages: dict[tuple[bool, str, str, bool], int] = {}
+_upstream_histograms: dict[tuple[str, str], Any] = {}
+_decisions: dict[tuple[str, str], int] = {}
+_health: dict[str, bool] = {}
+_stdio_sent: dict[object, float] = {}
+_listeners: list[Listener] = []
+
+
+def verdict_label(action: str, modified: bool) -> str:
+    """forward, modified, block or respond, from an :class:`Action` value."""
+    if action == "forward":
+        return "modified" if modified else "forward"
+    return action
+
+
+def passed(direction: Direction, message: Message, request: Message | None) -> None:
+    """A message forwarded unjudged (the chain is empty)."""
+    method = message.method or (request.method if request is not None else None)
+    key = (direction is C2S, method if method in KNOWN_METHODS else "other", "forward", False)
+    _messages[key] = _messages.get(key, 0) + 1
+
+
+def judged(ctx: MessageContext, verdict: Verdict) -> None:
+    """The chain's final verdict on one message: count it, and show it to listeners (the audit log)."""
+    method = ctx.method
+    action = verdict.action._value_
+    key = (ctx.direction is C2S, method if method in KNOWN_METHODS else "other", action, verdict.message is not None)
+    _messages[key] = _messages.get(key, 0) + 1
+    if verdict.by is not None:
+        decision = (verdict.by, verdict_label(action, verdict.message is not None))
+        _decisions[decision] = _decisions.get(decision, 0) + 1
+    for listener in _listeners:
+        listener(ctx, verdict)
+
+
+def watch(listener: Listener) -> None:
+    """Call ``listener`` with every judged message and its verdict, until :func:`unwatch`. It must not block."""
+    _listeners.append(listener)
+
+
+def unwatch(listener: Listener) -> None:
+    """Stop calling ``listener``."""
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def clock() -> float:
+    """A reading to give :func:`answered` later."""
+    return time.perf_counter()
+
+
+def answered(request: MutableMapping[str, Any] | None, upstream: str, method: str | None, sent: float) -> None:
+    """The upstream replied to a request sent at ``sent`` (a :func:`clock` reading)."""
+    seconds = time.perf_counter() - sent
+    labels = (upstream, method if method in KNOWN_METHODS else "other")
+    histogram = _upstream_histograms.get(labels)
+    if histogram is None:
+        histogram = _upstream_histograms[labels] = UPSTREAM_SECONDS.labels(*labels)
+    histogram.observe(seconds)
+    _health[upstream] = True
+    if request is not None:
+        request[UPSTREAM_SECONDS_KEY] = request.get(UPSTREAM_SECONDS_KEY, 0.0) + seconds
+
+
+def stdio_sent(request_id: object) -> None:
+    """The stdio front wrote a request to its server; the process serves one session, so its ids are unique."""
+    if len(_stdio_sent) >= STDIO_PENDING_LIMIT:
+        _stdio_sent.clear()
+    _stdio_sent[request_id] = time.perf_counter()
+
+
+def stdio_answered(request: Message | None, upstream: str) -> None:
+    """The stdio front got the reply to ``request`` (``None``: a reply to no request of ours)."""
+    if request is not None:
+        sent = _stdio_sent.pop(request.id, None)
+        if sent is not None:
+            answered(None, upstream, request.method, sent)
+
+
+def upstream_started(upstream: object) -> None:
+    """A session opened its channel: for a stdio server that is not shared, a new process."""
+    if isinstance(upstream, StdioUpstream) and not upstream.config.share:
+        UPSTREAM_STARTS.labels(upstream.name).inc()
+
+
+def upstream_failed(name: str) -> None:
+    """Starting, reaching or hearing from the upstream failed; it counts as down until an exchange works."""
+    UPSTREAM_FAILURES.labels(name).inc()
+    _health[name] = False
+
+
+def upstream_healthy(name: str) -> bool | None:
+    """Whether the last exchange with ``name`` worked; ``None`` before any."""
+    return _health.get(name)
+
+
+class ProxyCollector(Collector):
+    """Reads the running proxy's state at scrape time."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.server: Any = None
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._counters()
+        proxy = self.proxy
+        sessions = GaugeMetricFamily("shadowproxy_active_sessions", "Live sessions, by upstream.", labels=["upstream"])
+        streams = GaugeMetricFamily(
+            "shadowproxy_active_streams", "Open GET event streams, by upstream.", labels=["upstream"]
+        )
+        by_upstream: dict[str, list[int]] = {mount.name: [0, 0] for mount in proxy.mounts}
+        for session in list(proxy.sessions.live.values()):
+            counts = by_upstream.setdefault(session.record.upstream, [0, 0])
+            counts[0] += 1
+            counts[1] += session.listening
+        for name, (live, listening) in sorted(by_upstream.items()):
+            sessions.add_metric([name], live)
+            streams.add_metric([name], listening)
+        yield sessions
+        yield streams
+        in_flight = sum(endpoint.in_flight for endpoint in proxy.endpoints)
+        yield GaugeMetricFamily(
+            "shadowproxy_requests_in_flight", "HTTP requests waiting for their upstream.", in_flight
+        )
+        connections = len(self.server.connections) if self.server is not None else 0
+        yield GaugeMetricFamily("shadowproxy_active_connections", "Open client HTTP connections.", connections)
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:
+            tasks = 0
+        yield GaugeMetricFamily("shadowproxy_asyncio_tasks", "Live asyncio tasks in the proxy's event loop.", tasks)
+        yield from self._upstreams()
+
+    def _counters(self) -> Iterator[Metric]:
+        messages = CounterMetricFamily(
+            "shadowproxy_messages",
+            "Messages judged, by direction, method and verdict.",
+            labels=["direction", "method", "verdict"],
+        )
+        for (c2s, method, action, modified), value in list(_messages.items()):
+            direction = C2S if c2s else Direction.SERVER_TO_CLIENT
+            messages.add_metric([direction.value, method, verdict_label(action, modified)], value)
+        yield messages
+        decisions = CounterMetricFamily(
+            "shadowproxy_interceptor_decisions",
+            "Messages an interceptor stopped or answered, by interceptor and verdict.",
+            labels=["interceptor", "verdict"],
+        )
+        for labels, value in list(_decisions.items()):
+            decisions.add_metric(list(labels), value)
+        yield decisions
+        failures = CounterMetricFamily(
+            "shadowproxy_interceptor_failures",
+            "Interceptors that raised (the message failed closed).",
+            labels=["interceptor"],
+        )
+        for name, value in list(self.proxy.chain.failures.by_name.items()):
+            failures.add_metric([name], value)
+        yield failures
+
+    def _upstreams(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "shadowproxy_upstream_up",
+            "1 when the last exchange with the upstream worked (or none failed yet).",
+            labels=["upstream"],
+        )
+        processes = GaugeMetricFamily(
+            "shadowproxy_upstream_processes", "Running server processes of a stdio upstream.", labels=["upstream"]
+        )
+        restarts = CounterMetricFamily(
+            "shadowproxy_upstream_restarts",
+            "Shared or stateless stdio server processes started again after the previous one died.",
+            labels=["upstream"],
+        )
+        seen: set[str] = set()
+        for mount in self.proxy.mounts:
+            upstream = mount.upstream
+            if upstream.name in seen:
+                continue
+            seen.add(upstream.name)
+            up.add_metric([upstream.name], 0 if _health.get(upstream.name) is False else 1)
+            if isinstance(upstream, StdioUpstream):
+                processes.add_metric([upstream.name], len(upstream.children))
+                restarts.add_metric([upstream.name], upstream.restarts)
+        yield up
+        yield processes
+        yield restarts
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    collector = request.app[COLLECTOR_KEY]
+    if collector.server is None:
+        # aiohttp keeps the open connections on the server that made the request's handler, with no public accessor.
+        collector.server = getattr(request.protocol, "_manager", None)
+    body = generate_latest(REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+COLLECTOR_KEY = web.AppKey("shadowproxy.metrics", ProxyCollector)
+
+
+def overhead(mcp_paths: frozenset[str]) -> web.Middleware:
+    """Time each MCP POST; what the upstream did not spend is the proxy's overhead."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        if request.method != "POST" or request.path not in mcp_paths:
+            return await handler(request)
+        began = time.perf_counter()
+        try:
+            return await handler(request)
+        finally:
+            total = time.perf_counter() - began
+            OVERHEAD_SECONDS.labels("http").observe(max(total - request.get(UPSTREAM_SECONDS_KEY, 0.0), 0.0))
+
+    return middleware
+
+
+def register(app: web.Application, proxy: Proxy) -> None:
+    """Serve ``/metrics``, time MCP requests, and read ``proxy`` at each scrape while the app runs."""
+    collector = ProxyCollector(proxy)
+    app[COLLECTOR_KEY] = collector
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.middlewares.append(overhead(frozenset(mount.path for mount in proxy.mounts)))
+
+    async def registered(app: web.Application) -> AsyncIterator[None]:
+        REGISTRY.register(collector)
+        yield
+        REGISTRY.unregister(collector)
+
+    app.cleanup_ctx.append(registered)

@@ -1,0 +1,171 @@
+"""Legacy HTTP+SSE upstreams (protocol 2024-11-05): ``GET /sse`` for the server's stream, POSTs for ours.
+
+A channel is one server session: it opens the event stream, waits for the
+``endpoint`` event that names where to POST, and from then on posts each
+message there (the server answers ``202``) and reads every server message,
+replies included, from the stream. The stream is read by one task per session,
+since an HTTP response can only be read by awaiting it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from shadowproxy.config import UpstreamConfig
+from shadowproxy.errors import UpstreamError
+from shadowproxy.jsonrpc import Message
+from shadowproxy.sse import SseError, SseParser
+from shadowproxy.tasks import spawn
+from shadowproxy.upstreams.base import UnsolicitedHandler
+from shadowproxy.upstreams.http import UpstreamSessionLost
+from shadowproxy.upstreams.routing import RoutedRequest, Router, replay_handshake
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_TIMEOUT = 10.0
+
+
+class LegacySseChannel:
+    """One session with a legacy SSE server."""
+
+    upstream_session_id: str | None = None
+
+    def __init__(self, upstream: LegacySseUpstream, on_unsolicited: UnsolicitedHandler) -> None:
+        self.upstream = upstream
+        self.router = Router(upstream.name, on_unsolicited, self._post)
+        self.endpoint: str | None = None
+        self._response: aiohttp.ClientResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        """Open the event stream and read up to the ``endpoint`` event."""
+        headers = {"Accept": "text/event-stream", **self.upstream.config.headers}
+        url = self.upstream.url
+        try:
+            response = await self.upstream.client().get(url, headers=headers)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
+        self._response = response
+        if response.status != 200 or not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+            response.release()
+            raise UpstreamError(f"upstream {self.upstream.name!r} answered GET with HTTP {response.status}, not SSE")
+        parser = SseParser()
+        try:
+            async with asyncio.timeout(ENDPOINT_TIMEOUT):
+                while self.endpoint is None:
+                    chunk = await response.content.readany()
+                    if not chunk:
+                        raise UpstreamError(f"upstream {self.upstream.name!r} closed its stream before an endpoint")
+                    for event in parser.feed(chunk):
+                        if event.event == "endpoint":
+                            self.endpoint = self._check(urljoin(url, event.data.decode()))
+                        elif self.endpoint is not None and event.data:
+                            self.router.feed(event.data)
+        except (TimeoutError, SseError, aiohttp.ClientError) as exc:
+            response.close()
+            raise UpstreamError(f"upstream {self.upstream.name!r} sent no endpoint event: {exc}") from None
+        except UpstreamError:
+            response.close()
+            raise
+        self._reader = spawn(self._read(response, parser), name=f"sse-upstream-{self.upstream.name}")
+
+    def _check(self, endpoint: str) -> str:
+        # The server must not send our messages to another origin.
+        if urlsplit(endpoint)[:2] != urlsplit(self.upstream.url)[:2]:
+            raise UpstreamError(f"upstream {self.upstream.name!r} named an endpoint on another origin: {endpoint}")
+        return endpoint
+
+    async def _read(self, response: aiohttp.ClientResponse, parser: SseParser) -> None:
+        reason = "closed its event stream"
+        try:
+            while True:
+                chunk = await response.content.readany()
+                if not chunk:
+                    break
+                for event in parser.feed(chunk):
+                    if event.data and event.event in (None, "message"):
+                        self.router.feed(event.data)
+        except (aiohttp.ClientError, SseError, OSError) as exc:
+            reason = f"broke its event stream: {exc}"
+        finally:
+            response.close()
+            self.router.end(UpstreamSessionLost(f"upstream {self.upstream.name!r} {reason}"))
+
+    async def _post(self, message: Message) -> None:
+        if self.router.ended is not None:
+            raise self.router.ended
+        assert self.endpoint is not None
+        headers = {"Content-Type": "application/json", **self.upstream.config.headers}
+        try:
+            async with self.upstream.client().post(self.endpoint, data=message.to_bytes(), headers=headers) as answer:
+                if answer.status == 404:
+                    raise UpstreamSessionLost(f"upstream {self.upstream.name!r} no longer knows this session")
+                if answer.status >= 400:
+                    body = await answer.read()
+                    raise UpstreamError(
+                        f"upstream {self.upstream.name!r} refused a message: {answer.status} {body!r:.200}"
+                    )
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
+
+    async def request(self, message: Message, headers: Mapping[str, str]) -> RoutedRequest:
+        waiting = self.router.register(message)
+        try:
+            await self._post(message)
+        except BaseException:
+            self.router.forget(waiting)
+            raise
+        return waiting
+
+    async def send(self, message: Message, headers: Mapping[str, str]) -> None:
+        await self._post(message)
+
+    async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
+        """A legacy session lives and dies with its stream: a new one gets the client's handshake again."""
+        if init_request is not None:
+            await replay_handshake(lambda m: self.request(m, {}), self._post, init_request)
+
+    async def listen(self, headers: Mapping[str, str]) -> None:
+        """Every server message already arrives on the session's one stream."""
+        return None
+
+    async def close(self) -> None:
+        self.router.end(UpstreamError(f"the session with upstream {self.upstream.name!r} is closed"))
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._response is not None:
+            self._response.close()
+
+    async def detach(self) -> None:
+        await self.close()
+
+
+class LegacySseUpstream:
+    """A server that speaks the 2024-11-05 HTTP+SSE transport at ``url`` (its ``/sse`` path)."""
+
+    def __init__(self, config: UpstreamConfig) -> None:
+        assert config.url is not None
+        self.name = config.name
+        self.config = config
+        self.url = config.url
+        self._client: aiohttp.ClientSession | None = None
+
+    def client(self) -> aiohttp.ClientSession:
+        if self._client is None or self._client.closed:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+            self._client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout)
+        return self._client
+
+    async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> LegacySseChannel:
+        channel = LegacySseChannel(self, on_unsolicited)
+        await channel.connect()
+        return channel
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
