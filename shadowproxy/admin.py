@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from shadowproxy import metrics
+from shadowproxy.config import Config
 from shadowproxy.errors import ConfigError
 from shadowproxy.sessions import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
@@ -208,7 +209,11 @@ def masked(value: Any, secret: bool = False) -> Any:
 
 def effective_config(proxy: Proxy) -> dict[str, Any]:
     """The config in force, with secrets masked: tokens, passwords, upstream env and header values."""
-    config = proxy.config
+    return masked_config(proxy.config)
+
+
+def masked_config(config: Config) -> dict[str, Any]:
+    """``config`` as plain data, with secrets masked."""
     data: dict[str, Any] = {}
     for field in fields(config):
         value = getattr(config, field.name)

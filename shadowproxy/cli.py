@@ -73,6 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     stdio.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...: the server to spawn")
     stdio.set_defaults(handler=cmd_stdio)
 
+    config_parser = commands.add_parser(
+        "config",
+        help="check or show the effective configuration",
+        epilog="examples:\n  shadowproxy config check --config shadowproxy.yaml\n  shadowproxy config show --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config_commands = config_parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    for name, text in (
+        ("check", "validate everything, rules and auth included; exit 2 on error"),
+        ("show", "print the effective configuration, secrets masked"),
+    ):
+        action = config_commands.add_parser(name, help=text)
+        common_options(action)
+        action.add_argument("--upstream", help="stdio command line or http(s) URL")
+        action.add_argument("--json", action="store_true", help="print JSON")
+        action.set_defaults(handler=cmd_config)
+
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda args: print(__version__) or 0)
     for register in extra_commands():
@@ -120,6 +137,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args, upstream=upstream)
     logs.setup(cfg.log_level, cfg.log_format)
     return run_loop(lambda: serve(cfg))
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Build the proxy and its application without starting them: every section is validated on the way."""
+    import json
+
+    from shadowproxy.admin import masked_config
+    from shadowproxy.app import Proxy, make_app
+
+    cfg = load_config(args, upstream=args.upstream)
+    proxy = Proxy(cfg)
+    make_app(proxy)
+    if args.config_command == "show":
+        shown = masked_config(cfg)
+        if args.json:
+            print(json.dumps(shown, indent=2, default=str))
+        else:
+            for key, value in shown.items():
+                print(f"{key}: {json.dumps(value, default=str)}")
+        return 0
+    where = cfg.source or "defaults and environment"
+    if args.json:
+        print(json.dumps({"ok": True, "source": where, "upstreams": [u.name for u in cfg.upstreams]}))
+    else:
+        print(f"ok: {where}: {len(cfg.upstreams)} upstream(s), {len(proxy.chain)} interceptor(s) in the chain")
+    return 0
 
 
 def cmd_stdio(args: argparse.Namespace) -> int:
