@@ -87,7 +87,7 @@ async def test_a_session_with_a_blocked_and_a_redacted_call(start_proxy, tmp_pat
         assert line["upstream"] == "files" and line["transport"] == "http"
         assert line["session"] and line["client"]["name"]
         assert line["principal"] is None
-        assert 0 <= line["duration"] < 60
+        assert isinstance(line["duration"], int | float) and line["duration"] >= 0
         assert line["time"].endswith("Z")
     assert {line["id"] for line in calls()} == {line["id"] for line in calls()}  # ids are kept
 
