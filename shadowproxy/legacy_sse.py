@@ -20,7 +20,7 @@ from shadowproxy.http_front import EVENT_STREAM, JSON, PRINCIPAL, SSE_HEADERS, j
 from shadowproxy.jsonrpc import decode, error_response, request_id_of
 from shadowproxy.mount import Mount
 from shadowproxy.session import SessionRecord, new_session_id
-from shadowproxy.streams import DEFAULT_BUFFER, StreamSession, stream_sessions
+from shadowproxy.streams import DEFAULT_BUFFER, StreamSession, stream_places, stream_sessions
 
 if TYPE_CHECKING:
     from shadowproxy.app import Proxy
@@ -106,10 +106,7 @@ class LegacySseEndpoint:
 def add_routes(app: web.Application, proxy: Proxy, *, buffer: int = DEFAULT_BUFFER) -> None:
     """``<mount>/sse`` and ``<mount>/messages`` for each mount; ``/sse`` and ``/messages`` too with one upstream."""
     config = proxy.config
-    places = [(mount.path, mount) for mount in proxy.mounts]
-    if len(config.upstreams) == 1:
-        places.append(("", proxy.mounts[0]))
-    for prefix, mount in places:
+    for prefix, mount in stream_places(proxy.mounts):
         endpoint = LegacySseEndpoint(
             mount,
             f"{prefix}/messages",

@@ -314,6 +314,14 @@ class StreamSession(LiveSession):
         await self.mount.sessions.close(self.id)
 
 
+def stream_places(mounts: list[Mount]) -> list[tuple[str, Mount]]:
+    """Where a stream transport's routes go: under each mount's path, and at the root too for a lone upstream."""
+    places = [(mount.path, mount) for mount in mounts]
+    if len({mount.upstream.name for mount in mounts}) == 1:
+        places.append(("", mounts[0]))
+    return places
+
+
 def stream_sessions(mounts: list[Mount]) -> list[StreamSession]:
     """The live stream sessions of ``mounts``, for shutdown."""
     found: list[StreamSession] = []

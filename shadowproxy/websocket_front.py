@@ -27,6 +27,7 @@ from shadowproxy.streams import (
     UPSTREAM_FAILED,
     Closing,
     StreamSession,
+    stream_places,
     stream_sessions,
 )
 from shadowproxy.tasks import spawn
@@ -123,10 +124,7 @@ def _reason(text: str) -> bytes:
 def add_routes(app: web.Application, proxy: Proxy, *, buffer: int = DEFAULT_BUFFER) -> None:
     """``<mount>/ws`` for each mount; ``/ws`` too with one upstream."""
     config = proxy.config
-    places = [(mount.path, mount) for mount in proxy.mounts]
-    if len(config.upstreams) == 1:
-        places.append(("", proxy.mounts[0]))
-    for prefix, mount in places:
+    for prefix, mount in stream_places(proxy.mounts):
         endpoint = WebSocketEndpoint(
             mount,
             request_timeout=config.request_timeout,

@@ -225,7 +225,9 @@ class ErrorExchange:
         self._message = None
 
 
-class HttpUpstream:
+class UrlUpstream:
+    """A server reached at ``config.url`` through one pooled aiohttp client, opened lazily, closed with it."""
+
     def __init__(self, config: UpstreamConfig) -> None:
         assert config.url is not None
         self.name = config.name
@@ -237,12 +239,16 @@ class HttpUpstream:
         if self._client is None or self._client.closed:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-            self._client = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
+            self._client = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._client
-
-    async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> HttpChannel:
-        return HttpChannel(self)
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+class HttpUpstream(UrlUpstream):
+    """A Streamable HTTP server."""
+
+    async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> HttpChannel:
+        return HttpChannel(self)

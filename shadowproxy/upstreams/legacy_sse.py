@@ -11,33 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from shadowproxy.config import UpstreamConfig
 from shadowproxy.errors import UpstreamError
 from shadowproxy.jsonrpc import Message
 from shadowproxy.sse import SseError, SseParser
 from shadowproxy.tasks import spawn
 from shadowproxy.upstreams.base import UnsolicitedHandler
-from shadowproxy.upstreams.http import UpstreamSessionLost
-from shadowproxy.upstreams.routing import RoutedRequest, Router, replay_handshake
+from shadowproxy.upstreams.http import UpstreamSessionLost, UrlUpstream
+from shadowproxy.upstreams.routing import RoutedChannel, Router
 
 log = logging.getLogger(__name__)
 
 ENDPOINT_TIMEOUT = 10.0
 
 
-class LegacySseChannel:
+class LegacySseChannel(RoutedChannel):
     """One session with a legacy SSE server."""
-
-    upstream_session_id: str | None = None
 
     def __init__(self, upstream: LegacySseUpstream, on_unsolicited: UnsolicitedHandler) -> None:
         self.upstream = upstream
-        self.router = Router(upstream.name, on_unsolicited, self._post)
+        self.router = Router(upstream.name, on_unsolicited, self.transmit)
         self.endpoint: str | None = None
         self._response: aiohttp.ClientResponse | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -96,7 +92,7 @@ class LegacySseChannel:
             response.close()
             self.router.end(UpstreamSessionLost(f"upstream {self.upstream.name!r} {reason}"))
 
-    async def _post(self, message: Message) -> None:
+    async def transmit(self, message: Message) -> None:
         if self.router.ended is not None:
             raise self.router.ended
         assert self.endpoint is not None
@@ -113,27 +109,6 @@ class LegacySseChannel:
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
 
-    async def request(self, message: Message, headers: Mapping[str, str]) -> RoutedRequest:
-        waiting = self.router.register(message)
-        try:
-            await self._post(message)
-        except BaseException:
-            self.router.forget(waiting)
-            raise
-        return waiting
-
-    async def send(self, message: Message, headers: Mapping[str, str]) -> None:
-        await self._post(message)
-
-    async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
-        """A legacy session lives and dies with its stream: a new one gets the client's handshake again."""
-        if init_request is not None:
-            await replay_handshake(lambda m: self.request(m, {}), self._post, init_request)
-
-    async def listen(self, headers: Mapping[str, str]) -> None:
-        """Every server message already arrives on the session's one stream."""
-        return None
-
     async def close(self) -> None:
         self.router.end(UpstreamError(f"the session with upstream {self.upstream.name!r} is closed"))
         if self._reader is not None:
@@ -141,31 +116,11 @@ class LegacySseChannel:
         if self._response is not None:
             self._response.close()
 
-    async def detach(self) -> None:
-        await self.close()
 
-
-class LegacySseUpstream:
+class LegacySseUpstream(UrlUpstream):
     """A server that speaks the 2024-11-05 HTTP+SSE transport at ``url`` (its ``/sse`` path)."""
-
-    def __init__(self, config: UpstreamConfig) -> None:
-        assert config.url is not None
-        self.name = config.name
-        self.config = config
-        self.url = config.url
-        self._client: aiohttp.ClientSession | None = None
-
-    def client(self) -> aiohttp.ClientSession:
-        if self._client is None or self._client.closed:
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-            self._client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout)
-        return self._client
 
     async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> LegacySseChannel:
         channel = LegacySseChannel(self, on_unsolicited)
         await channel.connect()
         return channel
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()

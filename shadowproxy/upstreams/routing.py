@@ -11,7 +11,7 @@ connection serves one session.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
 from shadowproxy.jsonrpc import Message, decode, notification
@@ -137,3 +137,42 @@ async def replay_handshake(request: Callable[[Message], Awaitable[RoutedRequest]
     if reply.error is not None:
         raise UpstreamError(f"the replayed initialize failed: {reply.error.get('message')}")
     await send(notification("notifications/initialized"))
+
+
+class RoutedChannel:
+    """What a channel on one stream does alike whatever the stream: subclasses give ``router`` and ``transmit``.
+
+    Every server message arrives on the stream, so there is no separate stream to ``listen`` to, and a
+    session lives and dies with its stream: a new one is carried on by replaying the client's handshake.
+    """
+
+    upstream_session_id: str | None = None
+    router: Router
+
+    async def transmit(self, message: Message) -> None:
+        raise NotImplementedError
+
+    async def request(self, message: Message, headers: Mapping[str, str]) -> RoutedRequest:
+        waiting = self.router.register(message)
+        try:
+            await self.transmit(message)
+        except BaseException:
+            self.router.forget(waiting)
+            raise
+        return waiting
+
+    async def send(self, message: Message, headers: Mapping[str, str]) -> None:
+        await self.transmit(message)
+
+    async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
+        if init_request is not None:
+            await replay_handshake(lambda m: self.request(m, {}), self.transmit, init_request)
+
+    async def listen(self, headers: Mapping[str, str]) -> None:
+        return None
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def detach(self) -> None:
+        await self.close()

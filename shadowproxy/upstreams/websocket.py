@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 
 import aiohttp
 from aiohttp import WSMsgType
 
-from shadowproxy.config import UpstreamConfig
 from shadowproxy.errors import UpstreamError
 from shadowproxy.jsonrpc import Message
 from shadowproxy.tasks import spawn
 from shadowproxy.upstreams.base import UnsolicitedHandler
-from shadowproxy.upstreams.http import UpstreamSessionLost
-from shadowproxy.upstreams.routing import RoutedRequest, Router, replay_handshake
+from shadowproxy.upstreams.http import UpstreamSessionLost, UrlUpstream
+from shadowproxy.upstreams.routing import RoutedChannel, Router
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +29,15 @@ HEARTBEAT = 15.0
 MAX_FRAME = 64 * 1024 * 1024
 
 
-class WebSocketChannel:
+class WebSocketChannel(RoutedChannel):
     """One session with a WebSocket server."""
-
-    upstream_session_id: str | None = None
 
     def __init__(
         self, upstream: WebSocketUpstream, ws: aiohttp.ClientWebSocketResponse, on_unsolicited: UnsolicitedHandler
     ) -> None:
         self.upstream = upstream
         self.ws = ws
-        self.router = Router(upstream.name, on_unsolicited, self._send)
+        self.router = Router(upstream.name, on_unsolicited, self.transmit)
         self._reader = spawn(self._read(), name=f"ws-upstream-{upstream.name}")
 
     async def _read(self) -> None:
@@ -59,7 +55,7 @@ class WebSocketChannel:
             error = UpstreamSessionLost(f"upstream {self.upstream.name!r} closed the WebSocket with code {code}{why}")
             self.router.end(error)
 
-    async def _send(self, message: Message) -> None:
+    async def transmit(self, message: Message) -> None:
         if self.router.ended is not None:
             raise self.router.ended
         try:
@@ -67,52 +63,15 @@ class WebSocketChannel:
         except (ConnectionError, aiohttp.ClientError) as exc:
             raise UpstreamError(f"upstream {self.upstream.name!r} WebSocket broke: {exc}") from None
 
-    async def request(self, message: Message, headers: Mapping[str, str]) -> RoutedRequest:
-        waiting = self.router.register(message)
-        try:
-            await self._send(message)
-        except BaseException:
-            self.router.forget(waiting)
-            raise
-        return waiting
-
-    async def send(self, message: Message, headers: Mapping[str, str]) -> None:
-        await self._send(message)
-
-    async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
-        """A WebSocket session lives and dies with its connection: a new one gets the client's handshake again."""
-        if init_request is not None:
-            await replay_handshake(lambda m: self.request(m, {}), self._send, init_request)
-
-    async def listen(self, headers: Mapping[str, str]) -> None:
-        """Every server message already arrives on the session's one connection."""
-        return None
-
     async def close(self) -> None:
         self.router.end(UpstreamError(f"the session with upstream {self.upstream.name!r} is closed"))
         await self.ws.close(code=1000, message=b"session closed")
         self._reader.cancel()
         await asyncio.gather(self._reader, return_exceptions=True)
 
-    async def detach(self) -> None:
-        await self.close()
 
-
-class WebSocketUpstream:
+class WebSocketUpstream(UrlUpstream):
     """A server at a ``ws://`` or ``wss://`` URL."""
-
-    def __init__(self, config: UpstreamConfig) -> None:
-        assert config.url is not None
-        self.name = config.name
-        self.config = config
-        self.url = config.url
-        self._client: aiohttp.ClientSession | None = None
-
-    def client(self) -> aiohttp.ClientSession:
-        if self._client is None or self._client.closed:
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-            self._client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout)
-        return self._client
 
     async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> WebSocketChannel:
         try:
@@ -131,7 +90,3 @@ class WebSocketUpstream:
             await ws.close(code=1002, message=b"subprotocol mcp is required")
             raise UpstreamError(f"upstream {self.name!r} did not accept the WebSocket subprotocol mcp")
         return WebSocketChannel(self, ws, on_unsolicited)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
