@@ -45,8 +45,10 @@ class Proxy:
         self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
         self.chain = Chain(load_interceptors(config.interceptors, config.rules))
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
+        # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
+        upstreams = {upstream.name: create_upstream(upstream) for upstream in config.upstreams}
         self.mounts = [
-            Mount(path, create_upstream(upstream), self.chain, self.sessions)
+            Mount(path, upstreams[upstream.name], self.chain, self.sessions)
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
         self.endpoints = [
