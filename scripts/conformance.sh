@@ -54,7 +54,11 @@ done
 pairings=()
 if proxy_available; then
   stdio_port="$(free_port)"
-  if start_proxy proxy-stdio "$stdio_port" "$PYTHON_BIN $FIXTURE --transport stdio"; then
+  # The proxy as resumable as the SDK's own server with an event store: every answer a primed event stream
+  # (stream_after 0; by default answers faster than 0.1 s go out as JSON). Over stdio the fixture's
+  # test_reconnection cannot close its SSE stream itself: the proxy's polling (close a quiet stream once the
+  # client holds an event id) does it, and every other check must hold with it.
+  if start_proxy proxy-stdio "$stdio_port" "$PYTHON_BIN $FIXTURE --transport stdio" SHADOWPROXY_STREAM_AFTER=0 SHADOWPROXY_POLL_AFTER=0.1 SHADOWPROXY_SSE_RETRY=0.1; then
     for req in "${REQUIREMENTS[@]}"; do run_suite proxy-stdio "$req" "http://127.0.0.1:$stdio_port/mcp"; done
   fi
   stop_server proxy-stdio

@@ -15,27 +15,28 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from shadowproxy import metrics
+from shadowproxy import metrics, tap
+from shadowproxy.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
 from shadowproxy.config import Config
-from shadowproxy.errors import ConfigError
+from shadowproxy.errors import ConfigError, UpstreamError
+from shadowproxy.session import SessionRecord
 from shadowproxy.sessions import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
 
 if TYPE_CHECKING:
     from shadowproxy.app import Proxy
+    from shadowproxy.health import Monitor
 
-PREFIX = "/_shadowproxy"
 MIN_TOKEN = 16
 MASK = "********"
 SECRET_WORDS = ("token", "secret", "password", "passwd", "key", "credential", "authorization", "cookie")
-MAX_LIMIT = 10_000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -105,12 +106,29 @@ class AdminApi:
         for mount in proxy.mounts:
             entry = listed.get(mount.name)
             if entry is None:
-                entry = listed[mount.name] = describe_upstream(mount.upstream)
+                entry = listed[mount.name] = describe_upstream(mount.upstream, proxy.monitors.get(mount.name))
             entry["paths"].append(mount.path)
         for session in proxy.sessions.live.values():
             if session.record.upstream in listed:
                 listed[session.record.upstream]["sessions"] += 1
         return web.json_response({"upstreams": list(listed.values())})
+
+    async def restart(self, request: web.Request) -> web.Response:
+        """Restart a stdio upstream's long-lived processes and close its circuit; 409 for a URL upstream."""
+        name = request.match_info["name"]
+        monitor = self.proxy.monitors.get(name)
+        if monitor is None:
+            return error(404, f"no upstream named {name!r}")
+        if monitor.stdio is None:
+            return error(409, f"upstream {name!r} is reached by URL; the proxy does not run it and cannot restart it")
+        try:
+            await monitor.restart()
+        except UpstreamError as exc:
+            return error(502, f"upstream {name!r} did not restart: {exc.message}")
+        entry = describe_upstream(monitor.upstream, monitor)
+        entry["paths"] = [mount.path for mount in self.proxy.mounts if mount.name == name]
+        entry["sessions"] = sum(1 for s in self.proxy.sessions.live.values() if s.record.upstream == name)
+        return web.json_response(entry)
 
     async def sessions(self, request: web.Request) -> web.Response:
         upstream = request.query.get("upstream")
@@ -118,6 +136,12 @@ class AdminApi:
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
             return error(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
         limit = int(raw_limit)
+        if wants_all(request) and self.proxy.cluster is not None:
+            # Every instance's sessions, as the shared store holds them (live ones of this instance as they are).
+            records, _ = await self.proxy.store.list(upstream=upstream, limit=limit)
+            here = self.proxy.sessions.live
+            found = [describe_session(here[r.id]) if r.id in here else describe_record(r) for r in records]
+            return web.json_response({"sessions": found, "total": len(found)})
         live = [s for s in self.proxy.sessions.live.values() if upstream is None or s.record.upstream == upstream]
         live.sort(key=lambda session: session.record.created_at)
         return web.json_response({"sessions": [describe_session(s) for s in live[:limit]], "total": len(live)})
@@ -134,7 +158,13 @@ class AdminApi:
         return web.Response(status=204)
 
     async def reload(self, request: web.Request) -> web.Response:
-        """Call ``reload()`` on every interceptor that has one; 422 when any kept its old configuration."""
+        """Call ``reload()`` on every interceptor that has one; 422 when any kept its old configuration.
+
+        With ``?all=true`` in a cluster, every instance is asked to reload (each checks its own files).
+        """
+        if wants_all(request) and self.proxy.cluster is not None:
+            reached = await self.proxy.cluster.reload_all()
+            return web.json_response({"instances": reached}, status=202)
         results = []
         for interceptor in self.proxy.chain.interceptors:
             reload = getattr(interceptor, "reload", None)
@@ -152,13 +182,22 @@ class AdminApi:
         return web.json_response(effective_config(self.proxy))
 
 
-def describe_upstream(upstream: Any) -> dict[str, Any]:
+def describe_upstream(upstream: Any, monitor: Monitor | None = None) -> dict[str, Any]:
+    """An upstream as operators see it: its health check's view, then the last exchange's, then ``unknown``."""
     config = upstream.config
     healthy = metrics.upstream_healthy(upstream.name)
+    status = "unknown" if healthy is None else "up" if healthy else "failing"
+    if monitor is not None and (monitor.status == "down" or status == "unknown"):
+        status = monitor.status
+    report = monitor.report() if monitor is not None else {}
     entry: dict[str, Any] = {
         "name": upstream.name,
         "transport": "stdio" if config.is_stdio else "http",
-        "status": "unknown" if healthy is None else "up" if healthy else "failing",
+        "status": status,
+        "problem": report.get("problem"),
+        "circuit": report.get("circuit"),
+        "restarts": report.get("restarts", 0),
+        "crashes": upstream.crashes if isinstance(upstream, StdioUpstream) else 0,
         "paths": [],
         "sessions": 0,
         "shared": bool(config.share),
@@ -173,11 +212,21 @@ def describe_upstream(upstream: Any) -> dict[str, Any]:
 
 def describe_session(session: LiveSession) -> dict[str, Any]:
     """A session as operators see it; the upstream's own session id and the raw initialize stay inside."""
-    data = session.record.to_dict()
-    data.pop("upstream_session_id", None)
-    data.pop("init_request", None)
+    data = describe_record(session.record)
     data["listening"] = session.listening
     return data
+
+
+def describe_record(record: SessionRecord) -> dict[str, Any]:
+    data = record.to_dict()
+    data.pop("upstream_session_id", None)
+    data.pop("init_request", None)
+    data["listening"] = False
+    return data
+
+
+def wants_all(request: web.Request) -> bool:
+    return request.query.get("all", "").lower() in ("1", "true", "yes")
 
 
 def mask_url(url: str) -> str:
@@ -236,159 +285,10 @@ def masked_config(config: Config) -> dict[str, Any]:
         elif field.name == "store":
             value = mask_url(value)
         else:
-            value = masked(value)
+            # Typed sections (health, limits) are dataclasses: plain data first, then masked like the rest.
+            value = masked(asdict(value) if is_dataclass(value) else value)
         data[field.name] = value
     return data
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _operation(name: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    errors = {"401": _json(_ref("Error"), "No or wrong admin token")}
-    return {
-        "operationId": name,
-        "summary": summary,
-        "security": [{"adminToken": []}],
-        "responses": {**responses, **errors},
-        **extra,
-    }
-
-
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0 description of the admin API."""
-    string, integer, boolean = {"type": "string"}, {"type": "integer", "minimum": 0}, {"type": "boolean"}
-    nullable_string = {"type": "string", "nullable": True}
-    session_id = {"name": "session_id", "in": "path", "required": True, "schema": string}
-    not_found = _json(_ref("Error"), "No live session with this id")
-    schemas: dict[str, Any] = {
-        "Error": {"type": "object", "required": ["error"], "properties": {"error": string}},
-        "Upstream": {
-            "type": "object",
-            "required": ["name", "transport", "status", "paths", "sessions", "shared"],
-            "properties": {
-                "name": string,
-                "transport": {"type": "string", "enum": ["stdio", "http"]},
-                "status": {"type": "string", "enum": ["unknown", "up", "failing"]},
-                "paths": {"type": "array", "items": string},
-                "sessions": integer,
-                "shared": boolean,
-                "command": {"type": "array", "items": string},
-                "processes": integer,
-                "url": string,
-            },
-        },
-        "Session": {
-            "type": "object",
-            "required": ["id", "upstream", "state", "created_at", "last_seen", "messages", "errors", "listening"],
-            "properties": {
-                "id": string,
-                "upstream": string,
-                "protocol_version": nullable_string,
-                "client_info": {"type": "object", "nullable": True},
-                "client_capabilities": {"type": "object", "nullable": True},
-                "principal": nullable_string,
-                "created_at": {"type": "number"},
-                "last_seen": {"type": "number"},
-                "messages": integer,
-                "errors": integer,
-                "state": {"type": "string", "enum": ["initializing", "active", "closed", "expired"]},
-                "tags": {"type": "array", "items": string},
-                "event_cursor": nullable_string,
-                "owner": nullable_string,
-                "listening": boolean,
-            },
-        },
-        "Reload": {
-            "type": "object",
-            "required": ["reloaded", "interceptors"],
-            "properties": {
-                "reloaded": boolean,
-                "interceptors": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["interceptor", "reloaded", "error"],
-                        "properties": {"interceptor": string, "reloaded": boolean, "error": nullable_string},
-                    },
-                },
-            },
-        },
-    }
-    sessions_list = {
-        "type": "object",
-        "required": ["sessions", "total"],
-        "properties": {"sessions": {"type": "array", "items": _ref("Session")}, "total": integer},
-    }
-    upstreams_list = {
-        "type": "object",
-        "required": ["upstreams"],
-        "properties": {"upstreams": {"type": "array", "items": _ref("Upstream")}},
-    }
-    query = [
-        {"name": "upstream", "in": "query", "required": False, "schema": string},
-        {"name": "limit", "in": "query", "required": False, "schema": {**integer, "minimum": 1, "maximum": MAX_LIMIT}},
-    ]
-    first_session = {"session_id": "$response.body#/sessions/0/id"}
-    listed = _json(sessions_list, "Sessions")
-    listed["links"] = {
-        "ShowFirst": {"operationId": "getSession", "parameters": first_session},
-        "TerminateFirst": {"operationId": "terminateSession", "parameters": first_session},
-    }
-    paths = {
-        "/openapi.json": {
-            "get": _operation("openapi", "This document", {"200": _json({"type": "object"}, "OpenAPI 3.0")})
-        },
-        "/upstreams": {
-            "get": _operation("listUpstreams", "Upstreams with status", {"200": _json(upstreams_list, "Upstreams")})
-        },
-        "/sessions": {
-            "get": _operation(
-                "listSessions",
-                "Live sessions, oldest first",
-                {"200": listed, "400": _json(_ref("Error"), "Bad limit")},
-                parameters=query,
-            )
-        },
-        "/sessions/{session_id}": {
-            "parameters": [session_id],
-            "get": _operation(
-                "getSession", "One live session", {"200": _json(_ref("Session"), "The session"), "404": not_found}
-            ),
-            "delete": _operation(
-                "terminateSession",
-                "Terminate a session",
-                {"204": {"description": "Closed, with its upstream channel"}, "404": not_found},
-            ),
-        },
-        "/rules/reload": {
-            "post": _operation(
-                "reloadRules",
-                "Reload every interceptor that can (the rules); the old configuration stays on failure",
-                {"200": _json(_ref("Reload"), "All reloaded"), "422": _json(_ref("Reload"), "Some refused")},
-            )
-        },
-        "/config": {
-            "get": _operation(
-                "getConfig", "The effective config, secrets masked", {"200": _json({"type": "object"}, "")}
-            )
-        },
-    }
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "ShadowProxy admin API", "version": "1"},
-        "servers": [{"url": PREFIX}],
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
-        },
-    }
 
 
 def register(app: web.Application, proxy: Proxy) -> None:
@@ -403,11 +303,14 @@ def register(app: web.Application, proxy: Proxy) -> None:
     routes = (
         ("GET", "/openapi.json", api.openapi),
         ("GET", "/upstreams", api.upstreams),
+        ("POST", "/upstreams/{name}/restart", api.restart),
         ("GET", "/sessions", api.sessions),
         ("GET", "/sessions/{session_id}", api.session),
         ("DELETE", "/sessions/{session_id}", api.terminate),
         ("POST", "/rules/reload", api.reload),
         ("GET", "/config", api.config),
+        ("GET", "/tap", tap.stream(config.keepalive_interval)),
     )
     for method, path, handler in routes:
         app.router.add_route(method, PREFIX + path, protected(settings.token, handler))
+    app.on_shutdown.append(tap.close_listeners)

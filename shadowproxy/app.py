@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from shadowproxy import admin, auth, legacy_sse, metrics, websocket_front
+from shadowproxy import admin, auth, cluster, health, legacy_sse, metrics, websocket_front
 from shadowproxy.chain import Chain
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.errors import ConfigError
 from shadowproxy.http_front import StreamableHttpEndpoint
+from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from shadowproxy.mount import Mount
 from shadowproxy.persistence import PersistenceWorker
 from shadowproxy.plugins import load_interceptors
@@ -41,7 +42,12 @@ class Proxy:
         if not config.upstreams:
             raise ConfigError("no upstream: give --upstream, a config file with upstreams, or --demo", key="upstreams")
         self.config = config
-        self.store = open_store(config.store, ttl=config.session_ttl)
+        self.store = open_store(
+            config.store,
+            ttl=config.session_ttl,
+            max_events=config.event_log_size,
+            max_event_age=config.event_log_age,
+        )
         self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
         self.chain = Chain(load_interceptors(config.interceptors, config.rules))
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
@@ -52,11 +58,21 @@ class Proxy:
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
         self.endpoints = [
-            StreamableHttpEndpoint(mount, request_timeout=config.request_timeout, keepalive=config.keepalive_interval)
+            StreamableHttpEndpoint(
+                mount,
+                request_timeout=config.request_timeout,
+                keepalive=config.keepalive_interval,
+                retry=config.sse_retry,
+                poll_after=config.poll_after,
+                stream_after=config.stream_after,
+            )
             for mount in self.mounts
         ]
         self.draining = False
         self._sweeper: asyncio.Task[None] | None = None
+        self.monitors = health.monitors(list(upstreams.values()), config.health)
+        self._monitoring: list[asyncio.Task[None]] = []
+        self.cluster = cluster.join(config, self.sessions, self.mounts, self.chain, self.reload)
 
     async def start(self) -> None:
         try:
@@ -65,6 +81,8 @@ class Proxy:
             # The worker keeps retrying; serving matters more than the store being there at start.
             log.warning("the session store is not available yet: %s", exc)
         await self.worker.start()
+        if self.cluster is not None:
+            await self.cluster.start()
         for interceptor in self.chain.interceptors:
             start = getattr(interceptor, "start", None)
             if start is not None:
@@ -73,6 +91,7 @@ class Proxy:
             if isinstance(mount.upstream, StdioUpstream):
                 spawn(mount.warm(), name=f"warm-{mount.name}")
         self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
+        self._monitoring = [spawn(monitor.run(), name=f"health-{name}") for name, monitor in self.monitors.items()]
 
     async def reload(self) -> bool:
         """Reload every interceptor that can (the rules); true when all took their new configuration."""
@@ -86,7 +105,12 @@ class Proxy:
         self.draining = True
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for task in self._monitoring:
+            task.cancel()
+        await asyncio.gather(*self._monitoring, return_exceptions=True)
         await self.sessions.detach_all()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await asyncio.gather(*(mount.close() for mount in self.mounts))
         for interceptor in self.chain.interceptors:
             close = getattr(interceptor, "close", None)
@@ -118,13 +142,19 @@ def host_of(netloc: str) -> str:
     return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
 
 
-def guard(config: Config) -> web.Middleware:
-    """DNS-rebinding protection at the proxy, since the upstream only sees the proxy: Host (421), Origin (403)."""
+def guard(proxy: Proxy) -> web.Middleware:
+    """DNS-rebinding protection at the proxy, since the upstream only sees the proxy: Host (421), Origin (403).
+
+    Every request gets its id here (:data:`REQUEST_ID`), for the log lines it causes, and back in
+    ``X-Request-Id``.
+    """
+    config = proxy.config
     hosts = tuple(config.allowed_hosts)
     origins = tuple(config.allowed_origins)
 
     @web.middleware
     async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        REQUEST_ID.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
         host = request.headers.get("Host", "")
         if not (allowed(host, LOCAL_HOSTS, hosts) or allowed(host_of(host), LOCAL_HOSTS, hosts)):
             return web.json_response({"error": f"Host {host!r} is not allowed"}, status=421)
@@ -138,6 +168,13 @@ def guard(config: Config) -> web.Middleware:
     return middleware
 
 
+async def tag_response(request: web.Request, response: web.StreamResponse) -> None:
+    """``X-Request-Id`` on every answer, streamed ones too: the id to look for in the logs."""
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -147,9 +184,24 @@ async def readyz(request: web.Request) -> web.Response:
     if proxy.draining:
         return web.json_response({"status": "draining"}, status=503)
     in_flight = sum(endpoint.in_flight for endpoint in proxy.endpoints)
-    return web.json_response(
-        {"status": "ready", "sessions": len(proxy.sessions), "in_flight": in_flight, "tasks": task_census()}
-    )
+    upstreams = {name: monitor.report() for name, monitor in proxy.monitors.items()}
+    unready = sorted(name for name, monitor in proxy.monitors.items() if not monitor.ready)
+    body = {
+        "status": "unready" if unready else "ready",
+        "sessions": len(proxy.sessions),
+        "in_flight": in_flight,
+        "upstreams": upstreams,
+        "tasks": task_census(),
+    }
+    if unready:
+        body["problems"] = [f"upstream {name}: {describe(upstreams[name])}" for name in unready]
+    return web.json_response(body, status=503 if unready else 200)
+
+
+def describe(report: dict[str, object]) -> str:
+    if report["circuit"] == "open":
+        return f"circuit open (new sessions refused for {report['retry_after']}s) after: {report['problem']}"
+    return f"down: {report['problem']}"
 
 
 def task_census() -> dict[str, int]:
@@ -161,7 +213,7 @@ def task_census() -> dict[str, int]:
 
 def make_app(proxy: Proxy) -> web.Application:
     config = proxy.config
-    app = web.Application(middlewares=[guard(config)], client_max_size=config.max_body_size)
+    app = web.Application(middlewares=[guard(proxy)], client_max_size=config.max_body_size)
     app.middlewares.extend(auth.middlewares(config))
     app[PROXY_KEY] = proxy
     for endpoint in proxy.endpoints:
@@ -185,5 +237,6 @@ def make_app(proxy: Proxy) -> web.Application:
             endpoint.close_streams()
 
     app.on_shutdown.append(close_streams)
+    app.on_response_prepare.append(tag_response)
     app.cleanup_ctx.append(lifecycle)
     return app

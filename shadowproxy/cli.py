@@ -98,11 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
+    from shadowproxy.cli_admin import register as administering
+    from shadowproxy.cli_tap import register as tapping
     from shadowproxy.rules.cli import register as rules
     from shadowproxy.stores.cli import register as sessions
     from shadowproxy.wrap import register as wrapping
 
-    return [rules, sessions, wrapping]
+    return [rules, sessions, wrapping, tapping, administering]  # administering adds to rules: after it
 
 
 def load_config(args: argparse.Namespace, **extra: object) -> config.Config:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from shadowproxy.errors import ConfigError
+from shadowproxy.limits import Limits, UpstreamLimits, parse_limits, parse_upstream_limits
 
 DEFAULT_CONFIG_FILE = "shadowproxy.yaml"
 ENV_PREFIX = "SHADOWPROXY_"
@@ -38,6 +39,8 @@ class UpstreamConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     transport: str | None = None
     """``sse`` (the 2024-11-05 HTTP+SSE transport) or ``websocket``; ``None``: stdio or Streamable HTTP."""
+    limits: UpstreamLimits = field(default_factory=UpstreamLimits)
+    """What each child of a stdio server may use (issue 10)."""
 
     @property
     def is_stdio(self) -> bool:
@@ -50,6 +53,61 @@ class InterceptorConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+# --- Upstream health (issue 8): checks, restarts and the circuit; loaded by _health below ---
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffConfig:
+    """Seconds between attempts to restart a failed stdio server: ``initial``, doubled each time, up to ``max``."""
+
+    initial: float = 0.5
+    max: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitConfig:
+    """``failures`` within ``window`` seconds open the circuit; it stays open ``open_for`` seconds."""
+
+    failures: int = 5
+    window: float = 60.0
+    open_for: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """Upstream checks: a ``ping`` every ``interval`` seconds (0: none), answered within ``timeout``."""
+
+    interval: float = 10.0
+    timeout: float = 5.0
+    failures: int = 3
+    """Consecutive unanswered pings after which a stdio server is restarted and a URL upstream counts as down."""
+    backoff: BackoffConfig = BackoffConfig()
+    circuit: CircuitConfig = CircuitConfig()
+
+
+# --- end of upstream health ---
+
+
+# --- Cluster (issue 7): instances sharing one Redis store; loaded by _cluster below ---
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Instances sharing one Redis store act as one proxy; off without a Redis store or with ``enabled: false``."""
+
+    enabled: bool = True
+    instance_id: str = ""
+    """This instance's name in the cluster; empty: a random one per process."""
+    heartbeat_interval: float = 1.0
+    heartbeat_ttl: float = 5.0
+    """An instance whose heartbeat is older than this is gone (one whose Redis connection dropped, at once)."""
+    locate_timeout: float = 2.0
+    """How long to wait for the other instances to say whether they hold a session the store does not know yet."""
+
+
+# --- end of cluster ---
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     host: str = "127.0.0.1"
@@ -59,13 +117,24 @@ class Config:
     interceptors: tuple[InterceptorConfig, ...] = ()
     rules: tuple[str, ...] = ()
     store: str = "memory://"
+    cluster: ClusterConfig = ClusterConfig()
     session_ttl: float = 3600.0
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     shutdown_timeout: float = 10.0
+    health: HealthConfig = HealthConfig()
+    metrics_port: int | None = None
+    """Serve ``/metrics`` on this port (same host) instead of the proxy's; ``None``: on the proxy's port."""
     request_timeout: float = 300.0
     keepalive_interval: float = 15.0
+    sse_retry: float = 1.0
+    poll_after: float = 0.0
+    stream_after: float = 0.1
+    event_log_size: int = 1000
+    event_log_age: float = 3600.0
     max_body_size: int = 4 * 1024 * 1024
+    limits: Limits = field(default_factory=Limits)
+    """Sessions, requests, streams, nesting, timeouts and header sizes (issue 10); see :mod:`shadowproxy.limits`."""
     flush_interval: float = 0.1
     batch_size: int = 500
     log_level: str = "info"
@@ -84,9 +153,15 @@ _SCALARS: dict[str, type] = {
     "shutdown_timeout": float,
     "request_timeout": float,
     "keepalive_interval": float,
+    "sse_retry": float,
+    "poll_after": float,
+    "stream_after": float,
+    "event_log_size": int,
+    "event_log_age": float,
     "max_body_size": int,
     "flush_interval": float,
     "batch_size": int,
+    "metrics_port": int,
     "log_level": str,
     "log_format": str,
 }
@@ -178,12 +253,32 @@ def from_mapping(raw: Mapping[str, Any], *, source: str | None = None) -> Config
             values["upstreams"] = _upstreams(key, value, source)
         elif key == "interceptors":
             values["interceptors"] = _interceptors(value, source)
+        elif key == "health":
+            values["health"] = _health(value, source)
+        elif key == "cluster":
+            values["cluster"] = _cluster(value, source)
+        elif key == "limits":
+            values["limits"] = parse_limits(value, source=source)
         elif key in _SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError("must be a mapping", key=key, source=source)
             values[key] = dict(value)
         else:
-            known = ", ".join(sorted([*_SCALARS, *_LISTS, *_SECTIONS, "upstreams", "mcpServers", "interceptors"]))
+            known = ", ".join(
+                sorted(
+                    [
+                        *_SCALARS,
+                        *_LISTS,
+                        *_SECTIONS,
+                        "upstreams",
+                        "mcpServers",
+                        "interceptors",
+                        "health",
+                        "cluster",
+                        "limits",
+                    ]
+                )
+            )
             raise ConfigError(f"unknown key; known keys are: {known}", key=key, source=source)
     return Config(**values)
 
@@ -220,6 +315,7 @@ def parse_upstream(name: str, spec: str) -> UpstreamConfig:
 
 
 _UPSTREAM_KEYS = {"command", "args", "url", "env", "inherit_env", "cwd", "share", "headers", "type", "transport"}
+_UPSTREAM_KEYS.add("limits")  # issue 10: a stdio server's children (cpu, memory, files, message size)
 
 
 def _upstreams(key: str, value: Any, source: str | None) -> tuple[UpstreamConfig, ...]:
@@ -269,6 +365,7 @@ def _upstreams(key: str, value: Any, source: str | None) -> tuple[UpstreamConfig
                 share=bool(spec.get("share", False)),
                 headers=dict(spec.get("headers", {})),
                 transport=transport,
+                limits=_upstream_limits(spec, where, bool(command), source),
             )
         )
     return tuple(result)
@@ -355,6 +452,14 @@ def validate(config: Config) -> None:
     for key in ("session_ttl", "shutdown_timeout", "request_timeout", "keepalive_interval", "flush_interval"):
         if getattr(config, key) <= 0:
             raise ConfigError("must be greater than 0", key=key, source=config.source)
+    for key in ("sse_retry", "poll_after", "stream_after"):
+        if getattr(config, key) < 0:
+            raise ConfigError("must not be negative", key=key, source=config.source)
+    for key in ("event_log_size", "event_log_age"):
+        if getattr(config, key) <= 0:
+            raise ConfigError("must be greater than 0", key=key, source=config.source)
+    if config.metrics_port is not None and not 0 < config.metrics_port < 65536:
+        raise ConfigError("must be between 1 and 65535", key="metrics_port", source=config.source)
     if config.max_body_size < 1024:
         raise ConfigError("must be at least 1024 bytes", key="max_body_size", source=config.source)
     names = [upstream.name for upstream in config.upstreams]
@@ -366,3 +471,85 @@ def validate(config: Config) -> None:
         parse_store_url(config.store)
     except ConfigError as exc:
         raise ConfigError(exc.problem, key="store", source=config.source) from None
+
+
+# --- Limits (issue 10): the section itself is checked by shadowproxy.limits ---
+
+
+def _upstream_limits(spec: Mapping[str, Any], where: str, stdio: bool, source: str | None) -> UpstreamLimits:
+    if "limits" not in spec:
+        return UpstreamLimits()
+    if not stdio:
+        raise ConfigError("applies to stdio servers (a command) only", key=f"{where}.limits", source=source)
+    return parse_upstream_limits(spec["limits"], key=f"{where}.limits", source=source)
+
+
+# --- end of limits ---
+
+
+# --- Upstream health (issue 8) ---
+
+_HEALTH_SECTIONS: dict[str, type] = {"backoff": BackoffConfig, "circuit": CircuitConfig}
+
+
+def _health(value: Any, source: str | None) -> HealthConfig:
+    """The ``health`` section, checked here so that a typo names ``health.<key>`` and its line."""
+    if not isinstance(value, dict):
+        raise ConfigError("must be a mapping", key="health", source=source)
+    sections = {
+        key: _health_numbers(kind, f"health.{key}", value.get(key, {}), source)
+        for key, kind in _HEALTH_SECTIONS.items()
+    }
+    top = {key: item for key, item in value.items() if key not in _HEALTH_SECTIONS}
+    health = _health_numbers(HealthConfig, "health", top, source, **sections)
+    if health.backoff.max < health.backoff.initial:
+        raise ConfigError("must not be less than health.backoff.initial", key="health.backoff.max", source=source)
+    return health
+
+
+def _health_numbers(kind: type, where: str, value: Any, source: str | None, **sections: Any) -> Any:
+    """``kind`` from ``value``'s numbers (``interval`` may be 0: no pings; the rest must be positive)."""
+    if not isinstance(value, dict):
+        raise ConfigError("must be a mapping", key=where, source=source)
+    numbers = {f.name: f.type for f in fields(kind) if f.name not in sections}
+    values: dict[str, Any] = dict(sections)
+    for key, item in value.items():
+        if key not in numbers:
+            known = ", ".join(sorted([*numbers, *sections]))
+            raise ConfigError(f"unknown setting; known: {known}", key=f"{where}.{key}", source=source)
+        number = _coerce(f"{where}.{key}", item, int if numbers[key] == "int" else float, source)
+        if number < 0 or (number == 0 and key != "interval"):
+            problem = "must be 0 (no pings) or more" if key == "interval" else "must be greater than 0"
+            raise ConfigError(problem, key=f"{where}.{key}", source=source)
+        values[key] = number
+    return kind(**values)
+
+
+# --- Cluster (issue 7) ---
+
+
+def _cluster(value: Any, source: str | None) -> ClusterConfig:
+    """The ``cluster`` section; an error names ``cluster.<key>`` (and its line)."""
+    if not isinstance(value, dict):
+        raise ConfigError("must be a mapping", key="cluster", source=source)
+    known = {f.name: f.type for f in fields(ClusterConfig)}
+    values: dict[str, Any] = {}
+    for key, item in value.items():
+        where = f"cluster.{key}"
+        if key not in known:
+            raise ConfigError(f"unknown setting; known: {', '.join(sorted(known))}", key=where, source=source)
+        if key == "enabled":
+            if not isinstance(item, bool):
+                raise ConfigError("must be true or false", key=where, source=source)
+        elif key == "instance_id":
+            if not isinstance(item, str) or not item.replace("-", "").replace("_", "").isalnum():
+                raise ConfigError("must be letters, digits, - and _", key=where, source=source)
+        else:
+            item = _coerce(where, item, float, source)
+            if item <= 0:
+                raise ConfigError("must be greater than 0", key=where, source=source)
+        values[key] = item
+    cluster = ClusterConfig(**values)
+    if cluster.heartbeat_ttl <= cluster.heartbeat_interval:
+        raise ConfigError("must be longer than cluster.heartbeat_interval", key="cluster.heartbeat_ttl", source=source)
+    return cluster

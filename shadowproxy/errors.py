@@ -64,5 +64,13 @@ class JsonRpcError(ShadowProxyError):
 class UpstreamError(JsonRpcError):
     """The upstream server could not be reached, died, or did not answer in time."""
 
+    http_status = 502
+    retry_after: int | None = None
+    """Seconds after which trying again makes sense (``Retry-After``), when the proxy knows."""
+
     def __init__(self, message: str, *, code: int = UPSTREAM_UNAVAILABLE, data: Any = None) -> None:
         super().__init__(code, message, data)
+
+    @property
+    def http_headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from shadowproxy import metrics, sse
+from shadowproxy import limits, metrics, sse
 from shadowproxy.chain import Action, Direction, Verdict
 from shadowproxy.errors import (
     INTERNAL_ERROR,
@@ -25,6 +26,7 @@ from shadowproxy.errors import (
     JsonRpcError,
     UpstreamError,
 )
+from shadowproxy.eventlog import GET_STREAM, StreamLog, stream_of
 from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Kind, Message, decode, error_response, notification, request_id_of, result_response
 from shadowproxy.mount import (
@@ -35,8 +37,10 @@ from shadowproxy.mount import (
     Mount,
     request_protocol_version,
 )
+from shadowproxy.resumption import Resumption
 from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession
+from shadowproxy.sse import SSE_HEADERS
 from shadowproxy.upstreams.base import Channel, Exchange
 from shadowproxy.upstreams.http import HttpUpstream, StreamPaused, UpstreamSessionLost
 
@@ -49,11 +53,6 @@ SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
-SSE_HEADERS = {
-    "Content-Type": EVENT_STREAM,
-    "Cache-Control": "no-cache, no-transform",
-    "X-Accel-Buffering": "no",
-}
 OWN_HEADERS = frozenset({"mcp-session-id"})
 RESUME_HEADER = "last-event-id"
 MODERN_ERROR_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
@@ -75,12 +74,32 @@ def json_error(status: int, code: int, text: str, request_id: object = None) -> 
 class StreamableHttpEndpoint:
     """The MCP endpoint of one mount."""
 
-    def __init__(self, mount: Mount, *, request_timeout: float, keepalive: float) -> None:
+    def __init__(
+        self,
+        mount: Mount,
+        *,
+        request_timeout: float,
+        keepalive: float,
+        retry: float = 1.0,
+        poll_after: float = 0.0,
+        stream_after: float = 0.1,
+    ) -> None:
         self.mount = mount
         self.sessions = mount.sessions
         self.request_timeout = request_timeout
         self.keepalive = keepalive
         self.forward_headers = isinstance(mount.upstream, HttpUpstream)
+        # An upstream with event ids of its own (Streamable HTTP) is resumed at the upstream; any other through
+        # the proxy's event log.
+        self.resumption: Resumption | None = None
+        if not self.forward_headers and self.sessions.store is not None:
+            self.resumption = Resumption(
+                self.sessions.store,
+                retry=retry,
+                poll_after=poll_after,
+                stream_after=stream_after,
+                keepalive=keepalive,
+            )
         self.header_check: HeaderCheck | None = None
         if not self.forward_headers:
             # Imported here: it loads the SDK, which only a server that cannot see headers needs.
@@ -89,6 +108,7 @@ class StreamableHttpEndpoint:
             self.header_check = HeaderCheck()
         self.in_flight = 0
         self.streams: set[asyncio.Task[object]] = set()
+        self.listeners: dict[str, asyncio.Task[object]] = {}
         self.closing = False
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -117,7 +137,9 @@ class StreamableHttpEndpoint:
         wants_sse = EVENT_STREAM in accept or "*/*" in accept
         if not wants_sse and JSON not in accept:
             return json_error(406, INVALID_REQUEST, "Accept must include application/json and text/event-stream")
-        body = await request.read()
+        body = await limits.read_body(request)
+        if isinstance(body, web.Response):
+            return body
         try:
             decoded = decode(body)
         except JsonRpcError as exc:
@@ -138,7 +160,17 @@ class StreamableHttpEndpoint:
             return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one", message.id)
         if version is not None and version not in KNOWN_VERSIONS:
             return json_error(400, INVALID_REQUEST, f"unsupported {VERSION_HEADER}: {version}", message.id)
-        return await self.exchange(request, message, session, session.channel, wants_sse, modern=False)  # type: ignore[arg-type]
+        if not message.is_request:
+            return await self.exchange(request, message, session, session.channel, wants_sse, modern=False)  # type: ignore[arg-type]
+        slots = limits.guard_of(request).requests
+        try:
+            slots.enter(session.id)
+        except limits.LimitExceeded as exc:
+            return limits.refusal(exc, message.id)
+        try:
+            return await self.exchange(request, message, session, session.channel, wants_sse, modern=False)  # type: ignore[arg-type]
+        finally:
+            slots.leave(session.id)
 
     def session_for(self, session_id: str, principal: str | None) -> LiveSession | None:
         """The live session, if it is this mount's and belongs to ``principal``: a leaked id is of no use."""
@@ -159,6 +191,11 @@ class StreamableHttpEndpoint:
         return session
 
     async def initialize(self, request: web.Request, message: Message, wants_sse: bool) -> web.StreamResponse:
+        guard = limits.guard_of(request)
+        try:
+            guard.admit_session(self.sessions.live.values(), request.get(PRINCIPAL))
+        except limits.LimitExceeded as exc:
+            return limits.refusal(exc, message.id)
         params = message.params or {}
         record = SessionRecord(
             id=new_session_id(),
@@ -181,7 +218,13 @@ class StreamableHttpEndpoint:
             metrics.upstream_started(self.mount.upstream)
         except UpstreamError as exc:
             metrics.upstream_failed(self.mount.name)
-            return json_reply(error_response(message.id, exc), 502)
+            return json_reply(error_response(message.id, exc), exc.http_status, exc.http_headers)
+        try:
+            # Again, with no await before add: other sessions may have begun while this upstream opened.
+            guard.admit_session(self.sessions.live.values(), record.principal)
+        except limits.LimitExceeded as exc:
+            await session.channel.close()
+            return limits.refusal(exc, message.id)
         self.sessions.add(session)
         headers = {SESSION_HEADER: record.id}
         response, final = await self.relay(request, message, session, session.channel, wants_sse, False, headers)
@@ -199,7 +242,7 @@ class StreamableHttpEndpoint:
         try:
             channel = await self.mount.stateless_channel()
         except UpstreamError as exc:
-            return json_reply(error_response(message.id, exc), 502)
+            return json_reply(error_response(message.id, exc), exc.http_status, exc.http_headers)
         if self.header_check is not None and message.is_request:
             error = await self.header_check.check(message, request.headers.items(), channel)
             if error is not None:
@@ -254,6 +297,11 @@ class StreamableHttpEndpoint:
         stream: web.StreamResponse | None = None
         exchange: Exchange | None = None
         final: Message | None = None
+        resumption = self.resumption
+        # The proxy's own event ids, for a session's requests (not its initialize) when the upstream has none.
+        events = self.stream_log(session, wants_sse, modern) if headers is None else None
+        deadline: float | None = None
+        unlogged: Message | None = None
         self.in_flight += 1
         try:
             loop = asyncio.get_running_loop()
@@ -261,17 +309,32 @@ class StreamableHttpEndpoint:
             async with asyncio.timeout_at(deadline):
                 sent = metrics.clock()
                 exchange = await channel.request(message, self.upstream_headers(request))
+                if events is not None and resumption is not None and resumption.streams_at_once(session):
+                    stream = await self.open_stream(request, headers, session, events)
                 while final is None:
                     try:
-                        async with asyncio.timeout(self.keepalive):
+                        idle = self.keepalive if resumption is None else resumption.idle_limit(session, events, stream)
+                        async with asyncio.timeout(idle):
                             incoming = await exchange.next()
                     except TimeoutError:
+                        if events is not None and stream is None and resumption is not None:
+                            # A slow answer becomes a resumable stream: a priming event, then what follows.
+                            stream = await self.open_stream(request, headers, session, events)
+                            if resumption.primes(session):
+                                continue
+                        elif resumption is not None and resumption.polls(events, stream):
+                            # Polling: the client holds an event id; it comes back for the rest.
+                            assert stream is not None and events is not None
+                            resumption.detach(
+                                exchange, events, message, session, channel, deadline, self.judge_reply, "poll", None
+                            )
+                            exchange = events = None
+                            break
                         # A silent answer becomes an event stream with keep-alive comments, so that
                         # intermediaries do not cut it.
                         if wants_sse:
                             if stream is None:
-                                stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **(headers or {})})
-                                await stream.prepare(request)
+                                stream = await self.open_stream(request, headers, session, events)
                             await stream.write(sse.KEEPALIVE)
                         continue
                     if incoming.is_reply and incoming.id == message.id:
@@ -287,23 +350,38 @@ class StreamableHttpEndpoint:
                     if stream is None:
                         if not wants_sse:
                             continue
-                        stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **(headers or {})})
-                        await stream.prepare(request)
-                    await write_event(stream, exchange, outgoing)
+                        stream = await self.open_stream(request, headers, session, events)
+                    if events is not None:
+                        # Logged before it is written: until the log holds it, a disconnect must not lose it.
+                        unlogged = outgoing
+                        data = outgoing.to_bytes()
+                        event_id = await events.append(data)
+                        unlogged = None
+                        await stream.write(sse.encode(data, event_id=event_id))
+                    else:
+                        await write_event(stream, exchange, outgoing)
         except StreamPaused:
             # The upstream closed a resumable stream mid-answer (2025-11-25 polling): the client gets the
             # same priming event and retry hint, and resumes at the upstream through its GET stream.
             if stream is None:
-                stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **(headers or {})})
-                await stream.prepare(request)
+                stream = await self.open_stream(request, headers, session, None)
             if exchange is not None and exchange.controls:
                 await stream.write(b"".join(exchange.controls))
-        except asyncio.CancelledError:
-            # The client went away. In 2026-07-28 that is cancellation; in the handshake era it is not.
+        except (asyncio.CancelledError, ConnectionResetError) as exc:
+            # The client went away. In 2026-07-28 that is cancellation; in the handshake era it is not, and
+            # a client that holds an event id resumes the answer from the event log.
             if exchange is not None:
-                await exchange.close(cancel=modern)
+                if events is not None and stream is not None and resumption is not None and (final is None or unlogged):
+                    resumption.detach(
+                        exchange, events, message, session, channel, deadline, self.judge_reply, "disconnect", unlogged
+                    )
+                    events = None
+                else:
+                    await exchange.close(cancel=modern)
                 exchange = None
-            raise
+            if isinstance(exc, asyncio.CancelledError) or stream is None:
+                raise
+            return stream, final
         except UpstreamSessionLost:
             return await self.lost(session, message), None
         except (UpstreamError, TimeoutError) as exc:
@@ -317,16 +395,43 @@ class StreamableHttpEndpoint:
             final = error_response(message.id, error)
             if stream is None:
                 return json_reply(final, 200 if isinstance(exc, TimeoutError) else 502, headers), final
-            await stream.write(sse.encode(final.to_bytes()))
+            if events is not None and resumption is not None:
+                await resumption.emit(stream, events, final)
+            else:
+                await stream.write(sse.encode(final.to_bytes()))
         except JsonRpcError as exc:
             return json_reply(error_response(message.id, exc), 400, headers), None
         finally:
             self.in_flight -= 1
+            if events is not None:
+                session.live_streams.pop(events.stream_id, None)
+                events.end()
             if exchange is not None:
                 await exchange.close()
         assert stream is not None
         await stream.write_eof()
         return stream, final
+
+    def stream_log(self, session: LiveSession, wants_sse: bool, modern: bool) -> StreamLog | None:
+        """The event log of this request's stream, when the proxy makes the ids and the client can resume."""
+        if self.resumption is None or modern or not wants_sse or session.id not in self.sessions.live:
+            return None
+        return self.resumption.log_for(session)
+
+    async def open_stream(
+        self,
+        request: web.Request,
+        headers: dict[str, str] | None,
+        session: LiveSession,
+        events: StreamLog | None,
+    ) -> web.StreamResponse:
+        stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers} if headers else SSE_HEADERS)
+        await stream.prepare(request)
+        if events is not None and self.resumption is not None:
+            session.live_streams[events.stream_id] = events
+            if self.resumption.primes(session):
+                await self.resumption.prime(stream, events)
+        return stream
 
     async def judge_reply(
         self, incoming: Message, session: LiveSession, channel: Channel, request: Message
@@ -386,16 +491,31 @@ class StreamableHttpEndpoint:
         session = await self.find_session(session_id, request.get(PRINCIPAL))
         if session is None:
             return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one")
+        try:
+            limits.hold_stream(request, session.id)
+        except limits.LimitExceeded as exc:
+            return limits.refusal(exc)
+        last_event_id = request.headers.get(RESUME_HEADER)
+        if self.resumption is not None and last_event_id:
+            resumed = stream_of(last_event_id)
+            if resumed is not None and resumed != GET_STREAM:
+                return await self.hold(self.resumption.resume_post(request, session, last_event_id, resumed))
         # A GET with Last-Event-ID resumes one stream at an HTTP upstream; it is not the session's listening stream.
-        resuming = self.forward_headers and RESUME_HEADER in request.headers
+        resuming = self.forward_headers and last_event_id is not None
         if session.listening and not resuming:
-            return json_error(409, INVALID_REQUEST, "this session already has a GET stream open")
+            previous = self.listeners.get(session.id)
+            if last_event_id is None or previous is None:
+                return json_error(409, INVALID_REQUEST, "this session already has a GET stream open")
+            # The client is back with the id it saw last: its old stream is dead, whether or not we noticed.
+            previous.cancel()
         channel = session.channel
         assert channel is not None
+        task = asyncio.current_task()
         if not resuming:
             session.listening = True
+            if task is not None:
+                self.listeners[session.id] = task
         source: Exchange | None = None
-        task: asyncio.Task[object] | None = None
         try:
             try:
                 source = await channel.listen(self.upstream_headers(request))
@@ -405,28 +525,49 @@ class StreamableHttpEndpoint:
                 log.warning("no upstream GET stream for session %s: %s", session.id[:8], exc.message)
             if resuming and source is None:
                 return json_error(404, SESSION_NOT_FOUND, "the upstream cannot resume that stream")
-            stream = web.StreamResponse(status=200, headers=SSE_HEADERS)
-            await stream.prepare(request)
-            task = asyncio.current_task()
-            if task is not None:
-                self.streams.add(task)
-            try:
-                await self.listen(stream, session, channel, source or session.inbox)
-            except asyncio.CancelledError:
-                if not self.closing:
-                    raise
-            return stream
+            return await self.hold(self.listen(request, session, channel, source, last_event_id))
         finally:
-            if task is not None:
-                self.streams.discard(task)
-            if not resuming:
+            if not resuming and self.listeners.get(session.id) is task:
+                del self.listeners[session.id]
                 session.listening = False
             if source is not None:
                 await source.close(cancel=True)
 
+    async def hold(self, serving: Coroutine[Any, Any, web.StreamResponse]) -> web.StreamResponse:
+        """Serve a long-lived stream that shutdown may end (its client reconnects elsewhere or after the restart)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.streams.add(task)
+        try:
+            return await serving
+        except asyncio.CancelledError:
+            if not self.closing:
+                raise
+            return web.Response(status=503)
+        finally:
+            if task is not None:
+                self.streams.discard(task)
+
     async def listen(
-        self, stream: web.StreamResponse, session: LiveSession, channel: Channel, source: Exchange | Inbox[Message]
-    ) -> None:
+        self,
+        request: web.Request,
+        session: LiveSession,
+        channel: Channel,
+        upstream: Exchange | None,
+        last_event_id: str | None,
+    ) -> web.StreamResponse:
+        """The session's GET stream: what the upstream's own GET stream or the session's inbox brings."""
+        source: Exchange | Inbox[Message] = upstream if upstream is not None else session.inbox
+        stream = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        await stream.prepare(request)
+        events: StreamLog | None = None
+        resumption = self.resumption
+        if resumption is not None and upstream is None:
+            events = resumption.get_log(session)
+            if last_event_id and stream_of(last_event_id) == GET_STREAM:
+                await resumption.replay_get(stream, session, last_event_id)
+            if resumption.primes(session):
+                await resumption.prime(stream, events)
         while True:
             try:
                 async with asyncio.timeout(self.keepalive):
@@ -435,9 +576,13 @@ class StreamableHttpEndpoint:
                 await stream.write(sse.KEEPALIVE)
                 continue
             except JsonRpcError:
-                return
+                return stream
             outgoing = await self.judge_reply(message, session, channel, None)
-            if outgoing is not None:
+            if outgoing is None:
+                continue
+            if events is not None and resumption is not None:
+                await resumption.emit(stream, events, outgoing)
+            else:
                 await write_event(stream, source, outgoing)
 
     def close_streams(self) -> None:

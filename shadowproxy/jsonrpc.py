@@ -12,9 +12,18 @@ from typing import Any
 
 import orjson
 
+from shadowproxy import limits
 from shadowproxy.errors import INVALID_REQUEST, PARSE_ERROR, JsonRpcError
 
 RequestId = str | int
+
+_max_depth = limits.Limits().max_json_depth
+
+
+def set_max_depth(depth: int) -> None:
+    """The nesting bound every :func:`decode` enforces (``limits.max_json_depth``); set once at startup."""
+    global _max_depth
+    _max_depth = depth
 
 
 class Kind(enum.Enum):
@@ -128,17 +137,26 @@ def decode(raw: bytes) -> Message | list[Message]:
 
     Raises :class:`JsonRpcError` with ``PARSE_ERROR`` for bytes that are not
     JSON (invalid UTF-8 included) and ``INVALID_REQUEST`` for JSON that is not
-    JSON-RPC.
+    JSON-RPC or nests deeper than the depth limit.
     """
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            raise _too_deep() from None
         raise JsonRpcError(PARSE_ERROR, f"parse error: {exc}") from None
+    if limits.too_deep(raw, data, _max_depth):
+        raise _too_deep()
     if isinstance(data, list):
         if not data:
             raise JsonRpcError(INVALID_REQUEST, "an empty batch is not a valid request")
         return [classify(item, None) for item in data]
     return classify(data, raw)
+
+
+def _too_deep() -> JsonRpcError:
+    limits.hit("json_depth")
+    return JsonRpcError(INVALID_REQUEST, f"JSON nested deeper than {_max_depth} levels (limits.max_json_depth)")
 
 
 def request_id_of(raw: bytes) -> RequestId | None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from shadowproxy import sse
+from shadowproxy import limits, sse
 from shadowproxy.errors import INVALID_REQUEST, SESSION_NOT_FOUND, JsonRpcError, UpstreamError
 from shadowproxy.http_front import EVENT_STREAM, JSON, PRINCIPAL, SSE_HEADERS, json_error, json_reply
 from shadowproxy.jsonrpc import decode, error_response, request_id_of
@@ -47,14 +47,25 @@ class LegacySseEndpoint:
         accept = request.headers.get("Accept", "*/*")
         if EVENT_STREAM not in accept and "*/*" not in accept:
             return json_error(406, INVALID_REQUEST, "Accept must include text/event-stream")
+        guard = limits.guard_of(request)
+        live = self.mount.sessions.live
+        try:
+            guard.admit_session(live.values(), request.get(PRINCIPAL))
+        except limits.LimitExceeded as exc:
+            return limits.refusal(exc)
         record = SessionRecord(id=new_session_id(), upstream=self.mount.name, principal=request.get(PRINCIPAL))
         stream = StreamSession(
             record, self.mount, transport=TRANSPORT, buffer=self.buffer, request_timeout=self.request_timeout
         )
         try:
             await stream.open()
+            # Again, now that it is in: other sessions may have begun while this upstream opened.
+            guard.admit_session(live.values(), record.principal, joined=True)
         except UpstreamError as exc:
             return json_reply(error_response(None, exc), 502)
+        except limits.LimitExceeded as exc:
+            await stream.finish()
+            return limits.refusal(exc)
         response = web.StreamResponse(status=200, headers=SSE_HEADERS)
         transport = request.transport
         if transport is not None:
@@ -93,12 +104,19 @@ class LegacySseEndpoint:
             return json_error(404, SESSION_NOT_FOUND, "session not found; open a new one with GET /sse")
         if request.content_type != JSON:
             return json_error(415, INVALID_REQUEST, "Content-Type must be application/json")
-        body = await request.read()
+        body = await limits.read_body(request)
+        if isinstance(body, web.Response):
+            return body
         try:
             decoded = decode(body)
         except JsonRpcError as exc:
             return json_error(400, exc.code, exc.message, request_id_of(body))
+        requests = limits.guard_of(request).requests
         for message in decoded if isinstance(decoded, list) else (decoded,):
+            if message.is_request and len(session.relays) >= requests.cap:
+                # Answered on the stream, like every reply of this transport.
+                session.reply(error_response(message.id, requests.refuse(len(session.relays))))
+                continue
             await session.receive(message)
         return web.Response(status=202, text="Accepted")
 

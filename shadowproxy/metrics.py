@@ -8,12 +8,15 @@ bounded: a method outside :data:`KNOWN_METHODS` is ``other``, upstream and
 interceptor names come from config, and no session id is ever a label.
 
 The persistence worker and the rules engine own their instruments (same
-registry, same ``shadowproxy_`` prefix); this module serves them all.
+registry, same ``shadowproxy_`` prefix); this module serves them all. So does
+:mod:`shadowproxy.limits` (``shadowproxy_limit_hits_total{limit}``), since the
+codec and the stdio children count hits and cannot import this module.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -24,11 +27,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from shadowproxy.chain import Direction, MessageContext, Verdict
+from shadowproxy.errors import ConfigError
 from shadowproxy.jsonrpc import Message
 from shadowproxy.upstreams.stdio import StdioUpstream
 
 if TYPE_CHECKING:
     from shadowproxy.app import Proxy
+
+log = logging.getLogger(__name__)
 
 KNOWN_METHODS = frozenset(
     {
@@ -116,6 +122,16 @@ UPSTREAM_FAILURES = Counter(
 )
 ADMIN_RELOADS = Counter(
     "shadowproxy_reloads", "Reloads asked for through the admin API, by outcome.", ["interceptor", "outcome"]
+)
+EVENT_LOG_APPENDS = Counter(
+    "shadowproxy_event_log_appends", "SSE events the proxy logged for resumption, by outcome.", ["outcome"]
+)
+EVENT_LOG_OK = EVENT_LOG_APPENDS.labels("ok")
+EVENT_LOG_FAILED = EVENT_LOG_APPENDS.labels("failed")
+STREAM_DETACHES = Counter(
+    "shadowproxy_stream_detaches",
+    "POST streams closed before their answer (client gone, or polling), the rest kept in the event log.",
+    ["reason"],
 )
 
 Listener = Callable[[MessageContext, Verdict], None]
@@ -207,10 +223,27 @@ def upstream_started(upstream: object) -> None:
         UPSTREAM_STARTS.labels(upstream.name).inc()
 
 
+def event_logged() -> None:
+    EVENT_LOG_OK.inc()
+
+
+def event_log_failed() -> None:
+    EVENT_LOG_FAILED.inc()
+
+
+def stream_detached(reason: str) -> None:
+    STREAM_DETACHES.labels(reason).inc()
+
+
 def upstream_failed(name: str) -> None:
     """Starting, reaching or hearing from the upstream failed; it counts as down until an exchange works."""
     UPSTREAM_FAILURES.labels(name).inc()
     _health[name] = False
+
+
+def upstream_checked(name: str, ok: bool) -> None:
+    """A health check's outcome: like an exchange, it says whether the upstream works now (no failure counted)."""
+    _health[name] = ok
 
 
 def upstream_healthy(name: str) -> bool | None:
@@ -285,7 +318,7 @@ class ProxyCollector(Collector):
     def _upstreams(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "shadowproxy_upstream_up",
-            "1 when the last exchange with the upstream worked (or none failed yet).",
+            "1 when the last exchange or health check worked (or none failed yet) and its circuit is not open.",
             labels=["upstream"],
         )
         processes = GaugeMetricFamily(
@@ -293,7 +326,22 @@ class ProxyCollector(Collector):
         )
         restarts = CounterMetricFamily(
             "shadowproxy_upstream_restarts",
-            "Shared or stateless stdio server processes started again after the previous one died.",
+            "Shared or stateless stdio server processes started again (died, failed checks, or asked to).",
+            labels=["upstream"],
+        )
+        crashes = CounterMetricFamily(
+            "shadowproxy_upstream_crashes",
+            "Stdio server processes that could not start or exited without being asked to.",
+            labels=["upstream"],
+        )
+        circuit = GaugeMetricFamily(
+            "shadowproxy_upstream_circuit_state",
+            "A stdio upstream's circuit: 0 closed, 1 half-open, 2 open (new sessions refused).",
+            labels=["upstream"],
+        )
+        failed_checks = CounterMetricFamily(
+            "shadowproxy_upstream_health_check_failures",
+            "Health checks that failed: no answer to ping in time, process gone, or unreachable.",
             labels=["upstream"],
         )
         seen: set[str] = set()
@@ -302,20 +350,20 @@ class ProxyCollector(Collector):
             if upstream.name in seen:
                 continue
             seen.add(upstream.name)
-            up.add_metric([upstream.name], 0 if _health.get(upstream.name) is False else 1)
+            monitor = self.proxy.monitors.get(upstream.name)
+            down = _health.get(upstream.name) is False or (monitor is not None and not monitor.ready)
+            up.add_metric([upstream.name], 0 if down else 1)
+            if monitor is not None:
+                failed_checks.add_metric([upstream.name], monitor.failed_checks)
             if isinstance(upstream, StdioUpstream):
                 processes.add_metric([upstream.name], len(upstream.children))
                 restarts.add_metric([upstream.name], upstream.restarts)
-        yield up
-        yield processes
-        yield restarts
+                crashes.add_metric([upstream.name], upstream.crashes)
+                circuit.add_metric([upstream.name], int(upstream.circuit.state))
+        yield from (up, processes, restarts, crashes, circuit, failed_checks)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    collector = request.app[COLLECTOR_KEY]
-    if collector.server is None:
-        # aiohttp keeps the open connections on the server that made the request's handler, with no public accessor.
-        collector.server = getattr(request.protocol, "_manager", None)
     body = generate_latest(REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -323,11 +371,15 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 COLLECTOR_KEY = web.AppKey("shadowproxy.metrics", ProxyCollector)
 
 
-def overhead(mcp_paths: frozenset[str]) -> web.Middleware:
+def overhead(mcp_paths: frozenset[str], collector: ProxyCollector) -> web.Middleware:
     """Time each MCP POST; what the upstream did not spend is the proxy's overhead."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        if collector.server is None:
+            # aiohttp keeps the open connections on the server that made the request's handler, with no public
+            # accessor; taken from the proxy's own requests, since /metrics may be served on another port.
+            collector.server = getattr(request.protocol, "_manager", None)
         if request.method != "POST" or request.path not in mcp_paths:
             return await handler(request)
         began = time.perf_counter()
@@ -341,11 +393,15 @@ def overhead(mcp_paths: frozenset[str]) -> web.Middleware:
 
 
 def register(app: web.Application, proxy: Proxy) -> None:
-    """Serve ``/metrics``, time MCP requests, and read ``proxy`` at each scrape while the app runs."""
+    """Serve ``/metrics`` (on ``metrics_port`` when set), time MCP requests, and read ``proxy`` at each scrape."""
     collector = ProxyCollector(proxy)
     app[COLLECTOR_KEY] = collector
-    app.router.add_get("/metrics", metrics_endpoint)
-    app.middlewares.append(overhead(frozenset(mount.path for mount in proxy.mounts)))
+    port = proxy.config.metrics_port
+    if port is None:
+        app.router.add_get("/metrics", metrics_endpoint)
+    else:
+        app.cleanup_ctx.append(separate_port(proxy.config.host, port))
+    app.middlewares.append(overhead(frozenset(mount.path for mount in proxy.mounts), collector))
 
     async def registered(app: web.Application) -> AsyncIterator[None]:
         REGISTRY.register(collector)
@@ -353,3 +409,26 @@ def register(app: web.Application, proxy: Proxy) -> None:
         REGISTRY.unregister(collector)
 
     app.cleanup_ctx.append(registered)
+
+
+def separate_port(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    """``/metrics`` alone on its own port, outside the proxy's middlewares (client auth included)."""
+
+    async def serving(app: web.Application) -> AsyncIterator[None]:
+        metrics_app = web.Application()
+        metrics_app.router.add_get("/metrics", metrics_endpoint)
+        runner = web.AppRunner(metrics_app, handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen on {host}:{port}: {exc.strerror or exc}", key="metrics_port"
+                ) from None
+            log.info("metrics are served at http://%s:%s/metrics", host, port)
+            yield
+        finally:
+            await runner.cleanup()
+
+    return serving

@@ -17,6 +17,7 @@ from shadowproxy.errors import UpstreamError
 from shadowproxy.jsonrpc import Message
 from shadowproxy.session import SessionRecord, SessionState
 from shadowproxy.sessions import LiveSession, SessionManager
+from shadowproxy.tap import TAP
 from shadowproxy.upstreams.base import Channel, Upstream
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,11 @@ class Mount:
         transport: str,
         request: Message | None = None,
     ) -> Verdict:
-        """Run the chain on one message; an empty chain costs one truth test."""
+        """Run the chain on one message; an empty chain costs one truth test, the tap one more when no one listens."""
         if not self.chain:
             metrics.passed(direction, message, request)
+            if TAP.listeners:
+                TAP.publish(message, direction, session, transport, self.name, request, FORWARD)
             return FORWARD
         record = session.record if session is not None else None
         ctx = MessageContext(
@@ -68,6 +71,8 @@ class Mount:
         )
         verdict = await self.chain.run(ctx)
         metrics.judged(ctx, verdict)
+        if TAP.listeners:
+            TAP.publish(message, direction, session, transport, self.name, request, verdict)
         return verdict
 
     async def stateless_channel(self) -> Channel:

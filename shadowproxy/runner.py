@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from shadowproxy import jsonrpc, limits
 from shadowproxy.app import Proxy, make_app
 from shadowproxy.config import Config
 from shadowproxy.stdio_front import CLIENT_EOF, StdioFront
@@ -57,14 +58,17 @@ def install_signals(stop: Callable[[], None]) -> None:
 
 async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None = None) -> int:
     """Serve until a signal; return the exit code."""
+    jsonrpc.set_max_depth(config.limits.max_json_depth)
     proxy = Proxy(config)
     app = make_app(proxy)
+    limits.install(app, config.limits)
     runner = web.AppRunner(
         app,
         handle_signals=False,
         access_log=None,
         handler_cancellation=True,
         shutdown_timeout=config.shutdown_timeout,
+        **limits.server_options(config.limits),
     )
     stop = asyncio.Event()
     install_signals(stop.set)
@@ -90,6 +94,7 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
 
 async def serve_stdio(config: Config) -> int:
     """Be one MCP server on our own stdin/stdout until the client closes stdin or a signal comes."""
+    jsonrpc.set_max_depth(config.limits.max_json_depth)
     proxy = Proxy(config)
     await proxy.start()
     front = StdioFront(proxy.mounts[0])

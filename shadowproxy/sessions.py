@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from shadowproxy.errors import SESSION_NOT_FOUND, JsonRpcError, ShadowProxyError
@@ -20,6 +21,7 @@ from shadowproxy.tasks import spawn
 from shadowproxy.upstreams.base import Channel
 
 if TYPE_CHECKING:
+    from shadowproxy.eventlog import StreamLog
     from shadowproxy.mount import Mount
     from shadowproxy.stores import SessionStore
 
@@ -38,7 +40,7 @@ class ChangeSink(Protocol):
 class LiveSession:
     """One session in this process: its record, its channel, and server messages no request claimed."""
 
-    __slots__ = ("channel", "inbox", "listening", "mount", "record")
+    __slots__ = ("channel", "inbox", "listening", "live_streams", "mount", "record", "relay")
 
     def __init__(self, record: SessionRecord, mount: Mount) -> None:
         self.record = record
@@ -46,14 +48,31 @@ class LiveSession:
         self.channel: Channel | None = None
         self.inbox: Inbox[Message] = Inbox(BACKLOG)
         self.listening = False
+        # POST streams still being answered, by stream id, so that a client that resumes one follows it live.
+        self.live_streams: dict[str, StreamLog] = {}
+        # In a cluster: where unsolicited messages go while the client's stream is held by another instance.
+        self.relay: Callable[[Message], None] | None = None
 
     def on_unsolicited(self, message: Message) -> None:
         """Keep a server message no request claimed (a list-changed notification, say) for the session's stream."""
+        if self.relay is not None and not self.listening:
+            self.relay(message)
+            return
         self.inbox.put(message)
 
     @property
     def id(self) -> str:
         return self.record.id
+
+
+class Cluster(Protocol):
+    """The cluster this process is a member of (:class:`shadowproxy.cluster.ClusterMember`), as sessions see it."""
+
+    id: str
+
+    async def restore(self, session_id: str, mount: Mount, principal: str | None) -> LiveSession | None: ...
+
+    async def closed(self, record: SessionRecord) -> None: ...
 
 
 class SessionManager:
@@ -65,6 +84,7 @@ class SessionManager:
         self.store = store
         self.live: dict[str, LiveSession] = {}
         self._restoring: dict[str, asyncio.Future[LiveSession | None]] = {}
+        self.cluster: Cluster | None = None
 
     def __len__(self) -> int:
         return len(self.live)
@@ -104,14 +124,25 @@ class SessionManager:
     async def _restore(self, session_id: str, mount: Mount, principal: str | None) -> LiveSession | None:
         if self.store is None:
             return None
+        if self.cluster is not None:
+            # Owned by another live instance: forwarded there; else taken over here.
+            return await self.cluster.restore(session_id, mount, principal)
         record = await self.store.get(session_id)
-        if record is None or record.upstream != mount.name or record.state is not SessionState.ACTIVE:
+        if record is None or not self.usable(record, mount, principal):
             return None
+        return await self.resume(record, mount)
+
+    def usable(self, record: SessionRecord, mount: Mount, principal: str | None) -> bool:
+        """Whether a stored session may be carried on at ``mount`` for ``principal``."""
+        if record.upstream != mount.name or record.state is not SessionState.ACTIVE:
+            return False
         if record.principal != principal:
             # Checked before anything starts: a leaked id must not even cost the proxy a child.
-            return None
-        if record.last_seen + self.ttl < time.time():
-            return None
+            return False
+        return record.last_seen + self.ttl >= time.time()
+
+    async def resume(self, record: SessionRecord, mount: Mount) -> LiveSession:
+        """Carry a stored session on here: a new channel, resumed with the upstream's session id or the handshake."""
         session = LiveSession(record, mount)
         session.channel = await mount.upstream.open(session.on_unsolicited)
         try:
@@ -121,7 +152,7 @@ class SessionManager:
             await session.channel.close()
             raise
         self.add(session)
-        log.info("restored session %s from the store", session_id[:8])
+        log.info("restored session %s from the store", record.id[:8])
         return session
 
     def touch(self, session: LiveSession, *, error: bool = False) -> None:
@@ -135,18 +166,42 @@ class SessionManager:
 
     def activate(self, session: LiveSession, protocol_version: str | None) -> None:
         session.record.state = SessionState.ACTIVE
+        if self.cluster is not None:
+            session.record.owner = self.cluster.id
         if protocol_version:
             session.record.protocol_version = protocol_version
         self.changes.record(session.record)
 
-    async def close(self, session_id: str, state: SessionState = SessionState.CLOSED) -> bool:
+    async def close(self, session_id: str, state: SessionState = SessionState.CLOSED, *, announce: bool = True) -> bool:
+        """End a live session. In a cluster, ``announce`` tells the other instances holding it to end it too;
+        ``announce=False`` is how they hear it: the session ended elsewhere, so it is only let go of here."""
         session = self.live.get(session_id)
         if session is None:
             return False
+        if not announce:
+            await self._let_go(session, state)
+            return True
         await self._close(session, state)
+        if self.cluster is not None and state is SessionState.CLOSED:
+            await self.cluster.closed(session.record)
         return True
 
+    async def _let_go(self, session: LiveSession, state: SessionState) -> None:
+        """Drop this process's hold on a session without ending it upstream or writing its state."""
+        self.live.pop(session.id, None)
+        session.inbox.fail(JsonRpcError(SESSION_NOT_FOUND, f"session {state.value}"))
+        if session.channel is not None:
+            try:
+                await session.channel.detach()
+            except Exception:
+                log.exception("letting go of session %s failed", session.id)
+
     async def _close(self, session: LiveSession, state: SessionState) -> None:
+        if self.cluster is not None and state is SessionState.EXPIRED:
+            # Idle here is not idle everywhere: other instances may be serving it. The store's ttl
+            # expires it for all.
+            await self._let_go(session, state)
+            return
         self.live.pop(session.id, None)
         session.inbox.fail(JsonRpcError(SESSION_NOT_FOUND, f"session {state.value}"))
         session.record.state = state
@@ -160,6 +215,10 @@ class SessionManager:
     def _forget(self, session: LiveSession, state: SessionState) -> None:
         self.live.pop(session.id, None)
         session.inbox.fail(JsonRpcError(SESSION_NOT_FOUND, f"session {state.value}"))
+        if self.cluster is not None and state is SessionState.EXPIRED and session.channel is not None:
+            # As in _close: other instances may be serving it.
+            spawn(session.channel.detach(), name=f"let-go-session-{session.id[:8]}")
+            return
         session.record.state = state
         self.changes.record(session.record)
         if session.channel is not None:

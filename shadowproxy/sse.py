@@ -97,3 +97,9 @@ def encode(data: bytes, *, event_id: str | None = None, retry: int | None = None
 
 
 KEEPALIVE = b": keep-alive\n\n"
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+"""The response headers of every event stream the proxy serves (no caching, no proxy buffering)."""

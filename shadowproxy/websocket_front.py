@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
+from shadowproxy import limits
 from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
 from shadowproxy.http_front import PRINCIPAL, json_error
 from shadowproxy.jsonrpc import decode, error_response, request_id_of
@@ -23,6 +24,7 @@ from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.streams import (
     DEFAULT_BUFFER,
     NORMAL,
+    TRY_AGAIN_LATER,
     UNSUPPORTED_DATA,
     UPSTREAM_FAILED,
     Closing,
@@ -60,6 +62,12 @@ class WebSocketEndpoint:
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
         if SUBPROTOCOL not in offered:
             return json_error(400, INVALID_REQUEST, "the WebSocket subprotocol must be mcp (Sec-WebSocket-Protocol)")
+        guard = limits.guard_of(request)
+        live = self.mount.sessions.live
+        try:
+            guard.admit_session(live.values(), request.get(PRINCIPAL))
+        except limits.LimitExceeded as exc:
+            return limits.refusal(exc)
         record = SessionRecord(id=new_session_id(), upstream=self.mount.name, principal=request.get(PRINCIPAL))
         stream = StreamSession(
             record, self.mount, transport=TRANSPORT, buffer=self.buffer, request_timeout=self.request_timeout
@@ -67,22 +75,28 @@ class WebSocketEndpoint:
         await ws.prepare(request)
         try:
             await stream.open()
+            # Again, now that it is in: other sessions may have begun while this upstream opened.
+            guard.admit_session(live.values(), record.principal, joined=True)
         except UpstreamError as exc:
             await ws.close(code=UPSTREAM_FAILED, message=_reason(f"upstream unavailable: {exc.message}"))
+            return ws
+        except limits.LimitExceeded as exc:
+            await stream.finish()
+            await ws.close(code=TRY_AGAIN_LATER, message=_reason(exc.message))
             return ws
         transport = request.transport
         if transport is not None:
             stream.abort = transport.abort
         writer = spawn(self.write(ws, stream), name="websocket-writer")
         try:
-            await self.read(ws, stream)
+            await self.read(ws, stream, guard.requests)
         finally:
             writer.cancel()
             await stream.finish()
         log.info("WebSocket of session %s closed with %s", record.id[:8], ws.close_code)
         return ws
 
-    async def read(self, ws: web.WebSocketResponse, stream: StreamSession) -> None:
+    async def read(self, ws: web.WebSocketResponse, stream: StreamSession, requests: limits.Slots) -> None:
         """Frames in: each text frame is one message (or a batch); a bad one is answered and the rest go on."""
         async for frame in ws:
             if frame.type is WSMsgType.TEXT:
@@ -93,6 +107,9 @@ class WebSocketEndpoint:
                     stream.reply(error_response(request_id_of(data), exc))
                     continue
                 for message in decoded if isinstance(decoded, list) else (decoded,):
+                    if message.is_request and len(stream.relays) >= requests.cap:
+                        stream.reply(error_response(message.id, requests.refuse(len(stream.relays))))
+                        continue
                     await stream.receive(message)
             elif frame.type is WSMsgType.BINARY:
                 closing = Closing(

@@ -142,13 +142,14 @@ class SqliteStore:
                 db = self._db
                 if not write:
                     return await operation(db)
-                await db.execute("BEGIN IMMEDIATE")
                 try:
+                    await db.execute("BEGIN IMMEDIATE")
                     result = await operation(db)
                     await db.execute("COMMIT")
                 except BaseException:
-                    if db.in_transaction:
-                        await db.execute("ROLLBACK")
+                    # Queued behind whatever a cancellation left running on the connection's thread, so it
+                    # also ends a BEGIN that completed after its caller stopped waiting.
+                    await _rollback(db)
                     raise
                 return result
             except (sqlite3.Error, ValueError) as exc:
@@ -277,3 +278,11 @@ async def _scalar(db: Db, sql: str, params: Sequence[Any] = ()) -> Any:
     async with db.execute(sql, params) as rows:
         row = await rows.fetchone()
     return None if row is None else row[0]
+
+
+async def _rollback(db: Db) -> None:
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.OperationalError:
+        # No transaction to end: the BEGIN never ran, or the COMMIT did.
+        pass

@@ -100,11 +100,12 @@ proxy_available() {
   [[ -x "$SHADOWPROXY" ]] && "$SHADOWPROXY" run --help >/dev/null 2>&1
 }
 
-# start_proxy NAME PORT UPSTREAM: shadowproxy serving http://127.0.0.1:PORT/mcp in front of UPSTREAM.
+# start_proxy NAME PORT UPSTREAM [VAR=VALUE...]: shadowproxy serving http://127.0.0.1:PORT/mcp in front of
+# UPSTREAM, with the given environment variables.
 start_proxy() {
   local name="$1" port="$2" upstream="$3"
   start_server "$name" "http://127.0.0.1:$port/healthz" 200 \
-    "$SHADOWPROXY" run --upstream "$upstream" --port "$port"
+    env "${@:4}" "$SHADOWPROXY" run --upstream "$upstream" --port "$port"
 }
 
 # run_suite PAIRING REQUIREMENTS URL: one `conformance server` run; its per-check JSON goes to

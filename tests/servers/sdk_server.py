@@ -23,9 +23,11 @@ def echo(text: str) -> str:
 
 
 @server.tool()
-async def progress(steps: int, ctx: Context) -> str:
-    """Report progress and log a line per step."""
+async def progress(steps: int, ctx: Context, pause: float = 0.0) -> str:
+    """Report progress and log a line per step, ``pause`` seconds apart."""
     for step in range(steps):
+        if step and pause:
+            await asyncio.sleep(pause)
         await ctx.report_progress(step + 1, steps, f"step {step + 1}")
         await ctx.info(f"log {step + 1}")
     return f"done {steps}"
@@ -44,6 +46,24 @@ async def slow(seconds: float) -> str:
     """Sleep, then answer."""
     await asyncio.sleep(seconds)
     return f"slept {seconds}"
+
+
+@server.tool()
+async def changed(ctx: Context, after: float = 0.05) -> str:
+    """Tell the client the tool list changed ``after`` seconds after answering: a notification for its GET stream."""
+    session = ctx.session
+
+    async def later() -> None:
+        await asyncio.sleep(after)
+        await session.send_tool_list_changed()
+
+    task = asyncio.get_running_loop().create_task(later())
+    _later.add(task)
+    task.add_done_callback(_later.discard)
+    return "scheduled"
+
+
+_later: set[asyncio.Task[None]] = set()
 
 
 @server.tool()

@@ -1,0 +1,354 @@
+"""One stdio server process, read by protocol callbacks, and the channels sessions reach it through.
+
+A child is read by a :class:`ChildProcess` protocol callback that splits lines,
+decodes each once and hands it to the request waiting for it, so a child costs
+no task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+
+from shadowproxy import limits
+from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
+from shadowproxy.jsonrpc import Message, decode, error_response, notification
+from shadowproxy.logs import REQUEST_ID
+from shadowproxy.upstreams.base import Pending, UnsolicitedHandler
+from shadowproxy.upstreams.output import BoundedLines, Oversized, StderrLines
+
+log = logging.getLogger("shadowproxy.upstreams.stdio")
+
+MAX_LINE = 64 * 1024 * 1024
+STDERR_LINE = 2000
+TERMINATE_GRACE = 2.0
+SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+
+
+class ChildProcess(asyncio.SubprocessProtocol):
+    """One running server. Replies go to the :class:`Pending` that waits for them; the rest to ``unsolicited``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pending: dict[object, ChildRequest] = {}
+        self.progress: dict[object, ChildRequest] = {}
+        self.sink: Callable[[Message], None] | None = None
+        self.unsolicited: list[UnsolicitedHandler] = []
+        # Called once, at the first reply: the server started and answers (what closes a half-open circuit).
+        self.on_first_reply: Callable[[], None] | None = None
+        self.stopping = False
+        self.returncode: int | None = None
+        self.transport: asyncio.SubprocessTransport | None = None
+        self._stdin: asyncio.WriteTransport | None = None
+        self.lines = BoundedLines(limits.UpstreamLimits().message)
+        self.stderr = StderrLines(STDERR_LINE)
+        self._stdout_closed = False
+        self._paused: asyncio.Future[None] | None = None
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[int] = loop.create_future()
+        # Set once the process has exited *and* all it wrote has been read.
+        self.finished: asyncio.Future[int] = loop.create_future()
+        self.ids = itertools.count(1)
+
+    @property
+    def alive(self) -> bool:
+        return self.returncode is None and not self._stdout_closed
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 1:
+            self._feed(data)
+        else:
+            self._feed_stderr(data)
+
+    def _feed(self, data: bytes) -> None:
+        for line in self.lines.feed(data):
+            if not isinstance(line, Oversized):
+                if line and not line.isspace():
+                    self._on_line(line)
+                continue
+            # Over the message limit: skipped to its end, so the child's next message reads fine, and the
+            # request it answers (found by the id at its head) fails now instead of timing out.
+            bound = self.lines.limit
+            limits.hit("upstream_message")
+            log.error("upstream %s wrote a message over %d bytes (limits.message); it is dropped", self.name, bound)
+            error = UpstreamError(
+                f"the upstream's answer is over {bound} bytes (limits.message of upstream {self.name!r})",
+                code=limits.LIMIT_EXCEEDED,
+                data={"limit": "upstream_message"},
+            )
+            reply_id = line.reply_id
+            if self.sink is not None:
+                if isinstance(reply_id, str | int):
+                    self.sink(error_response(reply_id, error))
+                continue
+            waiting = self.pending.pop(reply_id, None)
+            if waiting is not None:
+                if waiting.token is not None:
+                    self.progress.pop(waiting.token, None)
+                waiting.fail(error)
+
+    def _on_line(self, line: bytes) -> None:
+        try:
+            decoded = decode(line)
+        except JsonRpcError as exc:
+            log.warning("upstream %s wrote a line that is not JSON-RPC (%s): %.200r", self.name, exc.message, line)
+            return
+        for message in decoded if isinstance(decoded, list) else (decoded,):
+            self._route(message)
+
+    def _route(self, message: Message) -> None:
+        if self.on_first_reply is not None and message.is_reply:
+            self.on_first_reply()
+            self.on_first_reply = None
+        if self.sink is not None:
+            self.sink(message)
+            return
+        if message.is_reply:
+            waiting = self.pending.pop(message.id, None)
+            if waiting is None:
+                log.debug("upstream %s answered id %r, which no one waits for", self.name, message.id)
+                return
+            if waiting.token is not None:
+                self.progress.pop(waiting.token, None)
+            if waiting.key != waiting.original_id:
+                message = message.evolve(id=waiting.original_id)
+            waiting.put(message)
+            return
+        if message.method == "notifications/progress":
+            params = message.params or {}
+            waiting = self.progress.get(params.get("progressToken"))
+            if waiting is not None:
+                if waiting.original_token != waiting.token:
+                    message = message.evolve(params={**params, "progressToken": waiting.original_token})
+                waiting.put(message)
+                return
+        params = message.params
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        subscription = meta.get(SUBSCRIPTION_ID) if isinstance(meta, dict) else None
+        if subscription is not None and subscription in self.pending:
+            # A 2026-07-28 subscription event names the subscriptions/listen request it belongs to.
+            waiting = self.pending[subscription]
+            if waiting.key != waiting.original_id:
+                meta = {**meta, SUBSCRIPTION_ID: waiting.original_id}  # type: ignore[dict-item]
+                message = message.evolve(params={**params, "_meta": meta})  # type: ignore[dict-item]
+            waiting.put(message)
+            return
+        if self.pending:
+            # A server message tied to no id most likely belongs to the latest request in flight
+            # (a log line or a sampling request during a tool call); it then travels on that request's stream.
+            next(reversed(self.pending.values())).put(message)
+            return
+        for handler in self.unsolicited:
+            handler(message)
+
+    def _feed_stderr(self, data: bytes) -> None:
+        lines = self.stderr.feed(data)
+        if self.stderr.notice is not None:
+            log.warning("upstream %s: %s", self.name, self.stderr.notice)
+        for line in lines:
+            log.info("upstream %s stderr: %s", self.name, line.decode(errors="replace"))
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._stdout_closed = True
+            self._finish()
+
+    def process_exited(self) -> None:
+        self.returncode = self.transport.get_returncode() if self.transport is not None else -1
+        if self.returncode:
+            log.warning("upstream %s exited with code %s", self.name, self.returncode)
+        if not self.exited.done():
+            self.exited.set_result(self.returncode if self.returncode is not None else -1)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Once the child has exited *and* everything it wrote is read, fail whatever still waits."""
+        if not self._stdout_closed or self.returncode is None or self.finished.done():
+            return
+        error = UpstreamError(f"upstream {self.name!r} exited with code {self.returncode} before answering")
+        waiting = list(self.pending.values())
+        self.pending.clear()
+        self.progress.clear()
+        for request in waiting:
+            # Logged under the id of the client request it serves, which the client's failure line carries too.
+            log.warning(
+                "upstream %s exited with code %s before answering %r",
+                self.name,
+                self.returncode,
+                request.request.method,
+                extra={"request_id": request.request_id},
+            )
+            request.fail(error)
+        self.finished.set_result(self.returncode)
+
+    def pause_writing(self) -> None:
+        self._paused = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._paused is not None and not self._paused.done():
+            self._paused.set_result(None)
+        self._paused = None
+
+    def write(self, data: bytes) -> None:
+        if self._stdin is None or self._stdin.is_closing() or not self.alive:
+            raise UpstreamError(f"upstream {self.name!r} is not running")
+        self._stdin.write(data + b"\n")
+
+    async def drain(self) -> None:
+        if self._paused is not None:
+            await self._paused
+
+    async def terminate(self, grace: float = TERMINATE_GRACE) -> None:
+        """Close stdin, then SIGTERM, then SIGKILL, each after ``grace`` seconds, as the MCP stdio transport asks."""
+        self.stopping = True
+        if self.transport is None or self.exited.done():
+            return
+        if self._stdin is not None:
+            self._stdin.close()
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None:
+                try:
+                    self.transport.send_signal(sig)
+                except ProcessLookupError:
+                    break
+            try:
+                await asyncio.wait_for(asyncio.shield(self.exited), grace)
+                break
+            except TimeoutError:
+                continue
+        self.transport.close()
+
+
+class ChildRequest(Pending):
+    """A request in flight to a child; also the :class:`Exchange` its requester reads."""
+
+    __slots__ = ("child", "original_token", "request_id")
+    status = None
+    streaming = False
+    controls: tuple[bytes, ...] = ()
+    event_id = None
+
+    def __init__(self, child: ChildProcess, request: Message, key: object) -> None:
+        super().__init__(request, key)
+        self.child = child
+        self.original_token: object = None
+        self.request_id = REQUEST_ID.get()
+
+    async def close(self, *, cancel: bool = False) -> None:
+        child = self.child
+        if child.pending.pop(self.key, None) is not None:
+            if self.token is not None:
+                child.progress.pop(self.token, None)
+            if cancel and child.alive:
+                log.info("upstream %s: cancelling %r (id %r)", child.name, self.request.method, self.key)
+                child.write(notification("notifications/cancelled", {"requestId": self.key}).to_bytes())
+
+
+class ChildChannel:
+    """A session's channel to a child; ``rewrite`` is on when the child serves several sessions."""
+
+    upstream_session_id = None
+
+    def __init__(
+        self,
+        child: ChildProcess,
+        *,
+        rewrite: bool,
+        owned: bool,
+        handler: UnsolicitedHandler,
+        revive: Callable[[], Awaitable[ChildProcess]] | None = None,
+    ) -> None:
+        self.child = child
+        self.rewrite = rewrite
+        self.owned = owned
+        self.handler = handler
+        # Where a channel that is not tied to one process (the stateless one) gets the current child.
+        self.revive = revive
+        self.keys: dict[object, object] = {}
+
+    async def request(self, message: Message, headers: Mapping[str, str]) -> ChildRequest:
+        child = self.child
+        if not child.alive:
+            child = await self._revived()
+        params = message.params
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        if self.rewrite:
+            key: object = next(child.ids)
+            pending = ChildRequest(child, message, key)
+            if token is not None:
+                pending.original_token = token
+                token = key
+                message = message.evolve(params={**params, "_meta": {**meta, "progressToken": key}})  # type: ignore[dict-item]
+            if len(self.keys) > 256:
+                self.keys = {orig: k for orig, k in self.keys.items() if k in child.pending}
+            self.keys[message.id] = key
+            message = message.evolve(id=key)
+        else:
+            key = message.id
+            if key in child.pending:
+                raise JsonRpcError(INVALID_REQUEST, f"request id {key!r} is already in flight in this session")
+            pending = ChildRequest(child, message, key)
+            pending.original_token = token
+        if token is not None:
+            pending.token = token
+            child.progress[token] = pending
+        child.pending[key] = pending
+        child.write(message.to_bytes())
+        await child.drain()
+        return pending
+
+    async def _revived(self) -> ChildProcess:
+        if self.revive is None:
+            raise UpstreamError(f"upstream {self.child.name!r} is not running")
+        self.child = await self.revive()
+        self.keys.clear()
+        return self.child
+
+    async def send(self, message: Message, headers: Mapping[str, str]) -> None:
+        if self.rewrite and message.method == "notifications/cancelled":
+            params = message.params or {}
+            key = self.keys.get(params.get("requestId"))
+            if key is None:
+                return
+            message = message.evolve(params={**params, "requestId": key})
+        self.child.write(message.to_bytes())
+        await self.child.drain()
+
+    async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
+        """A new child for an old session: replay the client's ``initialize`` and ``initialized``, as it sent them."""
+        if init_request is None:
+            return
+        initialize = decode(init_request.encode())
+        assert isinstance(initialize, Message)
+        exchange = await self.request(initialize, {})
+        try:
+            reply = await exchange.next()
+            while not (reply.is_reply and reply.id == initialize.id):
+                reply = await exchange.next()
+        finally:
+            await exchange.close()
+        if reply.error is not None:
+            raise UpstreamError(f"the replayed initialize failed: {reply.error.get('message')}")
+        await self.send(notification("notifications/initialized"), {})
+
+    async def listen(self, headers: Mapping[str, str]) -> None:
+        """A child's unsolicited messages reach the session through ``handler``; there is no stream to open."""
+        return None
+
+    async def close(self) -> None:
+        if self.owned:
+            await self.child.terminate()
+        elif self.handler in self.child.unsolicited:
+            self.child.unsolicited.remove(self.handler)
+
+    async def detach(self) -> None:
+        """A child cannot outlive the proxy; the session's next process replays the handshake to a new one."""
+        await self.close()
