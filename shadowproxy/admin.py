@@ -136,7 +136,10 @@ class AdminApi:
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
             return error(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
         limit = int(raw_limit)
-        if wants_all(request) and self.proxy.cluster is not None:
+        everywhere = every_instance(request)
+        if everywhere is None:
+            return error(400, "all must be true or false")
+        if everywhere and self.proxy.cluster is not None:
             # Every instance's sessions, as the shared store holds them (live ones of this instance as they are).
             records, _ = await self.proxy.store.list(upstream=upstream, limit=limit)
             here = self.proxy.sessions.live
@@ -162,7 +165,10 @@ class AdminApi:
 
         With ``?all=true`` in a cluster, every instance is asked to reload (each checks its own files).
         """
-        if wants_all(request) and self.proxy.cluster is not None:
+        everywhere = every_instance(request)
+        if everywhere is None:
+            return error(400, "all must be true or false")
+        if everywhere and self.proxy.cluster is not None:
             reached = await self.proxy.cluster.reload_all()
             return web.json_response({"instances": reached}, status=202)
         results = []
@@ -225,8 +231,9 @@ def describe_record(record: SessionRecord) -> dict[str, Any]:
     return data
 
 
-def wants_all(request: web.Request) -> bool:
-    return request.query.get("all", "").lower() in ("1", "true", "yes")
+def every_instance(request: web.Request) -> bool | None:
+    """``?all=true|false`` (absent: false); ``None`` for any other value."""
+    return {"true": True, "false": False}.get(request.query.get("all", "false"))
 
 
 def mask_url(url: str) -> str:

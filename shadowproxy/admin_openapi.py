@@ -155,7 +155,7 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation(
                 "listSessions",
                 "Live sessions, oldest first",
-                {"200": listed, "400": _json(_ref("Error"), "Bad limit")},
+                {"200": listed, "400": _json(_ref("Error"), "Bad limit or all")},
                 parameters=query,
             )
         },
@@ -180,6 +180,7 @@ def openapi_document() -> dict[str, Any]:
                         {"type": "object", "required": ["instances"], "properties": {"instances": integer}},
                         "In a cluster, with all=true: the number of instances asked to reload",
                     ),
+                    "400": _json(_ref("Error"), "Bad parameter"),
                     "422": _json(_ref("Reload"), "Some refused"),
                 },
                 parameters=[every_instance],

@@ -130,6 +130,7 @@ class Config:
     sse_retry: float = 1.0
     poll_after: float = 0.0
     stream_after: float = 0.1
+    stream_buffer: int = 8 * 1024 * 1024
     event_log_size: int = 1000
     event_log_age: float = 3600.0
     max_body_size: int = 4 * 1024 * 1024
@@ -156,6 +157,7 @@ _SCALARS: dict[str, type] = {
     "sse_retry": float,
     "poll_after": float,
     "stream_after": float,
+    "stream_buffer": int,
     "event_log_size": int,
     "event_log_age": float,
     "max_body_size": int,
@@ -455,7 +457,7 @@ def validate(config: Config) -> None:
     for key in ("sse_retry", "poll_after", "stream_after"):
         if getattr(config, key) < 0:
             raise ConfigError("must not be negative", key=key, source=config.source)
-    for key in ("event_log_size", "event_log_age"):
+    for key in ("event_log_size", "event_log_age", "stream_buffer"):
         if getattr(config, key) <= 0:
             raise ConfigError("must be greater than 0", key=key, source=config.source)
     if config.metrics_port is not None and not 0 < config.metrics_port < 65536:

@@ -121,7 +121,7 @@ class LegacySseEndpoint:
         return web.Response(status=202, text="Accepted")
 
 
-def add_routes(app: web.Application, proxy: Proxy, *, buffer: int = DEFAULT_BUFFER) -> None:
+def add_routes(app: web.Application, proxy: Proxy) -> None:
     """``<mount>/sse`` and ``<mount>/messages`` for each mount; ``/sse`` and ``/messages`` too with one upstream."""
     config = proxy.config
     for prefix, mount in stream_places(proxy.mounts):
@@ -130,7 +130,7 @@ def add_routes(app: web.Application, proxy: Proxy, *, buffer: int = DEFAULT_BUFF
             f"{prefix}/messages",
             request_timeout=config.request_timeout,
             keepalive=config.keepalive_interval,
-            buffer=buffer,
+            buffer=proxy.config.stream_buffer,
         )
         app.router.add_get(f"{prefix}/sse", endpoint.connect)
         app.router.add_post(f"{prefix}/messages", endpoint.post)

@@ -40,7 +40,7 @@ class ChangeSink(Protocol):
 class LiveSession:
     """One session in this process: its record, its channel, and server messages no request claimed."""
 
-    __slots__ = ("channel", "inbox", "listening", "live_streams", "mount", "record", "relay")
+    __slots__ = ("channel", "elsewhere", "inbox", "listening", "live_streams", "mount", "record")
 
     def __init__(self, record: SessionRecord, mount: Mount) -> None:
         self.record = record
@@ -51,12 +51,12 @@ class LiveSession:
         # POST streams still being answered, by stream id, so that a client that resumes one follows it live.
         self.live_streams: dict[str, StreamLog] = {}
         # In a cluster: where unsolicited messages go while the client's stream is held by another instance.
-        self.relay: Callable[[Message], None] | None = None
+        self.elsewhere: Callable[[Message], None] | None = None
 
     def on_unsolicited(self, message: Message) -> None:
         """Keep a server message no request claimed (a list-changed notification, say) for the session's stream."""
-        if self.relay is not None and not self.listening:
-            self.relay(message)
+        if self.elsewhere is not None and not self.listening:
+            self.elsewhere(message)
             return
         self.inbox.put(message)
 

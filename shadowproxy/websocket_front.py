@@ -138,7 +138,7 @@ def _reason(text: str) -> bytes:
     return text.encode()[:123]
 
 
-def add_routes(app: web.Application, proxy: Proxy, *, buffer: int = DEFAULT_BUFFER) -> None:
+def add_routes(app: web.Application, proxy: Proxy) -> None:
     """``<mount>/ws`` for each mount; ``/ws`` too with one upstream."""
     config = proxy.config
     for prefix, mount in stream_places(proxy.mounts):
@@ -147,7 +147,7 @@ def add_routes(app: web.Application, proxy: Proxy, *, buffer: int = DEFAULT_BUFF
             request_timeout=config.request_timeout,
             keepalive=config.keepalive_interval,
             max_frame=config.max_body_size,
-            buffer=buffer,
+            buffer=proxy.config.stream_buffer,
         )
         app.router.add_get(f"{prefix}/ws", endpoint.handle)
 

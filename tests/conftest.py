@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 import shlex
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.redis_server import RedisServer, RedisUnavailable
 from tests.support import HttpServerProcess, ProxyProcess, sdk_server_command
 
 
@@ -45,3 +47,15 @@ async def stdio_proxy(start_proxy) -> ProxyProcess:  # type: ignore[no-untyped-d
 async def http_proxy(start_proxy, http_server: HttpServerProcess) -> ProxyProcess:  # type: ignore[no-untyped-def]
     """The proxy in front of the SDK test server over Streamable HTTP."""
     return await start_proxy("--upstream", http_server.url)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A private Redis server's URL; skipped without Redis, failed under SHADOWPROXY_REQUIRE_REDIS=1."""
+    try:
+        with RedisServer() as server:
+            yield server.url
+    except RedisUnavailable as exc:
+        if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis is required: {exc}")
+        pytest.skip(str(exc))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -13,17 +12,6 @@ from mcp import Client
 
 from tests.redis_server import RedisServer, RedisUnavailable
 from tests.support import HttpServerProcess, ProxyProcess, free_port, sdk_server_command, until
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    try:
-        with RedisServer() as server:
-            yield server.url
-    except RedisUnavailable as exc:
-        if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis is required: {exc}")
-        pytest.skip(str(exc))
 
 
 def text_of(result) -> str:  # type: ignore[no-untyped-def]

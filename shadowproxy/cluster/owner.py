@@ -49,7 +49,7 @@ class OwnerSide:
             channel = session.channel
             assert channel is not None
             if kind == "listen":
-                relay = session.relay = self.member.relay(asker, session.id)
+                relay = session.elsewhere = self.member.relay(asker, session.id)
                 # What came while no stream was open anywhere (say, during a takeover) goes to the new one.
                 while len(session.inbox) and not session.listening:
                     relay(await session.inbox.next())

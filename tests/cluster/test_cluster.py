@@ -51,6 +51,15 @@ async def post(http: aiohttp.ClientSession, url: str, body: dict, session: str |
         }
 
 
+async def first_event(stream: aiohttp.ClientResponse) -> dict:  # type: ignore[type-arg]
+    """The first message event on an SSE stream (priming events carry no data)."""
+    async with asyncio.timeout(10):
+        async for line in stream.content:
+            if line.startswith(b"data: ") and len(line) > 8:
+                return orjson.loads(line[6:])  # type: ignore[no-any-return]
+    raise AssertionError("the stream ended without a message")
+
+
 async def open_session(http: aiohttp.ClientSession, url: str) -> str:
     status, reply = await post(http, url, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT})
     assert status == 200, reply
@@ -104,11 +113,7 @@ async def test_notifications_reach_a_get_stream_held_on_another_instance(start_i
             assert stream.status == 200
             status, reply = await post(http, b.url, call(2, "later"), session)
             assert status == 200 and reply["result"]["content"][0]["text"] == "soon"
-            async with asyncio.timeout(10):
-                async for line in stream.content:
-                    if line.startswith(b"data: ") and len(line) > 8:
-                        event = orjson.loads(line[6:])
-                        break
+            event = await first_event(stream)
     assert event == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
 
 
@@ -244,9 +249,5 @@ async def test_a_get_stream_follows_its_session_to_a_new_owner(  # type: ignore[
             status, reply = await post(http, c.url, call(2, "later"), session)
             assert status == 200 and reply["result"]["content"][0]["text"] == "soon", reply
             assert "took over session" in c.log()
-            async with asyncio.timeout(10):
-                async for line in stream.content:
-                    if line.startswith(b"data: ") and len(line) > 8:
-                        event = orjson.loads(line[6:])
-                        break
+            event = await first_event(stream)
     assert event == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}

@@ -71,11 +71,11 @@ async def ws_server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
 @pytest.fixture
 async def flood_proxy() -> AsyncIterator[tuple[Proxy, str]]:
     """The proxy in this process (its parts open to inspection), with a small send buffer, before a flood server."""
-    config = Config(upstreams=(UpstreamConfig(name="default", command=(sys.executable, str(FLOOD))),))
-    proxy = Proxy(config)
+    upstream = UpstreamConfig(name="default", command=(sys.executable, str(FLOOD)))
+    proxy = Proxy(Config(upstreams=(upstream,), stream_buffer=BUFFER))
     app = web.Application()
-    websocket_front.add_routes(app, proxy, buffer=BUFFER)
-    legacy_sse.add_routes(app, proxy, buffer=BUFFER)
+    websocket_front.add_routes(app, proxy)
+    legacy_sse.add_routes(app, proxy)
     await proxy.start()
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()

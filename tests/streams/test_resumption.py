@@ -8,10 +8,9 @@ client resumes a polled stream by itself.
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -20,24 +19,12 @@ import pytest
 from mcp import Client
 
 from shadowproxy.sse import SseEvent, SseParser
-from tests.redis_server import RedisServer, RedisUnavailable
 from tests.support import child_env, free_port, sdk_server_command, until
 
 VERSION = "2025-11-25"
 LIMIT = 30.0
 """Seconds a stream read may take before the test fails instead of hanging (a bound, not a timing)."""
 ACCEPT = "application/json, text/event-stream"
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    try:
-        with RedisServer() as server:
-            yield server.url
-    except RedisUnavailable as exc:
-        if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis is required: {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
