@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from shadowproxy import admin, auth, cluster, health, legacy_sse, metrics, websocket_front
+from shadowproxy import admin, auth, cluster, health, legacy_sse, limits, metrics, websocket_front
 from shadowproxy.chain import Chain
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.errors import ConfigError
@@ -216,6 +216,7 @@ def make_app(proxy: Proxy) -> web.Application:
     app = web.Application(middlewares=[guard(proxy)], client_max_size=config.max_body_size)
     app.middlewares.extend(auth.middlewares(config))
     app[PROXY_KEY] = proxy
+    limits.install(app, config.limits)
     for endpoint in proxy.endpoints:
         app.router.add_route("*", endpoint.mount.path, endpoint.handle)
     app.router.add_get("/healthz", healthz)

@@ -29,7 +29,7 @@ from aiohttp import web
 
 from shadowproxy.config import Config
 from shadowproxy.errors import ConfigError
-from shadowproxy.http_front import PRINCIPAL
+from shadowproxy.http_wire import PRINCIPAL
 
 log = logging.getLogger(__name__)
 

@@ -1,23 +1,23 @@
-"""The Streamable HTTP client side: POST, DELETE and (for now) a 405 for GET at each mount's path.
+"""The Streamable HTTP client side at each mount's path: POST and DELETE here, GET in :mod:`http_get`.
 
-Each POST is served in the aiohttp task of its connection: the message is
+Each POST is served in the aiohttp task of its request: the message is
 decoded once, judged by the chain, sent upstream, and the upstream's answer is
 read in the same task. A request whose answer is a single response gets it as
-``application/json``; one that brings notifications or server requests first
-is switched to ``text/event-stream`` and streamed, never buffered.
+``application/json``; one that brings notifications or server requests first,
+or (for upstreams without event ids) takes longer than ``stream_after``, is
+switched to ``text/event-stream`` and streamed, never buffered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from shadowproxy import limits, metrics, sse
-from shadowproxy.chain import Action, Direction, Verdict
+from shadowproxy.chain import Direction
 from shadowproxy.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -26,16 +26,31 @@ from shadowproxy.errors import (
     JsonRpcError,
     UpstreamError,
 )
-from shadowproxy.eventlog import GET_STREAM, StreamLog, stream_of
-from shadowproxy.inbox import Inbox
-from shadowproxy.jsonrpc import Kind, Message, decode, error_response, notification, request_id_of, result_response
+from shadowproxy.eventlog import StreamLog
+from shadowproxy.http_get import SessionStreams
+from shadowproxy.http_wire import (
+    EVENT_STREAM,
+    JSON,
+    LONG_LIVED,
+    MODERN_ERROR_STATUS,
+    OWN_HEADERS,
+    PRINCIPAL,
+    RESUME_HEADER,
+    SESSION_HEADER,
+    VERSION_HEADER,
+    answer_for,
+    is_stateless,
+    json_error,
+    json_reply,
+    reply_status,
+    write_event,
+)
+from shadowproxy.jsonrpc import Kind, Message, decode, error_response, notification, request_id_of
 from shadowproxy.mount import (
     DEFAULT_HANDSHAKE_VERSION,
-    HANDSHAKE_VERSIONS,
     KNOWN_VERSIONS,
     MODERN_VERSIONS,
     Mount,
-    request_protocol_version,
 )
 from shadowproxy.resumption import Resumption
 from shadowproxy.session import SessionRecord, new_session_id
@@ -48,27 +63,6 @@ if TYPE_CHECKING:
     from shadowproxy.envelope import HeaderCheck
 
 log = logging.getLogger(__name__)
-
-SESSION_HEADER = "Mcp-Session-Id"
-VERSION_HEADER = "MCP-Protocol-Version"
-JSON = "application/json"
-EVENT_STREAM = "text/event-stream"
-OWN_HEADERS = frozenset({"mcp-session-id"})
-RESUME_HEADER = "last-event-id"
-MODERN_ERROR_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
-"""The HTTP status the 2026-07-28 transport gives a JSON-RPC error code (anything else: 200)."""
-LONG_LIVED = frozenset({"subscriptions/listen"})
-"""Requests that are meant to stay open: no request timeout applies to them."""
-PRINCIPAL = "shadowproxy.principal"
-"""Where authentication leaves the caller's identity (a string) on the aiohttp request."""
-
-
-def json_reply(message: Message, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=message.to_bytes(), status=status, content_type=JSON, headers=headers)
-
-
-def json_error(status: int, code: int, text: str, request_id: object = None) -> web.Response:
-    return json_reply(error_response(request_id, JsonRpcError(code, text)), status)  # type: ignore[arg-type]
 
 
 class StreamableHttpEndpoint:
@@ -107,15 +101,13 @@ class StreamableHttpEndpoint:
 
             self.header_check = HeaderCheck()
         self.in_flight = 0
-        self.streams: set[asyncio.Task[object]] = set()
-        self.listeners: dict[str, asyncio.Task[object]] = {}
-        self.closing = False
+        self.listening = SessionStreams(self)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
             return await self.post(request)
         if request.method == "GET":
-            return await self.get(request)
+            return await self.listening.get(request)
         if request.method == "DELETE":
             return await self.delete(request)
         return web.Response(status=405, headers={"Allow": "GET, POST, DELETE"})
@@ -480,116 +472,9 @@ class StreamableHttpEndpoint:
             return web.Response(status=202)
         return web.Response(body=b"[" + b",".join(replies) + b"]", content_type=JSON)
 
-    async def get(self, request: web.Request) -> web.StreamResponse:
-        """The session's stream for server messages tied to no request; one per session."""
-        accept = request.headers.get("Accept", "")
-        if EVENT_STREAM not in accept and "*/*" not in accept:
-            return json_error(406, INVALID_REQUEST, "Accept must include text/event-stream")
-        session_id = request.headers.get(SESSION_HEADER)
-        if session_id is None:
-            return json_error(400, INVALID_REQUEST, f"{SESSION_HEADER} header is required")
-        session = await self.find_session(session_id, request.get(PRINCIPAL))
-        if session is None:
-            return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one")
-        try:
-            limits.hold_stream(request, session.id)
-        except limits.LimitExceeded as exc:
-            return limits.refusal(exc)
-        last_event_id = request.headers.get(RESUME_HEADER)
-        if self.resumption is not None and last_event_id:
-            resumed = stream_of(last_event_id)
-            if resumed is not None and resumed != GET_STREAM:
-                return await self.hold(self.resumption.resume_post(request, session, last_event_id, resumed))
-        # A GET with Last-Event-ID resumes one stream at an HTTP upstream; it is not the session's listening stream.
-        resuming = self.forward_headers and last_event_id is not None
-        if session.listening and not resuming:
-            previous = self.listeners.get(session.id)
-            if last_event_id is None or previous is None:
-                return json_error(409, INVALID_REQUEST, "this session already has a GET stream open")
-            # The client is back with the id it saw last: its old stream is dead, whether or not we noticed.
-            previous.cancel()
-        channel = session.channel
-        assert channel is not None
-        task = asyncio.current_task()
-        if not resuming:
-            session.listening = True
-            if task is not None:
-                self.listeners[session.id] = task
-        source: Exchange | None = None
-        try:
-            try:
-                source = await channel.listen(self.upstream_headers(request))
-            except UpstreamSessionLost:
-                return await self.lost(session, Message(Kind.NOTIFICATION, {}))
-            except UpstreamError as exc:
-                log.warning("no upstream GET stream for session %s: %s", session.id[:8], exc.message)
-            if resuming and source is None:
-                return json_error(404, SESSION_NOT_FOUND, "the upstream cannot resume that stream")
-            return await self.hold(self.listen(request, session, channel, source, last_event_id))
-        finally:
-            if not resuming and self.listeners.get(session.id) is task:
-                del self.listeners[session.id]
-                session.listening = False
-            if source is not None:
-                await source.close(cancel=True)
-
-    async def hold(self, serving: Coroutine[Any, Any, web.StreamResponse]) -> web.StreamResponse:
-        """Serve a long-lived stream that shutdown may end (its client reconnects elsewhere or after the restart)."""
-        task = asyncio.current_task()
-        if task is not None:
-            self.streams.add(task)
-        try:
-            return await serving
-        except asyncio.CancelledError:
-            if not self.closing:
-                raise
-            return web.Response(status=503)
-        finally:
-            if task is not None:
-                self.streams.discard(task)
-
-    async def listen(
-        self,
-        request: web.Request,
-        session: LiveSession,
-        channel: Channel,
-        upstream: Exchange | None,
-        last_event_id: str | None,
-    ) -> web.StreamResponse:
-        """The session's GET stream: what the upstream's own GET stream or the session's inbox brings."""
-        source: Exchange | Inbox[Message] = upstream if upstream is not None else session.inbox
-        stream = web.StreamResponse(status=200, headers=SSE_HEADERS)
-        await stream.prepare(request)
-        events: StreamLog | None = None
-        resumption = self.resumption
-        if resumption is not None and upstream is None:
-            events = resumption.get_log(session)
-            if last_event_id and stream_of(last_event_id) == GET_STREAM:
-                await resumption.replay_get(stream, session, last_event_id)
-            if resumption.primes(session):
-                await resumption.prime(stream, events)
-        while True:
-            try:
-                async with asyncio.timeout(self.keepalive):
-                    message = await source.next()
-            except TimeoutError:
-                await stream.write(sse.KEEPALIVE)
-                continue
-            except JsonRpcError:
-                return stream
-            outgoing = await self.judge_reply(message, session, channel, None)
-            if outgoing is None:
-                continue
-            if events is not None and resumption is not None:
-                await resumption.emit(stream, events, outgoing)
-            else:
-                await write_event(stream, source, outgoing)
-
     def close_streams(self) -> None:
         """On shutdown: end every GET stream, so the client reconnects elsewhere or after the restart."""
-        self.closing = True
-        for task in list(self.streams):
-            task.cancel()
+        self.listening.close()
 
     async def delete(self, request: web.Request) -> web.Response:
         session_id = request.headers.get(SESSION_HEADER)
@@ -599,47 +484,3 @@ class StreamableHttpEndpoint:
             return json_error(404, SESSION_NOT_FOUND, "session not found")
         await self.sessions.close(session_id)
         return web.Response(status=204)
-
-
-async def write_event(stream: web.StreamResponse, source: Exchange | Inbox[Message], message: Message) -> None:
-    """One message event, after any frames the upstream sent without a message, with the upstream's event id."""
-    if isinstance(source, Inbox):
-        await stream.write(sse.encode(message.to_bytes()))
-        return
-    if source.controls:
-        frames = b"".join(source.controls)
-        source.controls.clear()  # type: ignore[union-attr]
-        await stream.write(frames + sse.encode(message.to_bytes(), event_id=source.event_id))
-        return
-    await stream.write(sse.encode(message.to_bytes(), event_id=source.event_id))
-
-
-def is_stateless(message: Message, version: str | None) -> bool:
-    """A request of the 2026-07-28 kind: enveloped, a discovery, or naming a version that has no handshake.
-
-    An unknown version goes this way too, so that the upstream answers it (-32022, with the versions
-    it supports) instead of the proxy demanding a session the client never meant to have.
-    """
-    if request_protocol_version(message) is not None or message.method == "server/discover":
-        return True
-    return version is not None and version not in HANDSHAKE_VERSIONS
-
-
-def reply_status(exchange: Exchange, reply: Message, modern: bool) -> int:
-    """The upstream's HTTP status; over stdio, the one the 2026-07-28 transport maps the error code to."""
-    if exchange.status is not None:
-        return exchange.status
-    error = reply.error
-    if modern and error is not None:
-        return MODERN_ERROR_STATUS.get(error.get("code"), 200)  # type: ignore[arg-type]
-    return 200
-
-
-def answer_for(message: Message, verdict: Verdict) -> Message | None:
-    """The reply the proxy sends for a request a verdict stopped; ``None`` for anything that is not a request."""
-    if not message.is_request:
-        return None
-    if verdict.action is Action.RESPOND:
-        return result_response(message.id, verdict.result)  # type: ignore[arg-type]
-    assert verdict.error is not None
-    return error_response(message.id, verdict.error)

@@ -16,10 +16,11 @@ from aiohttp import web
 
 from shadowproxy import limits, sse
 from shadowproxy.errors import INVALID_REQUEST, SESSION_NOT_FOUND, JsonRpcError, UpstreamError
-from shadowproxy.http_front import EVENT_STREAM, JSON, PRINCIPAL, SSE_HEADERS, json_error, json_reply
+from shadowproxy.http_wire import EVENT_STREAM, JSON, PRINCIPAL, json_error, json_reply
 from shadowproxy.jsonrpc import decode, error_response, request_id_of
 from shadowproxy.mount import Mount
 from shadowproxy.session import SessionRecord, new_session_id
+from shadowproxy.sse import SSE_HEADERS
 from shadowproxy.streams import DEFAULT_BUFFER, StreamSession, stream_places, stream_sessions
 
 if TYPE_CHECKING:

@@ -256,7 +256,7 @@ def install(app: web.Application, limits: Limits) -> None:
 
 
 def guard_of(request: web.Request) -> Guard:
-    """The app's guard; an app assembled without :func:`install` (some tests) gets the defaults."""
+    """The app's guard; an app assembled without :func:`install` (some stream tests) gets the defaults."""
     return request.config_dict.get(GUARD, _DEFAULT_GUARD)
 
 

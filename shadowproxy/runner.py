@@ -61,7 +61,6 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
     jsonrpc.set_max_depth(config.limits.max_json_depth)
     proxy = Proxy(config)
     app = make_app(proxy)
-    limits.install(app, config.limits)
     runner = web.AppRunner(
         app,
         handle_signals=False,

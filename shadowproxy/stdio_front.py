@@ -18,7 +18,7 @@ from typing import Any
 from shadowproxy import metrics
 from shadowproxy.chain import Direction
 from shadowproxy.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
-from shadowproxy.http_front import answer_for
+from shadowproxy.http_wire import answer_for
 from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Kind, Message, decode, error_response
 from shadowproxy.mount import MODERN_VERSIONS, Mount, request_protocol_version

@@ -21,7 +21,7 @@ from prometheus_client import Counter
 
 from shadowproxy.chain import Direction
 from shadowproxy.errors import INTERNAL_ERROR, INVALID_REQUEST, REQUEST_TIMEOUT, JsonRpcError, UpstreamError
-from shadowproxy.http_front import answer_for
+from shadowproxy.http_wire import answer_for
 from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Kind, Message, RequestId, error_response, notification
 from shadowproxy.mount import Mount

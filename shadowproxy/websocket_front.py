@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 
 from shadowproxy import limits
 from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
-from shadowproxy.http_front import PRINCIPAL, json_error
+from shadowproxy.http_wire import PRINCIPAL, json_error
 from shadowproxy.jsonrpc import decode, error_response, request_id_of
 from shadowproxy.mount import Mount
 from shadowproxy.session import SessionRecord, new_session_id

@@ -13,8 +13,10 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 
+import orjson
+
 from shadowproxy import limits
-from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
+from shadowproxy.errors import INTERNAL_ERROR, INVALID_REQUEST, JsonRpcError, UpstreamError
 from shadowproxy.jsonrpc import Message, decode, error_response, notification
 from shadowproxy.logs import REQUEST_ID
 from shadowproxy.upstreams.base import Pending, UnsolicitedHandler
@@ -83,22 +85,29 @@ class ChildProcess(asyncio.SubprocessProtocol):
                 code=limits.LIMIT_EXCEEDED,
                 data={"limit": "upstream_message"},
             )
-            reply_id = line.reply_id
-            if self.sink is not None:
-                if isinstance(reply_id, str | int):
-                    self.sink(error_response(reply_id, error))
-                continue
-            waiting = self.pending.pop(reply_id, None)
-            if waiting is not None:
-                if waiting.token is not None:
-                    self.progress.pop(waiting.token, None)
-                waiting.fail(error)
+            self._fail_reply(line.reply_id, error)
+
+    def _fail_reply(self, reply_id: object, error: UpstreamError) -> None:
+        """The request an unusable answer was meant for fails now instead of waiting for its timeout."""
+        if self.sink is not None:
+            if isinstance(reply_id, str | int):
+                self.sink(error_response(reply_id, error))
+            return
+        waiting = self.pending.pop(reply_id, None)
+        if waiting is not None:
+            if waiting.token is not None:
+                self.progress.pop(waiting.token, None)
+            waiting.fail(error)
 
     def _on_line(self, line: bytes) -> None:
         try:
             decoded = decode(line)
         except JsonRpcError as exc:
             log.warning("upstream %s wrote a line that is not JSON-RPC (%s): %.200r", self.name, exc.message, line)
+            reply_id = reply_id_of(line)
+            if reply_id is not None:
+                error = UpstreamError(f"the upstream's answer was refused: {exc.message}", code=INTERNAL_ERROR)
+                self._fail_reply(reply_id, error)
             return
         for message in decoded if isinstance(decoded, list) else (decoded,):
             self._route(message)
@@ -352,3 +361,16 @@ class ChildChannel:
     async def detach(self) -> None:
         """A child cannot outlive the proxy; the session's next process replays the handshake to a new one."""
         await self.close()
+
+
+def reply_id_of(line: bytes) -> object:
+    """The id of an answer (not a server request) that could not be decoded as JSON-RPC, if it can be read."""
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, dict) and "method" not in data:
+        value = data.get("id")
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return value
+    return None

@@ -1,7 +1,8 @@
 """A small stdio MCP server for the limits tests: it reports its resource limits and misbehaves on request.
 
 Tools (``tools/call`` name): ``echo``; ``rlimits`` (its CPU, address-space and open-file limits, as JSON);
-``big`` (an answer of ``size`` bytes, in one line); ``allocate`` (``size`` bytes of memory, then ``allocated``,
+``big`` (an answer of ``size`` bytes, in one line); ``deep`` (an answer nested ``depth`` levels);
+``allocate`` (``size`` bytes of memory, then ``allocated``,
 or ``MemoryError`` as a tool error); ``stderr`` (``count`` lines on stderr, then the answer); ``hang``.
 """
 
@@ -37,6 +38,11 @@ def call(request_id: object, name: str, arguments: dict[str, object]) -> None:
         write({"jsonrpc": "2.0", "id": request_id, "result": text(orjson.dumps(found).decode())})
     elif name == "big":
         write({"jsonrpc": "2.0", "id": request_id, "result": text("x" * size)})
+    elif name == "deep":
+        nest: object = []
+        for _ in range(int(arguments.get("depth", 1))):  # type: ignore[call-overload]
+            nest = [nest]
+        write({"jsonrpc": "2.0", "id": request_id, "result": {**text("deep"), "structuredContent": {"x": nest}}})
     elif name == "allocate":
         try:
             block = bytearray(size)

@@ -91,6 +91,18 @@ def assert_limit(payload: dict[str, Any], limit: str, code: int = LIMIT_EXCEEDED
     assert f"limits.max_{limit}" in error["message"] or f"limits.{limit}" in error["message"]
 
 
+async def test_an_upstream_answer_nested_too_deep_fails_its_request_at_once(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Not a wait for the request timeout: the refused answer's id fails its request, and the child serves on."""
+    proxy = await start(start_proxy, tmp_path, {"max_json_depth": 16})
+    session = {"Mcp-Session-Id": await open_session(proxy.url)}
+    status, payload, _ = await post(proxy.url, call(5, "deep", depth=40), **session)
+    assert status == 200
+    assert payload["id"] == 5 and payload["error"]["code"] == -32603, payload
+    assert "nested deeper than 16 levels" in payload["error"]["message"]
+    _, payload, _ = await post(proxy.url, call(6, "echo", text="still here"), **session)
+    assert payload["result"]["content"][0]["text"] == "still here", payload
+
+
 async def test_json_nested_too_deep_is_refused_naming_the_limit(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     proxy = await start(start_proxy, tmp_path, {"max_json_depth": 16})
     session = {"Mcp-Session-Id": await open_session(proxy.url)}
