@@ -96,7 +96,7 @@ async def test_an_upstream_answer_nested_too_deep_fails_its_request_at_once(star
     proxy = await start(start_proxy, tmp_path, {"max_json_depth": 16})
     session = {"Mcp-Session-Id": await open_session(proxy.url)}
     status, payload, _ = await post(proxy.url, call(5, "deep", depth=40), **session)
-    assert status == 200
+    assert status == 502, "the upstream's answer was bad, not the client's request"
     assert payload["id"] == 5 and payload["error"]["code"] == -32603, payload
     assert "nested deeper than 16 levels" in payload["error"]["message"]
     _, payload, _ = await post(proxy.url, call(6, "echo", text="still here"), **session)
