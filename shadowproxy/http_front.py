@@ -42,10 +42,11 @@ from shadowproxy.http_wire import (
     is_stateless,
     json_error,
     json_reply,
+    read_message,
     reply_status,
     write_event,
 )
-from shadowproxy.jsonrpc import Kind, Message, decode, error_response, notification, request_id_of
+from shadowproxy.jsonrpc import Kind, Message, error_response, notification
 from shadowproxy.mount import (
     DEFAULT_HANDSHAKE_VERSION,
     KNOWN_VERSIONS,
@@ -129,13 +130,9 @@ class StreamableHttpEndpoint:
         wants_sse = EVENT_STREAM in accept or "*/*" in accept
         if not wants_sse and JSON not in accept:
             return json_error(406, INVALID_REQUEST, "Accept must include application/json and text/event-stream")
-        body = await limits.read_body(request)
-        if isinstance(body, web.Response):
-            return body
-        try:
-            decoded = decode(body)
-        except JsonRpcError as exc:
-            return json_error(400, exc.code, exc.message, request_id_of(body))
+        decoded = await read_message(request)
+        if isinstance(decoded, web.Response):
+            return decoded
         session_id = request.headers.get(SESSION_HEADER)
         version = request.headers.get(VERSION_HEADER)
         if isinstance(decoded, list):

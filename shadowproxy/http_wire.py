@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shadowproxy import sse
+from shadowproxy import limits, sse
 from shadowproxy.chain import Action, Verdict
 from shadowproxy.errors import JsonRpcError
 from shadowproxy.inbox import Inbox
-from shadowproxy.jsonrpc import Message, error_response, result_response
+from shadowproxy.jsonrpc import Message, decode, error_response, request_id_of, result_response
 from shadowproxy.mount import HANDSHAKE_VERSIONS, request_protocol_version
 from shadowproxy.upstreams.base import Exchange
 
@@ -32,6 +32,17 @@ def json_reply(message: Message, status: int = 200, headers: dict[str, str] | No
 
 def json_error(status: int, code: int, text: str, request_id: object = None) -> web.Response:
     return json_reply(error_response(request_id, JsonRpcError(code, text)), status)  # type: ignore[arg-type]
+
+
+async def read_message(request: web.Request) -> Message | list[Message] | web.Response:
+    """The POSTed body decoded (once), or the answer to send instead: 413, 408, or 400 with the JSON-RPC error."""
+    body = await limits.read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        return decode(body)
+    except JsonRpcError as exc:
+        return json_error(400, exc.code, exc.message, request_id_of(body))
 
 
 async def write_event(stream: web.StreamResponse, source: Exchange | Inbox[Message], message: Message) -> None:

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from shadowproxy import limits, sse
-from shadowproxy.errors import INVALID_REQUEST, SESSION_NOT_FOUND, JsonRpcError, UpstreamError
-from shadowproxy.http_wire import EVENT_STREAM, JSON, PRINCIPAL, json_error, json_reply
-from shadowproxy.jsonrpc import decode, error_response, request_id_of
+from shadowproxy.errors import INVALID_REQUEST, SESSION_NOT_FOUND, UpstreamError
+from shadowproxy.http_wire import EVENT_STREAM, JSON, PRINCIPAL, json_error, json_reply, read_message
+from shadowproxy.jsonrpc import error_response
 from shadowproxy.mount import Mount
-from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sse import SSE_HEADERS
-from shadowproxy.streams import DEFAULT_BUFFER, StreamSession, stream_places, stream_sessions
+from shadowproxy.streams import DEFAULT_BUFFER, StreamSession, admit, stream_places, stream_sessions
 
 if TYPE_CHECKING:
     from shadowproxy.app import Proxy
@@ -48,24 +47,14 @@ class LegacySseEndpoint:
         accept = request.headers.get("Accept", "*/*")
         if EVENT_STREAM not in accept and "*/*" not in accept:
             return json_error(406, INVALID_REQUEST, "Accept must include text/event-stream")
-        guard = limits.guard_of(request)
-        live = self.mount.sessions.live
         try:
-            guard.admit_session(live.values(), request.get(PRINCIPAL))
-        except limits.LimitExceeded as exc:
-            return limits.refusal(exc)
-        record = SessionRecord(id=new_session_id(), upstream=self.mount.name, principal=request.get(PRINCIPAL))
-        stream = StreamSession(
-            record, self.mount, transport=TRANSPORT, buffer=self.buffer, request_timeout=self.request_timeout
-        )
-        try:
-            await stream.open()
-            # Again, now that it is in: other sessions may have begun while this upstream opened.
-            guard.admit_session(live.values(), record.principal, joined=True)
+            stream = admit(
+                request, self.mount, transport=TRANSPORT, buffer=self.buffer, request_timeout=self.request_timeout
+            )
+            await stream.join(limits.guard_of(request))
         except UpstreamError as exc:
             return json_reply(error_response(None, exc), 502)
         except limits.LimitExceeded as exc:
-            await stream.finish()
             return limits.refusal(exc)
         response = web.StreamResponse(status=200, headers=SSE_HEADERS)
         transport = request.transport
@@ -73,14 +62,14 @@ class LegacySseEndpoint:
             stream.abort = transport.abort
         try:
             await response.prepare(request)
-            endpoint = f"{self.message_path}?session_id={record.id}"
+            endpoint = f"{self.message_path}?session_id={stream.id}"
             await response.write(b"event: endpoint\ndata: " + endpoint.encode() + b"\n\n")
             closing = await stream.pump(
                 lambda data: response.write(sse.encode(data)), lambda: response.write(sse.KEEPALIVE), self.keepalive
             )
-            log.info("legacy SSE stream of session %s closed: %s", record.id[:8], closing.reason)
+            log.info("legacy SSE stream of session %s closed: %s", stream.id[:8], closing.reason)
         except ConnectionError as exc:
-            log.info("legacy SSE client of session %s went away: %s", record.id[:8], exc)
+            log.info("legacy SSE client of session %s went away: %s", stream.id[:8], exc)
         finally:
             await stream.finish()
         return response
@@ -105,13 +94,9 @@ class LegacySseEndpoint:
             return json_error(404, SESSION_NOT_FOUND, "session not found; open a new one with GET /sse")
         if request.content_type != JSON:
             return json_error(415, INVALID_REQUEST, "Content-Type must be application/json")
-        body = await limits.read_body(request)
-        if isinstance(body, web.Response):
-            return body
-        try:
-            decoded = decode(body)
-        except JsonRpcError as exc:
-            return json_error(400, exc.code, exc.message, request_id_of(body))
+        decoded = await read_message(request)
+        if isinstance(decoded, web.Response):
+            return decoded
         requests = limits.guard_of(request).requests
         for message in decoded if isinstance(decoded, list) else (decoded,):
             if message.is_request and len(session.relays) >= requests.cap:

@@ -17,15 +17,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from aiohttp import web
 from prometheus_client import Counter
 
+from shadowproxy import limits
 from shadowproxy.chain import Direction
 from shadowproxy.errors import INTERNAL_ERROR, INVALID_REQUEST, REQUEST_TIMEOUT, JsonRpcError, UpstreamError
-from shadowproxy.http_wire import answer_for
+from shadowproxy.http_wire import PRINCIPAL, answer_for
 from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Kind, Message, RequestId, error_response, notification
 from shadowproxy.mount import Mount
-from shadowproxy.session import SessionRecord
+from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession
 from shadowproxy.tasks import spawn
 
@@ -117,6 +119,18 @@ class StreamSession(LiveSession):
         """Open the upstream channel and register the session; raises :class:`UpstreamError`."""
         self.channel = await self.mount.upstream.open(self.on_unsolicited)
         self.mount.sessions.add(self)
+
+    async def join(self, guard: limits.Guard) -> None:
+        """:meth:`open`, then the session limits again: other sessions may have begun while the upstream opened.
+
+        Raises :class:`UpstreamError`, or :class:`limits.LimitExceeded` once what it opened is closed.
+        """
+        await self.open()
+        try:
+            guard.admit_session(self.mount.sessions.live.values(), self.record.principal, joined=True)
+        except limits.LimitExceeded:
+            await self.finish()
+            raise
 
     def reply(self, message: Message) -> None:
         """Queue a message that needs no judging: already judged, or made by the proxy (an error, an answer)."""
@@ -312,6 +326,14 @@ class StreamSession(LiveSession):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.mount.sessions.close(self.id)
+
+
+def admit(request: web.Request, mount: Mount, *, transport: str, buffer: int, request_timeout: float) -> StreamSession:
+    """A new stream session for the caller, if the session limits let one more begin (else ``LimitExceeded``)."""
+    principal = request.get(PRINCIPAL)
+    limits.guard_of(request).admit_session(mount.sessions.live.values(), principal)
+    record = SessionRecord(id=new_session_id(), upstream=mount.name, principal=principal)
+    return StreamSession(record, mount, transport=transport, buffer=buffer, request_timeout=request_timeout)
 
 
 def stream_places(mounts: list[Mount]) -> list[tuple[str, Mount]]:

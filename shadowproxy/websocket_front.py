@@ -17,10 +17,9 @@ from aiohttp import WSMsgType, web
 
 from shadowproxy import limits
 from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
-from shadowproxy.http_wire import PRINCIPAL, json_error
+from shadowproxy.http_wire import json_error
 from shadowproxy.jsonrpc import decode, error_response, request_id_of
 from shadowproxy.mount import Mount
-from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.streams import (
     DEFAULT_BUFFER,
     NORMAL,
@@ -29,6 +28,7 @@ from shadowproxy.streams import (
     UPSTREAM_FAILED,
     Closing,
     StreamSession,
+    admit,
     stream_places,
     stream_sessions,
 )
@@ -63,25 +63,19 @@ class WebSocketEndpoint:
         if SUBPROTOCOL not in offered:
             return json_error(400, INVALID_REQUEST, "the WebSocket subprotocol must be mcp (Sec-WebSocket-Protocol)")
         guard = limits.guard_of(request)
-        live = self.mount.sessions.live
         try:
-            guard.admit_session(live.values(), request.get(PRINCIPAL))
+            stream = admit(
+                request, self.mount, transport=TRANSPORT, buffer=self.buffer, request_timeout=self.request_timeout
+            )
         except limits.LimitExceeded as exc:
             return limits.refusal(exc)
-        record = SessionRecord(id=new_session_id(), upstream=self.mount.name, principal=request.get(PRINCIPAL))
-        stream = StreamSession(
-            record, self.mount, transport=TRANSPORT, buffer=self.buffer, request_timeout=self.request_timeout
-        )
         await ws.prepare(request)
         try:
-            await stream.open()
-            # Again, now that it is in: other sessions may have begun while this upstream opened.
-            guard.admit_session(live.values(), record.principal, joined=True)
+            await stream.join(guard)
         except UpstreamError as exc:
             await ws.close(code=UPSTREAM_FAILED, message=_reason(f"upstream unavailable: {exc.message}"))
             return ws
         except limits.LimitExceeded as exc:
-            await stream.finish()
             await ws.close(code=TRY_AGAIN_LATER, message=_reason(exc.message))
             return ws
         transport = request.transport
@@ -93,7 +87,7 @@ class WebSocketEndpoint:
         finally:
             writer.cancel()
             await stream.finish()
-        log.info("WebSocket of session %s closed with %s", record.id[:8], ws.close_code)
+        log.info("WebSocket of session %s closed with %s", stream.id[:8], ws.close_code)
         return ws
 
     async def read(self, ws: web.WebSocketResponse, stream: StreamSession, requests: limits.Slots) -> None:
