@@ -142,6 +142,9 @@ def host_of(netloc: str) -> str:
     return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
 
 
+MAX_JUDGED_HOSTS = 256
+
+
 def guard(proxy: Proxy) -> web.Middleware:
     """DNS-rebinding protection at the proxy, since the upstream only sees the proxy: Host (421), Origin (403).
 
@@ -151,14 +154,22 @@ def guard(proxy: Proxy) -> web.Middleware:
     config = proxy.config
     hosts = tuple(config.allowed_hosts)
     origins = tuple(config.allowed_origins)
+    # Clients send the same few Host values on every request: each is judged once.
+    judged_hosts: dict[str, bool] = {}
 
     @web.middleware
     async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-        REQUEST_ID.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
-        host = request.headers.get("Host", "")
-        if not (allowed(host, LOCAL_HOSTS, hosts) or allowed(host_of(host), LOCAL_HOSTS, hosts)):
+        headers = request.headers
+        REQUEST_ID.set(new_request_id(headers.get(REQUEST_ID_HEADER)))
+        host = headers.get("Host", "")
+        ok = judged_hosts.get(host)
+        if ok is None:
+            ok = allowed(host, LOCAL_HOSTS, hosts) or allowed(host_of(host), LOCAL_HOSTS, hosts)
+            if len(judged_hosts) < MAX_JUDGED_HOSTS:
+                judged_hosts[host] = ok
+        if not ok:
             return web.json_response({"error": f"Host {host!r} is not allowed"}, status=421)
-        origin = request.headers.get("Origin")
+        origin = headers.get("Origin")
         if origin is not None and not allowed(origin, frozenset(), origins):
             parts = urlsplit(origin)
             if parts.scheme not in ("http", "https") or parts.hostname not in ("localhost", "127.0.0.1", "::1"):

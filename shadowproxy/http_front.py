@@ -57,6 +57,7 @@ from shadowproxy.resumption import Resumption
 from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession
 from shadowproxy.sse import SSE_HEADERS
+from shadowproxy.timer import RequestTimer
 from shadowproxy.upstreams.base import Channel, Exchange
 from shadowproxy.upstreams.http import HttpUpstream, StreamPaused, UpstreamSessionLost
 
@@ -103,10 +104,15 @@ class StreamableHttpEndpoint:
             self.header_check = HeaderCheck()
         self.in_flight = 0
         self.listening = SessionStreams(self)
+        self.slots: limits.Slots | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
-            return await self.post(request)
+            began = metrics.clock()
+            try:
+                return await self.post(request)
+            finally:
+                metrics.overhead(request, began)
         if request.method == "GET":
             return await self.listening.get(request)
         if request.method == "DELETE":
@@ -117,11 +123,12 @@ class StreamableHttpEndpoint:
         """The client's ``Mcp-*`` headers (all but the session id, which the proxy owns), passed on unchanged."""
         if not self.forward_headers:
             return {}
-        return {
-            name: value
-            for name, value in request.headers.items()
-            if (name[:4].lower() == "mcp-" and name.lower() not in OWN_HEADERS) or name.lower() == RESUME_HEADER
-        }
+        passed = {}
+        for name, value in request.headers.items():
+            lower = name.lower()
+            if (lower.startswith("mcp-") and lower not in OWN_HEADERS) or lower == RESUME_HEADER:
+                passed[name] = value
+        return passed
 
     async def post(self, request: web.Request) -> web.StreamResponse:
         if request.content_type != JSON:
@@ -151,7 +158,10 @@ class StreamableHttpEndpoint:
             return json_error(400, INVALID_REQUEST, f"unsupported {VERSION_HEADER}: {version}", message.id)
         if not message.is_request:
             return await self.exchange(request, message, session, session.channel, wants_sse, modern=False)  # type: ignore[arg-type]
-        slots = limits.guard_of(request).requests
+        if self.slots is None:
+            # One guard per app for its lifetime: looked up once, not through the app chain per request.
+            self.slots = limits.guard_of(request).requests
+        slots = self.slots
         try:
             slots.enter(session.id)
         except limits.LimitExceeded as exc:
@@ -289,23 +299,29 @@ class StreamableHttpEndpoint:
         resumption = self.resumption
         # The proxy's own event ids, for a session's requests (not its initialize) when the upstream has none.
         events = self.stream_log(session, wants_sse, modern) if headers is None else None
-        deadline: float | None = None
         unlogged: Message | None = None
+        loop = asyncio.get_running_loop()
+        deadline = None if message.method in LONG_LIVED else loop.time() + self.request_timeout
+        idle = self.keepalive if resumption is None else resumption.idle_limit(session, events, stream)
+        timer = RequestTimer(deadline, idle)
         self.in_flight += 1
         try:
-            loop = asyncio.get_running_loop()
-            deadline = None if message.method in LONG_LIVED else loop.time() + self.request_timeout
-            async with asyncio.timeout_at(deadline):
+            try:
                 sent = metrics.clock()
                 exchange = await channel.request(message, self.upstream_headers(request))
                 if events is not None and resumption is not None and resumption.streams_at_once(session):
                     stream = await self.open_stream(request, headers, session, events)
                 while final is None:
+                    if resumption is not None:
+                        idle = resumption.idle_limit(session, events, stream)
+                    timer.wait(idle)
                     try:
-                        idle = self.keepalive if resumption is None else resumption.idle_limit(session, events, stream)
-                        async with asyncio.timeout(idle):
-                            incoming = await exchange.next()
-                    except TimeoutError:
+                        incoming = await exchange.next()
+                    except asyncio.CancelledError:
+                        if not timer.expired():
+                            raise
+                        if timer.past_deadline():
+                            raise TimeoutError from None
                         if events is not None and stream is None and resumption is not None:
                             # A slow answer becomes a resumable stream: a priming event, then what follows.
                             stream = await self.open_stream(request, headers, session, events)
@@ -326,6 +342,7 @@ class StreamableHttpEndpoint:
                                 stream = await self.open_stream(request, headers, session, events)
                             await stream.write(sse.KEEPALIVE)
                         continue
+                    timer.waiting = False
                     if incoming.is_reply and incoming.id == message.id:
                         final = incoming
                         if modern and self.header_check is not None and message.method == "tools/list":
@@ -349,6 +366,10 @@ class StreamableHttpEndpoint:
                         await stream.write(sse.encode(data, event_id=event_id))
                     else:
                         await write_event(stream, exchange, outgoing)
+            except asyncio.CancelledError:
+                if timer.expired():
+                    raise TimeoutError from None
+                raise
         except StreamPaused:
             # The upstream closed a resumable stream mid-answer (2025-11-25 polling): the client gets the
             # same priming event and retry hint, and resumes at the upstream through its GET stream.
@@ -391,6 +412,7 @@ class StreamableHttpEndpoint:
         except JsonRpcError as exc:
             return json_reply(error_response(message.id, exc), 400, headers), None
         finally:
+            timer.stop()
             self.in_flight -= 1
             if events is not None:
                 session.live_streams.pop(events.stream_id, None)

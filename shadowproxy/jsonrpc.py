@@ -105,7 +105,9 @@ def classify(data: Any, raw: bytes | None) -> Message:
     method = data.get("method")
     has_id = "id" in data
     if has_id:
-        _check_id(data["id"], allow_null="method" not in data)
+        value = data["id"]
+        if type(value) is not int and type(value) is not str:  # the usual ids pass without a call
+            _check_id(value, allow_null="method" not in data)
     if method is not None:
         if not isinstance(method, str) or not method:
             raise JsonRpcError(INVALID_REQUEST, 'the "method" member must be a non-empty string')

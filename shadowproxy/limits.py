@@ -286,6 +286,9 @@ async def read_body(request: web.Request) -> bytes | web.Response:
     aiohttp has no body read timeout, and after an answer it would go on reading the rest of the body for its
     lingering time; the connection is closed as soon as the 408 is out instead.
     """
+    if request.content.is_eof():
+        # The whole body came with the headers (the usual case): nothing to wait for, so no timer.
+        return await request.read()
     timeout = guard_of(request).limits.body_timeout
     try:
         async with asyncio.timeout(timeout):

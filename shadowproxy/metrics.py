@@ -22,12 +22,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from shadowproxy.chain import Direction, MessageContext, Verdict
 from shadowproxy.errors import ConfigError
+from shadowproxy.histogram import LatencyHistogram, Series
 from shadowproxy.jsonrpc import Message
 from shadowproxy.upstreams.stdio import StdioUpstream
 
@@ -97,21 +98,24 @@ LATENCY_BUCKETS = (
 )
 C2S = Direction.CLIENT_TO_SERVER
 UPSTREAM_SECONDS_KEY = "shadowproxy.upstream_seconds"
-"""Where :func:`answered` leaves the upstream time on the aiohttp request, for the overhead middleware."""
+"""Where :func:`answered` leaves the upstream time on the aiohttp request, for :func:`overhead`."""
 STDIO_PENDING_LIMIT = 10_000
 
-UPSTREAM_SECONDS = Histogram(
+UPSTREAM_SECONDS = LatencyHistogram(
     "shadowproxy_upstream_request_seconds",
     "Time from sending a request upstream until its reply arrived.",
-    ["upstream", "method"],
-    buckets=LATENCY_BUCKETS,
+    ("upstream", "method"),
+    LATENCY_BUCKETS,
 )
-OVERHEAD_SECONDS = Histogram(
+OVERHEAD_SECONDS = LatencyHistogram(
     "shadowproxy_proxy_overhead_seconds",
     "Time the proxy added to one HTTP request: its whole handling minus the upstream time.",
-    ["transport"],
-    buckets=LATENCY_BUCKETS,
+    ("transport",),
+    LATENCY_BUCKETS,
 )
+REGISTRY.register(UPSTREAM_SECONDS)
+REGISTRY.register(OVERHEAD_SECONDS)
+_http_overhead = OVERHEAD_SECONDS.labels("http")
 UPSTREAM_STARTS = Counter(
     "shadowproxy_upstream_starts", "Upstream server processes started for a session.", ["upstream"]
 )
@@ -139,7 +143,7 @@ Listener = Callable[[MessageContext, Verdict], None]
 # Keys are (client to server?, method, action, modified?): enum members hash through a Python-level
 # __hash__, so the hot path keys on plain bools and strings and the collector names them.
 _messages: dict[tuple[bool, str, str, bool], int] = {}
-_upstream_histograms: dict[tuple[str, str], Any] = {}
+_upstream_histograms: dict[tuple[str, str], Series] = {}
 _decisions: dict[tuple[str, str], int] = {}
 _health: dict[str, bool] = {}
 _stdio_sent: dict[object, float] = {}
@@ -371,29 +375,19 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 COLLECTOR_KEY = web.AppKey("shadowproxy.metrics", ProxyCollector)
 
 
-def overhead(mcp_paths: frozenset[str], collector: ProxyCollector) -> web.Middleware:
-    """Time each MCP POST; what the upstream did not spend is the proxy's overhead."""
+def overhead(request: MutableMapping[str, Any], began: float) -> None:
+    """An MCP POST handled since ``began`` (a :func:`clock` reading): what the upstream did not spend is ours."""
+    spent = time.perf_counter() - began - request.get(UPSTREAM_SECONDS_KEY, 0.0)
+    _http_overhead.observe(spent if spent > 0.0 else 0.0)
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-        if collector.server is None:
-            # aiohttp keeps the open connections on the server that made the request's handler, with no public
-            # accessor; taken from the proxy's own requests, since /metrics may be served on another port.
-            collector.server = getattr(request.protocol, "_manager", None)
-        if request.method != "POST" or request.path not in mcp_paths:
-            return await handler(request)
-        began = time.perf_counter()
-        try:
-            return await handler(request)
-        finally:
-            total = time.perf_counter() - began
-            OVERHEAD_SECONDS.labels("http").observe(max(total - request.get(UPSTREAM_SECONDS_KEY, 0.0), 0.0))
 
-    return middleware
+def watch_server(app: web.Application, server: object) -> None:
+    """The aiohttp server that holds the app's client connections (it has no public accessor from a request)."""
+    app[COLLECTOR_KEY].server = server
 
 
 def register(app: web.Application, proxy: Proxy) -> None:
-    """Serve ``/metrics`` (on ``metrics_port`` when set), time MCP requests, and read ``proxy`` at each scrape."""
+    """Serve ``/metrics`` (on ``metrics_port`` when set) and read ``proxy`` at each scrape."""
     collector = ProxyCollector(proxy)
     app[COLLECTOR_KEY] = collector
     port = proxy.config.metrics_port
@@ -401,7 +395,6 @@ def register(app: web.Application, proxy: Proxy) -> None:
         app.router.add_get("/metrics", metrics_endpoint)
     else:
         app.cleanup_ctx.append(separate_port(proxy.config.host, port))
-    app.middlewares.append(overhead(frozenset(mount.path for mount in proxy.mounts), collector))
 
     async def registered(app: web.Application) -> AsyncIterator[None]:
         REGISTRY.register(collector)

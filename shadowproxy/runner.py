@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from shadowproxy import jsonrpc, limits
+from shadowproxy import jsonrpc, limits, metrics
 from shadowproxy.app import Proxy, make_app
 from shadowproxy.config import Config
 from shadowproxy.stdio_front import CLIENT_EOF, StdioFront
@@ -73,6 +73,7 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
     install_signals(stop.set)
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: spawn(proxy.reload(), name="reload-on-sighup"))
     await runner.setup()
+    metrics.watch_server(app, runner.server)
     try:
         sock = socket.create_server((config.host, config.port), reuse_port=False)
         site = web.SockSite(runner, sock, shutdown_timeout=config.shutdown_timeout)
