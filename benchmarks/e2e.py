@@ -69,6 +69,8 @@ def specs(settings: Settings, peer: Setup | None) -> list[RowSpec]:
         RowSpec("client ceiling (raw HTTP)", report.DIRECT_HTTP, partial(targets.http_server, mode="raw-http"), high),
         RowSpec(report.DIRECT_HTTP, report.DIRECT_HTTP, partial(targets.http_server, mode="http")),
         RowSpec(report.DIRECT_STDIO, report.DIRECT_STDIO, targets.stdio_server),
+        RowSpec("bare relay HTTP->stdio", report.DIRECT_HTTP, targets.bare_http),
+        RowSpec("bare relay stdio->stdio", report.DIRECT_STDIO, targets.bare_stdio),
         RowSpec(report.PROXY_HTTP_STDIO, report.DIRECT_HTTP, partial(targets.proxy_http, upstream="stdio")),
         RowSpec(report.PROXY_STDIO_STDIO, report.DIRECT_STDIO, targets.proxy_stdio),
         RowSpec("shadowproxy HTTP->HTTP", report.DIRECT_HTTP, partial(targets.proxy_http, upstream="http")),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FASTSERVER = Path(__file__).resolve().with_name("fastserver.py")
+BARE_RELAY = Path(__file__).resolve().with_name("bare_relay.py")
 
 
 class TargetError(Exception):
@@ -171,6 +172,22 @@ def variant(launcher: Launcher, options: str) -> list[str]:
 async def proxy_stdio(launcher: Launcher) -> AsyncIterator[Target]:
     """``shadowproxy stdio -- <server>``, launched by the load client itself."""
     yield Target(argv=[*shadowproxy_argv(), "stdio", "--log-level", "warning", "--", *server_argv("stdio")])
+
+
+@contextlib.asynccontextmanager
+async def bare_http(launcher: Launcher) -> AsyncIterator[Target]:
+    """The bare aiohttp relay in front of one fast stdio server: the ceiling of an HTTP->stdio hop."""
+    port = free_port()
+    argv = [sys.executable, str(BARE_RELAY), "http", "--port", str(port), "--", *server_argv("stdio")]
+    async with launcher.process("bare-http", argv) as process:
+        await launcher.wait_http("bare-http", process, port, "/mcp")
+        yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid], front=process.pid)
+
+
+@contextlib.asynccontextmanager
+async def bare_stdio(launcher: Launcher) -> AsyncIterator[Target]:
+    """The bare byte relay in front of the fast stdio server: the ceiling of a stdio->stdio hop."""
+    yield Target(argv=[sys.executable, str(BARE_RELAY), "stdio", "--", *server_argv("stdio")])
 
 
 @contextlib.asynccontextmanager

@@ -35,6 +35,15 @@ ensure_node() {
     (cd "$TOOLS/node" && timeout "$INSTALL_TIMEOUT" npm install --no-audit --no-fund --no-package-lock >&2) \
       || fail_setup "npm could not install node@$NODE_VERSION_PINNED into $TOOLS/node"
   fi
+  # The machine's npm may trust the registry's CA only through the global npmrc beside its own Node; run by the
+  # pinned Node it looks for that file elsewhere, so the setting is carried over.
+  if [[ -z "${npm_config_cafile:-}" ]] && command -v npm >/dev/null; then
+    local cafile
+    cafile="$(npm config get cafile 2>/dev/null || true)"
+    if [[ -n "$cafile" && -f "$cafile" ]]; then
+      export npm_config_cafile="$cafile"
+    fi
+  fi
   export PATH="$TOOLS/node/node_modules/.bin:$PATH"
   (( $(node_major node) >= NODE_MAJOR_MIN )) || fail_setup "node on PATH is $(node --version), need >= $NODE_MAJOR_MIN"
 }
