@@ -33,6 +33,7 @@ from benchmarks.peer import PeerUnavailable, default_venv, ensure_peer
 from benchmarks.procstat import Sample, peak_rss_mib
 from benchmarks.stdio_load import StdioLoad, StdioLoadError
 from benchmarks.targets import Launcher, Target, TargetError
+from benchmarks.ws_load import WsLoad, WsLoadError
 
 Setup = Callable[[Launcher], AbstractAsyncContextManager[Target]]
 
@@ -74,6 +75,7 @@ def specs(settings: Settings, peer: Setup | None) -> list[RowSpec]:
         RowSpec(report.PROXY_HTTP_STDIO, report.DIRECT_HTTP, partial(targets.proxy_http, upstream="stdio")),
         RowSpec(report.PROXY_STDIO_STDIO, report.DIRECT_STDIO, targets.proxy_stdio),
         RowSpec("shadowproxy HTTP->HTTP", report.DIRECT_HTTP, partial(targets.proxy_http, upstream="http")),
+        RowSpec("shadowproxy WebSocket->stdio", report.DIRECT_HTTP, targets.proxy_ws),
         RowSpec(report.PROXY_HTTP_STDIO + ", 100 rules", report.PROXY_HTTP_STDIO, rules, high),
         RowSpec(report.PROXY_HTTP_STDIO + ", SQLite store", report.PROXY_HTTP_STDIO, sqlite, high),
         RowSpec(report.PROXY_HTTP_STDIO + ", Redis store", report.PROXY_HTTP_STDIO, redis, high),
@@ -86,15 +88,17 @@ async def measure(spec: RowSpec, concurrency: int, launcher: Launcher, settings:
     row = report.RowResult(spec.name, spec.baseline, concurrency)
     assert spec.setup is not None
     async with spec.setup(launcher) as target:
-        if target.url is not None:
-            load: HttpLoad | StdioLoad = HttpLoad(target.url, concurrency)
+        if target.url is not None and target.url.startswith("ws://"):
+            load: HttpLoad | StdioLoad | WsLoad = WsLoad(target.url, concurrency)
+        elif target.url is not None:
+            load = HttpLoad(target.url, concurrency)
         else:
             assert target.argv is not None
             stderr = launcher.log(f"stdio-{spec.name.replace(' ', '_').replace('>', '')}").open("ab")
             load = StdioLoad(target.argv, concurrency, stderr=stderr, cwd=str(launcher.workdir))
         try:
             await load.start()
-            roots, front = (target.roots, target.front) if isinstance(load, HttpLoad) else ([load.pid], load.pid)
+            roots, front = ([load.pid], load.pid) if isinstance(load, StdioLoad) else (target.roots, target.front)
             await asyncio.sleep(settings.warmup)
             load.recorder.reset()
             before, client_before = Sample.take(roots), time.process_time()
@@ -121,7 +125,7 @@ async def attempt(spec: RowSpec, concurrency: int, launcher: Launcher, settings:
     print(f"... {spec.name}, {concurrency} client(s)", file=sys.stderr, flush=True)
     try:
         return await measure(spec, concurrency, launcher, settings)
-    except (TargetError, LoadError, StdioLoadError, OSError, TimeoutError) as exc:
+    except (TargetError, LoadError, StdioLoadError, WsLoadError, OSError, TimeoutError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return report.RowResult(spec.name, spec.baseline, concurrency, status=f"failed: {reason}")
 

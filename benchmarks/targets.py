@@ -153,6 +153,15 @@ async def proxy_http(launcher: Launcher, upstream: str, options: str = "") -> As
         yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid, *roots], front=process.pid)
 
 
+@contextlib.asynccontextmanager
+async def proxy_ws(launcher: Launcher) -> AsyncIterator[Target]:
+    """``shadowproxy run`` in front of the fast stdio server, driven over its WebSocket endpoint (``/ws``)."""
+    async with proxy_http(launcher, upstream="stdio") as target:
+        assert target.url is not None
+        base = target.url.removeprefix("http://").split("/", 1)[0]
+        yield Target(url=f"ws://{base}/ws", roots=target.roots, front=target.front)
+
+
 def variant(launcher: Launcher, options: str) -> list[str]:
     if options == "sqlite":
         return ["--store", f"sqlite:///{launcher.workdir / 'bench-sessions.db'}"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from shadowproxy.errors import INTERNAL_ERROR, POLICY_BLOCKED, JsonRpcError
-from shadowproxy.jsonrpc import Kind, Message
+from shadowproxy.jsonrpc import REQUEST, Message
 
 if TYPE_CHECKING:
     from shadowproxy.session import SessionRecord
@@ -37,6 +37,11 @@ class Action(enum.Enum):
     DELAY = "delay"
 
 
+# Enum member lookups are slow on 3.11 (see jsonrpc.REQUEST): the per-message code uses these.
+C2S, S2C = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
+_FORWARD, _BLOCK, _RESPOND, _DELAY = Action.FORWARD, Action.BLOCK, Action.RESPOND, Action.DELAY
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What an interceptor decided. Build one with :func:`forward`, :func:`block`, :func:`respond` or :func:`delay`."""
@@ -50,7 +55,7 @@ class Verdict:
 
     @property
     def is_forward(self) -> bool:
-        return self.action is Action.FORWARD
+        return self.action is _FORWARD
 
 
 FORWARD = Verdict(Action.FORWARD)
@@ -182,15 +187,15 @@ class Chain:
                     by=interceptor.name,
                 )
             action = verdict.action
-            if action is Action.FORWARD:
+            if action is _FORWARD:
                 if verdict.message is not None:
                     ctx.message = verdict.message
                     modified = True
                 continue
-            if action is Action.DELAY:
+            if action is _DELAY:
                 await asyncio.sleep(verdict.seconds)
                 continue
-            if action is Action.RESPOND and ctx.message.kind is not Kind.REQUEST:
+            if action is _RESPOND and ctx.message.kind is not REQUEST:
                 # Only a request can be answered; on anything else "respond" replaces the result it carries.
                 if ctx.message.is_reply:
                     ctx.message = ctx.message.evolve(result=verdict.result, error=None)
@@ -198,4 +203,4 @@ class Chain:
                     continue
                 return Verdict(Action.BLOCK, error=JsonRpcError(POLICY_BLOCKED, "dropped"), by=interceptor.name)
             return Verdict(action, verdict.message, verdict.error, verdict.result, verdict.seconds, interceptor.name)
-        return Verdict(Action.FORWARD, message=ctx.message) if modified else FORWARD
+        return Verdict(_FORWARD, message=ctx.message) if modified else FORWARD

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from shadowproxy import limits, metrics, sse
-from shadowproxy.chain import Direction
+from shadowproxy.chain import C2S, S2C, Direction
 from shadowproxy.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -259,7 +259,7 @@ class StreamableHttpEndpoint:
         *,
         modern: bool,
     ) -> web.StreamResponse:
-        verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, session, "http")
+        verdict = await self.mount.judge(message, C2S, session, "http")
         self.sessions.touch(session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
@@ -450,7 +450,7 @@ class StreamableHttpEndpoint:
         """Run a server message through the chain; ``None`` means nothing goes to the client."""
         self.sessions.touch(session, error=incoming.error is not None)
         related = request if incoming.is_reply else None
-        verdict = await self.mount.judge(incoming, Direction.SERVER_TO_CLIENT, session, "http", related)
+        verdict = await self.mount.judge(incoming, S2C, session, "http", related)
         if verdict.is_forward:
             return verdict.message or incoming
         if incoming.is_reply:

@@ -33,6 +33,11 @@ class Kind(enum.Enum):
     NOTIFICATION = "notification"
 
 
+# Looking up an enum member costs a Python-level call on 3.11 (about 0.2 us, ten times a global): the per-message
+# code compares against these.
+REQUEST, RESPONSE, ERROR, NOTIFICATION = Kind.REQUEST, Kind.RESPONSE, Kind.ERROR, Kind.NOTIFICATION
+
+
 class Message:
     """One JSON-RPC message: its kind, its decoded object and the bytes it came as."""
 
@@ -65,12 +70,13 @@ class Message:
 
     @property
     def is_request(self) -> bool:
-        return self.kind is Kind.REQUEST
+        return self.kind is REQUEST
 
     @property
     def is_reply(self) -> bool:
         """A response or an error: the end of a request."""
-        return self.kind is Kind.RESPONSE or self.kind is Kind.ERROR
+        kind = self.kind
+        return kind is RESPONSE or kind is ERROR
 
     @property
     def size(self) -> int:
@@ -114,16 +120,16 @@ def classify(data: Any, raw: bytes | None) -> Message:
         params = data.get("params")
         if params is not None and not isinstance(params, dict | list):
             raise JsonRpcError(INVALID_REQUEST, 'the "params" member must be an object')
-        return Message(Kind.REQUEST if has_id else Kind.NOTIFICATION, data, raw)
+        return Message(REQUEST if has_id else NOTIFICATION, data, raw)
     if not has_id:
         raise JsonRpcError(INVALID_REQUEST, 'a message needs a "method" or an "id"')
     if "result" in data:
         if "error" in data:
             raise JsonRpcError(INVALID_REQUEST, 'a response has "result" or "error", not both')
-        return Message(Kind.RESPONSE, data, raw)
+        return Message(RESPONSE, data, raw)
     error = data.get("error")
     if isinstance(error, dict) and isinstance(error.get("code"), int) and isinstance(error.get("message"), str):
-        return Message(Kind.ERROR, data, raw)
+        return Message(ERROR, data, raw)
     raise JsonRpcError(INVALID_REQUEST, 'a response needs "result" or an "error" with an integer code and a message')
 
 
@@ -176,15 +182,15 @@ def request_id_of(raw: bytes) -> RequestId | None:
 
 def error_response(request_id: RequestId | None, error: JsonRpcError) -> Message:
     data = {"jsonrpc": "2.0", "id": request_id, "error": error.to_error()}
-    return Message(Kind.ERROR, data, None)
+    return Message(ERROR, data, None)
 
 
 def result_response(request_id: RequestId, result: Any) -> Message:
-    return Message(Kind.RESPONSE, {"jsonrpc": "2.0", "id": request_id, "result": result}, None)
+    return Message(RESPONSE, {"jsonrpc": "2.0", "id": request_id, "result": result}, None)
 
 
 def notification(method: str, params: dict[str, Any] | None = None) -> Message:
     data: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         data["params"] = params
-    return Message(Kind.NOTIFICATION, data, None)
+    return Message(NOTIFICATION, data, None)

@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from shadowproxy.chain import Direction, MessageContext, Verdict
+from shadowproxy.chain import C2S, S2C, Direction, MessageContext, Verdict
 from shadowproxy.errors import ConfigError
 from shadowproxy.histogram import LatencyHistogram, Series
 from shadowproxy.jsonrpc import Message
@@ -96,7 +96,6 @@ LATENCY_BUCKETS = (
     30.0,
     60.0,
 )
-C2S = Direction.CLIENT_TO_SERVER
 UPSTREAM_SECONDS_KEY = "shadowproxy.upstream_seconds"
 """Where :func:`answered` leaves the upstream time on the aiohttp request, for :func:`overhead`."""
 STDIO_PENDING_LIMIT = 10_000
@@ -299,7 +298,7 @@ class ProxyCollector(Collector):
             labels=["direction", "method", "verdict"],
         )
         for (c2s, method, action, modified), value in list(_messages.items()):
-            direction = C2S if c2s else Direction.SERVER_TO_CLIENT
+            direction = C2S if c2s else S2C
             messages.add_metric([direction.value, method, verdict_label(action, modified)], value)
         yield messages
         decisions = CounterMetricFamily(

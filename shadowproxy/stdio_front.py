@@ -16,11 +16,11 @@ import sys
 from typing import Any
 
 from shadowproxy import metrics
-from shadowproxy.chain import Direction
+from shadowproxy.chain import C2S, S2C
 from shadowproxy.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.http_wire import answer_for
 from shadowproxy.inbox import Inbox
-from shadowproxy.jsonrpc import Kind, Message, decode, error_response
+from shadowproxy.jsonrpc import RESPONSE, Kind, Message, decode, error_response
 from shadowproxy.mount import MODERN_VERSIONS, Mount, request_protocol_version
 from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession
@@ -167,7 +167,7 @@ class StdioFront:
             record.client_capabilities = params.get("capabilities")
             record.protocol_version = params.get("protocolVersion")
             record.init_request = message.to_bytes().decode()
-        verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, self.session, "stdio")
+        verdict = await self.mount.judge(message, C2S, self.session, "stdio")
         self.mount.sessions.touch(self.session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
@@ -248,12 +248,12 @@ class StdioFront:
     async def from_server(self, message: Message) -> None:
         request = self.inflight.pop(message.id, None) if message.is_reply else None
         metrics.stdio_answered(request, self.mount.name)
-        if request is not None and request.method == "initialize" and message.kind is Kind.RESPONSE:
+        if request is not None and request.method == "initialize" and message.kind is RESPONSE:
             result = message.result if isinstance(message.result, dict) else {}
             self.mount.sessions.activate(self.session, result.get("protocolVersion"))
             if self.channel is not None:
                 self.listener = spawn(self.listen(), name="bridge-listen")
-        verdict = await self.mount.judge(message, Direction.SERVER_TO_CLIENT, self.session, "stdio", request)
+        verdict = await self.mount.judge(message, S2C, self.session, "stdio", request)
         self.mount.sessions.touch(self.session, error=message.error is not None)
         if verdict.is_forward:
             self.write(verdict.message or message)

@@ -30,6 +30,7 @@ from shadowproxy.mount import Mount
 from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession
 from shadowproxy.tasks import spawn
+from shadowproxy.timer import RequestTimer
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +192,10 @@ class StreamSession(LiveSession):
         """Carry one request upstream and everything the server says for it back to the stream."""
         assert self.channel is not None and message.id is not None
         exchange = None
+        timeout = self.request_timeout
+        timer = RequestTimer(asyncio.get_running_loop().time() + timeout, timeout)
         try:
-            async with asyncio.timeout(self.request_timeout):
+            try:
                 exchange = await self.channel.request(message, self.headers(message))
                 while True:
                     incoming = await exchange.next()
@@ -202,6 +205,10 @@ class StreamSession(LiveSession):
                         self.reply(outgoing)
                     if final:
                         break
+            except asyncio.CancelledError:
+                if timer.expired():
+                    raise TimeoutError from None
+                raise
             if message.method == "initialize" and incoming.kind is Kind.RESPONSE:
                 self._initialized(incoming)
         except (JsonRpcError, TimeoutError) as exc:
@@ -215,6 +222,7 @@ class StreamSession(LiveSession):
             self.mount.sessions.touch(self, error=True)
             self.reply(error_response(message.id, error))
         finally:
+            timer.stop()
             self.relays.pop(message.id, None)
             if exchange is not None:
                 await exchange.close()

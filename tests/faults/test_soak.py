@@ -135,12 +135,11 @@ async def test_soak(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-unt
     rss_start = rss_kib(proxy.pid)
     tally = Tally()
     deadline = asyncio.get_running_loop().time() + SECONDS
-    rss_peak = rss_start
+    samples: list[int] = []
 
     async def sample_memory() -> None:
-        nonlocal rss_peak
         while True:
-            rss_peak = max(rss_peak, rss_kib(proxy.pid))
+            samples.append(rss_kib(proxy.pid))
             await asyncio.sleep(1)
 
     sampler = asyncio.ensure_future(sample_memory())  # noqa: TID251
@@ -154,9 +153,13 @@ async def test_soak(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert await proxy.wait() == 0
 
     operations = sum(tally.operations.values())
+    rss_peak = max([rss_start, *samples])
+    # Growth at constant load shows as a rising curve after the warm-up: RSS at each tenth of the run.
+    curve = ", ".join(str(samples[len(samples) * tenth // 10] // 1024) for tenth in range(10)) if samples else "-"
     print(
         f"\nsoak: {CLIENTS} clients for {SECONDS:g}s: {operations} operations {tally.operations}; "
-        f"proxy RSS {rss_start // 1024} MiB at start, {rss_peak // 1024} MiB peak, {rss_end // 1024} MiB at end; "
+        f"proxy RSS {rss_start // 1024} MiB at start, {rss_peak // 1024} MiB peak, {rss_end // 1024} MiB at end "
+        f"(MiB at each tenth of the run: {curve}); "
         f"{ready['sessions']} live sessions, {ready['tasks']['total']} tasks before shutdown"
     )
     assert tally.unexpected == [], f"{len(tally.unexpected)} unexpected errors, first: {tally.unexpected[:5]}"

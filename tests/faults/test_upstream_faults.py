@@ -116,3 +116,25 @@ async def read_get_stream(http: aiohttp.ClientSession, client: RawClient, until_
             if found and found[-1].get("method") == until_method:
                 return found
     raise AssertionError("the GET stream ended early")
+
+
+async def test_a_websocket_request_times_out_and_the_socket_serves_on(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    record = tmp_path / "received.jsonl"
+    proxy = await start_proxy("--upstream", rogue(record), "--request-timeout", "1")
+    url = proxy.base.replace("http://", "ws://") + "/ws"
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "ws", "version": "1"}}
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, protocols=("mcp",)) as ws:
+        await ws.send_str(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}).decode())
+        assert "result" in orjson.loads((await ws.receive()).data)
+        await ws.send_str('{"jsonrpc":"2.0","method":"notifications/initialized"}')
+        hang = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "hang", "arguments": {}}}
+        await ws.send_str(orjson.dumps(hang).decode())
+        await until(lambda: '"hang"' in record.read_text(), "the server to receive the call")
+        # Answered meanwhile: the hanging request holds nothing else up.
+        await ws.send_str('{"jsonrpc":"2.0","id":3,"method":"ping"}')
+        assert orjson.loads((await ws.receive()).data) == {"jsonrpc": "2.0", "id": 3, "result": {}}
+        timed_out = orjson.loads((await ws.receive()).data)
+        assert timed_out["id"] == 2 and timed_out["error"]["code"] == REQUEST_TIMEOUT
+        await until(lambda: "notifications/cancelled" in record.read_text(), "the cancellation upstream")
+        await ws.send_str('{"jsonrpc":"2.0","id":4,"method":"ping"}')
+        assert orjson.loads((await ws.receive()).data) == {"jsonrpc": "2.0", "id": 4, "result": {}}
