@@ -47,14 +47,22 @@ def stream_of(event_id: str) -> str | None:
 class StreamLog:
     """One SSE stream's events in a session's event log, and the readers following it live."""
 
-    __slots__ = ("followers", "last_id", "session_id", "store", "stream_id")
+    __slots__ = ("_stream_id", "followers", "last_id", "session_id", "store")
 
     def __init__(self, store: SessionStore, session_id: str, stream_id: str | None = None) -> None:
         self.store = store
         self.session_id = session_id
-        self.stream_id = stream_id or secrets.token_urlsafe(6)
+        self._stream_id = stream_id
         self.followers: list[Inbox[StoredEvent | None]] = []
         self.last_id: str | None = None
+
+    @property
+    def stream_id(self) -> str:
+        # Made on first use: most answers are plain JSON and never become a stream, and a random id costs a
+        # system call.
+        if self._stream_id is None:
+            self._stream_id = secrets.token_urlsafe(6)
+        return self._stream_id
 
     async def append(self, data: bytes) -> str | None:
         """Log ``data`` and return its event id; ``None`` when the store failed (the event goes without one)."""

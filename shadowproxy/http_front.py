@@ -415,7 +415,8 @@ class StreamableHttpEndpoint:
             timer.stop()
             self.in_flight -= 1
             if events is not None:
-                session.live_streams.pop(events.stream_id, None)
+                if stream is not None:
+                    session.live_streams.pop(events.stream_id, None)
                 events.end()
             if exchange is not None:
                 await exchange.close()
