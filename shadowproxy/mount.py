@@ -45,6 +45,25 @@ class Mount:
         self._stateless_lock = asyncio.Lock()
         self._logical: dict[str, LiveSession] = {}
 
+    def passes(
+        self,
+        message: Message,
+        direction: Direction,
+        session: LiveSession | None,
+        transport: str,
+        request: Message | None = None,
+    ) -> bool:
+        """Whether ``message`` goes on unjudged because the chain is empty; counted, and shown to the tap, if so.
+
+        Synchronous, so that a front end can forward at once, in the callback the message arrived in.
+        """
+        if self.chain:
+            return False
+        metrics.passed(direction, message, request)
+        if TAP.listeners:
+            TAP.publish(message, direction, session, transport, self.name, request, FORWARD)
+        return True
+
     async def judge(
         self,
         message: Message,
@@ -54,10 +73,7 @@ class Mount:
         request: Message | None = None,
     ) -> Verdict:
         """Run the chain on one message; an empty chain costs one truth test, the tap one more when no one listens."""
-        if not self.chain:
-            metrics.passed(direction, message, request)
-            if TAP.listeners:
-                TAP.publish(message, direction, session, transport, self.name, request, FORWARD)
+        if self.passes(message, direction, session, transport, request):
             return FORWARD
         record = session.record if session is not None else None
         ctx = MessageContext(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from shadowproxy import metrics
@@ -37,8 +38,8 @@ Event = tuple[int, Any]
 class LineReader(asyncio.Protocol):
     """Our stdin: newline-delimited JSON-RPC; bad lines are answered at once and never stop the session."""
 
-    def __init__(self, inbox: Inbox[Event], reject: Any) -> None:
-        self.inbox = inbox
+    def __init__(self, deliver: Callable[[int, Any], None], reject: Any) -> None:
+        self.deliver = deliver
         self.reject = reject
         self.buffer = b""
 
@@ -57,14 +58,14 @@ class LineReader(asyncio.Protocol):
                 self.reject(line, exc)
                 continue
             for message in decoded if isinstance(decoded, list) else (decoded,):
-                self.inbox.put((CLIENT, message))
+                self.deliver(CLIENT, message)
 
     def eof_received(self) -> bool:
-        self.inbox.put((CLIENT_EOF, None))
+        self.deliver(CLIENT_EOF, None)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.inbox.put((CLIENT_EOF, None))
+        self.deliver(CLIENT_EOF, None)
 
 
 class Writer(asyncio.Protocol):
@@ -96,6 +97,9 @@ class StdioFront:
         self.writer = Writer()
         self.to_client: list[bytes] = []
         self.to_child: list[bytes] = []
+        # True while the task waits for the inbox with nothing queued: messages may then be handled as they arrive.
+        self.idle = False
+        self.flush_pending = False
 
     def write(self, message: Message) -> None:
         """Queue a line for the client; :meth:`flush` writes every queued line at once."""
@@ -103,6 +107,7 @@ class StdioFront:
 
     def flush(self) -> None:
         """One write per pipe for all a wake-up produced: far fewer system calls under pipelined load."""
+        self.flush_pending = False
         if self.to_child:
             lines, self.to_child = self.to_child, []
             if self.child is not None and self.child.alive:
@@ -112,6 +117,19 @@ class StdioFront:
             assert self.out is not None
             self.out.write(b"\n".join(lines) + b"\n")
 
+    def deliver(self, kind: int, message: Any) -> None:
+        """Where both pipes' messages arrive. With an empty chain nothing can suspend, so a message is handled here,
+        in the pipe's callback, when nothing is queued ahead of it and neither pipe is full; otherwise it is
+        queued for the task, in order. Either way the lines go out in one write per pipe and read."""
+        if self.idle and not self.inbox and self.child is not None:
+            if self.writer.paused is None and not self.child.writing_paused:
+                if (kind == CLIENT and self.client_now(message)) or (kind == SERVER and self.server_now(message)):
+                    if not self.flush_pending:
+                        self.flush_pending = True
+                        asyncio.get_running_loop().call_soon(self.flush)
+                    return
+        self.inbox.put((kind, message))
+
     def reject(self, line: bytes | None, error: JsonRpcError) -> None:
         log.warning("client sent a bad message (%s): %.200r", error.message, line)
         self.write(error_response(None, error))
@@ -120,10 +138,10 @@ class StdioFront:
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
         self.out, _ = await loop.connect_write_pipe(lambda: self.writer, sys.stdout)  # type: ignore[assignment]
-        await loop.connect_read_pipe(lambda: LineReader(self.inbox, self.reject), sys.stdin)
+        await loop.connect_read_pipe(lambda: LineReader(self.deliver, self.reject), sys.stdin)
         upstream = self.mount.upstream
         if isinstance(upstream, StdioUpstream):
-            self.child = await upstream.attach(lambda message: self.inbox.put((SERVER, message)))
+            self.child = await upstream.attach(lambda message: self.deliver(SERVER, message))
             metrics.upstream_started(upstream)
             self.child.finished.add_done_callback(lambda _: self.inbox.put((SERVER_EXIT, None)))
         else:
@@ -136,7 +154,9 @@ class StdioFront:
                     await self.writer.paused
                 if self.child is not None:
                     await self.child.drain()
+            self.idle = not self.inbox
             kind, message = await self.inbox.next()
+            self.idle = False
             if kind == CLIENT:
                 await self.from_client(message)
             elif kind == SERVER:
@@ -159,7 +179,16 @@ class StdioFront:
         metrics.upstream_failed(self.mount.name)
         return code if code else 1
 
-    async def from_client(self, message: Message) -> None:
+    def client_now(self, message: Message) -> bool:
+        """A client message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
+        if not self.mount.passes(message, C2S, self.session, "stdio"):
+            return False
+        self.note_initialize(message)
+        self.mount.sessions.touch(self.session)
+        self.to_child_now(message)
+        return True
+
+    def note_initialize(self, message: Message) -> None:
         if message.method == "initialize":
             params = message.params or {}
             record = self.session.record
@@ -167,6 +196,22 @@ class StdioFront:
             record.client_capabilities = params.get("capabilities")
             record.protocol_version = params.get("protocolVersion")
             record.init_request = message.to_bytes().decode()
+
+    def to_child_now(self, message: Message) -> None:
+        """Queue a message for the child; a request the child cannot take is answered with the error at once."""
+        assert self.child is not None
+        if not self.child.alive:
+            if message.is_request:
+                error = UpstreamError(f"upstream {self.mount.name!r} is not running")
+                self.write(error_response(message.id, error))
+            return
+        if message.is_request:
+            self.inflight[message.id] = message
+            metrics.stdio_sent(message.id)
+        self.to_child.append(message.to_bytes())
+
+    async def from_client(self, message: Message) -> None:
+        self.note_initialize(message)
         verdict = await self.mount.judge(message, C2S, self.session, "stdio")
         self.mount.sessions.touch(self.session)
         if not verdict.is_forward:
@@ -176,6 +221,9 @@ class StdioFront:
             return
         if verdict.message is not None:
             message = verdict.message
+        if self.child is not None:
+            self.to_child_now(message)
+            return
         if message.is_request:
             self.inflight[message.id] = message
             metrics.stdio_sent(message.id)
@@ -245,14 +293,29 @@ class StdioFront:
         finally:
             await source.close(cancel=True)
 
-    async def from_server(self, message: Message) -> None:
-        request = self.inflight.pop(message.id, None) if message.is_reply else None
+    def server_now(self, message: Message) -> bool:
+        """A server message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
+        request = self.inflight.get(message.id) if message.is_reply else None  # type: ignore[arg-type]
+        if not self.mount.passes(message, S2C, self.session, "stdio", request):
+            return False
+        self.answered(message)
+        self.mount.sessions.touch(self.session, error=message.error is not None)
+        self.write(message)
+        return True
+
+    def answered(self, message: Message) -> Message | None:
+        """The request ``message`` answers, if it is a reply to one of ours: no longer in flight."""
+        request = self.inflight.pop(message.id, None) if message.is_reply else None  # type: ignore[arg-type]
         metrics.stdio_answered(request, self.mount.name)
         if request is not None and request.method == "initialize" and message.kind is RESPONSE:
             result = message.result if isinstance(message.result, dict) else {}
             self.mount.sessions.activate(self.session, result.get("protocolVersion"))
             if self.channel is not None:
                 self.listener = spawn(self.listen(), name="bridge-listen")
+        return request
+
+    async def from_server(self, message: Message) -> None:
+        request = self.answered(message)
         verdict = await self.mount.judge(message, S2C, self.session, "stdio", request)
         self.mount.sessions.touch(self.session, error=message.error is not None)
         if verdict.is_forward:

@@ -210,6 +210,11 @@ class ChildProcess(asyncio.SubprocessProtocol):
             raise UpstreamError(f"upstream {self.name!r} is not running")
         self._stdin.write(data + b"\n")
 
+    @property
+    def writing_paused(self) -> bool:
+        """The child's stdin pipe is full: writes wait in :meth:`drain`."""
+        return self._paused is not None
+
     async def drain(self) -> None:
         if self._paused is not None:
             await self._paused
