@@ -1,8 +1,10 @@
 """The stdio client side: an MCP client launches ``shadowproxy stdio -- CMD`` in place of the server.
 
 The whole process is one session and one task. Lines from our stdin and lines
-from the child's stdout both arrive by protocol callbacks into one inbox; the
-task judges each message with the chain and writes it to the other side. With
+from the child's stdout both arrive by protocol callbacks. With an empty chain a
+message is passed on in its callback when nothing is queued ahead of it;
+otherwise it goes into one inbox, and the task judges each message with the
+chain and writes it to the other side, in order. With
 ``--upstream URL`` (the stdio-to-HTTP bridge) each request in flight is read by
 a task of its own, since the server may ask the client something before it
 answers.
@@ -181,9 +183,9 @@ class StdioFront:
 
     def client_now(self, message: Message) -> bool:
         """A client message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
+        self.note_initialize(message)
         if not self.mount.passes(message, C2S, self.session, "stdio"):
             return False
-        self.note_initialize(message)
         self.mount.sessions.touch(self.session)
         self.to_child_now(message)
         return True
