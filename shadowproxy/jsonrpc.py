@@ -167,13 +167,16 @@ def _too_deep() -> JsonRpcError:
     return JsonRpcError(INVALID_REQUEST, f"JSON nested deeper than {_max_depth} levels (limits.max_json_depth)")
 
 
-def request_id_of(raw: bytes) -> RequestId | None:
-    """The id of a message that failed validation, when one can still be read."""
+def request_id_of(raw: bytes, *, replies_only: bool = False) -> RequestId | None:
+    """The id of a message that failed validation, when one can still be read.
+
+    ``replies_only``: only the id of an answer, not of a request (a message with a ``method``).
+    """
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    if isinstance(data, dict):
+    if isinstance(data, dict) and not (replies_only and "method" in data):
         value = data.get("id")
         if isinstance(value, str | int) and not isinstance(value, bool):
             return value

@@ -13,11 +13,9 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 
-import orjson
-
 from shadowproxy import limits
 from shadowproxy.errors import INTERNAL_ERROR, INVALID_REQUEST, JsonRpcError, UpstreamError
-from shadowproxy.jsonrpc import Message, decode, error_response, notification
+from shadowproxy.jsonrpc import Message, decode, error_response, notification, request_id_of
 from shadowproxy.logs import REQUEST_ID
 from shadowproxy.upstreams.base import Pending, UnsolicitedHandler
 from shadowproxy.upstreams.output import BoundedLines, Oversized, StderrLines
@@ -104,7 +102,7 @@ class ChildProcess(asyncio.SubprocessProtocol):
             decoded = decode(line)
         except JsonRpcError as exc:
             log.warning("upstream %s wrote a line that is not JSON-RPC (%s): %.200r", self.name, exc.message, line)
-            reply_id = reply_id_of(line)
+            reply_id = request_id_of(line, replies_only=True)
             if reply_id is not None:
                 error = UpstreamError(f"the upstream's answer was refused: {exc.message}", code=INTERNAL_ERROR)
                 self._fail_reply(reply_id, error)
@@ -366,16 +364,3 @@ class ChildChannel:
     async def detach(self) -> None:
         """A child cannot outlive the proxy; the session's next process replays the handshake to a new one."""
         await self.close()
-
-
-def reply_id_of(line: bytes) -> object:
-    """The id of an answer (not a server request) that could not be decoded as JSON-RPC, if it can be read."""
-    try:
-        data = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(data, dict) and "method" not in data:
-        value = data.get("id")
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            return value
-    return None
