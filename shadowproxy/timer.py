@@ -38,11 +38,11 @@ class RequestTimer:
     def _fire(self) -> None:
         self._handle = None
         self._armed_for = None
-        if self.waiting or (self.deadline is not None and self._loop.time() >= self.deadline):
+        if self.waiting or self.past_deadline():
             self.fired = True
             self._task.cancel()
         elif self.deadline is not None:
-            self._handle = self._loop.call_at(self.deadline, self._fire)
+            self._arm(self.deadline)
 
     def wait(self, idle: float) -> None:
         """The task now waits for the upstream: wake it after ``idle`` seconds of silence, or at the deadline."""
