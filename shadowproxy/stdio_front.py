@@ -13,6 +13,7 @@ answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -200,16 +201,22 @@ class StdioFront:
             record.init_request = message.to_bytes().decode()
 
     def to_child_now(self, message: Message) -> None:
-        """Queue a message for the child; a request the child cannot take is answered with the error at once."""
-        assert self.child is not None
-        if not self.child.alive:
-            if message.is_request:
-                error = UpstreamError(f"upstream {self.mount.name!r} is not running")
-                self.write(error_response(message.id, error))
-            return
+        """Queue a client message for the child; a request the child cannot take is answered with the error at once."""
         if message.is_request:
             self.inflight[message.id] = message
             metrics.stdio_sent(message.id)
+        try:
+            self.queue_for_child(message)
+        except UpstreamError as exc:
+            self.inflight.pop(message.id, None)
+            if message.is_request:
+                self.write(error_response(message.id, exc))
+
+    def queue_for_child(self, message: Message) -> None:
+        """Queue a line for the child (written by :meth:`flush`), or raise :class:`UpstreamError` if it is gone."""
+        assert self.child is not None
+        if not self.child.alive:
+            raise UpstreamError(f"upstream {self.mount.name!r} is not running")
         self.to_child.append(message.to_bytes())
 
     async def from_client(self, message: Message) -> None:
@@ -225,27 +232,22 @@ class StdioFront:
             message = verdict.message
         if self.child is not None:
             self.to_child_now(message)
-            return
-        if message.is_request:
+        elif message.is_request:
             self.inflight[message.id] = message
             metrics.stdio_sent(message.id)
-        try:
-            await self.to_server(message)
-        except UpstreamError as exc:
-            self.inflight.pop(message.id, None)
-            if message.is_request:
-                self.write(error_response(message.id, exc))
-
-    async def to_server(self, message: Message) -> None:
-        if self.child is not None:
-            if not self.child.alive:
-                raise UpstreamError(f"upstream {self.mount.name!r} is not running")
-            self.to_child.append(message.to_bytes())
-        elif message.is_request:
             spawn(self.bridge(message), name=f"bridge-{message.id}")
         else:
             assert self.channel is not None
-            await self.channel.send(message, self.bridge_headers(message))
+            with contextlib.suppress(UpstreamError):
+                await self.channel.send(message, self.bridge_headers(message))
+
+    async def answer_server(self, answer: Message) -> None:
+        """The proxy's answer to a server request the chain stopped; :class:`UpstreamError` if it cannot go."""
+        if self.child is not None:
+            self.queue_for_child(answer)
+        else:
+            assert self.channel is not None
+            await self.channel.send(answer, self.bridge_headers(answer))
 
     def bridge_headers(self, message: Message) -> dict[str, str]:
         """What an HTTP client would have sent alongside this message."""
@@ -328,7 +330,7 @@ class StdioFront:
             answer = answer_for(message, verdict)
             if answer is not None:
                 try:
-                    await self.to_server(answer)
+                    await self.answer_server(answer)
                 except UpstreamError as exc:
                     log.warning("could not answer the server's %s: %s", message.method, exc.message)
 
