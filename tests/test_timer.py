@@ -26,12 +26,26 @@ async def test_a_silent_wait_is_woken_and_the_task_goes_on() -> None:
     timer.stop()
 
 
-async def test_outside_a_wait_it_fires_only_at_the_deadline() -> None:
+async def after(delay: float) -> None:
+    """Resume once a loop timer set ``delay`` from now has run: every earlier timer has run by then."""
+    later = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(delay, later.set_result, None)
+    await later
+
+
+async def test_outside_a_wait_the_silent_answer_limit_cancels_nothing() -> None:
     loop = asyncio.get_running_loop()
-    timer = RequestTimer(loop.time() + 0.05, idle=0.001)
+    timer = RequestTimer(loop.time() + 60, idle=0.001)
     # Not waiting when the idle limit passes: no cancellation, the deadline is armed instead.
-    await asyncio.sleep(0.01)
+    await after(0.005)
     assert not timer.fired
+    assert not timer.past_deadline()
+    timer.stop()
+
+
+async def test_outside_a_wait_the_deadline_cancels() -> None:
+    loop = asyncio.get_running_loop()
+    timer = RequestTimer(loop.time() + 0.001, idle=60)
     with pytest.raises(asyncio.CancelledError):
         await loop.create_future()
     assert timer.expired()
@@ -58,5 +72,5 @@ async def test_a_stopped_timer_never_fires() -> None:
     timer.wait(0.001)
     timer.stop()
     timer.waiting = False
-    await asyncio.sleep(0.02)
+    await after(0.005)
     assert not timer.fired
