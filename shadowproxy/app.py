@@ -2,7 +2,8 @@
 
 :class:`Proxy` owns the long-lived parts (store, persistence worker, chain,
 upstreams, sessions) and opens and closes them as a pair. :func:`make_app` puts
-each mount's endpoint on its path behind the Host and Origin checks.
+each mount's endpoint on its path and builds the :class:`FrontDoor` (Host and Origin checks, authentication)
+that the runner puts in front of the application.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -19,8 +19,9 @@ from shadowproxy import admin, auth, cluster, health, legacy_sse, limits, metric
 from shadowproxy.chain import Chain
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.errors import ConfigError
+from shadowproxy.front_door import FrontDoor
 from shadowproxy.http_front import StreamableHttpEndpoint
-from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER
 from shadowproxy.mount import Mount
 from shadowproxy.persistence import PersistenceWorker
 from shadowproxy.plugins import load_interceptors
@@ -31,8 +32,9 @@ from shadowproxy.upstreams import StdioUpstream, create_upstream
 
 log = logging.getLogger(__name__)
 
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 PROXY_KEY = web.AppKey("proxy", "Proxy")
+FRONT_DOOR_KEY = web.AppKey("front_door", FrontDoor)
+"""The server's request handler (Host, Origin, auth, the MCP POST path), installed by the runner."""
 
 
 class Proxy:
@@ -51,6 +53,7 @@ class Proxy:
         self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
         self.chain = Chain(load_interceptors(config.interceptors, config.rules))
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
+        self.guard = limits.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
         upstreams = {upstream.name: create_upstream(upstream) for upstream in config.upstreams}
         self.mounts = [
@@ -60,6 +63,7 @@ class Proxy:
         self.endpoints = [
             StreamableHttpEndpoint(
                 mount,
+                guard=self.guard,
                 request_timeout=config.request_timeout,
                 keepalive=config.keepalive_interval,
                 retry=config.sse_retry,
@@ -131,54 +135,6 @@ def mount_paths(base: str, upstreams: tuple[UpstreamConfig, ...]) -> list[tuple[
     return [(f"{base}/{upstream.name}", upstream) for upstream in upstreams]
 
 
-def allowed(value: str, defaults: frozenset[str], extra: tuple[str, ...]) -> bool:
-    return "*" in extra or value in extra or value in defaults
-
-
-def host_of(netloc: str) -> str:
-    """``localhost:8765`` -> ``localhost``; ``[::1]:80`` -> ``[::1]``."""
-    if netloc.startswith("["):
-        return netloc[: netloc.find("]") + 1]
-    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
-
-
-MAX_JUDGED_HOSTS = 256
-
-
-def guard(proxy: Proxy) -> web.Middleware:
-    """DNS-rebinding protection at the proxy, since the upstream only sees the proxy: Host (421), Origin (403).
-
-    Every request gets its id here (:data:`REQUEST_ID`), for the log lines it causes, and back in
-    ``X-Request-Id``.
-    """
-    config = proxy.config
-    hosts = tuple(config.allowed_hosts)
-    origins = tuple(config.allowed_origins)
-    # Clients send the same few Host values on every request: each is judged once.
-    judged_hosts: dict[str, bool] = {}
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-        headers = request.headers
-        REQUEST_ID.set(new_request_id(headers.get(REQUEST_ID_HEADER)))
-        host = headers.get("Host", "")
-        ok = judged_hosts.get(host)
-        if ok is None:
-            ok = allowed(host, LOCAL_HOSTS, hosts) or allowed(host_of(host), LOCAL_HOSTS, hosts)
-            if len(judged_hosts) < MAX_JUDGED_HOSTS:
-                judged_hosts[host] = ok
-        if not ok:
-            return web.json_response({"error": f"Host {host!r} is not allowed"}, status=421)
-        origin = headers.get("Origin")
-        if origin is not None and not allowed(origin, frozenset(), origins):
-            parts = urlsplit(origin)
-            if parts.scheme not in ("http", "https") or parts.hostname not in ("localhost", "127.0.0.1", "::1"):
-                return web.json_response({"error": f"Origin {origin!r} is not allowed"}, status=403)
-        return await handler(request)
-
-    return middleware
-
-
 async def tag_response(request: web.Request, response: web.StreamResponse) -> None:
     """``X-Request-Id`` on every answer, streamed ones too: the id to look for in the logs."""
     request_id = REQUEST_ID.get()
@@ -224,10 +180,10 @@ def task_census() -> dict[str, int]:
 
 def make_app(proxy: Proxy) -> web.Application:
     config = proxy.config
-    app = web.Application(middlewares=[guard(proxy)], client_max_size=config.max_body_size)
-    app.middlewares.extend(auth.middlewares(config))
+    app = web.Application(client_max_size=config.max_body_size)
     app[PROXY_KEY] = proxy
-    limits.install(app, config.limits)
+    app[FRONT_DOOR_KEY] = FrontDoor(proxy)
+    limits.install(app, proxy.guard)
     for endpoint in proxy.endpoints:
         app.router.add_route("*", endpoint.mount.path, endpoint.handle)
     app.router.add_get("/healthz", healthz)

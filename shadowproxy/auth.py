@@ -17,7 +17,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -281,7 +281,7 @@ class Authenticator:
         self.jwt = settings.jwt
         self.jwks = Jwks(self.jwt.jwks_file, self.jwt.jwks_url) if self.jwt is not None else None
 
-    async def principal(self, request: web.Request) -> str:
+    async def principal(self, request: web.BaseRequest) -> str:
         token = bearer_token(request)
         found = self.static(token)
         if found is not None:
@@ -367,7 +367,7 @@ def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset()
 
 
-def metadata_url(request: web.Request, settings: AuthSettings) -> str:
+def metadata_url(request: web.BaseRequest, settings: AuthSettings) -> str:
     """Where this resource's metadata is: the well-known path with the resource's path inserted (RFC 9728 3.1)."""
     if settings.resource is not None:
         scheme, _, rest = settings.resource.partition("://")
@@ -381,7 +381,7 @@ def quoted(text: str) -> str:
     return "".join(char for char in text if " " <= char <= "~" and char not in '"\\')
 
 
-def refusal(request: web.Request, settings: AuthSettings, refused: Refused) -> web.Response:
+def refusal(request: web.BaseRequest, settings: AuthSettings, refused: Refused) -> web.Response:
     """The 401/403 with a ``WWW-Authenticate`` challenge (RFC 6750 3, MCP authorization)."""
     parts = [f'realm="{settings.realm}"']
     if settings.jwt is not None:
@@ -395,26 +395,25 @@ def refusal(request: web.Request, settings: AuthSettings, refused: Refused) -> w
     return web.json_response(body, status=refused.status, headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)})
 
 
-def middlewares(config: Config) -> list[web.Middleware]:
-    """The authentication middleware for ``config``, or nothing when ``auth`` is not configured."""
+def gate(config: Config) -> Callable[[web.BaseRequest], Awaitable[web.Response | None]] | None:
+    """The check every request passes (its refusal, or ``None`` to go on), or ``None`` without ``auth``."""
     settings = parse(config.auth, config.source)
     if settings is None:
-        return []
+        return None
     authenticator = Authenticator(settings)
 
-    @web.middleware
-    async def authenticate(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def authenticate(request: web.BaseRequest) -> web.Response | None:
         path = request.path
         if path in EXEMPT or path.startswith(EXEMPT_PREFIXES):
-            return await handler(request)
+            return None
         try:
             request[PRINCIPAL] = await authenticator.principal(request)
         except Refused as refused:
             log.info("refused %s %s: %s", request.method, path, refused.description)
             return refusal(request, settings, refused)
-        return await handler(request)
+        return None
 
-    return [authenticate]
+    return authenticate
 
 
 def metadata(config: Config) -> web.Handler:

@@ -47,6 +47,7 @@ from shadowproxy.http_wire import (
     write_event,
 )
 from shadowproxy.jsonrpc import Kind, Message, error_response, notification
+from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER
 from shadowproxy.mount import (
     DEFAULT_HANDSHAKE_VERSION,
     KNOWN_VERSIONS,
@@ -74,6 +75,7 @@ class StreamableHttpEndpoint:
         self,
         mount: Mount,
         *,
+        guard: limits.Guard,
         request_timeout: float,
         keepalive: float,
         retry: float = 1.0,
@@ -82,6 +84,9 @@ class StreamableHttpEndpoint:
     ) -> None:
         self.mount = mount
         self.sessions = mount.sessions
+        self.guard = guard
+        self.slots = guard.requests
+        self.body_timeout = guard.limits.body_timeout
         self.request_timeout = request_timeout
         self.keepalive = keepalive
         self.forward_headers = isinstance(mount.upstream, HttpUpstream)
@@ -104,7 +109,6 @@ class StreamableHttpEndpoint:
             self.header_check = HeaderCheck()
         self.in_flight = 0
         self.listening = SessionStreams(self)
-        self.slots: limits.Slots | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
@@ -137,7 +141,7 @@ class StreamableHttpEndpoint:
         wants_sse = EVENT_STREAM in accept or "*/*" in accept
         if not wants_sse and JSON not in accept:
             return json_error(406, INVALID_REQUEST, "Accept must include application/json and text/event-stream")
-        decoded = await read_message(request)
+        decoded = await read_message(request, self.body_timeout)
         if isinstance(decoded, web.Response):
             return decoded
         session_id = request.headers.get(SESSION_HEADER)
@@ -158,9 +162,6 @@ class StreamableHttpEndpoint:
             return json_error(400, INVALID_REQUEST, f"unsupported {VERSION_HEADER}: {version}", message.id)
         if not message.is_request:
             return await self.exchange(request, message, session, session.channel, wants_sse, modern=False)  # type: ignore[arg-type]
-        if self.slots is None:
-            # One guard per app for its lifetime: looked up once, not through the app chain per request.
-            self.slots = limits.guard_of(request).requests
         slots = self.slots
         try:
             slots.enter(session.id)
@@ -190,7 +191,7 @@ class StreamableHttpEndpoint:
         return session
 
     async def initialize(self, request: web.Request, message: Message, wants_sse: bool) -> web.StreamResponse:
-        guard = limits.guard_of(request)
+        guard = self.guard
         try:
             guard.admit_session(self.sessions.live.values(), request.get(PRINCIPAL))
         except limits.LimitExceeded as exc:
@@ -438,6 +439,10 @@ class StreamableHttpEndpoint:
         events: StreamLog | None,
     ) -> web.StreamResponse:
         stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers} if headers else SSE_HEADERS)
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            # Prepared here, before the front door could tag the answer.
+            stream.headers[REQUEST_ID_HEADER] = request_id
         await stream.prepare(request)
         if events is not None and self.resumption is not None:
             session.live_streams[events.stream_id] = events

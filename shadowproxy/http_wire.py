@@ -34,9 +34,9 @@ def json_error(status: int, code: int, text: str, request_id: object = None) -> 
     return json_reply(error_response(request_id, JsonRpcError(code, text)), status)  # type: ignore[arg-type]
 
 
-async def read_message(request: web.Request) -> Message | list[Message] | web.Response:
+async def read_message(request: web.BaseRequest, body_timeout: float) -> Message | list[Message] | web.Response:
     """The POSTed body decoded (once), or the answer to send instead: 413, 408, or 400 with the JSON-RPC error."""
-    body = await limits.read_body(request)
+    body = await limits.read_body(request, body_timeout)
     if isinstance(body, web.Response):
         return body
     try:

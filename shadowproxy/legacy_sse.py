@@ -94,10 +94,11 @@ class LegacySseEndpoint:
             return json_error(404, SESSION_NOT_FOUND, "session not found; open a new one with GET /sse")
         if request.content_type != JSON:
             return json_error(415, INVALID_REQUEST, "Content-Type must be application/json")
-        decoded = await read_message(request)
+        guard = limits.guard_of(request)
+        decoded = await read_message(request, guard.limits.body_timeout)
         if isinstance(decoded, web.Response):
             return decoded
-        requests = limits.guard_of(request).requests
+        requests = guard.requests
         for message in decoded if isinstance(decoded, list) else (decoded,):
             if message.is_request and len(session.relays) >= requests.cap:
                 # Answered on the stream, like every reply of this transport.

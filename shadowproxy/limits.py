@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from shadowproxy.errors import INVALID_REQUEST, ConfigError, JsonRpcError
+from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER
 
 if TYPE_CHECKING:
     from shadowproxy.sessions import LiveSession
@@ -250,9 +251,9 @@ GUARD = web.AppKey("limits", Guard)
 _DEFAULT_GUARD = Guard(Limits())
 
 
-def install(app: web.Application, limits: Limits) -> None:
-    """Put the process's :class:`Guard` on ``app``, before it starts."""
-    app[GUARD] = Guard(limits)
+def install(app: web.Application, guard: Guard) -> None:
+    """Put the process's :class:`Guard` on ``app``, before it starts, for the handlers it routes."""
+    app[GUARD] = guard
 
 
 def guard_of(request: web.Request) -> Guard:
@@ -280,7 +281,7 @@ def server_options(limits: Limits) -> dict[str, Any]:
     }
 
 
-async def read_body(request: web.Request) -> bytes | web.Response:
+async def read_body(request: web.BaseRequest, body_timeout: float) -> bytes | web.Response:
     """The request body within ``limits.body_timeout``, or the 408 already sent to a client that trickles it.
 
     aiohttp has no body read timeout, and after an answer it would go on reading the rest of the body for its
@@ -289,16 +290,20 @@ async def read_body(request: web.Request) -> bytes | web.Response:
     if request.content.is_eof():
         # The whole body came with the headers (the usual case): nothing to wait for, so no timer.
         return await request.read()
-    timeout = guard_of(request).limits.body_timeout
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(body_timeout):
             return await request.read()
     except TimeoutError:
         pass
-    error = LimitExceeded("body_timeout", 408, f"the body did not arrive within {timeout:g}s (limits.body_timeout)")
+    text = f"the body did not arrive within {body_timeout:g}s (limits.body_timeout)"
+    error = LimitExceeded("body_timeout", 408, text)
     log.warning("a client sent its body too slowly; closing its connection")
     response = refusal(error)
     response.force_close()
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        # Sent from here, before the front door could tag it.
+        response.headers[REQUEST_ID_HEADER] = request_id
     await response.prepare(request)
     await response.write_eof()
     request.protocol.force_close()

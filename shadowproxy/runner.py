@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from shadowproxy import jsonrpc, limits, metrics
-from shadowproxy.app import Proxy, make_app
+from shadowproxy.app import FRONT_DOOR_KEY, Proxy, make_app
 from shadowproxy.config import Config
 from shadowproxy.stdio_front import CLIENT_EOF, StdioFront
 from shadowproxy.tasks import spawn
@@ -73,6 +73,8 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
     install_signals(stop.set)
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: spawn(proxy.reload(), name="reload-on-sighup"))
     await runner.setup()
+    assert runner.server is not None
+    app[FRONT_DOOR_KEY].install(runner.server)
     metrics.watch_server(app, runner.server)
     try:
         sock = socket.create_server((config.host, config.port), reuse_port=False)

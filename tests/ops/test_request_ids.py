@@ -66,3 +66,27 @@ async def test_ids_are_made_up_when_missing_or_unfit_and_shown_in_text_logs(star
     for request_id in (made, unfit):
         assert f"shadowproxy.http_front [{request_id}]: request 'tools/call' failed" in proxy.log()
         assert f"shadowproxy.upstreams.stdio [{request_id}]: upstream flaky exited" in proxy.log()
+
+
+async def test_every_kind_of_answer_carries_its_id(stdio_proxy: ProxyProcess) -> None:
+    """JSON and streamed MCP answers (served past the router), refusals, routed pages and GET streams."""
+    slow = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 0.3}}}
+    async with aiohttp.ClientSession() as client:
+        headers = await open_session(client, stdio_proxy.url)
+        ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
+        async with client.post(stdio_proxy.url, json=ping, headers={**headers, "X-Request-Id": "json-1"}) as response:
+            assert response.content_type == "application/json"
+            assert response.headers["X-Request-Id"] == "json-1"
+        async with client.post(stdio_proxy.url, json=slow, headers={**headers, "X-Request-Id": "sse-1"}) as response:
+            assert response.content_type == "text/event-stream"
+            assert response.headers["X-Request-Id"] == "sse-1"
+            assert b'"id":2' in await response.read()
+        refused = {**headers, "X-Request-Id": "host-1", "Host": "evil.example"}
+        async with client.post(stdio_proxy.url, json=ping, headers=refused) as response:
+            assert response.status == 421 and response.headers["X-Request-Id"] == "host-1"
+        base = stdio_proxy.url.rsplit("/", 1)[0]
+        async with client.get(f"{base}/healthz", headers={"X-Request-Id": "health-1"}) as response:
+            assert response.status == 200 and response.headers["X-Request-Id"] == "health-1"
+        listen = {**headers, "Accept": "text/event-stream", "X-Request-Id": "get-1"}
+        async with client.get(stdio_proxy.url, headers=listen) as response:
+            assert response.status == 200 and response.headers["X-Request-Id"] == "get-1"

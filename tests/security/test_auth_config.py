@@ -54,9 +54,9 @@ def test_config_errors_name_the_key(raw: dict[str, Any], key: str, words: str) -
     assert caught.value.source == "sp.yaml"
 
 
-def test_no_auth_means_no_middleware() -> None:
+def test_no_auth_means_no_gate() -> None:
     assert auth.parse({}) is None
-    assert auth.middlewares(Config()) == []
+    assert auth.gate(Config()) is None
 
 
 def test_tokens_file_errors_name_file_and_line(tmp_path: Path) -> None:
@@ -82,11 +82,11 @@ def test_a_bad_jwks_file_is_refused_at_start(tmp_path: Path) -> None:
         raw = {"jwt": {**settings, "jwks_file": name}}
         config = Config(auth=raw, source=str(tmp_path / "sp.yaml"))
         with pytest.raises(ConfigError) as caught:
-            auth.middlewares(config)
+            auth.gate(config)
         assert caught.value.key == "auth.jwt.jwks_file" and name in str(caught.value)
     write_jwks(tmp_path / "good.json", SigningKey("k"))
     config = Config(auth={"jwt": {**settings, "jwks_file": "good.json"}}, source=str(tmp_path / "sp.yaml"))
-    assert len(auth.middlewares(config)) == 1
+    assert auth.gate(config) is not None
 
 
 async def test_the_cli_reports_auth_errors_and_exits_2(tmp_path: Path) -> None:
