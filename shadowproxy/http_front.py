@@ -111,12 +111,9 @@ class StreamableHttpEndpoint:
         self.listening = SessionStreams(self)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """GET and DELETE, from the router; a POST comes to :meth:`post` from the front door, which times it."""
         if request.method == "POST":
-            began = metrics.clock()
-            try:
-                return await self.post(request)
-            finally:
-                metrics.overhead(request, began)
+            return await self.post(request)
         if request.method == "GET":
             return await self.listening.get(request)
         if request.method == "DELETE":
