@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shadowproxy.chain import MessageContext, Verdict, block, delay, forward, respond
+from shadowproxy.chain import Direction, MessageContext, Verdict, block, delay, forward, respond
 from shadowproxy.errors import ConfigError
+from shadowproxy.jsonrpc import Message
 from shadowproxy.rules import metrics
 from shadowproxy.rules.engine import Engine, Outcome
 from shadowproxy.rules.ratelimit import create_counter
@@ -102,6 +103,10 @@ class RulesInterceptor:
             # A verdict carries one thing; hold the message here so the change or the answer is kept too.
             await asyncio.sleep(outcome.delay)
         return verdict
+
+    def wants(self, message: Message, direction: Direction, request: Message | None) -> bool:
+        """Whether :meth:`on_message` could do more than forward ``message`` as it is (see :meth:`Chain.declines`)."""
+        return self._rules.concerns(message, direction, request)
 
     async def reload(self) -> bool:
         """Load the files again; take the new set only if every file is valid. Returns whether it was taken."""

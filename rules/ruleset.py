@@ -16,12 +16,12 @@ from typing import Any
 from prometheus_client.metrics import Counter
 
 from shadowproxy.chain import Direction
-from shadowproxy.jsonrpc import Kind
+from shadowproxy.jsonrpc import Kind, Message
 from shadowproxy.rules import metrics, validate
 from shadowproxy.rules.actions import Action, Effect, compile_action
 from shadowproxy.rules.match import CompiledMatch, MatchCompiler
 from shadowproxy.rules.source import Document, Problem, RulesError, parse, read, resolve
-from shadowproxy.rules.subject import Subject
+from shadowproxy.rules.subject import Subject, named, params_of
 
 BucketKey = tuple[Direction, Kind, str | None, str | None]
 MAX_BUCKETS = 4096
@@ -90,6 +90,22 @@ class RuleSet:
                 self._buckets.clear()
             self._buckets[key] = bucket
         return bucket
+
+    def concerns(self, message: Message, direction: Direction, request: Message | None) -> bool:
+        """Whether judging ``message`` could come to anything but forwarding it unchanged (``True`` when unsure).
+
+        Told from the index, without building a :class:`Subject`: with no candidate rule, no ``default: block``
+        and no ``tools/list`` result to filter, evaluation finds nothing. A key not indexed yet is judged in
+        full, which indexes it.
+        """
+        if self.default_block_file is not None:
+            return True
+        method = message.method or (request.method if request is not None else None)
+        if method == "tools/list":
+            return True
+        what, name = named(method, params_of(message, request))
+        bucket = self._buckets.get((direction, message.kind, method, name if what == "tool" else None))
+        return bucket is None or bool(bucket)
 
     def summary(self) -> dict[str, Any]:
         """Counts for ``rules check`` and the admin API."""

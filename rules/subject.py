@@ -25,6 +25,24 @@ _NAMED_BY = {"tools/call": ("tool", "name"), "resources/read": ("resource", "uri
 _RESOURCE_METHODS = ("resources/read", "resources/subscribe", "resources/unsubscribe")
 
 
+def named(method: str | None, params: Any) -> tuple[str, str | None]:
+    """What a method's params name, and the name: ``("tool", "echo")`` for a ``tools/call`` of echo."""
+    member = _NAMED_BY.get(method or "")
+    if member is None and method in _RESOURCE_METHODS:
+        member = ("resource", "uri")
+    if member is None:
+        return ("", None)
+    value = params.get(member[1]) if isinstance(params, dict) else None
+    return (member[0], value if isinstance(value, str) else None)
+
+
+def params_of(message: Message, request: Message | None) -> Any:
+    """The params a message is judged by: its own, or for a reply those of the request it answers."""
+    if message.kind is Kind.REQUEST or message.kind is Kind.NOTIFICATION:
+        return message.params
+    return request.params if request is not None else None
+
+
 class ToolCatalog:
     """Tool annotations per upstream, as servers reported them in ``tools/list`` results.
 
@@ -108,20 +126,11 @@ class Subject:
     @property
     def params(self) -> Any:
         """The message's params; for a reply, the params of the request it answers."""
-        if self.kind is Kind.REQUEST or self.kind is Kind.NOTIFICATION:
-            return self.message.params
-        return self.request.params if self.request is not None else None
+        return params_of(self.message, self.request)
 
     def _name(self, what: str) -> str | None:
         if self._named is None:
-            member = _NAMED_BY.get(self.method or "")
-            if member is None and self.method in _RESOURCE_METHODS:
-                member = ("resource", "uri")
-            value = None
-            if member is not None:
-                params = self.params
-                value = params.get(member[1]) if isinstance(params, dict) else None
-            self._named = (member[0] if member else "", value if isinstance(value, str) else None)
+            self._named = named(self.method, self.params)
         return self._named[1] if self._named[0] == what else None
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -128,7 +128,12 @@ class MessageContext:
 
 @runtime_checkable
 class Interceptor(Protocol):
-    """One hook on every message. It does not know the transport, the store or the other hooks."""
+    """One hook on every message. It does not know the transport, the store or the other hooks.
+
+    An interceptor may also have a synchronous ``wants(message, direction, request) -> bool``: ``False``
+    promises that :meth:`on_message` would forward that message unchanged, so it need not be run
+    (see :meth:`Chain.declines`). Without it, every message is the interceptor's.
+    """
 
     name: str
 
@@ -148,17 +153,35 @@ class InterceptorFailures:
 class Chain:
     """An ordered, frozen list of interceptors."""
 
-    __slots__ = ("failures", "interceptors")
+    __slots__ = ("_wants", "failures", "interceptors")
 
     def __init__(self, interceptors: Sequence[Interceptor] = ()) -> None:
         self.interceptors: tuple[Interceptor, ...] = tuple(interceptors)
         self.failures = InterceptorFailures()
+        wants = tuple(getattr(interceptor, "wants", None) for interceptor in self.interceptors)
+        # Only a chain whose every hook can say so in advance can decline a message.
+        self._wants: tuple[Callable[[Message, Direction, Message | None], bool], ...] | None = (
+            wants if all(want is not None for want in wants) else None  # type: ignore[assignment]
+        )
 
     def __bool__(self) -> bool:
         return bool(self.interceptors)
 
     def __len__(self) -> int:
         return len(self.interceptors)
+
+    def declines(self, message: Message, direction: Direction, request: Message | None = None) -> bool:
+        """Whether every interceptor says, without being run, that it would forward ``message`` unchanged.
+
+        A rules file of tool policies says so of every call to a tool it does not name, and of the replies;
+        such a message then costs what it costs with an empty chain.
+        """
+        if self._wants is None:
+            return False
+        for wants in self._wants:
+            if wants(message, direction, request):
+                return False
+        return True
 
     async def run(self, ctx: MessageContext) -> Verdict:
         """Judge ``ctx.message``. A forward with a modified message updates ``ctx.message`` for the next hook.

@@ -157,7 +157,7 @@ def verdict_label(action: str, modified: bool) -> str:
 
 
 def passed(direction: Direction, message: Message, request: Message | None) -> None:
-    """A message forwarded unjudged (the chain is empty)."""
+    """A message forwarded unjudged (the chain is empty, or declines it)."""
     method = message.method or (request.method if request is not None else None)
     key = (direction is C2S, method if method in KNOWN_METHODS else "other", "forward", False)
     _messages[key] = _messages.get(key, 0) + 1

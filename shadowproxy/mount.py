@@ -53,11 +53,12 @@ class Mount:
         transport: str,
         request: Message | None = None,
     ) -> bool:
-        """Whether ``message`` goes on unjudged because the chain is empty; counted, and shown to the tap, if so.
+        """Whether ``message`` goes on unjudged (the chain is empty, or declines it); counted, and tapped, if so.
 
         Synchronous, so that a front end can forward at once, in the callback the message arrived in.
         """
-        if self.chain:
+        chain = self.chain
+        if chain and not chain.declines(message, direction, request):
             return False
         metrics.passed(direction, message, request)
         if TAP.listeners:

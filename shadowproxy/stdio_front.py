@@ -1,8 +1,9 @@
 """The stdio client side: an MCP client launches ``shadowproxy stdio -- CMD`` in place of the server.
 
 The whole process is one session and one task. Lines from our stdin and lines
-from the child's stdout both arrive by protocol callbacks. With an empty chain a
-message is passed on in its callback when nothing is queued ahead of it;
+from the child's stdout both arrive by protocol callbacks. A message the chain
+has nothing to say on (it is empty, or declines the message) is passed on in
+its callback when nothing is queued ahead of it;
 otherwise it goes into one inbox, and the task judges each message with the
 chain and writes it to the other side, in order. With
 ``--upstream URL`` (the stdio-to-HTTP bridge) each request in flight is read by
@@ -121,8 +122,8 @@ class StdioFront:
             self.out.write(b"\n".join(lines) + b"\n")
 
     def deliver(self, kind: int, message: Any) -> None:
-        """Where both pipes' messages arrive. With an empty chain nothing can suspend, so a message is handled here,
-        in the pipe's callback, when nothing is queued ahead of it and neither pipe is full; otherwise it is
+        """Where both pipes' messages arrive. A message the chain passes unjudged cannot suspend, so it is handled
+        here, in the pipe's callback, when nothing is queued ahead of it and neither pipe is full; otherwise it is
         queued for the task, in order. Either way the lines go out in one write per pipe and read."""
         if self.idle and not self.inbox and self.child is not None:
             if self.writer.paused is None and not self.child.writing_paused:

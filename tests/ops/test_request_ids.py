@@ -70,7 +70,8 @@ async def test_ids_are_made_up_when_missing_or_unfit_and_shown_in_text_logs(star
 
 async def test_every_kind_of_answer_carries_its_id(stdio_proxy: ProxyProcess) -> None:
     """JSON and streamed MCP answers (served past the router), refusals, routed pages and GET streams."""
-    slow = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 0.3}}}
+    params = {"name": "slow", "arguments": {"seconds": 0.3}}
+    slow = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params}
     async with aiohttp.ClientSession() as client:
         headers = await open_session(client, stdio_proxy.url)
         ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
