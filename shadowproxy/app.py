@@ -15,13 +15,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from shadowproxy import admin, auth, cluster, health, legacy_sse, limits, metrics, websocket_front
+from shadowproxy import admin, auth, cluster, health, legacy_sse, limits, logs, metrics, websocket_front
 from shadowproxy.chain import Chain
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.errors import ConfigError
 from shadowproxy.front_door import FrontDoor
 from shadowproxy.http_front import StreamableHttpEndpoint
-from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER
 from shadowproxy.mount import Mount
 from shadowproxy.persistence import PersistenceWorker
 from shadowproxy.plugins import load_interceptors
@@ -136,10 +135,8 @@ def mount_paths(base: str, upstreams: tuple[UpstreamConfig, ...]) -> list[tuple[
 
 
 async def tag_response(request: web.Request, response: web.StreamResponse) -> None:
-    """``X-Request-Id`` on every answer, streamed ones too: the id to look for in the logs."""
-    request_id = REQUEST_ID.get()
-    if request_id is not None:
-        response.headers[REQUEST_ID_HEADER] = request_id
+    """``X-Request-Id`` on every answer the router serves, streamed ones too (the front door tags its own)."""
+    logs.tag(response.headers)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from shadowproxy import auth, metrics
+from shadowproxy import auth, logs, metrics
 from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 
 if TYPE_CHECKING:
@@ -58,8 +58,7 @@ class FrontDoor:
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         headers = request.headers
-        request_id = new_request_id(headers.get(REQUEST_ID_HEADER))
-        REQUEST_ID.set(request_id)
+        REQUEST_ID.set(new_request_id(headers.get(REQUEST_ID_HEADER)))
         response = self.refusal(request)
         if response is None and self.authenticate is not None:
             response = await self.authenticate(request)
@@ -77,7 +76,7 @@ class FrontDoor:
                 response = await self.routed(request)
         if not response.prepared:
             # A routed answer prepared by its handler (a stream) gets the id from the application's signal.
-            response.headers[REQUEST_ID_HEADER] = request_id
+            logs.tag(response.headers)
         return response
 
     def refusal(self, request: web.BaseRequest) -> web.Response | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from shadowproxy import limits, metrics, sse
+from shadowproxy import limits, logs, metrics, sse
 from shadowproxy.chain import C2S, S2C, Direction
 from shadowproxy.errors import (
     INTERNAL_ERROR,
@@ -47,7 +47,6 @@ from shadowproxy.http_wire import (
     write_event,
 )
 from shadowproxy.jsonrpc import Kind, Message, error_response, notification
-from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER
 from shadowproxy.mount import (
     DEFAULT_HANDSHAKE_VERSION,
     KNOWN_VERSIONS,
@@ -436,10 +435,8 @@ class StreamableHttpEndpoint:
         events: StreamLog | None,
     ) -> web.StreamResponse:
         stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers} if headers else SSE_HEADERS)
-        request_id = REQUEST_ID.get()
-        if request_id is not None:
-            # Prepared here, before the front door could tag the answer.
-            stream.headers[REQUEST_ID_HEADER] = request_id
+        # Prepared here, before the front door could tag the answer.
+        logs.tag(stream.headers)
         await stream.prepare(request)
         if events is not None and self.resumption is not None:
             session.live_streams[events.stream_id] = events

@@ -20,8 +20,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
+from shadowproxy import logs
 from shadowproxy.errors import INVALID_REQUEST, ConfigError, JsonRpcError
-from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER
 
 if TYPE_CHECKING:
     from shadowproxy.sessions import LiveSession
@@ -300,10 +300,8 @@ async def read_body(request: web.BaseRequest, body_timeout: float) -> bytes | we
     log.warning("a client sent its body too slowly; closing its connection")
     response = refusal(error)
     response.force_close()
-    request_id = REQUEST_ID.get()
-    if request_id is not None:
-        # Sent from here, before the front door could tag it.
-        response.headers[REQUEST_ID_HEADER] = request_id
+    # Sent from here, before the front door could tag it.
+    logs.tag(response.headers)
     await response.prepare(request)
     await response.write_eof()
     request.protocol.force_close()

@@ -14,6 +14,7 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 
 import orjson
@@ -30,6 +31,13 @@ def new_request_id(given: str | None = None) -> str:
     if given is not None and _ACCEPTED_ID.fullmatch(given):
         return given
     return f"{_PREFIX}-{next(_numbers):x}"
+
+
+def tag(headers: MutableMapping[str, str]) -> None:
+    """Put the id of the request being handled in ``headers`` as ``X-Request-Id``, when there is one."""
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        headers[REQUEST_ID_HEADER] = request_id
 
 
 class RequestIdFilter(logging.Filter):
