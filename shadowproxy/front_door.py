@@ -64,16 +64,21 @@ class FrontDoor:
             response = await self.authenticate(request)
         if response is None:
             endpoint = self.endpoints.get(request.path) if request.method == "POST" else None
-            if endpoint is not None:
-                began = metrics.clock()
-                try:
+            began = metrics.clock()
+            try:
+                if endpoint is not None:
                     response = await endpoint.post(request)  # type: ignore[arg-type]
-                finally:
-                    # The proxy's own share of the POST's time: what the upstream did not spend.
+                else:
+                    assert self.routed is not None, "FrontDoor.install was not called"
+                    response = await self.routed(request)
+            except web.HTTPException as exc:
+                # aiohttp's own refusals (a body over client_max_size: 413) are answers too.
+                logs.tag(exc.headers)
+                raise
+            finally:
+                if endpoint is not None:
+                    # The proxy's own share of an MCP POST's time: what the upstream did not spend.
                     metrics.overhead(request, began)
-            else:
-                assert self.routed is not None, "FrontDoor.install was not called"
-                response = await self.routed(request)
         if not response.prepared:
             # A routed answer prepared by its handler (a stream) gets the id from the application's signal.
             logs.tag(response.headers)

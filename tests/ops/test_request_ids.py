@@ -69,7 +69,7 @@ async def test_ids_are_made_up_when_missing_or_unfit_and_shown_in_text_logs(star
 
 
 async def test_every_kind_of_answer_carries_its_id(stdio_proxy: ProxyProcess) -> None:
-    """JSON and streamed MCP answers (served past the router), refusals, routed pages and GET streams."""
+    """JSON and streamed MCP answers (served past the router), aiohttp's and our refusals, routed pages, streams."""
     params = {"name": "slow", "arguments": {"seconds": 0.3}}
     slow = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params}
     async with aiohttp.ClientSession() as client:
@@ -82,6 +82,10 @@ async def test_every_kind_of_answer_carries_its_id(stdio_proxy: ProxyProcess) ->
             assert response.content_type == "text/event-stream"
             assert response.headers["X-Request-Id"] == "sse-1"
             assert b'"id":2' in await response.read()
+        huge = b'{"jsonrpc": "2.0", "id": 4, "method": "ping", "pad": "' + b"x" * 5_000_000 + b'"}'
+        oversized = {**headers, "X-Request-Id": "big-1"}
+        async with client.post(stdio_proxy.url, data=huge, headers=oversized) as response:
+            assert response.status == 413 and response.headers["X-Request-Id"] == "big-1"
         refused = {**headers, "X-Request-Id": "host-1", "Host": "evil.example"}
         async with client.post(stdio_proxy.url, json=ping, headers=refused) as response:
             assert response.status == 421 and response.headers["X-Request-Id"] == "host-1"
