@@ -132,3 +132,25 @@ async def test_a_failed_initialize_gets_no_session_id(stdio_proxy: ProxyProcess)
     _, payload, headers = await post(stdio_proxy.url, {**INIT, "params": {"protocolVersion": 7}})
     assert "error" in payload
     assert "Mcp-Session-Id" not in headers
+
+
+async def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(stdio_proxy: ProxyProcess) -> None:
+    _, path = stdio_proxy.url.split("//", 1)[1].split("/", 1)
+    host, port = stdio_proxy.base.removeprefix("http://").split(":")
+    body = orjson.dumps(INIT)
+    head = f"POST /{path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    head += "Accept: application/json, text/event-stream\r\nExpect: 100-continue\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head.encode())
+        # The body is held back until the proxy says to go on, as such a client does.
+        async with asyncio.timeout(30):
+            interim = await reader.readuntil(b"\r\n\r\n")
+        assert interim.startswith(b"HTTP/1.1 100"), interim
+        writer.write(body)
+        async with asyncio.timeout(30):
+            final = await reader.readuntil(b"\r\n\r\n")
+        assert final.startswith(b"HTTP/1.1 200") and b"Mcp-Session-Id" in final, final
+    finally:
+        writer.close()
