@@ -63,12 +63,11 @@ class FrontDoor:
         if response is None and self.authenticate is not None:
             response = await self.authenticate(request)
         if response is None:
-            # A client that sends Expect waits for the router's "100 Continue" before it sends its body.
-            direct = request.method == "POST" and "Expect" not in headers
-            endpoint = self.endpoints.get(request.path) if direct else None
+            endpoint = self.endpoints.get(request.path) if request.method == "POST" else None
             began = metrics.clock()
             try:
-                if endpoint is not None:
+                # A client that sends Expect waits for the router's "100 Continue" before it sends its body.
+                if endpoint is not None and "Expect" not in headers:
                     response = await endpoint.post(request)  # type: ignore[arg-type]
                 else:
                     assert self.routed is not None, "FrontDoor.install was not called"

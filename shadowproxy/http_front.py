@@ -84,8 +84,6 @@ class StreamableHttpEndpoint:
         self.mount = mount
         self.sessions = mount.sessions
         self.guard = guard
-        self.slots = guard.requests
-        self.body_timeout = guard.limits.body_timeout
         self.request_timeout = request_timeout
         self.keepalive = keepalive
         self.forward_headers = isinstance(mount.upstream, HttpUpstream)
@@ -110,7 +108,8 @@ class StreamableHttpEndpoint:
         self.listening = SessionStreams(self)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """GET and DELETE, from the router; a POST comes to :meth:`post` from the front door, which times it."""
+        """GET and DELETE, from the router; a POST comes to :meth:`post` from the front door (through the router
+        when it carries ``Expect``), which times it."""
         if request.method == "POST":
             return await self.post(request)
         if request.method == "GET":
@@ -137,7 +136,7 @@ class StreamableHttpEndpoint:
         wants_sse = EVENT_STREAM in accept or "*/*" in accept
         if not wants_sse and JSON not in accept:
             return json_error(406, INVALID_REQUEST, "Accept must include application/json and text/event-stream")
-        decoded = await read_message(request, self.body_timeout)
+        decoded = await read_message(request, self.guard.limits.body_timeout)
         if isinstance(decoded, web.Response):
             return decoded
         session_id = request.headers.get(SESSION_HEADER)
@@ -158,7 +157,7 @@ class StreamableHttpEndpoint:
             return json_error(400, INVALID_REQUEST, f"unsupported {VERSION_HEADER}: {version}", message.id)
         if not message.is_request:
             return await self.exchange(request, message, session, session.channel, wants_sse, modern=False)  # type: ignore[arg-type]
-        slots = self.slots
+        slots = self.guard.requests
         try:
             slots.enter(session.id)
         except limits.LimitExceeded as exc:

@@ -3,9 +3,9 @@
 The whole process is one session and one task. Lines from our stdin and lines
 from the child's stdout both arrive by protocol callbacks. A message the chain
 has nothing to say on (it is empty, or declines the message) is passed on in
-its callback when nothing is queued ahead of it;
-otherwise it goes into one inbox, and the task judges each message with the
-chain and writes it to the other side, in order. With
+its callback when nothing is queued ahead of it; otherwise it goes into one
+inbox, and the task judges each message with the chain and writes it to the
+other side, in order. With
 ``--upstream URL`` (the stdio-to-HTTP bridge) each request in flight is read by
 a task of its own, since the server may ask the client something before it
 answers.
@@ -202,8 +202,7 @@ class StdioFront:
     def to_child_now(self, message: Message) -> None:
         """Queue a client message for the child; a request the child cannot take is answered with the error at once."""
         if message.is_request:
-            self.inflight[message.id] = message
-            metrics.stdio_sent(message.id)
+            self.sent(message)
         try:
             self.queue_for_child(message)
         except UpstreamError as exc:
@@ -232,8 +231,7 @@ class StdioFront:
         if self.child is not None:
             self.to_child_now(message)
         elif message.is_request:
-            self.inflight[message.id] = message
-            metrics.stdio_sent(message.id)
+            self.sent(message)
             spawn(self.bridge(message), name=f"bridge-{message.id}")
         else:
             assert self.channel is not None
@@ -305,6 +303,11 @@ class StdioFront:
         self.mount.sessions.touch(self.session, error=message.error is not None)
         self.write(message)
         return True
+
+    def sent(self, request: Message) -> None:
+        """A request of the client's is on its way to the server: in flight until :meth:`answered`."""
+        self.inflight[request.id] = request
+        metrics.stdio_sent(request.id)
 
     def answered(self, message: Message) -> Message | None:
         """The request ``message`` answers, if it is a reply to one of ours: no longer in flight."""
