@@ -35,6 +35,7 @@ from shadowproxy.upstreams.http import UpstreamSessionLost
 
 if TYPE_CHECKING:
     from shadowproxy.http_front import StreamableHttpEndpoint
+    from shadowproxy.resumption import Resumption
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ class SessionStreams:
             if last_event_id is None or previous is None:
                 return json_error(409, INVALID_REQUEST, "this session already has a GET stream open")
             # The client is back with the id it saw last: its old stream is dead, whether or not we noticed.
+            # It is gone before this one replays, so that what it took from the inbox is in the log or back.
             previous.cancel()
+            await asyncio.wait({previous}, timeout=self.endpoint.keepalive)
         channel = session.channel
         assert channel is not None
         task = asyncio.current_task()
@@ -145,13 +148,40 @@ class SessionStreams:
                 continue
             except JsonRpcError:
                 return stream
+            if events is not None and resumption is not None and isinstance(source, Inbox):
+                await self.emit(stream, events, resumption, source, message, session, channel)
+                continue
+            outgoing = await self.endpoint.judge_reply(message, session, channel, None)
+            if outgoing is not None:
+                await write_event(stream, source, outgoing)
+
+    async def emit(
+        self,
+        stream: web.StreamResponse,
+        events: StreamLog,
+        resumption: Resumption,
+        inbox: Inbox[Message],
+        message: Message,
+        session: LiveSession,
+        channel: Channel,
+    ) -> None:
+        """One message from the session's inbox, judged, logged and written; a stream cut before it is logged
+        loses nothing: the message goes back to the inbox, or into the log, for the client's next stream."""
+        outgoing = None
+        try:
             outgoing = await self.endpoint.judge_reply(message, session, channel, None)
             if outgoing is None:
-                continue
-            if events is not None and resumption is not None:
-                await resumption.emit(stream, events, outgoing)
+                return
+            data = outgoing.to_bytes()
+            event_id = await events.append(data)
+        except asyncio.CancelledError:
+            if outgoing is None:
+                inbox.put_back(message)
             else:
-                await write_event(stream, source, outgoing)
+                # The interrupted append may have landed after all.
+                await events.append_once(outgoing.to_bytes())
+            raise
+        await stream.write(sse.encode(data, event_id=event_id))
 
     def close(self) -> None:
         """On shutdown: end every GET stream, so the client reconnects elsewhere or after the restart."""

@@ -34,6 +34,11 @@ class Inbox(Generic[T]):
         self._items.append(item)
         self._wake()
 
+    def put_back(self, item: T) -> None:
+        """Return an item a reader took but could not deliver: it is the next one read."""
+        self._items.appendleft(item)
+        self._wake()
+
     def fail(self, error: JsonRpcError) -> None:
         """Wake the reader with ``error`` once the items are drained."""
         self._error = error
@@ -48,9 +53,12 @@ class Inbox(Generic[T]):
         while not self._items:
             if self._error is not None:
                 raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await self._waiter
+                await waiter
             finally:
-                self._waiter = None
+                # A reader that takes over (a GET stream resumed while its old task is still being cancelled)
+                # may be waiting by now: its waiter stays.
+                if self._waiter is waiter:
+                    self._waiter = None
         return self._items.popleft()
