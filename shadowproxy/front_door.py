@@ -3,7 +3,9 @@
 The checks hold for every path, so they run here once instead of as aiohttp middlewares; a POST to an MCP
 endpoint then goes straight to that endpoint, and everything else (GET streams, DELETE, health, metrics, the
 admin API, WebSocket, legacy SSE) takes the application's router. On the echo benchmark the router, the
-middleware wrappers and the response signal cost about an eighth of a POST's CPU in the proxy.
+middleware wrappers and the response signal cost about an eighth of a POST's CPU in the proxy. Most MCP POSTs
+never become aiohttp requests at all: a :class:`~shadowproxy.connection.Connection` reads them and brings
+them to :meth:`FrontDoor.post`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from shadowproxy import auth, logs, metrics
+from shadowproxy.connection import Connection, PlainRequest
 from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 
 if TYPE_CHECKING:
     from shadowproxy.app import Proxy
+    from shadowproxy.http_front import StreamableHttpEndpoint
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -49,19 +53,21 @@ class FrontDoor:
         self.judged_hosts: dict[str, bool] = {}
         self.authenticate = auth.gate(config)
         self.endpoints = {endpoint.mount.path: endpoint for endpoint in proxy.endpoints}
+        self.limits = config.limits
+        self.max_body_size = config.max_body_size
         self.routed: Handler | None = None
+        self.server: web.Server | None = None
 
     def install(self, server: web.Server) -> None:
         """Become ``server``'s handler; the application's own handler serves what is not an MCP POST."""
         self.routed = server.request_handler
+        self.server = server
         server.request_handler = self
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         headers = request.headers
         REQUEST_ID.set(new_request_id(headers.get(REQUEST_ID_HEADER)))
-        response = self.refusal(request)
-        if response is None and self.authenticate is not None:
-            response = await self.authenticate(request)
+        response = await self.checked(request)
         if response is None:
             endpoint = self.endpoints.get(request.path) if request.method == "POST" else None
             began = metrics.clock()
@@ -84,6 +90,35 @@ class FrontDoor:
             # A routed answer prepared by its handler (a stream) gets the id from the application's signal.
             logs.tag(response.headers)
         return response
+
+    async def post(self, request: PlainRequest, endpoint: StreamableHttpEndpoint) -> web.StreamResponse:
+        """An MCP POST that a :class:`~shadowproxy.connection.Connection` read itself."""
+        REQUEST_ID.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
+        response = await self.checked(request)  # type: ignore[arg-type]
+        if response is None:
+            began = metrics.clock()
+            try:
+                response = await endpoint.post(request)  # type: ignore[arg-type]
+            except web.HTTPException as exc:
+                logs.tag(exc.headers)
+                raise
+            finally:
+                metrics.overhead(request, began)
+        if not response.prepared:
+            logs.tag(response.headers)
+        return response
+
+    async def checked(self, request: web.BaseRequest) -> web.Response | None:
+        """The refusal every request gets before its handler runs (Host, Origin, credentials), if any."""
+        response = self.refusal(request)
+        if response is None and self.authenticate is not None:
+            response = await self.authenticate(request)
+        return response
+
+    def connection(self) -> Connection:
+        """A new client connection (the listening socket's protocol factory)."""
+        assert self.server is not None, "FrontDoor.install was not called"
+        return Connection(self, self.server, self.limits, self.max_body_size)
 
     def refusal(self, request: web.BaseRequest) -> web.Response | None:
         """DNS-rebinding protection, since the upstream only sees the proxy: Host (421), Origin (403)."""

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from shadowproxy import limits, logs, metrics, sse
 from shadowproxy.chain import C2S, S2C, Direction
+from shadowproxy.connection import event_stream
 from shadowproxy.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -433,7 +434,7 @@ class StreamableHttpEndpoint:
         session: LiveSession,
         events: StreamLog | None,
     ) -> web.StreamResponse:
-        stream = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers} if headers else SSE_HEADERS)
+        stream = event_stream(request, {**SSE_HEADERS, **headers} if headers else SSE_HEADERS)
         # Prepared here, before the front door could tag the answer.
         logs.tag(stream.headers)
         await stream.prepare(request)

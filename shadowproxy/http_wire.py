@@ -6,6 +6,7 @@ from aiohttp import web
 
 from shadowproxy import limits, sse
 from shadowproxy.chain import Action, Verdict
+from shadowproxy.connection import PlainRequest
 from shadowproxy.errors import JsonRpcError
 from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Message, decode, error_response, request_id_of, result_response
@@ -34,9 +35,11 @@ def json_error(status: int, code: int, text: str, request_id: object = None) -> 
     return json_reply(error_response(request_id, JsonRpcError(code, text)), status)  # type: ignore[arg-type]
 
 
-async def read_message(request: web.BaseRequest, body_timeout: float) -> Message | list[Message] | web.Response:
+async def read_message(
+    request: web.BaseRequest | PlainRequest, body_timeout: float
+) -> Message | list[Message] | web.Response:
     """The POSTed body decoded (once), or the answer to send instead: 413, 408, or 400 with the JSON-RPC error."""
-    body = await limits.read_body(request, body_timeout)
+    body = request.body if isinstance(request, PlainRequest) else await limits.read_body(request, body_timeout)
     if isinstance(body, web.Response):
         return body
     try:

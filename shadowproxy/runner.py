@@ -21,6 +21,7 @@ from aiohttp import web
 from shadowproxy import jsonrpc, limits, metrics
 from shadowproxy.app import FRONT_DOOR_KEY, Proxy, make_app
 from shadowproxy.config import Config
+from shadowproxy.connection import ConnectionSite
 from shadowproxy.stdio_front import CLIENT_EOF, StdioFront
 from shadowproxy.tasks import spawn
 
@@ -74,11 +75,12 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: spawn(proxy.reload(), name="reload-on-sighup"))
     await runner.setup()
     assert runner.server is not None
-    app[FRONT_DOOR_KEY].install(runner.server)
+    door = app[FRONT_DOOR_KEY]
+    door.install(runner.server)
     metrics.watch_server(app, runner.server)
     try:
         sock = socket.create_server((config.host, config.port), reuse_port=False)
-        site = web.SockSite(runner, sock, shutdown_timeout=config.shutdown_timeout)
+        site = ConnectionSite(runner, sock, door.connection, shutdown_timeout=config.shutdown_timeout)
         await site.start()
         port = sock.getsockname()[1]
         url = f"http://{config.host}:{port}{config.path}"
