@@ -36,6 +36,8 @@ class ChildProcess(asyncio.SubprocessProtocol):
         self.pending: dict[object, ChildRequest] = {}
         self.progress: dict[object, ChildRequest] = {}
         self.sink: Callable[[Message], None] | None = None
+        # Called after each read whose messages went to the sink.
+        self.sink_done: Callable[[], None] | None = None
         self.unsolicited: list[UnsolicitedHandler] = []
         # Called once, at the first reply: the server started and answers (what closes a half-open circuit).
         self.on_first_reply: Callable[[], None] | None = None
@@ -64,6 +66,8 @@ class ChildProcess(asyncio.SubprocessProtocol):
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 1:
             self._feed(data)
+            if self.sink_done is not None:
+                self.sink_done()
         else:
             self._feed_stderr(data)
 
