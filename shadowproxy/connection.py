@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
@@ -27,6 +25,8 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from shadowproxy import limits, logs
+from shadowproxy.logs import REQUEST_ID
+from shadowproxy.plain import PlainRequest, http_date
 from shadowproxy.tasks import spawn
 
 if TYPE_CHECKING:
@@ -42,63 +42,6 @@ MAX_AWAITED_BODY = 256 * 1024
 ANSWERED_ELSEWHERE = frozenset({b"transfer-encoding", b"expect"})
 # Headers aiohttp refuses to see twice (400): such a request goes to aiohttp, to be refused the same way.
 SINGLE = frozenset({b"host", b"content-type"})
-
-
-class PlainRequest(dict[str, Any]):
-    """An MCP POST read by a :class:`Connection`: what the front door, authentication and the endpoint read of a
-    request (its mapping holds what they leave on it, as an aiohttp request's does)."""
-
-    __slots__ = ("body", "connection", "content_type", "headers", "path")
-    method = "POST"
-    scheme = "http"
-
-    def __init__(self, connection: Connection, path: str, headers: CIMultiDictProxy[str], body: bytes) -> None:
-        super().__init__()
-        self.connection = connection
-        self.path = path
-        self.headers = headers
-        self.body = body
-        self.content_type = headers.get("Content-Type", "").partition(";")[0].strip().lower()
-
-    @property
-    def host(self) -> str:
-        return self.headers.get("Host", "")
-
-
-class PlainStream(web.StreamResponse):
-    """A ``text/event-stream`` answer on a :class:`Connection`, in chunked encoding: the part of aiohttp's
-    :class:`~aiohttp.web.StreamResponse` that the endpoint uses, so that it streams the same way to both."""
-
-    def __init__(self, headers: dict[str, str]) -> None:
-        super().__init__(status=200, headers=headers)
-        self.connection: Connection | None = None
-
-    @property
-    def prepared(self) -> bool:
-        return self.connection is not None
-
-    async def prepare(self, request: web.BaseRequest) -> None:  # type: ignore[override]
-        connection = cast(PlainRequest, request).connection
-        connection.send_head(self.status, self.reason, self.headers, b"Transfer-Encoding: chunked\r\n")
-        self.connection = connection
-
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
-        assert self.connection is not None, "prepare() first"
-        data = bytes(data)
-        await self.connection.send(b"%x\r\n%s\r\n" % (len(data), data))
-
-    async def write_eof(self, data: bytes = b"") -> None:
-        assert self.connection is not None, "prepare() first"
-        if data:
-            await self.write(data)
-        await self.connection.send(b"0\r\n\r\n")
-
-
-def event_stream(request: web.BaseRequest | PlainRequest, headers: dict[str, str]) -> web.StreamResponse:
-    """The (unprepared) event stream that answers ``request``, on whichever connection it came."""
-    if isinstance(request, PlainRequest):
-        return PlainStream(headers)
-    return web.StreamResponse(status=200, headers=headers)
 
 
 class Head:
@@ -309,6 +252,8 @@ class Connection(asyncio.Protocol):
                     self.closing = True
                 if not response.prepared:
                     self.send_response(response)
+                # What the connection logs until the next request (a slow body, say) is no request's.
+                REQUEST_ID.set(None)
                 self.current = None
                 if self.closing or self.transport.is_closing():
                     break
@@ -406,18 +351,6 @@ class Connection(asyncio.Protocol):
         if not task.done():
             task.cancel()
             await asyncio.wait({task})
-
-
-_date: tuple[int, bytes] = (0, b"")
-
-
-def http_date() -> bytes:
-    """The ``Date`` header's value, formatted once a second."""
-    global _date
-    now = int(time.time())
-    if _date[0] != now:
-        _date = (now, formatdate(now, usegmt=True).encode())
-    return _date[1]
 
 
 class ConnectionSite(web.BaseSite):

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from shadowproxy import auth, logs, metrics
-from shadowproxy.connection import Connection, PlainRequest
+from shadowproxy.connection import Connection
 from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from shadowproxy.plain import PlainRequest
 
 if TYPE_CHECKING:
     from shadowproxy.app import Proxy

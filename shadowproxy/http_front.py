@@ -18,7 +18,6 @@ from aiohttp import web
 
 from shadowproxy import limits, logs, metrics, sse
 from shadowproxy.chain import C2S, S2C, Direction
-from shadowproxy.connection import event_stream
 from shadowproxy.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -54,6 +53,7 @@ from shadowproxy.mount import (
     MODERN_VERSIONS,
     Mount,
 )
+from shadowproxy.plain import event_stream
 from shadowproxy.resumption import Resumption
 from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession

@@ -6,11 +6,11 @@ from aiohttp import web
 
 from shadowproxy import limits, sse
 from shadowproxy.chain import Action, Verdict
-from shadowproxy.connection import PlainRequest
 from shadowproxy.errors import JsonRpcError
 from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Message, decode, error_response, request_id_of, result_response
 from shadowproxy.mount import HANDSHAKE_VERSIONS, request_protocol_version
+from shadowproxy.plain import PlainRequest
 from shadowproxy.upstreams.base import Exchange
 
 SESSION_HEADER = "Mcp-Session-Id"
