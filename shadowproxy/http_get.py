@@ -35,7 +35,6 @@ from shadowproxy.upstreams.http import UpstreamSessionLost
 
 if TYPE_CHECKING:
     from shadowproxy.http_front import StreamableHttpEndpoint
-    from shadowproxy.resumption import Resumption
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ class SessionStreams:
             except JsonRpcError:
                 return stream
             if events is not None and resumption is not None and isinstance(source, Inbox):
-                await self.emit(stream, events, resumption, source, message, session, channel)
+                await self.emit(stream, events, source, message, session, channel)
                 continue
             outgoing = await self.endpoint.judge_reply(message, session, channel, None)
             if outgoing is not None:
@@ -159,7 +158,6 @@ class SessionStreams:
         self,
         stream: web.StreamResponse,
         events: StreamLog,
-        resumption: Resumption,
         inbox: Inbox[Message],
         message: Message,
         session: LiveSession,

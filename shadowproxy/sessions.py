@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 BACKLOG = 256
 RESTORE_TIMEOUT = 30.0
+# Sessions ended here, remembered so that none is restored from a store that has not yet heard it ended.
+MAX_ENDED = 10_000
 
 
 class ChangeSink(Protocol):
@@ -84,6 +86,7 @@ class SessionManager:
         self.store = store
         self.live: dict[str, LiveSession] = {}
         self._restoring: dict[str, asyncio.Future[LiveSession | None]] = {}
+        self._ended: dict[str, None] = {}
         self.cluster: Cluster | None = None
 
     def __len__(self) -> int:
@@ -106,6 +109,9 @@ class SessionManager:
         A cold path: it awaits the store and, for a stdio upstream, a new child's replayed handshake.
         Concurrent requests for the same session share one restore.
         """
+        if session_id in self._ended:
+            # Ended here a moment ago: the persistence worker may not have written that yet.
+            return None
         waiting = self._restoring.get(session_id)
         if waiting is not None:
             return await asyncio.shield(waiting)
@@ -204,13 +210,20 @@ class SessionManager:
             return
         self.live.pop(session.id, None)
         session.inbox.fail(JsonRpcError(SESSION_NOT_FOUND, f"session {state.value}"))
-        session.record.state = state
-        self.changes.record(session.record)
+        self._end(session, state)
         if session.channel is not None:
             try:
                 await session.channel.close()
             except Exception:
                 log.exception("closing the upstream channel of session %s failed", session.id)
+
+    def _end(self, session: LiveSession, state: SessionState) -> None:
+        """Write the session's end (at the worker's next flush), and never restore it here again."""
+        session.record.state = state
+        self.changes.record(session.record)
+        if len(self._ended) >= MAX_ENDED:
+            del self._ended[next(iter(self._ended))]
+        self._ended[session.id] = None
 
     def _forget(self, session: LiveSession, state: SessionState) -> None:
         self.live.pop(session.id, None)
@@ -219,8 +232,7 @@ class SessionManager:
             # As in _close: other instances may be serving it.
             spawn(session.channel.detach(), name=f"let-go-session-{session.id[:8]}")
             return
-        session.record.state = state
-        self.changes.record(session.record)
+        self._end(session, state)
         if session.channel is not None:
             spawn(session.channel.close(), name=f"close-session-{session.id[:8]}")
 
