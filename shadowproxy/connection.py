@@ -247,7 +247,11 @@ class Connection(asyncio.Protocol):
                     self.waiter = None
                     continue
                 request, endpoint = self.current
-                response = await self.answer(request, endpoint)
+                try:
+                    response = await self.answer(request, endpoint)
+                except ConnectionResetError:
+                    # The client left mid-answer: nothing more to say to it (aiohttp ignores it too).
+                    break
                 if response.keep_alive is False:
                     self.closing = True
                 if not response.prepared:
