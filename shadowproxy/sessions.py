@@ -161,13 +161,14 @@ class SessionManager:
         log.info("restored session %s from the store", record.id[:8])
         return session
 
-    def touch(self, session: LiveSession, *, error: bool = False) -> None:
-        """A message passed: update the counters and hand the change to the worker (no await)."""
+    def touch(self, session: LiveSession, *, error: bool = False, messages: int = 1, errors: int = 0) -> None:
+        """``messages`` passed (``errors`` of them errors): update the counters and hand the change to the worker
+        (no await)."""
         record = session.record
         record.last_seen = time.time()
-        record.messages += 1
-        if error:
-            record.errors += 1
+        record.messages += messages
+        if error or errors:
+            record.errors += errors or 1
         self.changes.record(record)
 
     def activate(self, session: LiveSession, protocol_version: str | None) -> None:

@@ -25,7 +25,7 @@ from shadowproxy.chain import C2S, S2C
 from shadowproxy.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.http_wire import answer_for
 from shadowproxy.inbox import Inbox
-from shadowproxy.jsonrpc import RESPONSE, Kind, Message, decode, error_response
+from shadowproxy.jsonrpc import ERROR, REQUEST, RESPONSE, Kind, Message, decode, error_response
 from shadowproxy.mount import MODERN_VERSIONS, Mount, request_protocol_version
 from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession
@@ -108,6 +108,9 @@ class StdioFront:
         self.to_child: list[bytes] = []
         # True while the task waits for the inbox with nothing queued: messages may then be handled as they arrive.
         self.idle = False
+        # Messages (and errors among them) handled in the pipe callbacks, counted on the session once per write.
+        self.untouched = 0
+        self.untouched_errors = 0
 
     def write(self, message: Message) -> None:
         """Queue a line for the client; :meth:`flush` writes every queued line at once."""
@@ -115,6 +118,9 @@ class StdioFront:
 
     def flush(self) -> None:
         """One write per pipe for all that is queued: the task writes what it judged in one go."""
+        if self.untouched:
+            self.mount.sessions.touch(self.session, messages=self.untouched, errors=self.untouched_errors)
+            self.untouched = self.untouched_errors = 0
         if self.to_child:
             lines, self.to_child = self.to_child, []
             if self.child is not None and self.child.alive:
@@ -189,10 +195,11 @@ class StdioFront:
 
     def client_now(self, message: Message) -> bool:
         """A client message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
-        self.note_initialize(message)
+        if message.data.get("method") == "initialize":
+            self.note_initialize(message)
         if not self.mount.passes(message, C2S, self.session, "stdio"):
             return False
-        self.mount.sessions.touch(self.session)
+        self.untouched += 1
         self.to_child_now(message)
         return True
 
@@ -207,7 +214,7 @@ class StdioFront:
 
     def to_child_now(self, message: Message) -> None:
         """Queue a client message for the child; a request the child cannot take is answered with the error at once."""
-        if message.is_request:
+        if message.kind is REQUEST:
             self.sent(message)
         try:
             self.queue_for_child(message)
@@ -302,11 +309,14 @@ class StdioFront:
 
     def server_now(self, message: Message) -> bool:
         """A server message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
-        request = self.inflight.get(message.id) if message.is_reply else None  # type: ignore[arg-type]
+        kind = message.kind
+        request = self.inflight.get(message.data.get("id")) if kind is RESPONSE or kind is ERROR else None
         if not self.mount.passes(message, S2C, self.session, "stdio", request):
             return False
         self.answered(message)
-        self.mount.sessions.touch(self.session, error=message.error is not None)
+        self.untouched += 1
+        if kind is ERROR:
+            self.untouched_errors += 1
         self.write(message)
         return True
 
