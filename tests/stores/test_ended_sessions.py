@@ -12,16 +12,8 @@ import yaml
 
 from shadowproxy.session import SessionState
 from shadowproxy.stores import open_store
+from tests.security.helpers import HEADERS, INIT, PING
 from tests.support import sdk_server_command, until
-
-HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
-}
-PING = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
 
 
 async def test_a_deleted_session_is_not_restored_from_a_store_that_has_not_heard(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
