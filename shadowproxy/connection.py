@@ -270,7 +270,7 @@ class Connection(asyncio.Protocol):
 
     async def answer(self, request: PlainRequest, endpoint: StreamableHttpEndpoint) -> web.StreamResponse:
         try:
-            return await self.door.post(request, endpoint)
+            return await self.door.answer(request, endpoint.post, timed=True)  # type: ignore[arg-type]
         except web.HTTPException as exc:
             return exc
         except (ConnectionResetError, asyncio.CancelledError):

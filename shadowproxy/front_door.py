@@ -5,7 +5,7 @@ endpoint then goes straight to that endpoint, and everything else (GET streams, 
 admin API, WebSocket, legacy SSE) takes the application's router. On the echo benchmark the router, the
 middleware wrappers and the response signal cost about an eighth of a POST's CPU in the proxy. Most MCP POSTs
 never become aiohttp requests at all: a :class:`~shadowproxy.connection.Connection` reads them and brings
-them to :meth:`FrontDoor.post`.
+them to :meth:`FrontDoor.answer`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from shadowproxy.plain import PlainRequest
 
 if TYPE_CHECKING:
     from shadowproxy.app import Proxy
-    from shadowproxy.http_front import StreamableHttpEndpoint
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -66,54 +65,36 @@ class FrontDoor:
         server.request_handler = self
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        headers = request.headers
-        REQUEST_ID.set(new_request_id(headers.get(REQUEST_ID_HEADER)))
-        response = await self.checked(request)
+        endpoint = self.endpoints.get(request.path) if request.method == "POST" else None
+        # A client that sends Expect waits for the router's "100 Continue" before it sends its body.
+        if endpoint is not None and "Expect" not in request.headers:
+            return await self.answer(request, endpoint.post, timed=True)  # type: ignore[arg-type]
+        assert self.routed is not None, "FrontDoor.install was not called"
+        return await self.answer(request, self.routed, timed=endpoint is not None)
+
+    async def answer(
+        self, request: web.BaseRequest | PlainRequest, handler: Handler, *, timed: bool
+    ) -> web.StreamResponse:
+        """``handler``'s answer, or the refusal that comes first; ``timed``: an MCP POST, whose overhead counts."""
+        REQUEST_ID.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
+        response = self.refusal(request)  # type: ignore[arg-type]
+        if response is None and self.authenticate is not None:
+            response = await self.authenticate(request)  # type: ignore[arg-type]
         if response is None:
-            endpoint = self.endpoints.get(request.path) if request.method == "POST" else None
             began = metrics.clock()
             try:
-                # A client that sends Expect waits for the router's "100 Continue" before it sends its body.
-                if endpoint is not None and "Expect" not in headers:
-                    response = await endpoint.post(request)  # type: ignore[arg-type]
-                else:
-                    assert self.routed is not None, "FrontDoor.install was not called"
-                    response = await self.routed(request)
+                response = await handler(request)  # type: ignore[arg-type]
             except web.HTTPException as exc:
                 # aiohttp's own refusals (a body over client_max_size: 413) are answers too.
                 logs.tag(exc.headers)
                 raise
             finally:
-                if endpoint is not None:
+                if timed:
                     # The proxy's own share of an MCP POST's time: what the upstream did not spend.
                     metrics.overhead(request, began)
         if not response.prepared:
             # A routed answer prepared by its handler (a stream) gets the id from the application's signal.
             logs.tag(response.headers)
-        return response
-
-    async def post(self, request: PlainRequest, endpoint: StreamableHttpEndpoint) -> web.StreamResponse:
-        """An MCP POST that a :class:`~shadowproxy.connection.Connection` read itself."""
-        REQUEST_ID.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
-        response = await self.checked(request)  # type: ignore[arg-type]
-        if response is None:
-            began = metrics.clock()
-            try:
-                response = await endpoint.post(request)  # type: ignore[arg-type]
-            except web.HTTPException as exc:
-                logs.tag(exc.headers)
-                raise
-            finally:
-                metrics.overhead(request, began)
-        if not response.prepared:
-            logs.tag(response.headers)
-        return response
-
-    async def checked(self, request: web.BaseRequest) -> web.Response | None:
-        """The refusal every request gets before its handler runs (Host, Origin, credentials), if any."""
-        response = self.refusal(request)
-        if response is None and self.authenticate is not None:
-            response = await self.authenticate(request)
         return response
 
     def connection(self) -> Connection:

@@ -147,8 +147,9 @@ class SessionStreams:
                 continue
             except JsonRpcError:
                 return stream
-            if events is not None and resumption is not None and isinstance(source, Inbox):
-                await self.emit(stream, events, source, message, session, channel)
+            if events is not None:
+                # Only a stream the proxy logs has events, and its source is the session's inbox.
+                await self.emit(stream, events, message, session, channel)
                 continue
             outgoing = await self.endpoint.judge_reply(message, session, channel, None)
             if outgoing is not None:
@@ -158,7 +159,6 @@ class SessionStreams:
         self,
         stream: web.StreamResponse,
         events: StreamLog,
-        inbox: Inbox[Message],
         message: Message,
         session: LiveSession,
         channel: Channel,
@@ -174,7 +174,7 @@ class SessionStreams:
             event_id = await events.append(data)
         except asyncio.CancelledError:
             if outgoing is None:
-                inbox.put_back(message)
+                session.inbox.put_back(message)
             else:
                 # The interrupted append may have landed after all.
                 await events.append_once(outgoing.to_bytes())
