@@ -98,7 +98,6 @@ LATENCY_BUCKETS = (
 )
 UPSTREAM_SECONDS_KEY = "shadowproxy.upstream_seconds"
 """Where :func:`answered` leaves the upstream time on the aiohttp request, for :func:`overhead`."""
-STDIO_PENDING_LIMIT = 10_000
 
 UPSTREAM_SECONDS = LatencyHistogram(
     "shadowproxy_upstream_request_seconds",
@@ -142,10 +141,12 @@ Listener = Callable[[MessageContext, Verdict], None]
 # Keys are (client to server?, method, action, modified?): enum members hash through a Python-level
 # __hash__, so the hot path keys on plain bools and strings and the collector names them.
 _messages: dict[tuple[bool, str, str, bool], int] = {}
+# Messages forwarded unjudged, by method, one dict per direction: the commonest count costs no tuple.
+_passed_c2s: dict[str, int] = {}
+_passed_s2c: dict[str, int] = {}
 _upstream_histograms: dict[tuple[str, str], Series] = {}
 _decisions: dict[tuple[str, str], int] = {}
 _health: dict[str, bool] = {}
-_stdio_sent: dict[object, float] = {}
 _listeners: list[Listener] = []
 
 
@@ -158,9 +159,10 @@ def verdict_label(action: str, modified: bool) -> str:
 
 def passed(direction: Direction, message: Message, request: Message | None) -> None:
     """A message forwarded unjudged (the chain is empty, or declines it)."""
-    method = message.method or (request.method if request is not None else None)
-    key = (direction is C2S, method if method in KNOWN_METHODS else "other", "forward", False)
-    _messages[key] = _messages.get(key, 0) + 1
+    method = message.data.get("method") or (request.data.get("method") if request is not None else None)
+    counts = _passed_c2s if direction is C2S else _passed_s2c
+    key = method if method in KNOWN_METHODS else "other"
+    counts[key] = counts.get(key, 0) + 1
 
 
 def judged(ctx: MessageContext, verdict: Verdict) -> None:
@@ -203,21 +205,6 @@ def answered(request: MutableMapping[str, Any] | None, upstream: str, method: st
     _health[upstream] = True
     if request is not None:
         request[UPSTREAM_SECONDS_KEY] = request.get(UPSTREAM_SECONDS_KEY, 0.0) + seconds
-
-
-def stdio_sent(request_id: object) -> None:
-    """The stdio front wrote a request to its server; the process serves one session, so its ids are unique."""
-    if len(_stdio_sent) >= STDIO_PENDING_LIMIT:
-        _stdio_sent.clear()
-    _stdio_sent[request_id] = time.perf_counter()
-
-
-def stdio_answered(request: Message | None, upstream: str) -> None:
-    """The stdio front got the reply to ``request`` (``None``: a reply to no request of ours)."""
-    if request is not None:
-        sent = _stdio_sent.pop(request.id, None)
-        if sent is not None:
-            answered(None, upstream, request.method, sent)
 
 
 def upstream_started(upstream: object) -> None:
@@ -297,7 +284,12 @@ class ProxyCollector(Collector):
             "Messages judged, by direction, method and verdict.",
             labels=["direction", "method", "verdict"],
         )
-        for (c2s, method, action, modified), value in list(_messages.items()):
+        totals = dict(_messages)
+        for c2s, passed in ((True, _passed_c2s), (False, _passed_s2c)):
+            for method, value in list(passed.items()):
+                key = (c2s, method, "forward", False)
+                totals[key] = totals.get(key, 0) + value
+        for (c2s, method, action, modified), value in totals.items():
             direction = C2S if c2s else S2C
             messages.add_metric([direction.value, method, verdict_label(action, modified)], value)
         yield messages

@@ -58,7 +58,7 @@ class Mount:
         Synchronous, so that a front end can forward at once, in the callback the message arrived in.
         """
         chain = self.chain
-        if chain and not chain.declines(message, direction, request):
+        if chain.interceptors and not chain.declines(message, direction, request):
             return False
         metrics.passed(direction, message, request)
         if TAP.listeners:

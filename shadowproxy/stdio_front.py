@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from shadowproxy import metrics
@@ -36,19 +37,26 @@ from shadowproxy.upstreams.stdio import MAX_LINE, ChildProcess, StdioUpstream
 log = logging.getLogger(__name__)
 
 CLIENT, SERVER, CLIENT_EOF, SERVER_EXIT = range(4)
-# Echo benchmark, 16 requests in flight, messages per write: 1 (a write per message) 93k req/s, 4 109k, 8 121k,
-# 16 (a write per read, so each side waits for the other's whole batch) 67k.
-WRITE_BATCH = 8
+# Echo benchmark, 16 requests in flight, messages per write (benchmarks.stdio_load, 2 cores): 2 122k req/s, 3 127k,
+# 4 142-148k, 6 100-131k, 8 115-128k, 12 81k. Fewer per write cost more system calls; more make each side wait
+# longer for the other's batch.
+WRITE_BATCH = 4
 Event = tuple[int, Any]
 
 
 class LineReader(asyncio.Protocol):
-    """Our stdin: newline-delimited JSON-RPC; bad lines are answered at once and never stop the session."""
+    """Our stdin: newline-delimited JSON-RPC, handed on a read's worth at a time; bad lines are answered at once
+    and never stop the session."""
 
-    def __init__(self, deliver: Callable[[int, Any], None], reject: Any, done: Callable[[], None]) -> None:
-        self.deliver = deliver
+    def __init__(
+        self,
+        receive: Callable[[int, Iterator[Message]], None],
+        reject: Callable[[bytes | None, JsonRpcError], None],
+        closed: Callable[[], None],
+    ) -> None:
+        self.receive = receive
         self.reject = reject
-        self.done = done
+        self.closed = closed
         self.buffer = b""
 
     def data_received(self, data: bytes) -> None:
@@ -57,6 +65,10 @@ class LineReader(asyncio.Protocol):
         if len(self.buffer) > MAX_LINE:
             self.buffer = b""
             self.reject(None, JsonRpcError(-32600, f"message over {MAX_LINE} bytes"))
+        self.receive(CLIENT, self.messages(lines))
+
+    def messages(self, lines: list[bytes]) -> Iterator[Message]:
+        """Each line decoded when it is taken, so what is taken first can be written on before the rest is decoded."""
         for line in lines:
             if not line or line.isspace():
                 continue
@@ -65,16 +77,17 @@ class LineReader(asyncio.Protocol):
             except JsonRpcError as exc:
                 self.reject(line, exc)
                 continue
-            for message in decoded if isinstance(decoded, list) else (decoded,):
-                self.deliver(CLIENT, message)
-        self.done()
+            if type(decoded) is list:
+                yield from decoded
+            else:
+                yield decoded  # type: ignore[misc]
 
     def eof_received(self) -> bool:
-        self.deliver(CLIENT_EOF, None)
+        self.closed()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.deliver(CLIENT_EOF, None)
+        self.closed()
 
 
 class Writer(asyncio.Protocol):
@@ -98,7 +111,8 @@ class StdioFront:
         self.inbox: Inbox[Event] = Inbox()
         record = SessionRecord(id=new_session_id(), upstream=mount.name)
         self.session = LiveSession(record, mount)
-        self.inflight: dict[object, Message] = {}
+        # The client's requests on their way to the server, and when each was sent (a perf_counter reading).
+        self.inflight: dict[object, tuple[Message, float]] = {}
         self.child: ChildProcess | None = None
         self.channel: Channel | None = None
         self.listener: asyncio.Task[None] | None = None
@@ -130,19 +144,28 @@ class StdioFront:
             assert self.out is not None
             self.out.write(b"\n".join(lines) + b"\n")
 
-    def deliver(self, kind: int, message: Any) -> None:
-        """Where both pipes' messages arrive. A message the chain passes unjudged cannot suspend, so it is handled
-        and written here, in the pipe's callback, when nothing is queued ahead of it and neither pipe is full;
-        otherwise it is queued for the task, in order."""
-        if self.idle and not self.inbox and self.child is not None:
-            if self.writer.paused is None and not self.child.writing_paused:
-                if (kind == CLIENT and self.client_now(message)) or (kind == SERVER and self.server_now(message)):
-                    # Written in batches of WRITE_BATCH, and at the end of the read: the other side starts on
-                    # a batch while the rest of the read is decoded.
-                    if len(self.to_child) + len(self.to_client) >= WRITE_BATCH:
-                        self.flush()
-                    return
-        self.inbox.put((kind, message))
+    def receive(self, source: int, messages: Iterator[Message]) -> None:
+        """Where both pipes' messages arrive, a read's worth at a time. A message the chain passes unjudged cannot
+        suspend, so it is handled and written here, in the pipe's callback, while nothing is queued ahead of it and
+        neither pipe is full; from the first one that cannot be, the rest go to the task, in order."""
+        child = self.child
+        if self.idle and not self.inbox and child is not None and child.alive:
+            now = self.client_now if source == CLIENT else self.server_now
+            writer = self.writer
+            handled = 0
+            for message in messages:
+                if writer.paused is not None or child.paused is not None or not now(message):
+                    self.inbox.put((source, message))
+                    break
+                # Written in batches of WRITE_BATCH, and at the end of the read: the other side starts on a batch
+                # while the rest of the read is decoded.
+                handled += 1
+                if handled == WRITE_BATCH:
+                    self.flush()
+                    handled = 0
+        for message in messages:
+            self.inbox.put((source, message))
+        self.flush()
 
     def reject(self, line: bytes | None, error: JsonRpcError) -> None:
         log.warning("client sent a bad message (%s): %.200r", error.message, line)
@@ -152,10 +175,11 @@ class StdioFront:
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
         self.out, _ = await loop.connect_write_pipe(lambda: self.writer, sys.stdout)  # type: ignore[assignment]
-        await loop.connect_read_pipe(lambda: LineReader(self.deliver, self.reject, self.flush), sys.stdin)
+        reader = LineReader(self.receive, self.reject, lambda: self.inbox.put((CLIENT_EOF, None)))
+        await loop.connect_read_pipe(lambda: reader, sys.stdin)
         upstream = self.mount.upstream
         if isinstance(upstream, StdioUpstream):
-            self.child = await upstream.attach(lambda message: self.deliver(SERVER, message), self.flush)
+            self.child = await upstream.attach(lambda messages: self.receive(SERVER, messages))
             metrics.upstream_started(upstream)
             self.child.finished.add_done_callback(lambda _: self.inbox.put((SERVER_EXIT, None)))
         else:
@@ -194,13 +218,16 @@ class StdioFront:
         return code if code else 1
 
     def client_now(self, message: Message) -> bool:
-        """A client message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
+        """A client message passed on unjudged to the running child, or ``False`` when the chain has to see it (in
+        the task)."""
         if message.data.get("method") == "initialize":
             self.note_initialize(message)
         if not self.mount.passes(message, C2S, self.session, "stdio"):
             return False
         self.untouched += 1
-        self.to_child_now(message)
+        self.to_child.append(message.to_bytes())
+        if message.kind is REQUEST:
+            self.sent(message)
         return True
 
     def note_initialize(self, message: Message) -> None:
@@ -214,14 +241,14 @@ class StdioFront:
 
     def to_child_now(self, message: Message) -> None:
         """Queue a client message for the child; a request the child cannot take is answered with the error at once."""
-        if message.kind is REQUEST:
-            self.sent(message)
         try:
             self.queue_for_child(message)
         except UpstreamError as exc:
-            self.inflight.pop(message.id, None)
-            if message.is_request:
-                self.write(error_response(message.id, exc))
+            if message.kind is REQUEST:
+                self.write(error_response(message.data["id"], exc))
+            return
+        if message.kind is REQUEST:
+            self.sent(message)
 
     def queue_for_child(self, message: Message) -> None:
         """Queue a line for the child (written by :meth:`flush`), or raise :class:`UpstreamError` if it is gone."""
@@ -310,26 +337,30 @@ class StdioFront:
     def server_now(self, message: Message) -> bool:
         """A server message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
         kind = message.kind
-        request = self.inflight.get(message.data.get("id")) if kind is RESPONSE or kind is ERROR else None
-        if not self.mount.passes(message, S2C, self.session, "stdio", request):
+        sent = self.inflight.get(message.data["id"]) if kind is RESPONSE or kind is ERROR else None
+        if not self.mount.passes(message, S2C, self.session, "stdio", sent[0] if sent is not None else None):
             return False
         self.answered(message)
         self.untouched += 1
         if kind is ERROR:
             self.untouched_errors += 1
-        self.write(message)
+        self.to_client.append(message.to_bytes())
         return True
 
     def sent(self, request: Message) -> None:
         """A request of the client's is on its way to the server: in flight until :meth:`answered`."""
-        self.inflight[request.id] = request
-        metrics.stdio_sent(request.id)
+        self.inflight[request.data["id"]] = (request, time.perf_counter())
 
     def answered(self, message: Message) -> Message | None:
         """The request ``message`` answers, if it is a reply to one of ours: no longer in flight."""
-        request = self.inflight.pop(message.id, None) if message.is_reply else None  # type: ignore[arg-type]
-        metrics.stdio_answered(request, self.mount.name)
-        if request is not None and request.method == "initialize" and message.kind is RESPONSE:
+        kind = message.kind
+        sent = self.inflight.pop(message.data["id"], None) if kind is RESPONSE or kind is ERROR else None
+        if sent is None:
+            return None
+        request, at = sent
+        method = request.data["method"]
+        metrics.answered(None, self.mount.name, method, at)
+        if method == "initialize" and kind is RESPONSE:
             result = message.result if isinstance(message.result, dict) else {}
             self.mount.sessions.activate(self.session, result.get("protocolVersion"))
             if self.channel is not None:

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 from shadowproxy import limits
 from shadowproxy.errors import INTERNAL_ERROR, INVALID_REQUEST, JsonRpcError, UpstreamError
@@ -35,9 +35,8 @@ class ChildProcess(asyncio.SubprocessProtocol):
         self.name = name
         self.pending: dict[object, ChildRequest] = {}
         self.progress: dict[object, ChildRequest] = {}
-        self.sink: Callable[[Message], None] | None = None
-        # Called after each read whose messages went to the sink.
-        self.sink_done: Callable[[], None] | None = None
+        # Takes the messages of each read, in order, instead of their being routed one by one; it must take them all.
+        self.sink: Callable[[Iterator[Message]], None] | None = None
         self.unsolicited: list[UnsolicitedHandler] = []
         # Called once, at the first reply: the server started and answers (what closes a half-open circuit).
         self.on_first_reply: Callable[[], None] | None = None
@@ -48,7 +47,8 @@ class ChildProcess(asyncio.SubprocessProtocol):
         self.lines = BoundedLines(limits.UpstreamLimits().message)
         self.stderr = StderrLines(STDERR_LINE)
         self._stdout_closed = False
-        self._paused: asyncio.Future[None] | None = None
+        # Set while the child's stdin pipe is full: writes wait in :meth:`drain`.
+        self.paused: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = loop.create_future()
         # Set once the process has exited *and* all it wrote has been read.
@@ -64,63 +64,79 @@ class ChildProcess(asyncio.SubprocessProtocol):
         self._stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
-        if fd == 1:
-            self._feed(data)
-            if self.sink_done is not None:
-                self.sink_done()
-        else:
+        if fd != 1:
             self._feed_stderr(data)
+        elif self.sink is not None:
+            self.sink(self._messages(data))
+        else:
+            for message in self._messages(data):
+                self._route(message)
 
-    def _feed(self, data: bytes) -> None:
+    def _messages(self, data: bytes) -> Iterator[Message]:
+        """The messages of one read from stdout, each decoded when it is taken (so what is taken first can be
+        written on before the rest is decoded). A line that cannot be used fails the request it answers."""
         for line in self.lines.feed(data):
-            if not isinstance(line, Oversized):
-                if line and not line.isspace():
-                    self._on_line(line)
+            if isinstance(line, Oversized):
+                failed = self._oversized(line)
+            elif not line or line.isspace():
                 continue
-            # Over the message limit: skipped to its end, so the child's next message reads fine, and the
-            # request it answers (found by the id at its head) fails now instead of timing out.
-            bound = self.lines.limit
-            limits.hit("upstream_message")
-            log.error("upstream %s wrote a message over %d bytes (limits.message); it is dropped", self.name, bound)
-            error = UpstreamError(
-                f"the upstream's answer is over {bound} bytes (limits.message of upstream {self.name!r})",
-                code=limits.LIMIT_EXCEEDED,
-                data={"limit": "upstream_message"},
-            )
-            self._fail_reply(line.reply_id, error)
+            else:
+                try:
+                    decoded = decode(line)
+                except JsonRpcError as exc:
+                    failed = self._refused(line, exc)
+                else:
+                    if self.on_first_reply is not None:
+                        self._replied(decoded)
+                    if type(decoded) is list:
+                        yield from decoded
+                    else:
+                        yield decoded  # type: ignore[misc]
+                    continue
+            if failed is not None:
+                yield failed
 
-    def _fail_reply(self, reply_id: object, error: UpstreamError) -> None:
-        """The request an unusable answer was meant for fails now instead of waiting for its timeout."""
+    def _oversized(self, line: Oversized) -> Message | None:
+        """A line over the message limit is skipped to its end, so the child's next message reads fine, and the
+        request it answers (found by the id at its head) fails now instead of timing out."""
+        bound = self.lines.limit
+        limits.hit("upstream_message")
+        log.error("upstream %s wrote a message over %d bytes (limits.message); it is dropped", self.name, bound)
+        error = UpstreamError(
+            f"the upstream's answer is over {bound} bytes (limits.message of upstream {self.name!r})",
+            code=limits.LIMIT_EXCEEDED,
+            data={"limit": "upstream_message"},
+        )
+        return self._fail_reply(line.reply_id, error)
+
+    def _refused(self, line: bytes, exc: JsonRpcError) -> Message | None:
+        log.warning("upstream %s wrote a line that is not JSON-RPC (%s): %.200r", self.name, exc.message, line)
+        reply_id = request_id_of(line, replies_only=True)
+        if reply_id is None:
+            return None
+        error = UpstreamError(f"the upstream's answer was refused: {exc.message}", code=INTERNAL_ERROR)
+        return self._fail_reply(reply_id, error)
+
+    def _replied(self, decoded: Message | list[Message]) -> None:
+        """Call :attr:`on_first_reply` at the first reply."""
+        if any(message.is_reply for message in (decoded if isinstance(decoded, list) else (decoded,))):
+            assert self.on_first_reply is not None
+            self.on_first_reply()
+            self.on_first_reply = None
+
+    def _fail_reply(self, reply_id: object, error: UpstreamError) -> Message | None:
+        """The request an unusable answer was meant for fails now instead of waiting for its timeout: with a sink,
+        by the error answer returned for it, otherwise by failing the request that waits."""
         if self.sink is not None:
-            if isinstance(reply_id, str | int):
-                self.sink(error_response(reply_id, error))
-            return
+            return error_response(reply_id, error) if isinstance(reply_id, str | int) else None
         waiting = self.pending.pop(reply_id, None)
         if waiting is not None:
             if waiting.token is not None:
                 self.progress.pop(waiting.token, None)
             waiting.fail(error)
-
-    def _on_line(self, line: bytes) -> None:
-        try:
-            decoded = decode(line)
-        except JsonRpcError as exc:
-            log.warning("upstream %s wrote a line that is not JSON-RPC (%s): %.200r", self.name, exc.message, line)
-            reply_id = request_id_of(line, replies_only=True)
-            if reply_id is not None:
-                error = UpstreamError(f"the upstream's answer was refused: {exc.message}", code=INTERNAL_ERROR)
-                self._fail_reply(reply_id, error)
-            return
-        for message in decoded if isinstance(decoded, list) else (decoded,):
-            self._route(message)
+        return None
 
     def _route(self, message: Message) -> None:
-        if self.on_first_reply is not None and message.is_reply:
-            self.on_first_reply()
-            self.on_first_reply = None
-        if self.sink is not None:
-            self.sink(message)
-            return
         if message.is_reply:
             waiting = self.pending.pop(message.id, None)
             if waiting is None:
@@ -200,26 +216,21 @@ class ChildProcess(asyncio.SubprocessProtocol):
         self.finished.set_result(self.returncode)
 
     def pause_writing(self) -> None:
-        self._paused = asyncio.get_running_loop().create_future()
+        self.paused = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
-        if self._paused is not None and not self._paused.done():
-            self._paused.set_result(None)
-        self._paused = None
+        if self.paused is not None and not self.paused.done():
+            self.paused.set_result(None)
+        self.paused = None
 
     def write(self, data: bytes) -> None:
         if self._stdin is None or self._stdin.is_closing() or not self.alive:
             raise UpstreamError(f"upstream {self.name!r} is not running")
         self._stdin.write(data + b"\n")
 
-    @property
-    def writing_paused(self) -> bool:
-        """The child's stdin pipe is full: writes wait in :meth:`drain`."""
-        return self._paused is not None
-
     async def drain(self) -> None:
-        if self._paused is not None:
-            await self._paused
+        if self.paused is not None:
+            await self.paused
 
     async def terminate(self, grace: float = TERMINATE_GRACE) -> None:
         """Close stdin, then SIGTERM, then SIGKILL, each after ``grace`` seconds, as the MCP stdio transport asks."""

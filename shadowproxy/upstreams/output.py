@@ -50,9 +50,14 @@ class BoundedLines:
         self.skipping: Oversized | None = None
 
     def feed(self, data: bytes) -> list[bytes | Oversized]:
-        lines: list[bytes | Oversized] = []
         parts = data.split(b"\n")
         rest = parts.pop()
+        if len(data) <= self.limit and not self.chunks and self.skipping is None:
+            # The usual read: whole lines, none of which can be over the limit.
+            if rest:
+                self._keep(rest, parts)  # type: ignore[arg-type]
+            return parts  # type: ignore[return-value]
+        lines: list[bytes | Oversized] = []
         for index, part in enumerate(parts):
             if index == 0 and (self.chunks or self.skipping is not None):
                 line = self._end(part)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from shadowproxy import __version__, limits
 from shadowproxy.circuit import Circuit
@@ -119,12 +119,11 @@ class StdioUpstream:
         child.unsolicited.append(on_unsolicited)
         return ChildChannel(child, rewrite=False, owned=True, handler=on_unsolicited)
 
-    async def attach(self, sink: Callable[[Message], None], done: Callable[[], None]) -> ChildProcess:
-        """A child whose every message goes to ``sink``, and ``done`` after each read: the stdio front end, where
-        the process is the session."""
+    async def attach(self, sink: Callable[[Iterator[Message]], None]) -> ChildProcess:
+        """A child whose every message goes to ``sink``, a read's worth at a time: the stdio front end, where the
+        process is the session."""
         child = await self._start()
         child.sink = sink
-        child.sink_done = done
         return child
 
     async def _start(self) -> ChildProcess:
