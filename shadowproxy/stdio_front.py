@@ -132,9 +132,6 @@ class StdioFront:
 
     def flush(self) -> None:
         """One write per pipe for all that is queued: the task writes what it judged in one go."""
-        if self.untouched:
-            self.mount.sessions.touch(self.session, messages=self.untouched, errors=self.untouched_errors)
-            self.untouched = self.untouched_errors = 0
         if self.to_child:
             lines, self.to_child = self.to_child, []
             if self.child is not None and self.child.alive:
@@ -143,6 +140,10 @@ class StdioFront:
             lines, self.to_client = self.to_client, []
             assert self.out is not None
             self.out.write(b"\n".join(lines) + b"\n")
+        # After the writes: the other side is already at work while the session is updated.
+        if self.untouched:
+            self.mount.sessions.touch(self.session, messages=self.untouched, errors=self.untouched_errors)
+            self.untouched = self.untouched_errors = 0
 
     def receive(self, source: int, messages: Iterator[Message]) -> None:
         """Where both pipes' messages arrive, a read's worth at a time. A message the chain passes unjudged cannot
