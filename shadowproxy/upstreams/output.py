@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shadowproxy.limits import HITS
@@ -49,14 +50,15 @@ class BoundedLines:
         self.size = 0
         self.skipping: Oversized | None = None
 
-    def feed(self, data: bytes) -> list[bytes | Oversized]:
+    def feed(self, data: bytes) -> Sequence[bytes | Oversized]:
         parts = data.split(b"\n")
         rest = parts.pop()
         if len(data) <= self.limit and not self.chunks and self.skipping is None:
-            # The usual read: whole lines, none of which can be over the limit.
+            # The usual read: lines that begin in it, none of which can be over the limit.
             if rest:
-                self._keep(rest, parts)  # type: ignore[arg-type]
-            return parts  # type: ignore[return-value]
+                self.chunks.append(rest)
+                self.size = len(rest)
+            return parts
         lines: list[bytes | Oversized] = []
         for index, part in enumerate(parts):
             if index == 0 and (self.chunks or self.skipping is not None):
