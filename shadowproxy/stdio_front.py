@@ -150,7 +150,7 @@ class StdioFront:
         suspend, so it is handled and written here, in the pipe's callback, while nothing is queued ahead of it and
         neither pipe is full; from the first one that cannot be, the rest go to the task, in order."""
         child = self.child
-        if self.idle and not self.inbox and child is not None and child.alive:
+        if self.idle and not self.inbox and child is not None:
             now = self.client_now if source == CLIENT else self.server_now
             writer = self.writer
             handled = 0
@@ -219,16 +219,13 @@ class StdioFront:
         return code if code else 1
 
     def client_now(self, message: Message) -> bool:
-        """A client message passed on unjudged to the running child, or ``False`` when the chain has to see it (in
-        the task)."""
+        """A client message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
         if message.data.get("method") == "initialize":
             self.note_initialize(message)
         if not self.mount.passes(message, C2S, self.session, "stdio"):
             return False
         self.untouched += 1
-        self.to_child.append(message.to_bytes())
-        if message.kind is REQUEST:
-            self.sent(message)
+        self.to_child_now(message)
         return True
 
     def note_initialize(self, message: Message) -> None:
@@ -345,7 +342,7 @@ class StdioFront:
         self.untouched += 1
         if kind is ERROR:
             self.untouched_errors += 1
-        self.to_client.append(message.to_bytes())
+        self.write(message)
         return True
 
     def sent(self, request: Message) -> None:
@@ -371,7 +368,7 @@ class StdioFront:
     async def from_server(self, message: Message) -> None:
         request = self.answered(message)
         verdict = await self.mount.judge(message, S2C, self.session, "stdio", request)
-        self.mount.sessions.touch(self.session, error=message.error is not None)
+        self.mount.sessions.touch(self.session, errors=message.error is not None)
         if verdict.is_forward:
             self.write(verdict.message or message)
         elif message.is_reply:
