@@ -398,7 +398,7 @@ class StreamableHttpEndpoint:
                 exchange = None
             log.warning("request %r failed: %s", message.method, error.message)
             metrics.upstream_failed(self.mount.name)
-            self.sessions.touch(session, error=True)
+            self.sessions.touch(session, errors=1)
             final = error_response(message.id, error)
             if stream is None:
                 return json_reply(final, 200 if isinstance(exc, TimeoutError) else 502, headers), final
@@ -448,7 +448,7 @@ class StreamableHttpEndpoint:
         self, incoming: Message, session: LiveSession, channel: Channel, request: Message
     ) -> Message | None:
         """Run a server message through the chain; ``None`` means nothing goes to the client."""
-        self.sessions.touch(session, error=incoming.error is not None)
+        self.sessions.touch(session, errors=incoming.error is not None)
         related = request if incoming.is_reply else None
         verdict = await self.mount.judge(incoming, S2C, session, "http", related)
         if verdict.is_forward:

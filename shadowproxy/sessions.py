@@ -161,14 +161,13 @@ class SessionManager:
         log.info("restored session %s from the store", record.id[:8])
         return session
 
-    def touch(self, session: LiveSession, *, error: bool = False, messages: int = 1, errors: int = 0) -> None:
+    def touch(self, session: LiveSession, *, messages: int = 1, errors: int = 0) -> None:
         """``messages`` passed (``errors`` of them errors): update the counters and hand the change to the worker
         (no await)."""
         record = session.record
         record.last_seen = time.time()
         record.messages += messages
-        if error or errors:
-            record.errors += errors or 1
+        record.errors += errors
         self.changes.record(record)
 
     def activate(self, session: LiveSession, protocol_version: str | None) -> None:

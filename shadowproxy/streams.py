@@ -219,7 +219,7 @@ class StreamSession(LiveSession):
             if isinstance(exc, TimeoutError):
                 await self._send_cancel(message.id)
             log.warning("request %r failed: %s", message.method, error.message)
-            self.mount.sessions.touch(self, error=True)
+            self.mount.sessions.touch(self, errors=1)
             self.reply(error_response(message.id, error))
         finally:
             timer.stop()
@@ -262,7 +262,7 @@ class StreamSession(LiveSession):
 
     async def judge_reply(self, incoming: Message, request: Message | None) -> Message | None:
         """Run a server message through the chain; ``None`` means nothing goes to the client."""
-        self.mount.sessions.touch(self, error=incoming.error is not None)
+        self.mount.sessions.touch(self, errors=incoming.error is not None)
         verdict = await self.mount.judge(incoming, Direction.SERVER_TO_CLIENT, self, self.transport, request)
         if verdict.is_forward:
             return verdict.message or incoming
