@@ -114,9 +114,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.handed_off:
             self.server.connection_lost(self, exc)  # type: ignore[arg-type]
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.unwatch()
         if self.task is not None and not self.task.done():
             # A client that goes away cancels what it asked, as aiohttp's handler_cancellation does.
             self.task.cancel()
@@ -220,9 +218,7 @@ class Connection(asyncio.Protocol):
         assert self.transport is not None
         self.handed_off = True
         self.server.connection_lost(self, None)  # type: ignore[arg-type]
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.unwatch()
         if not self.reading:
             self.transport.resume_reading()
         handler = self.server()
@@ -322,6 +318,11 @@ class Connection(asyncio.Protocol):
             self.timer = None
         if self.timer is None:
             self.timer = self.loop.call_at(self.deadline, self.expire)
+
+    def unwatch(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def expire(self) -> None:
         self.timer = None

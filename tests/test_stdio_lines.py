@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from shadowproxy.errors import INVALID_REQUEST, PARSE_ERROR
-from tests.faults.helpers import ROGUE
+from tests.faults.helpers import ROGUE, text_of
 from tests.support import REPO, child_env
 
 WAIT = 30.0
@@ -61,10 +61,6 @@ class StdioProxy:
 
 def by_id(messages: list[dict[str, Any]]) -> dict[object, dict[str, Any]]:
     return {message.get("id"): message for message in messages}
-
-
-def text_of(message: dict[str, Any]) -> str:
-    return message["result"]["content"][0]["text"]  # type: ignore[no-any-return]
 
 
 async def test_bad_lines_are_answered_and_the_good_ones_around_them_go_through() -> None:
