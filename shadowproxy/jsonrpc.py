@@ -8,14 +8,17 @@ bytes until :meth:`Message.evolve` makes a modified copy.
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any
 
 import orjson
 
-from shadowproxy import limits
+from shadowproxy import exact, limits
 from shadowproxy.errors import INVALID_REQUEST, PARSE_ERROR, JsonRpcError
 
 RequestId = str | int
+# orjson reads an integer beyond 64 bits as a float; only a message with a run of 19 digits can hold one.
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 _max_depth = limits.Limits().max_json_depth
 
@@ -41,12 +44,14 @@ REQUEST, RESPONSE, ERROR, NOTIFICATION = Kind.REQUEST, Kind.RESPONSE, Kind.ERROR
 class Message:
     """One JSON-RPC message: its kind, its decoded object and the bytes it came as."""
 
-    __slots__ = ("data", "kind", "raw")
+    __slots__ = ("data", "kind", "origin", "raw")
 
     def __init__(self, kind: Kind, data: dict[str, Any], raw: bytes | None = None) -> None:
         self.kind = kind
         self.data = data
         self.raw = raw
+        # The message as it arrived, for a modified copy: what its numbers were before orjson read them.
+        self.origin: Message | None = None
 
     @property
     def id(self) -> RequestId | None:
@@ -85,7 +90,15 @@ class Message:
     def to_bytes(self) -> bytes:
         """The wire form: the original bytes when the message is unmodified."""
         if self.raw is None:
-            self.raw = orjson.dumps(self.data)
+            origin = self.origin
+            if origin is not None and origin.raw is not None and _LONG_NUMBER.search(origin.raw):
+                self.raw = exact.encode(self.data, origin.data, origin.raw)
+            else:
+                try:
+                    self.raw = orjson.dumps(self.data)
+                except TypeError:
+                    # An integer beyond 64 bits that an interceptor put in: the standard library writes it exactly.
+                    self.raw = exact.dumps(self.data)
         return self.raw
 
     def evolve(self, **members: Any) -> Message:
@@ -96,7 +109,9 @@ class Message:
                 data.pop(key, None)
             else:
                 data[key] = value
-        return classify(data, None)
+        copy = classify(data, None)
+        copy.origin = self.origin if self.origin is not None else self if self.raw is not None else None
+        return copy
 
     def __repr__(self) -> str:
         return f"Message({self.kind.value}, id={self.id!r}, method={self.method!r})"
