@@ -4,6 +4,7 @@
     ├── ConfigError         bad configuration; says which key (and file and line when known)
     ├── JsonRpcError        an error that reaches a JSON-RPC peer: code, message, data
     └── UpstreamError       an upstream could not be started, died, or timed out (a JsonRpcError)
+        └── UpstreamSessionLost  the upstream no longer has the session: the client must start a new one
 
 An error that can reach a client carries its JSON-RPC ``code``, ``message`` and
 ``data`` and converts to the wire form with :meth:`JsonRpcError.to_error`.
@@ -74,3 +75,7 @@ class UpstreamError(JsonRpcError):
     @property
     def http_headers(self) -> dict[str, str] | None:
         return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
+
+
+class UpstreamSessionLost(UpstreamError):
+    """The upstream no longer has the session (it restarted, expired it, or its process exited): HTTP 404."""

@@ -52,6 +52,7 @@ from shadowproxy.mount import (
     KNOWN_VERSIONS,
     MODERN_VERSIONS,
     Mount,
+    bounded_client_info,
 )
 from shadowproxy.plain import event_stream
 from shadowproxy.resumption import Resumption
@@ -66,6 +67,8 @@ if TYPE_CHECKING:
     from shadowproxy.envelope import HeaderCheck
 
 log = logging.getLogger(__name__)
+# The client's initialize is kept whole (the handshake is replayed to a new process); real ones are a few KB.
+MAX_INITIALIZE = 256 * 1024
 
 
 class StreamableHttpEndpoint:
@@ -189,7 +192,11 @@ class StreamableHttpEndpoint:
     async def initialize(self, request: web.Request, message: Message, wants_sse: bool) -> web.StreamResponse:
         guard = self.guard
         try:
-            guard.admit_session(self.sessions.live.values(), request.get(PRINCIPAL))
+            self.sessions.admit(request.get(PRINCIPAL), guard)
+            init_request = message.to_bytes()
+            if len(init_request) > MAX_INITIALIZE:
+                text = f"an initialize request is kept for the session's life; this one is over {MAX_INITIALIZE} bytes"
+                raise limits.LimitExceeded("initialize", 413, text)
         except limits.LimitExceeded as exc:
             return limits.refusal(exc, message.id)
         params = message.params or {}
@@ -197,9 +204,9 @@ class StreamableHttpEndpoint:
             id=new_session_id(),
             upstream=self.mount.name,
             protocol_version=params.get("protocolVersion"),
-            client_info=params.get("clientInfo"),
+            client_info=bounded_client_info(params.get("clientInfo")),
             client_capabilities=params.get("capabilities"),
-            init_request=message.to_bytes().decode(),
+            init_request=init_request.decode(),
             principal=request.get(PRINCIPAL),
         )
         session = LiveSession(record, self.mount)
@@ -217,7 +224,7 @@ class StreamableHttpEndpoint:
             return json_reply(error_response(message.id, exc), exc.http_status, exc.http_headers)
         try:
             # Again, with no await before add: other sessions may have begun while this upstream opened.
-            guard.admit_session(self.sessions.live.values(), record.principal)
+            self.sessions.admit(record.principal, guard)
         except limits.LimitExceeded as exc:
             await session.channel.close()
             return limits.refusal(exc, message.id)
@@ -236,14 +243,17 @@ class StreamableHttpEndpoint:
 
     async def stateless(self, request: web.Request, message: Message, wants_sse: bool) -> web.StreamResponse:
         try:
-            channel = await self.mount.stateless_channel()
+            session = self.mount.logical_session(message, request.get(PRINCIPAL), self.guard)
+        except limits.LimitExceeded as exc:
+            return limits.refusal(exc, message.id)
+        try:
+            channel = await self.mount.stateless_channel(session)
         except UpstreamError as exc:
             return json_reply(error_response(message.id, exc), exc.http_status, exc.http_headers)
         if self.header_check is not None and message.is_request:
             error = await self.header_check.check(message, request.headers.items(), channel)
             if error is not None:
                 return json_reply(error_response(message.id, error), MODERN_ERROR_STATUS.get(error.code, 400))
-        session = self.mount.logical_session(message, request.get(PRINCIPAL))
         return await self.exchange(request, message, session, channel, wants_sse, modern=True)
 
     async def exchange(

@@ -15,6 +15,7 @@ from shadowproxy import metrics
 from shadowproxy.chain import FORWARD, Chain, Direction, MessageContext, Verdict
 from shadowproxy.errors import UpstreamError
 from shadowproxy.jsonrpc import Message
+from shadowproxy.limits import Guard
 from shadowproxy.session import SessionRecord, SessionState
 from shadowproxy.sessions import LiveSession, SessionManager
 from shadowproxy.tap import TAP
@@ -29,7 +30,7 @@ DEFAULT_HANDSHAKE_VERSION = "2025-03-26"
 
 META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
 META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
-LOGICAL_SESSIONS = 10_000
+CLIENT_FIELD = 256
 
 
 class Mount:
@@ -41,9 +42,7 @@ class Mount:
         self.upstream = upstream
         self.chain = chain
         self.sessions = sessions
-        self._stateless: Channel | None = None
         self._stateless_lock = asyncio.Lock()
-        self._logical: dict[str, LiveSession] = {}
 
     def passes(
         self,
@@ -92,50 +91,57 @@ class Mount:
             TAP.publish(message, direction, session, transport, self.name, request, verdict)
         return verdict
 
-    async def stateless_channel(self) -> Channel:
-        """The one channel that serves 2026-07-28 requests, which carry no session."""
-        if self._stateless is None:
+    async def stateless_channel(self, session: LiveSession) -> Channel:
+        """The channel that serves a logical session's 2026-07-28 requests.
+
+        Each logical session has its own, over the upstream's one stateless connection (or process): what the
+        server sends during one session's request is attributed to that session, never to another's.
+        """
+        channel = session.channel
+        if channel is None:
             async with self._stateless_lock:
-                if self._stateless is None:
-                    self._stateless = await self.upstream.open(_ignore, shared=True)
-        return self._stateless
+                channel = session.channel
+                if channel is None:
+                    channel = session.channel = await self.upstream.open(_ignore, shared=True)
+        return channel
 
     async def warm(self) -> None:
-        """Start the stateless channel now, so the first 2026-07-28 request does not wait for a child to boot."""
+        """Start the stateless process now, so the first 2026-07-28 request does not wait for a child to boot."""
         try:
-            await self.stateless_channel()
+            await (await self.upstream.open(_ignore, shared=True)).close()
         except UpstreamError as exc:
             log.warning("upstream %s could not be started ahead of time: %s", self.name, exc.message)
 
-    def logical_session(self, message: Message, principal: str | None = None) -> LiveSession:
-        """Group session-less requests by principal and client, for tracking and for rules; no header is invented."""
+    def logical_session(self, message: Message, principal: str | None, guard: Guard) -> LiveSession:
+        """Group session-less requests by principal and client, for tracking and for rules; no header is invented.
+
+        Only bounded parts of what the client sent are kept (a client name is its first
+        :data:`CLIENT_FIELD` characters), and a new logical session counts against the session limits.
+        """
         meta = _meta(message)
-        client = meta.get(META_CLIENT_INFO)
-        client_info = client if isinstance(client, dict) else None
+        client_info = bounded_client_info(meta.get(META_CLIENT_INFO))
         name = client_info.get("name") if client_info else None
         version = client_info.get("version") if client_info else None
-        key = f"{principal}\0{name}\0{version}"
-        session = self._logical.get(key)
-        if session is None:
-            if len(self._logical) >= LOGICAL_SESSIONS:
-                self._logical.pop(next(iter(self._logical)))
-            digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-            record = SessionRecord(
-                id=f"logical-{digest}",
-                upstream=self.name,
-                protocol_version=meta.get(META_PROTOCOL_VERSION),
-                client_info=client_info,
-                principal=principal,
-                state=SessionState.ACTIVE,
-            )
-            session = LiveSession(record, self)
-            self._logical[key] = session
-            self.sessions.changes.record(record)
+        key = f"{self.name}\0{principal}\0{name}\0{version}"
+        session_id = "logical-" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        session = self.sessions.logical.get(session_id)
+        if session is not None:
+            return session
+        self.sessions.admit(principal, guard)
+        protocol_version = meta.get(META_PROTOCOL_VERSION)
+        record = SessionRecord(
+            id=session_id,
+            upstream=self.name,
+            protocol_version=protocol_version if protocol_version in KNOWN_VERSIONS else None,
+            client_info=client_info,
+            principal=principal,
+            state=SessionState.ACTIVE,
+        )
+        session = LiveSession(record, self)
+        self.sessions.add_logical(session)
         return session
 
     async def close(self) -> None:
-        if self._stateless is not None:
-            await self._stateless.close()
         await self.upstream.close()
 
 
@@ -143,6 +149,14 @@ def _meta(message: Message) -> dict[str, Any]:
     params = message.params
     meta = params.get("_meta") if isinstance(params, dict) else None
     return meta if isinstance(meta, dict) else {}
+
+
+def bounded_client_info(value: object) -> dict[str, str] | None:
+    """What a session record keeps of a client's ``clientInfo``: its name, title and version, each bounded."""
+    if not isinstance(value, dict):
+        return None
+    kept = {key: value[key][:CLIENT_FIELD] for key in ("name", "title", "version") if isinstance(value.get(key), str)}
+    return kept or None
 
 
 def request_protocol_version(message: Message) -> str | None:

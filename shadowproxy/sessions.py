@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from shadowproxy.errors import SESSION_NOT_FOUND, JsonRpcError, ShadowProxyError
 from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Message
+from shadowproxy.limits import Guard, LimitExceeded
 from shadowproxy.session import SessionRecord, SessionState
 from shadowproxy.tasks import spawn
 from shadowproxy.upstreams.base import Channel
@@ -85,6 +86,8 @@ class SessionManager:
         self.ttl = ttl
         self.store = store
         self.live: dict[str, LiveSession] = {}
+        # The 2026-07-28 era's sessions, which the proxy groups by principal and client; they have no header.
+        self.logical: dict[str, LiveSession] = {}
         self._restoring: dict[str, asyncio.Future[LiveSession | None]] = {}
         self._ended: dict[str, None] = {}
         self.cluster: Cluster | None = None
@@ -95,6 +98,41 @@ class SessionManager:
     def add(self, session: LiveSession) -> None:
         self.live[session.id] = session
         self.changes.record(session.record)
+
+    def counted(self) -> Iterator[LiveSession]:
+        """Every session the limits count: those clients began, and the logical ones of stateless requests."""
+        yield from self.live.values()
+        yield from self.logical.values()
+
+    def admit(self, principal: str | None, guard: Guard) -> None:
+        """Make room for one more session of ``principal``, or raise :class:`LimitExceeded`.
+
+        A logical session is bookkeeping that the next request makes again, so at a limit the least recently
+        seen one (the principal's, at its own limit) gives way; only sessions clients began cannot.
+        """
+        while True:
+            try:
+                guard.admit_session(self.counted(), principal)
+                return
+            except LimitExceeded as exc:
+                if exc.limit == "sessions":
+                    mine = list(self.logical.values())
+                else:
+                    mine = [session for session in self.logical.values() if session.record.principal == principal]
+                if not mine:
+                    raise
+                self._forget_logical(min(mine, key=lambda session: session.record.last_seen), SessionState.EXPIRED)
+
+    def add_logical(self, session: LiveSession) -> None:
+        self.logical[session.id] = session
+        self.changes.record(session.record)
+
+    def _forget_logical(self, session: LiveSession, state: SessionState) -> None:
+        del self.logical[session.id]
+        session.record.state = state
+        self.changes.record(session.record)
+        if session.channel is not None:
+            spawn(session.channel.close(), name=f"close-logical-{session.id[8:16]}")
 
     def get(self, session_id: str) -> LiveSession | None:
         session = self.live.get(session_id)
@@ -241,7 +279,10 @@ class SessionManager:
         idle = [session for session in self.live.values() if session.record.last_seen < deadline]
         for session in idle:
             await self._close(session, SessionState.EXPIRED)
-        return len(idle)
+        logical = [session for session in self.logical.values() if session.record.last_seen < deadline]
+        for session in logical:
+            self._forget_logical(session, SessionState.EXPIRED)
+        return len(idle) + len(logical)
 
     async def sweep(self, interval: float) -> None:
         """Expire idle sessions forever; run as one background task."""

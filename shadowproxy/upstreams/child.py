@@ -11,12 +11,13 @@ import asyncio
 import itertools
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 
 from shadowproxy import limits
-from shadowproxy.errors import INTERNAL_ERROR, INVALID_REQUEST, JsonRpcError, UpstreamError
+from shadowproxy.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.jsonrpc import Message, decode, error_response, notification, request_id_of
 from shadowproxy.logs import REQUEST_ID
+from shadowproxy.upstreams.attribution import RESOURCE_UPDATED, SHARED_STATE, Dropped, claimant, refusal
 from shadowproxy.upstreams.base import Pending, UnsolicitedHandler
 from shadowproxy.upstreams.output import BoundedLines, Oversized, StderrLines
 
@@ -26,6 +27,7 @@ MAX_LINE = 64 * 1024 * 1024
 STDERR_LINE = 2000
 TERMINATE_GRACE = 2.0
 SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+MAX_ASKED = 1024
 
 
 class ChildProcess(asyncio.SubprocessProtocol):
@@ -54,6 +56,12 @@ class ChildProcess(asyncio.SubprocessProtocol):
         # Set once the process has exited *and* all it wrote has been read.
         self.finished: asyncio.Future[int] = loop.create_future()
         self.ids = itertools.count(1)
+        # Set when several sessions share this process: server messages are then attributed, never guessed.
+        self.shared = False
+        self.dropped = Dropped(name)
+        # For a shared process: who was asked each server request, and who subscribed to which resource.
+        self.asked: dict[object, object] = {}
+        self.subscribers: dict[str, set[UnsolicitedHandler]] = {}
 
     @property
     def alive(self) -> bool:
@@ -165,15 +173,58 @@ class ChildProcess(asyncio.SubprocessProtocol):
             if waiting.key != waiting.original_id:
                 meta = {**meta, SUBSCRIPTION_ID: waiting.original_id}  # type: ignore[dict-item]
                 message = message.evolve(params={**params, "_meta": meta})  # type: ignore[dict-item]
-            waiting.put(message)
+            self._deliver(waiting, message)
             return
         if self.pending:
-            # A server message tied to no id most likely belongs to the latest request in flight
-            # (a log line or a sampling request during a tool call); it then travels on that request's stream.
-            next(reversed(self.pending.values())).put(message)
+            waiting = claimant(self.pending) if self.shared else next(reversed(self.pending.values()))
+            if waiting is not None:
+                self._deliver(waiting, message)
+            else:
+                self._unattributed(message)
             return
-        for handler in self.unsolicited:
-            handler(message)
+        self._unsolicited(message)
+
+    def _deliver(self, waiting: ChildRequest, message: Message) -> None:
+        if self.shared and message.is_request:
+            self._asked(message.id, waiting.owner)
+        waiting.put(message)
+
+    def _unsolicited(self, message: Message) -> None:
+        """A message while nothing is in flight: see :mod:`~shadowproxy.upstreams.attribution`."""
+        handlers = self.unsolicited
+        if not self.shared:
+            for handler in handlers:
+                handler(message)
+            return
+        method = message.method
+        if method in SHARED_STATE:
+            for handler in handlers:
+                handler(message)
+            return
+        if method == RESOURCE_UPDATED:
+            uri = (message.params or {}).get("uri")
+            subscribed = self.subscribers.get(uri, ()) if isinstance(uri, str) else ()
+            for handler in [handler for handler in handlers if handler in subscribed]:
+                handler(message)
+            if subscribed:
+                return
+        elif len(handlers) == 1:
+            if message.is_request:
+                self._asked(message.id, handlers[0])
+            handlers[0](message)
+            return
+        self._unattributed(message)
+
+    def _unattributed(self, message: Message) -> None:
+        self.dropped(message)
+        if message.is_request and self.alive:
+            self.write(refusal(message).to_bytes())
+
+    def _asked(self, request_id: object, owner: object) -> None:
+        """Remember who was asked a server request: only that session's answer goes back to the server."""
+        if len(self.asked) >= MAX_ASKED:
+            del self.asked[next(iter(self.asked))]
+        self.asked[request_id] = owner
 
     def _feed_stderr(self, data: bytes) -> None:
         lines = self.stderr.feed(data)
@@ -256,15 +307,16 @@ class ChildProcess(asyncio.SubprocessProtocol):
 class ChildRequest(Pending):
     """A request in flight to a child; also the :class:`Exchange` its requester reads."""
 
-    __slots__ = ("child", "original_token", "request_id")
+    __slots__ = ("child", "original_token", "owner", "request_id")
     status = None
     streaming = False
     controls: tuple[bytes, ...] = ()
     event_id = None
 
-    def __init__(self, child: ChildProcess, request: Message, key: object) -> None:
+    def __init__(self, child: ChildProcess, request: Message, key: object, owner: object) -> None:
         super().__init__(request, key)
         self.child = child
+        self.owner = owner
         self.original_token: object = None
         self.request_id = REQUEST_ID.get()
 
@@ -276,106 +328,3 @@ class ChildRequest(Pending):
             if cancel and child.alive:
                 log.info("upstream %s: cancelling %r (id %r)", child.name, self.request.method, self.key)
                 child.write(notification("notifications/cancelled", {"requestId": self.key}).to_bytes())
-
-
-class ChildChannel:
-    """A session's channel to a child; ``rewrite`` is on when the child serves several sessions."""
-
-    upstream_session_id = None
-
-    def __init__(
-        self,
-        child: ChildProcess,
-        *,
-        rewrite: bool,
-        owned: bool,
-        handler: UnsolicitedHandler,
-        revive: Callable[[], Awaitable[ChildProcess]] | None = None,
-    ) -> None:
-        self.child = child
-        self.rewrite = rewrite
-        self.owned = owned
-        self.handler = handler
-        # Where a channel that is not tied to one process (the stateless one) gets the current child.
-        self.revive = revive
-        self.keys: dict[object, object] = {}
-
-    async def request(self, message: Message, headers: Mapping[str, str]) -> ChildRequest:
-        child = self.child
-        if not child.alive:
-            child = await self._revived()
-        params = message.params
-        meta = params.get("_meta") if isinstance(params, dict) else None
-        token = meta.get("progressToken") if isinstance(meta, dict) else None
-        if self.rewrite:
-            key: object = next(child.ids)
-            pending = ChildRequest(child, message, key)
-            if token is not None:
-                pending.original_token = token
-                token = key
-                message = message.evolve(params={**params, "_meta": {**meta, "progressToken": key}})  # type: ignore[dict-item]
-            if len(self.keys) > 256:
-                self.keys = {orig: k for orig, k in self.keys.items() if k in child.pending}
-            self.keys[message.id] = key
-            message = message.evolve(id=key)
-        else:
-            key = message.id
-            if key in child.pending:
-                raise JsonRpcError(INVALID_REQUEST, f"request id {key!r} is already in flight in this session")
-            pending = ChildRequest(child, message, key)
-            pending.original_token = token
-        if token is not None:
-            pending.token = token
-            child.progress[token] = pending
-        child.pending[key] = pending
-        child.write(message.to_bytes())
-        await child.drain()
-        return pending
-
-    async def _revived(self) -> ChildProcess:
-        if self.revive is None:
-            raise UpstreamError(f"upstream {self.child.name!r} is not running")
-        self.child = await self.revive()
-        self.keys.clear()
-        return self.child
-
-    async def send(self, message: Message, headers: Mapping[str, str]) -> None:
-        if self.rewrite and message.method == "notifications/cancelled":
-            params = message.params or {}
-            key = self.keys.get(params.get("requestId"))
-            if key is None:
-                return
-            message = message.evolve(params={**params, "requestId": key})
-        self.child.write(message.to_bytes())
-        await self.child.drain()
-
-    async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
-        """A new child for an old session: replay the client's ``initialize`` and ``initialized``, as it sent them."""
-        if init_request is None:
-            return
-        initialize = decode(init_request.encode())
-        assert isinstance(initialize, Message)
-        exchange = await self.request(initialize, {})
-        try:
-            reply = await exchange.next()
-            while not (reply.is_reply and reply.id == initialize.id):
-                reply = await exchange.next()
-        finally:
-            await exchange.close()
-        if reply.error is not None:
-            raise UpstreamError(f"the replayed initialize failed: {reply.error.get('message')}")
-        await self.send(notification("notifications/initialized"), {})
-
-    async def listen(self, headers: Mapping[str, str]) -> None:
-        """A child's unsolicited messages reach the session through ``handler``; there is no stream to open."""
-        return None
-
-    async def close(self) -> None:
-        if self.owned:
-            await self.child.terminate()
-        elif self.handler in self.child.unsolicited:
-            self.child.unsolicited.remove(self.handler)
-
-    async def detach(self) -> None:
-        """A child cannot outlive the proxy; the session's next process replays the handshake to a new one."""
-        await self.close()

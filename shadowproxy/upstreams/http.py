@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from shadowproxy.config import UpstreamConfig
-from shadowproxy.errors import JsonRpcError, UpstreamError
+from shadowproxy.errors import JsonRpcError, UpstreamError, UpstreamSessionLost
 from shadowproxy.jsonrpc import Message, decode, error_response
 from shadowproxy.sse import SseError, SseParser
 from shadowproxy.upstreams.base import UnsolicitedHandler
@@ -23,10 +23,6 @@ log = logging.getLogger(__name__)
 
 SESSION_HEADER = "Mcp-Session-Id"
 ACCEPT = "application/json, text/event-stream"
-
-
-class UpstreamSessionLost(UpstreamError):
-    """The upstream answered 404 to the session it gave us: it restarted or expired the session."""
 
 
 class StreamPaused(UpstreamError):

@@ -20,7 +20,8 @@ from shadowproxy.errors import JsonRpcError, UpstreamError
 from shadowproxy.jsonrpc import Kind, Message
 from shadowproxy.logs import REQUEST_ID
 from shadowproxy.upstreams.base import UnsolicitedHandler
-from shadowproxy.upstreams.child import MAX_LINE, ChildChannel, ChildProcess, ChildRequest
+from shadowproxy.upstreams.child import MAX_LINE, ChildProcess, ChildRequest
+from shadowproxy.upstreams.child_channel import ChildChannel
 
 __all__ = ["MAX_LINE", "ChildChannel", "ChildProcess", "ChildRequest", "StdioUpstream", "spawn_child"]
 
