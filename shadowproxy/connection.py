@@ -10,6 +10,10 @@ one llhttp refuses) the connection belongs to aiohttp's own handler, which gets 
 answers exactly as it would have from the start. Only a request whose head is in and whose body (up to 256 KiB)
 is still coming is waited for here, for ``limits.body_timeout``.
 
+Past :data:`HIGH_WATER` unsent bytes the connection stops reading and serving until the client reads (as aiohttp's
+handler does): a client that pipelines requests and never reads costs about one answer, and after
+``limits.idle_timeout`` without reading it is aborted (closing would wait for the unsent bytes).
+
 One task per connection serves its requests in order, from the first POST on. The connections join the
 aiohttp server's own list, so the connection gauge and graceful shutdown count them as they count aiohttp's.
 """
@@ -25,7 +29,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from shadowproxy import limits, logs
-from shadowproxy.logs import REQUEST_ID
+from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from shadowproxy.plain import PlainRequest, http_date
 from shadowproxy.tasks import spawn
 
@@ -39,6 +43,8 @@ HEAD_END = b"\r\n\r\n"
 # A bigger body still to come is left to aiohttp, which reads it in pieces instead of copying what came so far
 # at every read.
 MAX_AWAITED_BODY = 256 * 1024
+# asyncio's default, made explicit: what one connection holds for a client that does not read depends on it.
+HIGH_WATER = 64 * 1024
 ANSWERED_ELSEWHERE = frozenset({b"transfer-encoding", b"expect"})
 # Headers aiohttp refuses to see twice (400): such a request goes to aiohttp, to be refused the same way.
 SINGLE = frozenset({b"host", b"content-type"})
@@ -99,6 +105,7 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=HIGH_WATER)
         self.server.connection_made(self, self.transport)  # type: ignore[arg-type]
         self.watch(self.settings.idle_timeout)
 
@@ -107,9 +114,7 @@ class Connection(asyncio.Protocol):
         if self.current is None:
             self.take()
         elif self.reading and len(self.buffer) > self.max_buffered:
-            self.reading = False
-            assert self.transport is not None
-            self.transport.pause_reading()
+            self.flow()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.handed_off:
@@ -124,11 +129,25 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.drained = self.loop.create_future()
+        self.flow()
+        # The client must take some of what it was sent within the idle timeout (expire aborts it otherwise).
+        self.watch(self.settings.idle_timeout)
 
     def resume_writing(self) -> None:
         if self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
         self.drained = None
+        self.flow()
+
+    def flow(self) -> None:
+        """Read while the client takes its answers and what it sent ahead fits; else the kernel holds the rest."""
+        wanted = self.drained is None and (self.current is None or len(self.buffer) <= self.max_buffered)
+        if wanted is not self.reading and self.transport is not None and not self.handed_off:
+            self.reading = wanted
+            if wanted:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
 
     # -- reading requests ------------------------------------------------------------------------------------------
 
@@ -164,9 +183,7 @@ class Connection(asyncio.Protocol):
         path = endpoint.mount.path
         self.current = (PlainRequest(self, path, headers, buffer[end : end + length]), endpoint)
         if not self.reading:
-            self.reading = True
-            assert self.transport is not None
-            self.transport.resume_reading()
+            self.flow()
         if self.task is None:
             self.task = spawn(self.serve(), name="http-connection")
         elif self.waiter is not None and not self.waiter.done():
@@ -254,6 +271,9 @@ class Connection(asyncio.Protocol):
                     self.send_response(response)
                 # What the connection logs until the next request (a slow body, say) is no request's.
                 REQUEST_ID.set(None)
+                if self.drained is not None:
+                    # The next request waits until the client has read this answer (or expire aborts it).
+                    await self.drained
                 self.current = None
                 if self.closing or self.transport.is_closing():
                     break
@@ -326,12 +346,16 @@ class Connection(asyncio.Protocol):
 
     def expire(self) -> None:
         self.timer = None
-        if self.current is not None or self.handed_off:
+        if self.handed_off or (self.current is not None and self.drained is None):
             return
         if self.loop.time() < self.deadline:
             self.timer = self.loop.call_at(self.deadline, self.expire)
             return
         assert self.transport is not None
+        if self.drained is not None or self.transport.get_write_buffer_size():
+            log.warning("a client did not read its answers within limits.idle_timeout; closing its connection")
+            self.transport.abort()
+            return
         if self.body_pending:
             log.warning("a client sent its body too slowly; closing its connection")
             text = f"the body did not arrive within {self.settings.body_timeout:g}s (limits.body_timeout)"
@@ -340,10 +364,15 @@ class Connection(asyncio.Protocol):
         self.transport.close()
 
     def close(self) -> None:
-        """Stop after the request in hand (aiohttp's ``Server.pre_shutdown``)."""
+        """Stop after the request in hand (aiohttp's ``Server.pre_shutdown``); one still arriving is answered 503."""
         self.closing = True
-        if self.current is None and self.transport is not None and not self.handed_off:
-            self.transport.close()
+        if self.current is not None or self.transport is None or self.handed_off:
+            return
+        if self.body_pending and self.last_found is not None:
+            self.body_pending = False
+            # Not set on REQUEST_ID: this runs in the shutdown's own task, whose later lines are no request's.
+            self.send_response(self.door.unfinished(new_request_id(self.last_found[1].get(REQUEST_ID_HEADER))))
+        self.transport.close()
 
     async def shutdown(self, grace: float | None) -> None:
         """Let the request in hand finish within ``grace`` seconds, then cancel it (aiohttp's ``Server.shutdown``)."""

@@ -6,40 +6,78 @@ admin API, WebSocket, legacy SSE) takes the application's router. On the echo be
 middleware wrappers and the response signal cost about an eighth of a POST's CPU in the proxy. Most MCP POSTs
 never become aiohttp requests at all: a :class:`~shadowproxy.connection.Connection` reads them and brings
 them to :meth:`FrontDoor.answer`.
+
+The edge checks (:meth:`FrontDoor.refusal`) read what both kinds of request carry alike: the HTTP version (1.0
+and 1.1 only: 505), the request target (an absolute-form target's authority replaces Host, RFC 9112 §3.2.2) and
+the Host value, which must be a well-formed ``host[:port]`` (400) and an allowed one (421).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, StreamReader, web
 
 from shadowproxy import auth, logs, metrics
 from shadowproxy.connection import Connection
+from shadowproxy.errors import UPSTREAM_UNAVAILABLE
+from shadowproxy.http_wire import json_error
 from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from shadowproxy.plain import PlainRequest
 
 if TYPE_CHECKING:
     from shadowproxy.app import Proxy
 
+log = logging.getLogger(__name__)
+
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 LOCAL_ORIGIN_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_JUDGED_HOSTS = 256
+MAX_SHOWN = 100
+# host [":" port]: an IP literal in brackets, or a name (IPv4 included) of letters, digits, "-", ".", "_", "~".
+AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::[0-9]{0,5})?")
+ABSOLUTE = re.compile(r"(?i:https?)://([^/?#]*)")
+
+
+class ShuttingDown(Exception):
+    """Put on the body of a request still arriving when shutdown begins: whoever reads it answers 503."""
 
 
 def allowed(value: str, defaults: frozenset[str], extra: tuple[str, ...]) -> bool:
     return "*" in extra or value in extra or value in defaults
 
 
-def host_of(netloc: str) -> str:
-    """``localhost:8765`` -> ``localhost``; ``[::1]:80`` -> ``[::1]``."""
-    if netloc.startswith("["):
-        return netloc[: netloc.find("]") + 1]
-    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+def judge(authority: str, hosts: tuple[str, ...]) -> int:
+    """0 for a Host (or absolute-form authority) that may be served; else the status that refuses it."""
+    match = AUTHORITY.fullmatch(authority)
+    if match is None:
+        return 400
+    host = match.group(1).lower()
+    return 0 if allowed(authority, LOCAL_HOSTS, hosts) or allowed(host, LOCAL_HOSTS, hosts) else 421
+
+
+def authority_of(request: web.BaseRequest) -> str | None:
+    """The authority the request names: an absolute-form target's, else Host's; ``None`` for a target of neither
+    form the server serves (authority-form, another scheme)."""
+    target = request.raw_path
+    if target.startswith("/") or target == "*":
+        return request.headers.get("Host", "")
+    absolute = ABSOLUTE.match(target)
+    return absolute.group(1) if absolute is not None else None
+
+
+async def send_now(request: web.BaseRequest, response: web.Response) -> web.Response:
+    """``response`` sent at once and the connection closed: aiohttp would go on reading the body first."""
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 class FrontDoor:
@@ -50,13 +88,16 @@ class FrontDoor:
         self.hosts = tuple(config.allowed_hosts)
         self.origins = tuple(config.allowed_origins)
         # Clients send the same few Host values on every request: each is judged once.
-        self.judged_hosts: dict[str, bool] = {}
+        self.judged_hosts: dict[str, int] = {}
         self.authenticate = auth.gate(config)
         self.endpoints = {endpoint.mount.path: endpoint for endpoint in proxy.endpoints}
         self.limits = config.limits
         self.max_body_size = config.max_body_size
         self.routed: Handler | None = None
         self.server: web.Server | None = None
+        # Bodies of aiohttp requests being handled that were still arriving when the handler began.
+        self.arriving: set[StreamReader] = set()
+        self.draining = False
 
     def install(self, server: web.Server) -> None:
         """Become ``server``'s handler; the application's own handler serves what is not an MCP POST."""
@@ -82,13 +123,22 @@ class FrontDoor:
             response = await self.authenticate(request)  # type: ignore[arg-type]
         if response is None:
             began = metrics.clock()
+            body = None if isinstance(request, PlainRequest) or request.content.is_eof() else request.content
+            if body is not None:
+                self.arriving.add(body)
+                if self.draining:
+                    self.drain()
             try:
                 response = await handler(request)  # type: ignore[arg-type]
             except web.HTTPException as exc:
                 # aiohttp's own refusals (a body over client_max_size: 413) are answers too.
                 logs.tag(exc.headers)
                 raise
+            except ShuttingDown:
+                return await send_now(request, self.unfinished(REQUEST_ID.get()))  # type: ignore[arg-type]
             finally:
+                if body is not None:
+                    self.arriving.discard(body)
                 if timed:
                     # The proxy's own share of an MCP POST's time: what the upstream did not spend.
                     metrics.overhead(request, began)
@@ -102,20 +152,59 @@ class FrontDoor:
         assert self.server is not None, "FrontDoor.install was not called"
         return Connection(self, self.server, self.limits, self.max_body_size)
 
-    def refusal(self, request: web.BaseRequest) -> web.Response | None:
-        """DNS-rebinding protection, since the upstream only sees the proxy: Host (421), Origin (403)."""
-        headers = request.headers
-        host = headers.get("Host", "")
-        ok = self.judged_hosts.get(host)
-        if ok is None:
-            ok = allowed(host, LOCAL_HOSTS, self.hosts) or allowed(host_of(host), LOCAL_HOSTS, self.hosts)
+    def unfinished(self, request_id: str | None) -> web.Response:
+        """503 to a request whose body was still arriving when shutdown began, on either kind of connection."""
+        log.warning(
+            "shutting down while a request's body was still arriving: answered 503", extra={"request_id": request_id}
+        )
+        response = json_error(503, UPSTREAM_UNAVAILABLE, "the proxy is shutting down")
+        response.headers["Retry-After"] = "1"
+        if request_id is not None:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        response.force_close()
+        return response
+
+    def drain(self) -> None:
+        """Shutdown: a request whose body is still arriving is answered 503 instead of being waited for."""
+        self.draining = True
+        for body in self.arriving:
+            body.set_exception(ShuttingDown())
+        self.arriving.clear()
+
+    def refusal(self, request: web.BaseRequest | PlainRequest) -> web.Response | None:
+        """Framing the proxy does not serve (505, 400), and DNS-rebinding protection, since the upstream only sees
+        the proxy: Host (421), Origin (403)."""
+        if type(request) is PlainRequest:
+            # The connection reads HTTP/1.1 requests for one of its paths only (it hands aiohttp any other).
+            authority: str | None = request.headers.get("Host", "")
+        else:
+            version = request.version
+            if version != HttpVersion11 and version != HttpVersion10:
+                return refused(505, f"HTTP/{version.major}.{version.minor} is not supported: use HTTP/1.1")
+            authority = authority_of(request)  # type: ignore[arg-type]
+            if authority is None:
+                return refused(400, "the request target must be a path or an http(s) URL")
+        status = self.judged_hosts.get(authority)
+        if status is None:
+            status = judge(authority, self.hosts)
             if len(self.judged_hosts) < MAX_JUDGED_HOSTS:
-                self.judged_hosts[host] = ok
-        if not ok:
-            return web.json_response({"error": f"Host {host!r} is not allowed"}, status=421)
-        origin = headers.get("Origin")
+                self.judged_hosts[authority] = status
+        if status == 400:
+            return refused(400, f"Host {authority[:MAX_SHOWN]!r} is not a valid host[:port]")
+        if status:
+            return refused(421, f"Host {authority[:MAX_SHOWN]!r} is not allowed")
+        origin = request.headers.get("Origin")
         if origin is not None and not allowed(origin, frozenset(), self.origins):
             parts = urlsplit(origin)
             if parts.scheme not in ("http", "https") or parts.hostname not in LOCAL_ORIGIN_HOSTS:
-                return web.json_response({"error": f"Origin {origin!r} is not allowed"}, status=403)
+                return refused(403, f"Origin {origin[:MAX_SHOWN]!r} is not allowed")
         return None
+
+
+def refused(status: int, text: str) -> web.Response:
+    """A refusal at the edge, logged (throttled) under the request's id; malformed framing closes the connection."""
+    logs.bad_request(log, f"request refused with {status}: {text}")
+    response = web.json_response({"error": text}, status=status)
+    if status in (400, 505):
+        response.force_close()
+    return response

@@ -4,6 +4,10 @@ Every line logged while a client request is handled carries that request's id
 (:data:`REQUEST_ID`, set where the request enters the proxy), and so do the
 upstream's lines about the same request, so one id ties the two together. The
 id costs a context variable per request; it is formatted only when a line is.
+
+A malformed request from a client is one warning line with its own request id, at most :data:`BURST` of them
+every :data:`WINDOW` seconds (:func:`bad_request`): the proxy's own refusals, and aiohttp's traceback for each
+head its parser refuses (:class:`ParseErrors`), so that a flood of bad heads cannot flood the log.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import MutableMapping
 from contextvars import ContextVar
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("shadowproxy_request_id", default=None)
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -51,6 +56,77 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+BURST = 20
+WINDOW = 10.0
+MAX_REASON = 200
+
+
+class Throttle:
+    """At most ``burst`` lines in each ``window`` seconds; the first line let through after some were held back
+    says how many."""
+
+    def __init__(self, burst: int = BURST, window: float = WINDOW) -> None:
+        self.burst = burst
+        self.window = window
+        self.began = -window
+        self.count = 0
+        self.held = 0
+
+    def admit(self) -> int | None:
+        """``None``: leave this line out; else how many lines were left out before it."""
+        now = time.monotonic()
+        if now - self.began >= self.window:
+            self.began, self.count = now, 0
+        if self.count >= self.burst:
+            self.held += 1
+            return None
+        self.count += 1
+        held, self.held = self.held, 0
+        return held
+
+
+BAD_REQUESTS = Throttle()
+
+
+def admitted(text: str) -> str | None:
+    """``text`` as a bad-request line, saying how many were left out before it; ``None``: leave it out too."""
+    held = BAD_REQUESTS.admit()
+    if held is None:
+        return None
+    return f"{text} ({held} more bad requests not logged)" if held else text
+
+
+def bad_request(logger: logging.Logger, text: str) -> None:
+    """One warning line about a malformed or refused request, with the current request id; throttled."""
+    line = admitted(text)
+    if line is not None:
+        logger.warning("%s", line)
+
+
+class ParseErrors(logging.Filter):
+    """aiohttp's "Error handling request" with the traceback of a head its parser refused becomes one throttled
+    line with a request id of its own: the client's mistake is not the proxy's error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        reason = " ".join(str(error.message).split())[:MAX_REASON]
+        line = admitted(f"bad request from {remote}: {error.code} {reason}")
+        if line is None:
+            return False
+        record.msg, record.args = "%s", (line,)
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        # A head that could not be read is a request of its own; nothing before it on the connection owns it.
+        record.request_id = new_request_id()
+        return True
+
+
+PARSE_ERRORS = ParseErrors()
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -78,3 +154,4 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(PARSE_ERRORS)
