@@ -13,6 +13,12 @@ What is checked:
   connect (legacy SSE, WebSocket). Any HTTP answer below 500 means reachable;
   the proxy cannot restart it, only report it.
 
+The session store is reported here too (:func:`store_report`), from what the
+persistence worker saw of its last write. A store that fails makes the proxy
+*degraded*, not unready: sessions are served from memory and written once the
+store is back, as when it is down at start, so taking the instance out of a
+load balancer would only lose what it holds.
+
 The hot path never waits on any of this: sessions read nothing from here, and
 the circuit they consult is a timestamp comparison.
 """
@@ -22,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -33,6 +39,9 @@ from shadowproxy.config import HealthConfig
 from shadowproxy.errors import UpstreamError
 from shadowproxy.upstreams.base import Upstream
 from shadowproxy.upstreams.stdio import StdioUpstream
+
+if TYPE_CHECKING:
+    from shadowproxy.persistence import PersistenceWorker
 
 log = logging.getLogger(__name__)
 
@@ -227,3 +236,20 @@ def _origin(url: str) -> str:
 
 def monitors(upstreams: list[Upstream], config: HealthConfig) -> dict[str, Monitor]:
     return {upstream.name: Monitor(upstream, config) for upstream in upstreams}
+
+
+def store_report(worker: PersistenceWorker) -> dict[str, Any]:
+    """What ``/readyz`` shows about the session store: ``ok``, or ``failing`` with why, since when and what waits."""
+    status, stats = worker.store_status, worker.stats
+    return {
+        "status": "failing" if status.failing else "ok",
+        "problem": status.problem,
+        "since": status.since,
+        "failed_attempts": status.failed_attempts,
+        "pending": stats.queue_depth,
+        "dropped": stats.dropped,
+    }
+
+
+def describe_store(report: dict[str, Any]) -> str:
+    return f"{report['problem']} (serving from memory; {report['pending']} session changes wait to be written)"

@@ -6,9 +6,12 @@ that changes many times between flushes is written once, in its latest state.
 One task copies the pending records and writes them with ``put_many`` every
 ``flush_interval`` or as soon as
 ``batch_size`` sessions are waiting. A failing store keeps everything pending
-and is retried with exponential backoff; the proxy never waits for it. Only a
-*new* session arriving while ``max_pending`` sessions are already waiting is
-dropped, and that is counted and logged.
+and is retried with exponential backoff; the proxy never waits for it and serves
+on from memory. A failure is logged once when it begins and once when the store
+is back (not per attempt), and :attr:`PersistenceWorker.store_status` tells
+``/readyz`` what is wrong meanwhile. Only a *new* session arriving while
+``max_pending`` sessions are already waiting is dropped; that is counted, and
+logged once when dropping begins and once when it ends.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge, Histogram
 
 from shadowproxy.session import SessionRecord
-from shadowproxy.stores.base import SessionStore, copy_record
+from shadowproxy.stores.base import SessionStore, StoreError, copy_record
 from shadowproxy.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ FLUSH_SECONDS = Histogram("shadowproxy_persistence_flush_seconds", "Duration of 
 RETRIES = Counter("shadowproxy_persistence_retries", "Write attempts made after a failed one.")
 FAILURES = Counter("shadowproxy_persistence_failures", "put_many calls that failed (pending changes are kept).")
 DROPPED = Counter("shadowproxy_persistence_dropped", "Session changes dropped because the queue was full.")
+FAILING = Gauge("shadowproxy_persistence_store_failing", "1 while the session store fails (changes kept in memory).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,19 @@ class PersistenceStats:
     failures: int
     dropped: int
     lag_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """Whether the store takes writes; while it fails, what the last attempt said and since when."""
+
+    problem: str | None
+    since: float | None
+    failed_attempts: int
+
+    @property
+    def failing(self) -> bool:
+        return self.problem is not None
 
 
 class PersistenceWorker:
@@ -90,8 +107,10 @@ class PersistenceWorker:
         self._flush_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._failing = False
+        self._problem: str | None = None
+        self._failing_since: float | None = None
         self._failures_before = 0
+        self._dropped_before: int | None = None
         self._recorded = self._dropped = self._written = self._batches = self._last_batch = 0
         self._retries = self._failures = 0
         self._last_flush = 0.0
@@ -132,10 +151,25 @@ class PersistenceWorker:
             lag_seconds=0.0 if oldest is None else time.monotonic() - oldest,
         )
 
+    @property
+    def store_status(self) -> StoreStatus:
+        failed = self._failures - self._failures_before if self._problem is not None else 0
+        return StoreStatus(self._problem, self._failing_since, failed)
+
     async def start(self) -> None:
-        """Start the one background task that flushes. Calling it twice is an error."""
+        """Open the store and start the one background task that flushes. Calling it twice is an error.
+
+        A store that cannot be opened does not stop the start: serving matters more than the store being there.
+        It is reported as failing, like one that fails later, and tried again with backoff until it opens.
+        """
         if self._task is not None:
             raise RuntimeError("the persistence worker is already started")
+        try:
+            await self.store.open()
+        except StoreError as exc:
+            self._failures += 1
+            FAILURES.inc()
+            self._report_failure(exc)
         self._task = spawn(self._run(), name="shadowproxy-persistence")
 
     async def flush(self) -> None:
@@ -184,7 +218,7 @@ class PersistenceWorker:
             self._oldest = min(self._inflight_oldest, self._oldest or self._inflight_oldest)
 
     async def _run(self) -> None:
-        delay = 0.0
+        delay = self.retry_initial if self._problem is not None else 0.0
         next_expire = time.monotonic() + (self.expire_interval or 0.0)
         while not self._stopping:
             await self._pause(delay or self.flush_interval, early_on_batch=not delay)
@@ -197,6 +231,9 @@ class PersistenceWorker:
                 async with self._flush_lock:
                     if self._pending:
                         await self._write_pending()
+                    elif self._problem is not None:
+                        # Nothing to write, but the store is known to be down: find out when it is back.
+                        await self._probe()
             except Exception as exc:
                 delay = min(self.retry_max, delay * 2 if delay else self.retry_initial)
                 self._report_failure(exc)
@@ -232,18 +269,29 @@ class PersistenceWorker:
             if expired:
                 log.info("expired %d idle sessions", expired)
 
+    async def _probe(self) -> None:
+        try:
+            await self.store.open()
+        except Exception:
+            self._failures += 1
+            FAILURES.inc()
+            raise
+
     def _report_failure(self, exc: Exception) -> None:
-        if not self._failing:
+        if self._problem is None:
             self._failures_before = self._failures - 1
+            self._failing_since = time.time()
             pending = len(self._pending)
-            log.error("session store write failed, keeping %d sessions pending and retrying: %s", pending, exc)
-        self._failing = True
+            log.error("session store failing, serving from memory with %d sessions pending; retrying: %s", pending, exc)
+            FAILING.set(1)
+        self._problem = str(exc) or exc.__class__.__name__
 
     def _report_recovery(self) -> None:
-        if self._failing:
+        if self._problem is not None:
             failed = self._failures - self._failures_before
-            log.warning("session store writes recovered after %d failed attempts", failed)
-        self._failing = False
+            log.warning("session store recovered after %d failed attempts", failed)
+            FAILING.set(0)
+        self._problem = self._failing_since = None
 
     def _publish(self) -> None:
         """Move the hot path's plain counters into Prometheus (the hot path itself touches no metric)."""
@@ -254,8 +302,14 @@ class PersistenceWorker:
         CHANGES.inc(stats.recorded - recorded)
         if stats.dropped > dropped:
             DROPPED.inc(stats.dropped - dropped)
-            lost = stats.dropped - dropped
-            log.error("persistence queue full (%d sessions): dropped %d changes", self.max_pending, lost)
+            if self._dropped_before is None:
+                self._dropped_before = dropped
+                log.error("persistence queue full (%d sessions): dropping changes to new sessions", self.max_pending)
+        elif self._dropped_before is not None and stats.queue_depth <= self.max_pending // 2:
+            # Half empty, not merely below the bound: a queue hovering at it would log at every flush.
+            lost = stats.dropped - self._dropped_before
+            log.warning("persistence queue has room again; %d changes to new sessions were dropped", lost)
+            self._dropped_before = None
         self._reported = (stats.recorded, stats.dropped)
 
     async def stop(self) -> None:

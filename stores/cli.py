@@ -24,13 +24,16 @@ from shadowproxy.session import SessionRecord, SessionState
 from shadowproxy.stores.base import SessionStore
 from shadowproxy.stores.url import open_store, parse_store_url
 
-EXAMPLES = """examples:
-  shadowproxy sessions list --store sqlite:///var/lib/shadowproxy.db
+EXAMPLES = """examples (after shadowproxy run --demo --store sqlite:sessions.db):
+  shadowproxy sessions list --store sqlite:sessions.db
   shadowproxy sessions list --store redis://localhost:6379/0 --state active --json
-  shadowproxy sessions show Zk3v... --store sqlite:///var/lib/shadowproxy.db
-  shadowproxy sessions kill Zk3v... --store redis://localhost:6379/0?prefix=prod:
+  shadowproxy sessions show Zk3v --store sqlite:sessions.db
+  shadowproxy sessions kill Zk3v --store redis://localhost:6379/0?prefix=prod:
+
+A session is named by its id or by a prefix that only its id starts with, as `shadowproxy tap --session` takes.
 """
 PAGE = 500
+AMBIGUOUS_SHOWN = 10
 COLUMNS = ("ID", "STATE", "UPSTREAM", "PRINCIPAL", "CLIENT", "MSGS", "ERRS", "CREATED", "LAST SEEN")
 
 
@@ -49,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     listing = actions.add_parser(
         "list",
         help="list live sessions, oldest first",
-        epilog="example:\n  shadowproxy sessions list --store sqlite:///var/lib/shadowproxy.db --state active",
+        epilog="example:\n  shadowproxy sessions list --store sqlite:sessions.db --state active",
         formatter_class=formatter,
     )
     _store_options(listing)
@@ -63,20 +66,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     show = actions.add_parser(
         "show",
         help="show one session in full",
-        epilog="example:\n  shadowproxy sessions show Zk3v... --store redis://localhost:6379/0 --json",
+        epilog="example:\n  shadowproxy sessions show Zk3v --store redis://localhost:6379/0 --json",
         formatter_class=formatter,
     )
-    show.add_argument("id", help="the proxy session id")
+    show.add_argument("id", help="the proxy session id, or a prefix of it that names one session")
     _store_options(show)
     show.set_defaults(handler=lambda args: _run(args, _show))
 
     kill = actions.add_parser(
         "kill",
         help="mark a session closed in the store",
-        epilog="example:\n  shadowproxy sessions kill Zk3v... --store sqlite:///var/lib/shadowproxy.db",
+        epilog="example:\n  shadowproxy sessions kill Zk3v --store sqlite:sessions.db",
         formatter_class=formatter,
     )
-    kill.add_argument("id", help="the proxy session id")
+    kill.add_argument("id", help="the proxy session id, or a prefix of it that names one session")
     _store_options(kill)
     kill.set_defaults(handler=lambda args: _run(args, _kill))
 
@@ -167,8 +170,27 @@ async def _list(store: SessionStore, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _find(store: SessionStore, wanted: str) -> SessionRecord | None:
+    """The session ``wanted`` names: its full id, else the one id it is a prefix of (as the tap takes one)."""
+    record = await store.get(wanted)
+    if record is not None:
+        return record
+    matches: list[SessionRecord] = []
+    cursor = None
+    while True:
+        page, cursor = await store.list(cursor=cursor, limit=PAGE)
+        matches.extend(record for record in page if record.id.startswith(wanted))
+        if cursor is None:
+            break
+    if len(matches) > 1:
+        shown = ", ".join(record.id for record in matches[:AMBIGUOUS_SHOWN])
+        more = f" and {len(matches) - AMBIGUOUS_SHOWN} more" if len(matches) > AMBIGUOUS_SHOWN else ""
+        raise UsageError(f"{wanted!r} matches {len(matches)} sessions: {shown}{more}; give more of the id")
+    return matches[0] if matches else None
+
+
 async def _show(store: SessionStore, args: argparse.Namespace) -> int:
-    record = await store.get(args.id)
+    record = await _find(store, args.id)
     if record is None:
         return _not_found(args.id)
     if args.json:
@@ -185,7 +207,7 @@ async def _show(store: SessionStore, args: argparse.Namespace) -> int:
 
 
 async def _kill(store: SessionStore, args: argparse.Namespace) -> int:
-    record = await store.get(args.id)
+    record = await _find(store, args.id)
     if record is None:
         return _not_found(args.id)
     record.state = SessionState.CLOSED

@@ -1,21 +1,37 @@
-"""SQLite backend: one file, WAL mode, one aiosqlite connection that does every write.
+"""SQLite backend: one file in WAL mode, every statement run by a SQLite process of the store's own.
 
-The store creates and versions its own schema (``PRAGMA user_version``). A
-failed write rolls back and drops the connection, so the next call reopens
-the file: a database that was locked, read-only or full works again as soon
-as the condition clears, without restarting the proxy.
+Why a process: in WAL mode SQLite maps the ``-shm`` index into memory, and when a write to a mapped page fails
+(the file made immutable, truncated by someone else, its filesystem remounted read-only after a disk error) the
+kernel sends SIGBUS, which Python cannot catch: in the proxy's process that ended every session, logging nothing.
+In a child it is one more :class:`StoreError`: the persistence worker keeps the changes in memory and retries,
+and the next operation starts a new child, no sooner than a backoff allows. Weighed and left:
+
+* ``PRAGMA locking_mode=EXCLUSIVE`` keeps the index on the heap, but locks the file for as long as the proxy
+  runs: ``shadowproxy sessions``, any other reader, and several stdio proxies sharing one file (one per MCP
+  client) would get "database is locked".
+* Checking the three files before each batch races with whatever changes them and misses a truncation;
+  ``PRAGMA mmap_size=0`` leaves ``-shm`` mapped; a rollback journal maps nothing, but a one-row commit (an event
+  log append) then costs 0.6-4 ms instead of 50 us.
+
+The child costs a Python process (about 24 MB resident) per open store and one pipe round trip per operation,
+which measured half the latency of three hops to an aiosqlite thread (BEGIN, statement, COMMIT). A failed
+statement rolls back and drops the child's connection, so a database that was locked, read-only or full works
+again once the condition clears. The store creates and versions its own schema (``PRAGMA user_version``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import marshal
 import os
+import signal
 import sqlite3
+import struct
+import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
-
-import aiosqlite
+from collections.abc import Sequence
+from typing import IO, Any, NoReturn
 
 from shadowproxy.session import SessionRecord, SessionState
 from shadowproxy.stores.base import (
@@ -29,8 +45,6 @@ from shadowproxy.stores.base import (
     make_event_id,
     split_event_id,
 )
-
-T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -65,12 +79,16 @@ _TRIM_COUNT = (
     "DELETE FROM events WHERE session_id = ? AND seq <= "
     "(SELECT seq FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)"
 )
+_MODULE = "shadowproxy.stores.sqlite"
+_SIZE = struct.Struct("!I")
+_RESPAWN_FIRST, _RESPAWN_MAX = 0.05, 2.0
 
-Db = aiosqlite.Connection
+# One statement for the child: SQL, its parameters, and whether they are a sequence for ``executemany``.
+Step = tuple[str, Sequence[Any], bool]
 
 
 class SqliteStore:
-    """Sessions in a SQLite file. Connects on first use, or in :meth:`open`."""
+    """Sessions in a SQLite file. Its process starts on first use, or in :meth:`open`, and again after it dies."""
 
     def __init__(
         self,
@@ -80,102 +98,91 @@ class SqliteStore:
         max_events: int = 1000,
         max_event_age: float = 3600.0,
         busy_timeout: float = 1.0,
+        answer_within: float = 30.0,
     ) -> None:
         self.path = path
         self.ttl = ttl
         self.max_events = max_events
         self.max_event_age = max_event_age
         self.busy_timeout = busy_timeout
-        self._db: Db | None = None
+        self.answer_within = answer_within
+        self._child: asyncio.subprocess.Process | None = None
+        # Replies the child still owes to callers that were cancelled while waiting: read and dropped first.
+        self._owed = 0
+        self._deaths = 0
+        self._respawn_at = 0.0
+        self._death = ""
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        """Open the file and create or check its schema now, instead of on first use."""
-        await self._run(_nothing)
+        """Start the process, open the file and create or check its schema now, instead of on first use."""
+        await self._call([])
 
-    async def _connect(self) -> Db:
-        self._check_directory()
-        db = await aiosqlite.connect(self.path, isolation_level=None)
+    async def _call(self, steps: list[Step], *, write: bool = False) -> list[Any]:
+        """Run ``steps`` in the child (in one transaction if they write); one result per step."""
         try:
-            await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await self._migrate(db)
-        except BaseException:
-            await db.close()
-            raise
-        return db
-
-    def _check_directory(self) -> None:
-        # Checked here, not left to SQLite: a failed aiosqlite.connect leaves its thread reporting to this loop.
-        directory = os.path.dirname(self.path) or "."
-        if not os.path.isdir(directory):
-            raise StoreError(f"sqlite store {self.path}: the directory {directory} does not exist")
-
-    async def _migrate(self, db: Db) -> None:
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            version = await _scalar(db, "PRAGMA user_version")
-            if version == 0:
-                if await _scalar(db, "SELECT count(*) FROM sqlite_master"):
-                    raise StoreError(f"sqlite store {self.path}: the file holds other tables, not a ShadowProxy store")
-                # One statement at a time: executescript would commit the open transaction first.
-                for statement in filter(None, (part.strip() for part in _SCHEMA.split(";"))):
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"sqlite store {self.path}: schema version {version} is newer than this ShadowProxy "
-                    f"understands ({SCHEMA_VERSION})"
-                )
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-
-    async def _run(self, operation: Callable[[Db], Awaitable[T]], *, write: bool = False) -> T:
-        """Run ``operation`` on the connection, in one transaction if it writes; map failures to StoreError."""
+            request = marshal.dumps((write, steps))
+        except ValueError as exc:
+            raise StoreError(f"sqlite store {self.path}: a value cannot be stored: {exc}") from None
         async with self._lock:
+            child = self._child or await self._spawn()
+            assert child.stdin is not None and child.stdout is not None
             try:
-                if self._db is None:
-                    self._db = await self._connect()
-                db = self._db
-                if not write:
-                    return await operation(db)
-                try:
-                    await db.execute("BEGIN IMMEDIATE")
-                    result = await operation(db)
-                    await db.execute("COMMIT")
-                except BaseException:
-                    # Queued behind whatever a cancellation left running on the connection's thread, so it
-                    # also ends a BEGIN that completed after its caller stopped waiting.
-                    await _rollback(db)
-                    raise
-                return result
-            except (sqlite3.Error, ValueError) as exc:
-                await self._drop_connection()
-                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
-            except StoreError:
-                await self._drop_connection()
-                raise
+                async with asyncio.timeout(self.answer_within):
+                    while self._owed:
+                        await _read_frame(child.stdout)
+                        self._owed -= 1
+                    child.stdin.write(_SIZE.pack(len(request)) + request)
+                    self._owed += 1
+                    await child.stdin.drain()
+                    ok, result = marshal.loads(await _read_frame(child.stdout))
+                    self._owed -= 1
+            except TimeoutError:
+                child.kill()
+                await self._buried(child, f"no answer from the SQLite process within {self.answer_within:g}s")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                await self._buried(child, None)
+            self._deaths = 0
+        if not ok:
+            raise StoreError(f"sqlite store {self.path}: {result}")
+        return list(result)
 
-    async def _drop_connection(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            try:
-                await db.close()
-            except sqlite3.Error:
-                # Closing checkpoints the WAL, which fails for the same reason the write did.
-                pass
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        if time.monotonic() < self._respawn_at:
+            raise StoreError(self._death)
+        command = (sys.executable, "-m", _MODULE, self.path, str(self.busy_timeout))
+        pipe = asyncio.subprocess.PIPE
+        try:
+            self._child = await asyncio.create_subprocess_exec(*command, stdin=pipe, stdout=pipe)
+        except OSError as exc:
+            self._note_death(f"sqlite store {self.path}: cannot start the SQLite process: {exc}")
+            raise StoreError(self._death) from None
+        self._owed = 0
+        return self._child
+
+    async def _buried(self, child: asyncio.subprocess.Process, why: str | None) -> NoReturn:
+        """Forget a child that died or hung, and raise what happened to it."""
+        self._child = None
+        try:
+            async with asyncio.timeout(self.answer_within):
+                code = await child.wait()
+        except TimeoutError:
+            child.kill()
+            code = None
+        if why is None:
+            why = _ending(code)
+        self._note_death(f"sqlite store {self.path}: {why}")
+        raise StoreError(self._death)
+
+    def _note_death(self, message: str) -> None:
+        self._death = message
+        self._deaths += 1
+        self._respawn_at = time.monotonic() + min(_RESPAWN_MAX, _RESPAWN_FIRST * 2 ** (self._deaths - 1))
 
     async def get(self, session_id: str) -> SessionRecord | None:
-        async def query(db: Db) -> Any:
-            sql = "SELECT record FROM sessions WHERE id = ? AND last_seen >= ?"
-            async with db.execute(sql, (session_id, time.time() - self.ttl)) as rows:
-                return await rows.fetchone()
-
-        row = await self._run(query)
-        return None if row is None else load_record(row[0])
+        sql = "SELECT record FROM sessions WHERE id = ? AND last_seen >= ?"
+        (rows,) = await self._call([(sql, (session_id, time.time() - self.ttl), False)])
+        return load_record(rows[0][0]) if rows else None
 
     async def put_many(self, records: Sequence[SessionRecord]) -> None:
         if not records:
@@ -183,14 +190,14 @@ class SqliteStore:
         rows = [
             (r.id, r.created_at, r.last_seen, r.state.value, r.upstream, r.principal, dump_record(r)) for r in records
         ]
-        await self._run(lambda db: db.executemany(_UPSERT, rows), write=True)
+        await self._call([(_UPSERT, rows, True)], write=True)
 
     async def delete(self, session_id: str) -> None:
-        async def remove(db: Db) -> None:
-            await db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
-            await db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
-
-        await self._run(remove, write=True)
+        steps: list[Step] = [
+            ("DELETE FROM sessions WHERE id = ?", (session_id,), False),
+            ("DELETE FROM events WHERE session_id = ?", (session_id,), False),
+        ]
+        await self._call(steps, write=True)
 
     async def list(
         self,
@@ -213,37 +220,30 @@ class SqliteStore:
             params.extend(decode_cursor(cursor))
         sql = f"SELECT record FROM sessions WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ?"
         params.append(limit + 1)
-
-        async def query(db: Db) -> Any:
-            async with db.execute(sql, params) as rows:
-                return await rows.fetchall()
-
-        page = [load_record(row[0]) for row in await self._run(query)]
+        (rows,) = await self._call([(sql, params, False)])
+        page = [load_record(row[0]) for row in rows]
         if len(page) > limit:
             return page[:limit], encode_cursor(page[limit - 1])
         return page, None
 
     async def expire(self, now: float | None = None) -> int:
         cutoff = (time.time() if now is None else now) - self.ttl
-
-        async def remove(db: Db) -> int:
-            sql = "DELETE FROM events WHERE session_id IN (SELECT id FROM sessions WHERE last_seen < ?)"
-            await db.execute(sql, (cutoff,))
-            await db.execute("DELETE FROM events WHERE at < ?", (time.time() - self.max_event_age,))
-            async with db.execute("DELETE FROM sessions WHERE last_seen < ?", (cutoff,)) as done:
-                return done.rowcount
-
-        return await self._run(remove, write=True)
+        steps: list[Step] = [
+            ("DELETE FROM events WHERE session_id IN (SELECT id FROM sessions WHERE last_seen < ?)", (cutoff,), False),
+            ("DELETE FROM events WHERE at < ?", (time.time() - self.max_event_age,), False),
+            ("DELETE FROM sessions WHERE last_seen < ?", (cutoff,), False),
+        ]
+        *_, (_, removed) = await self._call(steps, write=True)
+        return int(removed)
 
     async def append_event(self, session_id: str, stream_id: str, data: bytes) -> str:
-        async def insert(db: Db) -> int:
-            sql = "INSERT INTO events (session_id, stream_id, at, data) VALUES (?, ?, ?, ?)"
-            async with db.execute(sql, (session_id, stream_id, time.time(), bytes(data))) as done:
-                seq = done.lastrowid
-            await db.execute(_TRIM_COUNT, (session_id, session_id, self.max_events))
-            return int(seq or 0)
-
-        return make_event_id(stream_id, str(await self._run(insert, write=True)))
+        insert = "INSERT INTO events (session_id, stream_id, at, data) VALUES (?, ?, ?, ?)"
+        steps: list[Step] = [
+            (insert, (session_id, stream_id, time.time(), bytes(data)), False),
+            (_TRIM_COUNT, (session_id, session_id, self.max_events), False),
+        ]
+        (seq, _), _ = await self._call(steps, write=True)
+        return make_event_id(stream_id, str(int(seq or 0)))
 
     async def events_after(self, session_id: str, last_event_id: str) -> list[StoredEvent]:
         parsed = split_event_id(last_event_id)
@@ -251,38 +251,160 @@ class SqliteStore:
             return []
         stream_id, seq = parsed[0], int(parsed[1])
         cutoff = time.time() - self.max_event_age
-
-        async def query(db: Db) -> Any:
-            known = "SELECT 1 FROM events WHERE seq = ? AND session_id = ? AND stream_id = ? AND at >= ?"
-            if await _scalar(db, known, (seq, session_id, stream_id, cutoff)) is None:
-                return []
-            later = (
-                "SELECT seq, data FROM events WHERE session_id = ? AND stream_id = ? AND seq > ? AND at >= ?"
-                " ORDER BY seq"
-            )
-            async with db.execute(later, (session_id, stream_id, seq, cutoff)) as rows:
-                return await rows.fetchall()
-
-        return [StoredEvent(make_event_id(stream_id, str(row[0])), stream_id, row[1]) for row in await self._run(query)]
+        known = "SELECT 1 FROM events WHERE seq = ? AND session_id = ? AND stream_id = ? AND at >= ?"
+        later = (
+            "SELECT seq, data FROM events WHERE session_id = ? AND stream_id = ? AND seq > ? AND at >= ? ORDER BY seq"
+        )
+        anchor, rows = await self._call(
+            [(known, (seq, session_id, stream_id, cutoff), False), (later, (session_id, stream_id, seq, cutoff), False)]
+        )
+        if not anchor:
+            return []
+        return [StoredEvent(make_event_id(stream_id, str(row[0])), stream_id, row[1]) for row in rows]
 
     async def close(self) -> None:
+        """End the child: it closes the file (checkpointing the WAL) once its input ends."""
         async with self._lock:
-            await self._drop_connection()
+            child, self._child = self._child, None
+            if child is None:
+                return
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.close()
+            try:
+                async with asyncio.timeout(self.answer_within):
+                    await child.stdout.read()  # owed replies, which could otherwise block its exit
+                    await child.wait()
+            except TimeoutError:
+                child.kill()  # not waited for: a process stuck in the kernel (a hung disk) may never go
 
 
-async def _nothing(db: Db) -> None:
-    return None
+async def _read_frame(stream: asyncio.StreamReader) -> bytes:
+    (size,) = _SIZE.unpack(await stream.readexactly(_SIZE.size))
+    return await stream.readexactly(size)
 
 
-async def _scalar(db: Db, sql: str, params: Sequence[Any] = ()) -> Any:
-    async with db.execute(sql, params) as rows:
-        row = await rows.fetchone()
-    return None if row is None else row[0]
-
-
-async def _rollback(db: Db) -> None:
+def _ending(code: int | None) -> str:
+    if code is None:
+        return "the SQLite process stopped answering and would not exit"
+    if code >= 0:
+        return f"the SQLite process exited with status {code}"
     try:
-        await db.execute("ROLLBACK")
-    except sqlite3.OperationalError:
-        # No transaction to end: the BEGIN never ran, or the COMMIT did.
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    if name == "SIGBUS":
+        name += (
+            ": a memory-mapped file of the store (its -shm index) could not be written or read"
+            " (immutable, truncated, or on a read-only or failing disk?)"
+        )
+    return f"the SQLite process ended with {name}"
+
+
+class _Connection:
+    """The child's side: one sqlite3 connection, opened when needed and dropped after any failure."""
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.db: sqlite3.Connection | None = None
+
+    def run(self, write: bool, steps: list[Step]) -> list[Any]:
+        db = self.db or self._connect()
+        if not write and len(steps) < 2:
+            return [_execute(db, step) for step in steps]
+        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            results = [_execute(db, step) for step in steps]
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        return results
+
+    def _connect(self) -> sqlite3.Connection:
+        directory = os.path.dirname(self.path) or "."
+        if not os.path.isdir(directory):
+            raise StoreError(f"the directory {directory} does not exist")
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        self.db = db
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise StoreError("the file holds other tables, not a ShadowProxy store")
+                # One statement at a time: executescript would commit the open transaction first.
+                for statement in filter(None, (part.strip() for part in _SCHEMA.split(";"))):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"schema version {version} is newer than this ShadowProxy understands ({SCHEMA_VERSION})"
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+
+    def drop(self) -> None:
+        db, self.db = self.db, None
+        if db is not None:
+            # Closing checkpoints the WAL, which fails for the same reason the statement did.
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    # Silent: the failure that led here is the one to report, and a connection past saving is dropped next.
+    with contextlib.suppress(sqlite3.Error):
+        db.execute("ROLLBACK")
+
+
+def _execute(db: sqlite3.Connection, step: Step) -> Any:
+    sql, params, many = step
+    cursor = db.executemany(sql, params) if many else db.execute(sql, params)
+    return cursor.fetchall() if cursor.description else (cursor.lastrowid, cursor.rowcount)
+
+
+def _serve(path: str, busy_timeout: float, requests: IO[bytes], replies: IO[bytes]) -> None:
+    """The child's loop: a request in, its reply out, until the store closes the pipe or its process ends."""
+    connection = _Connection(path, busy_timeout)
+    try:
+        while len(header := requests.read(_SIZE.size)) == _SIZE.size:
+            write, steps = marshal.loads(requests.read(_SIZE.unpack(header)[0]))
+            try:
+                reply: tuple[bool, Any] = (True, connection.run(write, steps))
+            except Exception as exc:
+                connection.drop()
+                reply = (False, str(exc) if isinstance(exc, sqlite3.Error | StoreError) else repr(exc))
+            frame = marshal.dumps(reply)
+            replies.write(_SIZE.pack(len(frame)) + frame)
+            replies.flush()
+    except BrokenPipeError:
         pass
+    finally:
+        connection.drop()
+
+
+if __name__ == "__main__":
+    # The proxy's shutdown (Ctrl-C to the process group, systemd's SIGTERM to the cgroup) ends with a last flush
+    # through this process, so it outlives those signals and stops when the proxy closes its input, or dies.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if sys.platform != "win32":
+        import resource
+
+        # A store that keeps failing restarts this process every few seconds: no core file each time.
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    _serve(sys.argv[1], float(sys.argv[2]), sys.stdin.buffer, sys.stdout.buffer)
