@@ -7,8 +7,13 @@ its callback when nothing is queued ahead of it; otherwise it goes into one
 inbox, and the task judges each message with the chain and writes it to the
 other side, in order. With
 ``--upstream URL`` (the stdio-to-HTTP bridge) each request in flight is read by
-a task of its own, since the server may ask the client something before it
-answers.
+a task of its own (:mod:`~shadowproxy.stdio_relay`), since the server may ask
+the client something before it answers.
+
+A client speaks one era and runs one server process, the child; a handshake-era client's 2026-07-28 request is
+served by the upstream's stateless process, started then (see :class:`~shadowproxy.stdio_relay.Eras`). Stdin and
+stdout may be pipes or files (:mod:`~shadowproxy.stdio_pipes`). When stdin ends, the requests already forwarded
+are still answered, within the request timeout; then the proxy exits.
 """
 
 from __future__ import annotations
@@ -16,98 +21,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from shadowproxy import metrics
 from shadowproxy.chain import C2S, S2C
-from shadowproxy.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
+from shadowproxy.client_headers import ToolHeaders, client_headers
+from shadowproxy.errors import INTERNAL_ERROR, REQUEST_TIMEOUT, JsonRpcError, UpstreamError
 from shadowproxy.http_wire import answer_for
 from shadowproxy.inbox import Inbox
-from shadowproxy.jsonrpc import ERROR, REQUEST, RESPONSE, Kind, Message, decode, error_response
-from shadowproxy.mount import MODERN_VERSIONS, Mount, request_protocol_version
+from shadowproxy.jsonrpc import ERROR, REQUEST, RESPONSE, Kind, Message, error_response
+from shadowproxy.mount import Mount
 from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession
+from shadowproxy.stdio_pipes import CLIENT, LineReader, Output, Writer, close_output, open_input, open_output
+from shadowproxy.stdio_relay import MODERN, Eras, listen, relay
 from shadowproxy.tasks import spawn
 from shadowproxy.upstreams.base import Channel
-from shadowproxy.upstreams.stdio import MAX_LINE, ChildProcess, StdioUpstream
+from shadowproxy.upstreams.stdio import ChildProcess, StdioUpstream
+
+__all__ = ["CLIENT", "SERVER", "LineReader", "StdioFront"]
 
 log = logging.getLogger(__name__)
 
-CLIENT, SERVER, CLIENT_EOF, SERVER_EXIT = range(4)
+SERVER, CLIENT_EOF, SERVER_EXIT, STOP, TIMED_OUT = range(CLIENT + 1, CLIENT + 6)
 # Echo benchmark, 16 requests in flight, messages per write (benchmarks.stdio_load, 2 cores): 2 122k req/s, 3 127k,
 # 4 142-148k, 6 100-131k, 8 115-128k, 12 81k. Fewer per write cost more system calls; more make each side wait
 # longer for the other's batch.
 WRITE_BATCH = 4
+# Messages waiting for the task beyond which the client's pipe is not read until they are taken: memory stays
+# bounded when a client writes faster than the server (or the chain) takes its requests.
+INBOX_HIGH = 128
 Event = tuple[int, Any]
 
 
-class LineReader(asyncio.Protocol):
-    """Our stdin: newline-delimited JSON-RPC, handed on a read's worth at a time; bad lines are answered at once
-    and never stop the session."""
-
-    def __init__(
-        self,
-        receive: Callable[[int, Iterator[Message]], None],
-        reject: Callable[[bytes | None, JsonRpcError], None],
-        closed: Callable[[], None],
-    ) -> None:
-        self.receive = receive
-        self.reject = reject
-        self.closed = closed
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        lines = (self.buffer + data).split(b"\n") if self.buffer else data.split(b"\n")
-        self.buffer = lines.pop()
-        if len(self.buffer) > MAX_LINE:
-            self.buffer = b""
-            self.reject(None, JsonRpcError(-32600, f"message over {MAX_LINE} bytes"))
-        self.receive(CLIENT, self.messages(lines))
-
-    def messages(self, lines: list[bytes]) -> Iterator[Message]:
-        """Each line decoded when it is taken, so what is taken first can be written on before the rest is decoded."""
-        for line in lines:
-            if not line or line.isspace():
-                continue
-            try:
-                decoded = decode(line)
-            except JsonRpcError as exc:
-                self.reject(line, exc)
-                continue
-            if type(decoded) is list:
-                yield from decoded
-            else:
-                yield decoded  # type: ignore[misc]
-
-    def eof_received(self) -> bool:
-        self.closed()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed()
-
-
-class Writer(asyncio.Protocol):
-    """Our stdout, with flow control so a slow client cannot grow our memory without bound."""
-
-    def __init__(self) -> None:
-        self.paused: asyncio.Future[None] | None = None
-
-    def pause_writing(self) -> None:
-        self.paused = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self.paused is not None and not self.paused.done():
-            self.paused.set_result(None)
-        self.paused = None
-
-
 class StdioFront:
-    def __init__(self, mount: Mount) -> None:
+    def __init__(self, mount: Mount, *, request_timeout: float | None = None) -> None:
         self.mount = mount
+        # How long the answers to what was forwarded may take once stdin has ended; ``None``: as long as they take.
+        self.request_timeout = request_timeout
         self.inbox: Inbox[Event] = Inbox()
         record = SessionRecord(id=new_session_id(), upstream=mount.name)
         self.session = LiveSession(record, mount)
@@ -116,8 +69,19 @@ class StdioFront:
         self.child: ChildProcess | None = None
         self.channel: Channel | None = None
         self.listener: asyncio.Task[None] | None = None
-        self.out: asyncio.WriteTransport | None = None
+        self.out: Output | None = None
         self.writer = Writer()
+        # Our stdin. A file there is read by the task ``input``, which waits for ``emptied`` while the inbox holds
+        # what it read; a pipe is held while the inbox is over INBOX_HIGH.
+        self.reader = LineReader(self.receive, self.reject, lambda: self.inbox.put((CLIENT_EOF, None)))
+        self.input: asyncio.Task[None] | None = None
+        self.emptied: asyncio.Future[None] | None = None
+        # Stdin has ended: the answers to what is in flight are awaited, until ``deadline``.
+        self.ending = False
+        self.deadline: asyncio.TimerHandle | None = None
+        self.eras = Eras()
+        # The Mcp-Param-* maps of the tools this client listed, for an HTTP upstream.
+        self.tools = ToolHeaders()
         self.to_client: list[bytes] = []
         self.to_child: list[bytes] = []
         # True while the task waits for the inbox with nothing queued: messages may then be handled as they arrive.
@@ -167,6 +131,8 @@ class StdioFront:
         for message in messages:
             self.inbox.put((source, message))
         self.flush()
+        if source == CLIENT and len(self.inbox) > INBOX_HIGH:
+            self.reader.hold()
 
     def reject(self, line: bytes | None, error: JsonRpcError) -> None:
         log.warning("client sent a bad message (%s): %.200r", error.message, line)
@@ -174,10 +140,8 @@ class StdioFront:
         self.flush()
 
     async def serve(self) -> int:
-        loop = asyncio.get_running_loop()
-        self.out, _ = await loop.connect_write_pipe(lambda: self.writer, sys.stdout)  # type: ignore[assignment]
-        reader = LineReader(self.receive, self.reject, lambda: self.inbox.put((CLIENT_EOF, None)))
-        await loop.connect_read_pipe(lambda: reader, sys.stdin)
+        self.out = await open_output(self.writer)
+        self.input = await open_input(self.reader, self.ready)
         upstream = self.mount.upstream
         if isinstance(upstream, StdioUpstream):
             self.child = await upstream.attach(lambda messages: self.receive(SERVER, messages))
@@ -189,11 +153,16 @@ class StdioFront:
         while True:
             if not self.inbox:
                 self.flush()
+                self.reader.release()
+                emptied, self.emptied = self.emptied, None
+                if emptied is not None and not emptied.done():
+                    emptied.set_result(None)
                 if self.writer.paused is not None:
                     await self.writer.paused
                 if self.child is not None:
                     await self.child.drain()
-            self.idle = not self.inbox
+            # Once stdin has ended every message goes through the task, which sees the last answer go out.
+            self.idle = not self.inbox and not self.ending
             kind, message = await self.inbox.next()
             self.idle = False
             if kind == CLIENT:
@@ -201,12 +170,53 @@ class StdioFront:
             elif kind == SERVER:
                 await self.from_server(message)
             elif kind == CLIENT_EOF:
-                self.flush()
-                return 0
-            else:
+                self.input_ended()
+            elif kind == SERVER_EXIT:
                 code = self.upstream_exited()
                 self.flush()
                 return code
+            else:
+                if kind == TIMED_OUT:
+                    self.timed_out()
+                self.flush()
+                return 0
+            if self.ending and not self.inflight:
+                self.flush()
+                return 0
+
+    async def ready(self) -> None:
+        """Before a file on stdin is read further: what was read has been taken, and neither side is full."""
+        if self.inbox:
+            self.emptied = asyncio.get_running_loop().create_future()
+            await self.emptied
+        if self.writer.paused is not None:
+            await self.writer.paused
+        if self.child is not None:
+            await self.child.drain()
+        await asyncio.sleep(0)  # a file is never slow to read: the answers get their turn
+
+    def stop(self) -> None:
+        """A signal: end now."""
+        self.inbox.put((STOP, None))
+
+    def input_ended(self) -> None:
+        """Stdin is over; the requests already forwarded are answered first (a client piping a file of requests
+        waits for every answer), for up to the request timeout."""
+        if self.ending:
+            return
+        self.ending = True
+        if self.inflight and self.request_timeout is not None:
+            loop = asyncio.get_running_loop()
+            self.deadline = loop.call_later(self.request_timeout, self.inbox.put, (TIMED_OUT, None))
+
+    def timed_out(self) -> None:
+        error = JsonRpcError(REQUEST_TIMEOUT, "the request timed out")
+        log.warning(
+            "%d request(s) not answered within %ss of the end of stdin", len(self.inflight), self.request_timeout
+        )
+        for request_id in self.inflight:
+            self.write(error_response(request_id, error))  # type: ignore[arg-type]
+        self.inflight.clear()
 
     def upstream_exited(self) -> int:
         assert self.child is not None
@@ -220,6 +230,9 @@ class StdioFront:
 
     def client_now(self, message: Message) -> bool:
         """A client message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
+        eras = self.eras
+        if eras.era is not MODERN and eras.stateless(message):
+            return False
         if message.data.get("method") == "initialize":
             self.note_initialize(message)
         if not self.mount.passes(message, C2S, self.session, "stdio"):
@@ -257,6 +270,7 @@ class StdioFront:
 
     async def from_client(self, message: Message) -> None:
         self.note_initialize(message)
+        stateless = self.child is not None and self.eras.era is not MODERN and self.eras.stateless(message)
         verdict = await self.mount.judge(message, C2S, self.session, "stdio")
         self.mount.sessions.touch(self.session)
         if not verdict.is_forward:
@@ -266,71 +280,60 @@ class StdioFront:
             return
         if verdict.message is not None:
             message = verdict.message
-        if self.child is not None:
+        if stateless:
+            await self.to_stateless(message)
+        elif self.child is not None:
             self.to_child_now(message)
         elif message.is_request:
+            assert self.channel is not None
             self.sent(message)
-            spawn(self.bridge(message), name=f"bridge-{message.id}")
+            headers = self.bridge_headers(message)
+            reading = relay(self.channel, message, headers, self.from_upstream, tools=self.tools)
+            spawn(reading, name=f"bridge-{message.id}")
         else:
             assert self.channel is not None
             with contextlib.suppress(UpstreamError):
                 await self.channel.send(message, self.bridge_headers(message))
 
+    async def to_stateless(self, message: Message) -> None:
+        """A request to the upstream's stateless process (started for the first), read by a task of its own; the
+        client's answer to what that process asked, or a cancellation of a request it serves, sent at once."""
+        if message.kind is REQUEST:
+            self.sent(message)
+            self.eras.requests.add(message.data["id"])
+            spawn(self.stateless(message), name=f"stateless-{message.id}")
+            return
+        self.eras.asked.discard(message.data.get("id"))
+        with contextlib.suppress(UpstreamError):
+            await (await self.mount.stateless_channel(self.session)).send(message, {})
+
+    async def stateless(self, request: Message) -> None:
+        """One request through the stateless process; its answers join the inbox."""
+        try:
+            channel = await self.mount.stateless_channel(self.session)
+            await relay(channel, request, {}, self.from_upstream, self.eras.asked)
+        except UpstreamError as exc:
+            self.from_upstream(error_response(request.id, exc))
+        finally:
+            self.eras.requests.discard(request.data["id"])
+
+    def from_upstream(self, message: Message) -> None:
+        """What a task read from the upstream: judged and written by the front's task, in order."""
+        self.inbox.put((SERVER, message))
+
     async def answer_server(self, answer: Message) -> None:
         """The proxy's answer to a server request the chain stopped; :class:`UpstreamError` if it cannot go."""
-        if self.child is not None:
+        if answer.data.get("id") in self.eras.asked:
+            await self.to_stateless(answer)
+        elif self.child is not None:
             self.queue_for_child(answer)
         else:
             assert self.channel is not None
             await self.channel.send(answer, self.bridge_headers(answer))
 
     def bridge_headers(self, message: Message) -> dict[str, str]:
-        """What an HTTP client would have sent alongside this message."""
-        version = request_protocol_version(message) or self.session.record.protocol_version
-        headers = {"MCP-Protocol-Version": version} if version and message.method != "initialize" else {}
-        if version in MODERN_VERSIONS and message.method:
-            headers["Mcp-Method"] = message.method
-            params = message.params if isinstance(message.params, dict) else {}
-            name = params.get("name") or params.get("uri")
-            if isinstance(name, str):
-                headers["Mcp-Name"] = name
-        return headers
-
-    async def bridge(self, message: Message) -> None:
-        """One request through an HTTP upstream; its answers join the inbox."""
-        assert self.channel is not None
-        exchange = None
-        try:
-            exchange = await self.channel.request(message, self.bridge_headers(message))
-            while True:
-                incoming = await exchange.next()
-                self.inbox.put((SERVER, incoming))
-                if incoming.is_reply and incoming.id == message.id:
-                    break
-        except JsonRpcError as exc:
-            self.inbox.put((SERVER, error_response(message.id, exc)))
-        finally:
-            if exchange is not None:
-                await exchange.close()
-
-    async def listen(self) -> None:
-        """The HTTP upstream's GET stream: server requests and notifications tied to no request."""
-        assert self.channel is not None
-        headers = self.bridge_headers(Message(Kind.NOTIFICATION, {}))
-        try:
-            source = await self.channel.listen(headers)
-        except UpstreamError as exc:
-            log.warning("no upstream GET stream: %s", exc.message)
-            return
-        if source is None:
-            return
-        try:
-            while True:
-                self.inbox.put((SERVER, await source.next()))
-        except JsonRpcError as exc:
-            log.info("the upstream GET stream ended: %s", exc.message)
-        finally:
-            await source.close(cancel=True)
+        """What an HTTP client of this session would have sent alongside this message."""
+        return client_headers(message, self.session.record.protocol_version, self.tools)
 
     def server_now(self, message: Message) -> bool:
         """A server message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
@@ -362,7 +365,8 @@ class StdioFront:
             result = message.result if isinstance(message.result, dict) else {}
             self.mount.sessions.activate(self.session, result.get("protocolVersion"))
             if self.channel is not None:
-                self.listener = spawn(self.listen(), name="bridge-listen")
+                headers = self.bridge_headers(Message(Kind.NOTIFICATION, {}))
+                self.listener = spawn(listen(self.channel, headers, self.from_upstream), name="bridge-listen")
         return request
 
     async def from_server(self, message: Message) -> None:
@@ -382,8 +386,13 @@ class StdioFront:
                     log.warning("could not answer the server's %s: %s", message.method, exc.message)
 
     async def close(self) -> None:
-        if self.listener is not None:
-            self.listener.cancel()
+        for task in (self.input, self.listener):
+            if task is not None:
+                task.cancel()
+        if self.deadline is not None:
+            self.deadline.cancel()
+        if self.out is not None:
+            await close_output(self.out, self.writer)
         if self.child is not None:
             await self.child.terminate()
         if self.channel is not None:

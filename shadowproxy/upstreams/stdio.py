@@ -54,7 +54,7 @@ def _drop(message: Message) -> None:
 
 
 def child_environment(config: UpstreamConfig) -> dict[str, str]:
-    """Only what the child needs: a safe base (or the whole environment when asked), plus its own settings."""
+    """A safe base (``run``'s default) or the whole environment (``inherit_env``, ``stdio``'s), then ``env``."""
     if config.inherit_env:
         env = dict(os.environ)
     else:
