@@ -104,7 +104,7 @@ class LegacySseEndpoint:
                 # Answered on the stream, like every reply of this transport.
                 session.reply(error_response(message.id, requests.refuse(len(session.relays))))
                 continue
-            await session.receive(message)
+            await session.receive(message, guard)
         return web.Response(status=202, text="Accepted")
 
 

@@ -22,8 +22,9 @@ from prometheus_client import Counter
 
 from shadowproxy import limits
 from shadowproxy.chain import Direction
+from shadowproxy.client_headers import ToolHeaders, client_headers
 from shadowproxy.errors import INTERNAL_ERROR, INVALID_REQUEST, REQUEST_TIMEOUT, JsonRpcError, UpstreamError
-from shadowproxy.http_wire import PRINCIPAL, answer_for
+from shadowproxy.http_wire import LONG_LIVED, PRINCIPAL, answer_for, is_stateless
 from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Kind, Message, RequestId, error_response, notification
 from shadowproxy.mount import Mount
@@ -31,6 +32,8 @@ from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession
 from shadowproxy.tasks import spawn
 from shadowproxy.timer import RequestTimer
+from shadowproxy.upstreams.base import Channel
+from shadowproxy.upstreams.http import HttpUpstream
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +98,25 @@ class Outbox(Inbox[Outgoing]):
 
 
 class StreamSession(LiveSession):
-    """A session whose server messages all go to one client stream."""
+    """A session whose server messages all go to one client stream.
 
-    __slots__ = ("abort", "closing", "draining", "listener", "relays", "request_timeout", "transport", "writing")
+    Its 2026-07-28 requests take the mount's stateless path, as they would through the Streamable HTTP front:
+    each is judged as its logical session's and sent on that session's channel, with the headers a 2026-07-28
+    HTTP client would send; cancelling one lets go of it, which is how that era cancels.
+    """
+
+    __slots__ = (
+        "abort",
+        "closing",
+        "draining",
+        "listener",
+        "relays",
+        "request_timeout",
+        "stateless",
+        "tools",
+        "transport",
+        "writing",
+    )
 
     def __init__(
         self, record: SessionRecord, mount: Mount, *, transport: str, buffer: int, request_timeout: float
@@ -107,6 +126,8 @@ class StreamSession(LiveSession):
         self.transport = transport
         self.request_timeout = request_timeout
         self.relays: dict[RequestId, asyncio.Task[None]] = {}
+        self.stateless: set[RequestId] = set()
+        self.tools = ToolHeaders() if isinstance(mount.upstream, HttpUpstream) else None
         self.listener: asyncio.Task[None] | None = None
         self.closing: Closing | None = None
         self.draining = False
@@ -137,18 +158,25 @@ class StreamSession(LiveSession):
         """Queue a message that needs no judging: already judged, or made by the proxy (an error, an answer)."""
         self.inbox.put((message, True))
 
-    async def receive(self, message: Message) -> None:
+    async def receive(self, message: Message, guard: limits.Guard) -> None:
         """One message from the client: judge it, then send it on; a request gets a relay task of its own."""
         if self.closing is not None:
             return
+        session: LiveSession = self
         if message.is_request and message.method == "initialize":
-            params = message.params or {}
+            params = message.params if isinstance(message.params, dict) else {}
             self.record.client_info = params.get("clientInfo")
             self.record.client_capabilities = params.get("capabilities")
             self.record.protocol_version = params.get("protocolVersion")
             self.record.init_request = message.to_bytes().decode()
-        verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, self, self.transport)
-        self.mount.sessions.touch(self)
+        elif message.is_request and is_stateless(message, None):
+            try:
+                session = self.mount.logical_session(message, self.record.principal, guard)
+            except limits.LimitExceeded as exc:
+                self.reply(error_response(message.id, exc))
+                return
+        verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, session, self.transport)
+        self.mount.sessions.touch(session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
             if answer is not None:
@@ -156,21 +184,27 @@ class StreamSession(LiveSession):
             return
         message = verdict.message or message
         if message.is_request:
-            self._start_relay(message)
+            self._start_relay(message, session)
             return
+        relay = None
+        if message.method == "notifications/cancelled":
+            params = message.params
+            cancelled = params.get("requestId") if isinstance(params, dict) else None
+            relay = self.relays.get(cancelled) if isinstance(cancelled, str | int) else None
+            if relay is not None and cancelled in self.stateless:
+                # Not for the session's channel: the relay lets go of the request, which cancels it upstream.
+                relay.cancel()
+                return
         assert self.channel is not None
         try:
             await self.channel.send(message, self.headers(message))
         except UpstreamError as exc:
             log.warning("could not pass a %s upstream: %s", message.kind.value, exc.message)
             return
-        if message.method == "notifications/cancelled":
-            params = message.params or {}
-            relay = self.relays.get(params.get("requestId"))  # type: ignore[arg-type]
-            if relay is not None:
-                relay.cancel()
+        if relay is not None:
+            relay.cancel()
 
-    def _start_relay(self, message: Message) -> None:
+    def _start_relay(self, message: Message, session: LiveSession) -> None:
         request_id = message.id
         assert request_id is not None
         if self.draining:
@@ -181,26 +215,33 @@ class StreamSession(LiveSession):
             text = f"over {MAX_IN_FLIGHT} requests in flight on this stream"
             self.reply(error_response(request_id, JsonRpcError(INVALID_REQUEST, text)))
         else:
-            self.relays[request_id] = spawn(self.relay(message), name=f"{self.transport}-relay")
+            if session is not self:
+                self.stateless.add(request_id)
+            self.relays[request_id] = spawn(self.relay(message, session), name=f"{self.transport}-relay")
 
     def headers(self, message: Message) -> dict[str, str]:
         """What a Streamable HTTP client would send along, for an HTTP upstream."""
-        version = self.record.protocol_version
-        return {"MCP-Protocol-Version": version} if version and message.method != "initialize" else {}
+        return client_headers(message, self.record.protocol_version, self.tools)
 
-    async def relay(self, message: Message) -> None:
+    async def relay(self, message: Message, session: LiveSession) -> None:
         """Carry one request upstream and everything the server says for it back to the stream."""
         assert self.channel is not None and message.id is not None
+        stateless = session is not self
         exchange = None
         timeout = self.request_timeout
-        timer = RequestTimer(asyncio.get_running_loop().time() + timeout, timeout)
+        deadline = None if message.method in LONG_LIVED else asyncio.get_running_loop().time() + timeout
+        timer = RequestTimer(deadline, timeout)
         try:
             try:
-                exchange = await self.channel.request(message, self.headers(message))
+                channel = await self.mount.stateless_channel(session) if stateless else self.channel
+                exchange = await channel.request(message, self.headers(message))
                 while True:
                     incoming = await exchange.next()
                     final = incoming.is_reply and incoming.id == message.id
-                    outgoing = await self.judge_reply(incoming, message if final else None)
+                    outgoing = await self.judge_reply(incoming, message if final else None, session, channel)
+                    if final and stateless and self.tools is not None and outgoing is not None:
+                        # Learnt before the client sees the list, so its first call carries the headers.
+                        await self.tools.learn(message, outgoing)
                     if outgoing is not None:
                         self.reply(outgoing)
                     if final:
@@ -208,6 +249,9 @@ class StreamSession(LiveSession):
             except asyncio.CancelledError:
                 if timer.expired():
                     raise TimeoutError from None
+                if stateless and exchange is not None:
+                    await exchange.close(cancel=True)
+                    exchange = None
                 raise
             if message.method == "initialize" and incoming.kind is Kind.RESPONSE:
                 self._initialized(incoming)
@@ -216,14 +260,15 @@ class StreamSession(LiveSession):
             if exchange is not None:
                 await exchange.close(cancel=True)
                 exchange = None
-            if isinstance(exc, TimeoutError):
+            if isinstance(exc, TimeoutError) and not stateless:
                 await self._send_cancel(message.id)
             log.warning("request %r failed: %s", message.method, error.message)
-            self.mount.sessions.touch(self, errors=1)
+            self.mount.sessions.touch(session, errors=1)
             self.reply(error_response(message.id, error))
         finally:
             timer.stop()
             self.relays.pop(message.id, None)
+            self.stateless.discard(message.id)
             if exchange is not None:
                 await exchange.close()
             if self.draining and not self.relays:
@@ -260,19 +305,21 @@ class StreamSession(LiveSession):
         finally:
             await source.close(cancel=True)
 
-    async def judge_reply(self, incoming: Message, request: Message | None) -> Message | None:
-        """Run a server message through the chain; ``None`` means nothing goes to the client."""
-        self.mount.sessions.touch(self, errors=incoming.error is not None)
-        verdict = await self.mount.judge(incoming, Direction.SERVER_TO_CLIENT, self, self.transport, request)
+    async def judge_reply(
+        self, incoming: Message, request: Message | None, session: LiveSession, channel: Channel | None
+    ) -> Message | None:
+        """Run a server message of ``session`` through the chain; ``None`` means nothing goes to the client."""
+        self.mount.sessions.touch(session, errors=incoming.error is not None)
+        verdict = await self.mount.judge(incoming, Direction.SERVER_TO_CLIENT, session, self.transport, request)
         if verdict.is_forward:
             return verdict.message or incoming
         if incoming.is_reply:
             return error_response(incoming.id, verdict.error or JsonRpcError(INTERNAL_ERROR, "blocked"))
         answer = answer_for(incoming, verdict)
-        if answer is not None and self.channel is not None:
+        if answer is not None and channel is not None:
             # A server request the proxy answered or refused: the answer goes back to the server.
             try:
-                await self.channel.send(answer, {})
+                await channel.send(answer, {})
             except UpstreamError as exc:
                 log.warning("could not answer the server's %s: %s", incoming.method, exc.message)
         return None
@@ -292,7 +339,7 @@ class StreamSession(LiveSession):
             except JsonRpcError as exc:
                 return self.closing or Closing(GOING_AWAY, exc.message)
             if not judged:
-                outgoing = await self.judge_reply(message, None)
+                outgoing = await self.judge_reply(message, None, self, self.channel)
                 if outgoing is None:
                     continue
                 message = outgoing

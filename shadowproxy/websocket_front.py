@@ -83,15 +83,16 @@ class WebSocketEndpoint:
             stream.abort = transport.abort
         writer = spawn(self.write(ws, stream), name="websocket-writer")
         try:
-            await self.read(ws, stream, guard.requests)
+            await self.read(ws, stream, guard)
         finally:
             writer.cancel()
             await stream.finish()
         log.info("WebSocket of session %s closed with %s", stream.id[:8], ws.close_code)
         return ws
 
-    async def read(self, ws: web.WebSocketResponse, stream: StreamSession, requests: limits.Slots) -> None:
+    async def read(self, ws: web.WebSocketResponse, stream: StreamSession, guard: limits.Guard) -> None:
         """Frames in: each text frame is one message (or a batch); a bad one is answered and the rest go on."""
+        requests = guard.requests
         async for frame in ws:
             if frame.type is WSMsgType.TEXT:
                 data = frame.data.encode()
@@ -104,7 +105,7 @@ class WebSocketEndpoint:
                     if message.is_request and len(stream.relays) >= requests.cap:
                         stream.reply(error_response(message.id, requests.refuse(len(stream.relays))))
                         continue
-                    await stream.receive(message)
+                    await stream.receive(message, guard)
             elif frame.type is WSMsgType.BINARY:
                 closing = Closing(
                     UNSUPPORTED_DATA, "binary frames are not MCP; send one JSON-RPC message per text frame"

@@ -15,7 +15,7 @@ import aiohttp
 
 from shadowproxy.config import UpstreamConfig
 from shadowproxy.errors import JsonRpcError, UpstreamError, UpstreamSessionLost
-from shadowproxy.jsonrpc import Message, decode, error_response
+from shadowproxy.jsonrpc import ERROR, Message, RequestId, decode, error_response
 from shadowproxy.sse import SseError, SseParser
 from shadowproxy.upstreams.base import UnsolicitedHandler
 
@@ -35,12 +35,29 @@ class HttpExchange:
     Event ids pass through unchanged (``event_id`` is the id of the message ``next`` returned last), and
     so do priming events and ``retry`` hints (``controls``, raw frames for the client's stream), so a
     client resumes at the upstream exactly as it would without the proxy.
+
+    An error with a null id in the answer to a POST is the answer to the request it carried (a server that
+    could not read the id answers so), and is given that request's id: a client on a front without a POST of
+    its own for each request (legacy SSE, WebSocket, stdio) could not match it to anything it sent.
     """
 
-    __slots__ = ("_messages", "_parser", "_response", "_resumable", "controls", "event_id", "status", "streaming")
+    __slots__ = (
+        "_messages",
+        "_parser",
+        "_read",
+        "_request_id",
+        "_response",
+        "_resumable",
+        "controls",
+        "event_id",
+        "status",
+        "streaming",
+    )
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, request_id: RequestId | None = None) -> None:
         self._response = response
+        self._request_id = request_id
+        self._read = False
         self.status: int | None = response.status
         self._messages: deque[tuple[Message, str | None]] = deque()
         content_type = response.headers.get("Content-Type", "")
@@ -57,9 +74,14 @@ class HttpExchange:
             else:
                 await self._read_events()
         message, self.event_id = self._messages.popleft()
+        if message.kind is ERROR and message.id is None and self._request_id is not None:
+            message = message.evolve(id=self._request_id)
         return message
 
     async def _read_json(self) -> None:
+        if self._read:
+            raise UpstreamError(f"upstream answered HTTP {self.status} without the response to this request")
+        self._read = True
         body = await self._response.read()
         self._response.release()
         if not body:
@@ -156,7 +178,7 @@ class HttpChannel:
             response.release()
             error = UpstreamError(f"upstream answered HTTP {status} without a JSON-RPC response")
             return ErrorExchange(error_response(message.id, error), 502 if status < 400 else status)
-        return HttpExchange(response)
+        return HttpExchange(response, message.id)
 
     async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
         """The server still holds its session: reuse its id (a server that forgot it answers 404 later)."""
