@@ -23,15 +23,23 @@ from shadowproxy.rules.source import RulesError
 
 OK, FAILED, INVALID = 0, 1, 2
 
-CHECK_EXAMPLES = """examples:
-  shadowproxy rules check policy.yaml
-  shadowproxy rules check policies/ builtin:no-secrets
-  shadowproxy rules check --json policy.yaml
+FROM_A_CLONE = "files named shadowproxy/demo/... and rules/packs/... are in a clone of the repository"
+CHECK_EXAMPLES = f"""examples:
+  shadowproxy rules check shadowproxy/demo/policy.yaml
+  shadowproxy rules check shadowproxy/demo/policy.yaml builtin:no-secrets
+  shadowproxy rules check --json builtin:read-only
+
+{FROM_A_CLONE}
 """
-TEST_EXAMPLES = """examples:
-  shadowproxy rules test policy.yaml --message '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm"}}'
-  shadowproxy rules test policy.yaml --message reply.json --request call.json --direction server_to_client
-  shadowproxy rules test builtin:read-only --cases tests/policy-cases/
+HUGE_SUM = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":5000000}}}'
+TEST_EXAMPLES = f"""examples:
+  shadowproxy rules test shadowproxy/demo/policy.yaml --message '{HUGE_SUM}'
+  shadowproxy rules test shadowproxy/demo/policy.yaml --message shadowproxy/demo/reply.json \\
+      --request shadowproxy/demo/call.json --direction server_to_client
+  shadowproxy rules test shadowproxy/demo/policy.yaml --cases shadowproxy/demo/cases/
+  shadowproxy rules test builtin:read-only --cases rules/packs/cases/read-only/
+
+{FROM_A_CLONE}
 """
 
 
@@ -70,8 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     test.set_defaults(handler=run_test)
 
 
-def run_check(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """``rules check``: validate and summarise."""
+    out, err = out or sys.stdout, err or sys.stderr  # looked up per call: a test may have replaced them
     rules = _load(args.paths, err)
     if rules is None:
         return INVALID
@@ -87,8 +96,9 @@ def run_check(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
     return OK
 
 
-def run_test(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_test(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """``rules test``: judge one message, or run a cases directory."""
+    out, err = out or sys.stdout, err or sys.stderr  # looked up per call: a test may have replaced them
     rules = _load(args.paths, err)
     if rules is None:
         return INVALID

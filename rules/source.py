@@ -23,6 +23,7 @@ RULE_SUFFIXES = (".yaml", ".yml", ".json")
 BUILTIN_PREFIX = "builtin:"
 
 JsonPath = tuple[str | int, ...]
+EMPTY_FILE = "the file is empty; it needs a 'rules:' list"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,7 @@ def parse(text: str, file: str) -> tuple[Document | None, list[Problem]]:
     try:
         node = loader.get_single_node()
         if node is None:
-            return None, [Problem(file, 1, "the file is empty; it needs a 'rules:' list")]
+            return None, [Problem(file, 1, EMPTY_FILE)]
         document = Document(file, None)
         problems: list[Problem] = []
         _record(node, (), document, problems)

@@ -38,6 +38,16 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
+ACTIONS: tuple[str, ...] = tuple(schema()["$defs"]["action"]["anyOf"][1]["properties"])
+"""Every action, in the schema's order."""
+BARE_ACTIONS: tuple[str, ...] = tuple(schema()["$defs"]["action"]["anyOf"][0]["enum"])
+"""The actions that may be written as a name alone; the others need their settings."""
+ACTIONS_HELP = (
+    f"actions are: {', '.join(ACTIONS)} ({', '.join(BARE_ACTIONS)} may stand alone as a name;"
+    " the others take settings, as in {respond: {text: ...}})"
+)
+
+
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema())
@@ -63,8 +73,15 @@ def _explain(document: Document, error: ValidationError) -> Iterator[Problem]:
             where = "" if not path else f" in {_name(path)}"
             message = f"unknown key {key!r}{where}{hint}"
             if _is_action_path(path):
-                message = f"unknown action {key!r}{hint}; actions are: {', '.join(known)}"
+                message = f"unknown action {key!r}{hint}; {ACTIONS_HELP}"
             yield document.problem([*path, key], message)
+        return
+    if error.validator == "enum" and _is_action_path(path):
+        yield document.problem(path, _bad_action_name(str(error.instance)))
+        return
+    if error.validator == "maxProperties" and _is_action_path(path) and isinstance(error.instance, dict):
+        names = ", ".join(map(str, error.instance))
+        yield document.problem(path, f"an action mapping holds one action, not {len(error.instance)} ({names})")
         return
     if error.validator == "enum":
         choices = [str(choice) for choice in error.validator_value]
@@ -107,8 +124,8 @@ def _explain_union(document: Document, error: ValidationError) -> Iterator[Probl
         return
     path = list(error.absolute_path)
     if _is_action_path(path):
-        message = f"an action is a name (allow, block, log, redact) or a mapping, not {_describe(error.instance)}"
-        yield document.problem(path, message)
+        message = f"an action is a name or a mapping of one action to its settings, not {_describe(error.instance)}"
+        yield document.problem(path, f"{message}; {ACTIONS_HELP}")
         return
     allowed = sorted(
         {
@@ -130,6 +147,12 @@ def _fits(sub: ValidationError, instance: Any) -> bool:
     if sub.validator == "enum":
         return any(type(choice) is type(instance) for choice in sub.validator_value)
     return True
+
+
+def _bad_action_name(name: str) -> str:
+    if name in ACTIONS:
+        return f"{name!r} is not a valid action on its own: it takes settings ({{{name}: ...}}); {ACTIONS_HELP}"
+    return f"{name!r} is not a valid action{_did_you_mean(name, ACTIONS)}; {ACTIONS_HELP}"
 
 
 def _is_action_path(path: Sequence[Any]) -> bool:

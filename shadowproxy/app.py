@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -25,11 +25,12 @@ from shadowproxy.mount import Mount
 from shadowproxy.persistence import PersistenceWorker
 from shadowproxy.plugins import load_interceptors
 from shadowproxy.sessions import SessionManager
-from shadowproxy.stores import StoreError, open_store
+from shadowproxy.stores import open_store
 from shadowproxy.tasks import spawn
 from shadowproxy.upstreams import StdioUpstream, create_upstream
 
 log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 PROXY_KEY = web.AppKey("proxy", "Proxy")
 FRONT_DOOR_KEY = web.AppKey("front_door", FrontDoor)
@@ -77,23 +78,22 @@ class Proxy:
         self._monitoring: list[asyncio.Task[None]] = []
         self.cluster = cluster.join(config, self.sessions, self.mounts, self.chain, self.reload)
 
-    async def start(self) -> None:
-        try:
-            await self.store.open()
-        except StoreError as exc:
-            # The worker keeps retrying; serving matters more than the store being there at start.
-            log.warning("the session store is not available yet: %s", exc)
-        await self.worker.start()
+    async def start(self, *, on_demand: bool = False) -> None:
+        """Open what the proxy runs. ``on_demand`` (the stdio front: one client) starts no server process ahead of
+        a request and runs no health checks, which would start one: a stateful server gets no second writer."""
+        await self.worker.start()  # opens the store; one that is down is reported and retried, not waited for
         if self.cluster is not None:
             await self.cluster.start()
         for interceptor in self.chain.interceptors:
             start = getattr(interceptor, "start", None)
             if start is not None:
                 await start()
+        self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
+        if on_demand:
+            return
         for mount in self.mounts:
             if isinstance(mount.upstream, StdioUpstream):
                 spawn(mount.warm(), name=f"warm-{mount.name}")
-        self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
         self._monitoring = [spawn(monitor.run(), name=f"health-{name}") for name, monitor in self.monitors.items()]
 
     async def reload(self) -> bool:
@@ -150,15 +150,21 @@ async def readyz(request: web.Request) -> web.Response:
     in_flight = sum(endpoint.in_flight for endpoint in proxy.endpoints)
     upstreams = {name: monitor.report() for name, monitor in proxy.monitors.items()}
     unready = sorted(name for name, monitor in proxy.monitors.items() if not monitor.ready)
+    store = health.store_report(proxy.worker)
+    failing = store["status"] != "ok"
     body = {
-        "status": "unready" if unready else "ready",
+        "status": "unready" if unready else "degraded" if failing else "ready",
         "sessions": len(proxy.sessions),
         "in_flight": in_flight,
         "upstreams": upstreams,
+        "store": store,
         "tasks": task_census(),
     }
-    if unready:
-        body["problems"] = [f"upstream {name}: {describe(upstreams[name])}" for name in unready]
+    problems = [f"upstream {name}: {describe(upstreams[name])}" for name in unready]
+    if failing:
+        problems.append(f"store: {health.describe_store(store)}")
+    if problems:
+        body["problems"] = problems
     return web.json_response(body, status=503 if unready else 200)
 
 
@@ -175,6 +181,22 @@ def task_census() -> dict[str, int]:
     return dict(census)
 
 
+def mount_listing(proxy: Proxy) -> Handler:
+    """A 404 that names every mount: where a client lands when it is given the base path of several servers."""
+    mounts = [(mount.name, mount.path) for mount in proxy.mounts]
+    paths = ", ".join(path for _, path in mounts)
+
+    async def listing(request: web.Request) -> web.Response:
+        base = f"{request.scheme}://{request.host}"
+        body = {
+            "error": f"no MCP server at {request.path}; connect to one of: {paths}",
+            "mounts": [{"name": name, "path": path, "url": base + path} for name, path in mounts],
+        }
+        return web.json_response(body, status=404)
+
+    return listing
+
+
 def make_app(proxy: Proxy) -> web.Application:
     config = proxy.config
     app = web.Application(client_max_size=config.max_body_size)
@@ -183,6 +205,9 @@ def make_app(proxy: Proxy) -> web.Application:
     limits.install(app, proxy.guard)
     for endpoint in proxy.endpoints:
         app.router.add_route("*", endpoint.mount.path, endpoint.handle)
+    listing = mount_listing(proxy)
+    for path in {config.path, "/"} - {mount.path for mount in proxy.mounts}:
+        app.router.add_route("*", path, listing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     metrics.register(app, proxy)
@@ -196,12 +221,13 @@ def make_app(proxy: Proxy) -> web.Application:
         yield
         await proxy.stop()
 
-    async def close_streams(app: web.Application) -> None:
+    async def drain(app: web.Application) -> None:
         proxy.draining = True
+        app[FRONT_DOOR_KEY].drain()
         for endpoint in proxy.endpoints:
             endpoint.close_streams()
 
-    app.on_shutdown.append(close_streams)
+    app.on_shutdown.append(drain)
     app.on_response_prepare.append(tag_response)
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -17,16 +17,25 @@ from shadowproxy.errors import ShadowProxyError
 
 log = logging.getLogger("shadowproxy")
 
-EXAMPLES_RUN = """examples:
+FROM_A_CLONE = "files named shadowproxy/demo/... are examples in a clone of the repository"
+EXAMPLES_RUN = f"""examples:
   shadowproxy run --demo
-  shadowproxy run --upstream "python server.py --flag"
-  shadowproxy run --upstream https://example.com/mcp --port 9000 --rules policy.yaml
-  shadowproxy run --config shadowproxy.yaml
+  shadowproxy run --upstream "python -m shadowproxy.demo"
+  shadowproxy run --upstream http://127.0.0.1:8765/mcp --port 9000 --rules builtin:read-only
+  shadowproxy run --config shadowproxy/demo/shadowproxy.yaml
+
+{FROM_A_CLONE}
 """
 EXAMPLES_STDIO = """examples (as an MCP client's server command):
-  shadowproxy stdio -- python server.py
-  shadowproxy stdio --rules builtin:read-only -- npx some-mcp-server
-  shadowproxy stdio --upstream https://example.com/mcp
+  shadowproxy stdio -- python -m shadowproxy.demo
+  shadowproxy stdio --rules builtin:read-only -- python -m shadowproxy.demo
+  shadowproxy stdio --upstream http://127.0.0.1:8765/mcp
+"""
+EXAMPLES_CONFIG = f"""examples:
+  shadowproxy config check --config shadowproxy/demo/shadowproxy.yaml
+  shadowproxy config show --config shadowproxy/demo/shadowproxy.yaml --json
+
+{FROM_A_CLONE}
 """
 
 
@@ -50,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common_options(run)
     run.add_argument("--upstream", help='stdio command line ("python server.py") or http(s) URL')
-    run.add_argument("--demo", action="store_true", help="front the bundled demo server")
+    run.add_argument("--demo", action="store_true", help="front the bundled demo server (tools echo, add, time)")
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 8765; 0 picks a free one)")
     run.add_argument("--path", help="MCP endpoint path (default /mcp)")
@@ -76,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_parser = commands.add_parser(
         "config",
         help="check or show the effective configuration",
-        epilog="examples:\n  shadowproxy config check --config shadowproxy.yaml\n  shadowproxy config show --json",
+        epilog=EXAMPLES_CONFIG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     config_commands = config_parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -107,7 +116,9 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # t
     return [rules, sessions, wrapping, tapping, administering]  # administering adds to rules: after it
 
 
-def load_config(args: argparse.Namespace, **extra: object) -> config.Config:
+def load_config(
+    args: argparse.Namespace, problems: list[config.ConfigError] | None = None, **extra: object
+) -> config.Config:
     overrides = {
         key: getattr(args, key, None)
         for key in (
@@ -127,7 +138,7 @@ def load_config(args: argparse.Namespace, **extra: object) -> config.Config:
         )
     }
     overrides.update(extra)
-    return config.load(args.config, **overrides)
+    return config.load(args.config, problems=problems, **overrides)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -142,17 +153,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    """Build the proxy and its application without starting them: every section is validated on the way."""
+    """Build the proxy and its application without starting them: every section is validated on the way.
+
+    ``check`` reports every problem at once, each with its file and line, as ``rules check`` does.
+    """
     import json
 
     from shadowproxy.admin import masked_config
     from shadowproxy.app import Proxy, make_app
 
-    cfg = load_config(args, upstream=args.upstream)
-    proxy = Proxy(cfg)
-    make_app(proxy)
+    problems: list[config.ConfigError] = []
+    cfg = load_config(args, problems, upstream=args.upstream)
+    problems += section_problems(cfg)
+    proxy: Proxy | None = None
+    if not problems:
+        try:
+            proxy = Proxy(cfg)
+            make_app(proxy)
+        except config.ConfigError as exc:
+            problems.append(config.pinpoint(exc, cfg))
+            proxy = None
+    if proxy is None:
+        problems.sort(key=lambda problem: file_order(problem, cfg.source))
+        if args.json:
+            print(json.dumps({"ok": False, "source": cfg.source, "problems": [str(p) for p in problems]}, indent=2))
+        raise config.ConfigErrors(problems) if len(problems) > 1 else problems[0]
+    chain = [interceptor.name for interceptor in proxy.chain.interceptors]
     if args.config_command == "show":
-        shown = masked_config(cfg)
+        shown = {**masked_config(cfg), "chain": chain}
         if args.json:
             print(json.dumps(shown, indent=2, default=str))
         else:
@@ -161,10 +189,56 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     where = cfg.source or "defaults and environment"
     if args.json:
-        print(json.dumps({"ok": True, "source": where, "upstreams": [u.name for u in cfg.upstreams]}))
+        print(json.dumps({"ok": True, "source": where, "upstreams": [u.name for u in cfg.upstreams], "chain": chain}))
     else:
-        print(f"ok: {where}: {len(cfg.upstreams)} upstream(s), {len(proxy.chain)} interceptor(s) in the chain")
+        names = f": {', '.join(chain)}" if chain else ""
+        print(f"ok: {where}: {len(cfg.upstreams)} upstream(s), {len(chain)} interceptor(s) in the chain{names}")
     return 0
+
+
+def file_order(problem: config.ConfigError, source: str | None) -> tuple[int, int]:
+    """The config file's problems first, by line; then the others (rules files, variables) as found."""
+    file, _, line = (problem.source or "").rpartition(":")
+    return (0, int(line)) if source is not None and file == source and line.isdigit() else (1, 0)
+
+
+def section_problems(cfg: config.Config) -> list[config.ConfigError]:
+    """What the modules owning ``auth``, ``admin``, the chain and the rules find wrong, each section on its own."""
+    from shadowproxy import auth
+    from shadowproxy.admin import AdminConfig
+    from shadowproxy.plugins import load_interceptors
+    from shadowproxy.rules.source import RulesError
+
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("auth", lambda: auth.parse(cfg.auth, cfg.source)),
+        ("admin", lambda: AdminConfig.from_mapping(cfg.admin, cfg.source)),
+    ]
+    for index, item in enumerate(cfg.interceptors):
+        rules = cfg.rules if item.name == "rules" else ()
+        checks.append((f"interceptors[{index}]", lambda item=item, rules=rules: load_interceptors([item], rules)))
+    if cfg.rules and all(item.name != "rules" for item in cfg.interceptors):
+        checks.append(("rules", lambda: load_interceptors([], cfg.rules)))
+    found: list[config.ConfigError] = []
+    if not cfg.upstreams:
+        found.append(
+            config.ConfigError("no upstream: give --upstream or a config file with upstreams", key="upstreams")
+        )
+    for key, check in checks:
+        try:
+            check()
+        except RulesError as exc:
+            for problem in exc.problems:
+                if problem.line is None:
+                    # A path that names nothing: the config's line that names the path is the one to fix.
+                    found.append(config.pinpoint(config.ConfigError(str(problem), key=key), cfg))
+                else:
+                    rule = f"rule {problem.rule!r}: " if problem.rule else ""
+                    found.append(config.ConfigError(rule + problem.message, source=f"{problem.file}:{problem.line}"))
+        except config.ConfigError as exc:
+            # An interceptor's error names the whole list; the entry it is about is more precise.
+            precise = key if exc.key in (None, "interceptors") else exc.key
+            found.append(config.pinpoint(config.ConfigError(exc.problem, key=precise, source=exc.source), cfg))
+    return found
 
 
 def cmd_stdio(args: argparse.Namespace) -> int:
@@ -173,7 +247,7 @@ def cmd_stdio(args: argparse.Namespace) -> int:
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if bool(command) == bool(args.upstream):
         raise config.ConfigError("give either -- CMD ARGS... or --upstream URL", key="upstream")
-    cfg = load_config(args, upstream=args.upstream or shlex.join(command))
+    cfg = config.for_stdio(load_config(args, upstream=args.upstream or shlex.join(command)))
     logs.setup(cfg.log_level, cfg.log_format)
     return run_loop(lambda: serve_stdio(cfg))
 

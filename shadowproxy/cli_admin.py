@@ -25,7 +25,7 @@ EXAMPLES = f"""examples:
   export {TOKEN_ENV}=...
   shadowproxy upstreams list                          # a table, on {DEFAULT_URL}
   shadowproxy upstreams list --url http://proxy:8765 --json
-  shadowproxy upstreams restart files                 # new processes, circuit closed
+  shadowproxy upstreams restart alpha                 # new processes, circuit closed
   shadowproxy rules reload                            # every rules file, checked before it takes
   shadowproxy rules reload --all                      # in a cluster: every instance
 

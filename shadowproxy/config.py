@@ -9,17 +9,18 @@ error names the key it is about, and the file when there is one.
 from __future__ import annotations
 
 import os
+import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from shadowproxy.errors import ConfigError
 from shadowproxy.limits import Limits, UpstreamLimits, parse_limits, parse_upstream_limits
+from shadowproxy.rules.source import EMPTY_FILE, Document
+from shadowproxy.rules.source import parse as parse_yaml
 
 DEFAULT_CONFIG_FILE = "shadowproxy.yaml"
 ENV_PREFIX = "SHADOWPROXY_"
@@ -33,7 +34,9 @@ class UpstreamConfig:
     command: tuple[str, ...] = ()
     url: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    inherit_env: bool = False
+    inherit_env: bool | None = None
+    """The whole environment for a stdio child (``True``), or a safe base (``False``), under ``env``; ``None``: the
+    mode's default, the whole one under ``shadowproxy stdio`` (see :func:`for_stdio`), the safe base under ``run``."""
     cwd: str | None = None
     share: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -143,6 +146,8 @@ class Config:
     auth: Mapping[str, Any] = field(default_factory=dict)
     admin: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
+    implicit_source: bool = False
+    """``source`` was not named (``--config``) but found in the working directory."""
 
 
 _SCALARS: dict[str, type] = {
@@ -173,116 +178,184 @@ _SECTIONS = ("auth", "admin")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def load(config_file: str | None = None, *, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-    """Build the effective config: file, then environment, then ``overrides`` (CLI flags; ``None`` means unset)."""
+class ConfigErrors(ConfigError):
+    """Several problems found at once; ``errors`` holds each one, with its key, file and line."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        self.errors = tuple(errors)
+        heading = f"{len(self.errors)} problems in the configuration"
+        super().__init__("\n".join([heading, *(f"  {error}" for error in self.errors)]))
+
+
+def raise_all(problems: Sequence[ConfigError]) -> None:
+    """Raise ``problems``: nothing when there are none, the error itself when there is one."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigErrors(problems)
+
+
+def load(
+    config_file: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    problems: list[ConfigError] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Build the effective config: file, then environment, then ``overrides`` (CLI flags; ``None`` means unset).
+
+    Every problem is found, not just the first, each naming its key and, for a setting from the file, the
+    file and line. Without ``problems`` they are raised (see :func:`raise_all`); with it they are added to it
+    and the config returned keeps the defaults in place of the invalid settings, so that ``config check`` can
+    go on to check the sections that other modules own.
+    """
+    found: list[ConfigError] = []
     raw: dict[str, Any] = {}
     source = None
     file = Path(config_file) if config_file else Path(DEFAULT_CONFIG_FILE)
-    lines: dict[str, int] = {}
+    document = None
     if config_file or file.exists():
         source = str(file)
-        raw, lines = _read_file(file)
-    try:
-        config = from_mapping(raw, source=source)
-    except ConfigError as exc:
-        line = _line_of(exc.key, lines)
-        if line is None:
-            raise
-        raise ConfigError(exc.problem, key=exc.key, source=f"{source}:{line}") from None
-    config = _apply_env(config, os.environ if env is None else env)
+        raw, document = _read_file(file, found)
+    config = from_mapping(raw, source=source, problems=found)
+    config = replace(config, implicit_source=source is not None and not config_file)
+    config, overridden = _apply_env(config, os.environ if env is None else env, found)
     changes = {key: value for key, value in overrides.items() if value is not None}
     if "upstream" in changes:
-        changes["upstreams"] = (parse_upstream("default", changes.pop("upstream")),)
+        try:
+            changes["upstreams"] = (parse_upstream("default", changes.pop("upstream")),)
+        except ConfigError as exc:
+            found.append(exc)
     for key in _LISTS:
         if key in changes:
             changes[key] = tuple(changes[key])
     config = replace(config, **changes)
-    validate(config)
+    validate(config, found)
+    overridden |= set(changes)
+    located = [_locate(error, document, source, overridden) for error in found]
+    if problems is None:
+        raise_all(located)
+    else:
+        problems.extend(located)
     return config
 
 
-def _line_of(key: str | None, lines: Mapping[str, int]) -> int | None:
-    """The line of ``key`` (``upstreams.files.command``), or of its nearest parent that has one."""
-    while key:
-        if key in lines:
-            return lines[key]
-        key = key.rpartition(".")[0] if "." in key else key.partition("[")[0] if "[" in key else ""
-    return None
+def pinpoint(error: ConfigError, config: Config) -> ConfigError:
+    """``error``, found by the module that checks its section, at the line of its key in ``config``'s file.
+
+    Only a value that the file set gets a line: one a flag or variable replaced has none.
+    """
+    if config.source is None or error.key is None:
+        return error
+    raw, document = _read_file(Path(config.source), [])
+    top = _steps(error.key)[0]
+    if top not in raw:
+        return error
+    in_file = tuple(raw[top]) if isinstance(raw[top], list) else raw[top]
+    replaced = (top in _SCALARS or top in _LISTS) and in_file != getattr(config, str(top))
+    located = ConfigError(error.problem, key=error.key, source=config.source)
+    return _locate(located, document, config.source, {str(top)} if replaced else set())
 
 
-def _key_lines(node: yaml.Node, prefix: str = "", depth: int = 3) -> dict[str, int]:
-    """1-based line of every mapping key, a few levels deep, for errors that point at the line."""
-    lines: dict[str, int] = {}
-    if depth == 0 or not isinstance(node, yaml.MappingNode):
-        return lines
-    for key_node, value_node in node.value:
-        name = f"{prefix}{key_node.value}"
-        lines[name] = key_node.start_mark.line + 1
-        lines.update(_key_lines(value_node, f"{name}.", depth - 1))
-    return lines
+def _locate(error: ConfigError, document: Document | None, source: str | None, overridden: set[str]) -> ConfigError:
+    """``error`` naming the line of its key, when the file set that key; flags and variables have no line."""
+    if error.key is None or error.source != source:
+        return error
+    steps = _steps(error.key)
+    if steps[0] in overridden:
+        return ConfigError(error.problem, key=error.key)
+    line = document.line_of(steps) if document is not None else None
+    return error if line is None else ConfigError(error.problem, key=error.key, source=f"{source}:{line}")
 
 
-def _read_file(file: Path) -> tuple[dict[str, Any], dict[str, int]]:
+def _steps(key: str) -> tuple[str | int, ...]:
+    """``interceptors[1].options.file`` as a path into the file: ``("interceptors", 1, "options", "file")``."""
+    if not key:
+        return ("",)
+    return tuple(int(index) if index else name for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key))
+
+
+def _read_file(file: Path, problems: list[ConfigError]) -> tuple[dict[str, Any], Document | None]:
+    """The file's settings and the line of each, read as rules files are (a duplicate key is a problem too)."""
     try:
         text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the config file: {exc.strerror}", source=str(file)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"not valid YAML or JSON: {problem}", source=where) from None
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict):
-        raise ConfigError("the top level must be a mapping", source=str(file))
-    return data, _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        problems.append(ConfigError(f"cannot read the config file: {reason}", source=str(file)))
+        return {}, None
+    document, found = parse_yaml(text, str(file))
+    for problem in found:
+        where = f"{file}:{problem.line}" if problem.line else str(file)
+        if problem.message == EMPTY_FILE:
+            continue
+        message = problem.message.replace("invalid YAML", "not valid YAML or JSON", 1)
+        problems.append(ConfigError(message, source=where))
+    if document is None or document.data is None:
+        return {}, None
+    if not isinstance(document.data, dict):
+        problems.append(ConfigError("the top level must be a mapping", source=str(file)))
+        return {}, None
+    return document.data, document
 
 
-def from_mapping(raw: Mapping[str, Any], *, source: str | None = None) -> Config:
-    """Validate a decoded config file. ``mcpServers`` (the MCP clients' format) is accepted as ``upstreams``."""
+def from_mapping(
+    raw: Mapping[str, Any], *, source: str | None = None, problems: list[ConfigError] | None = None
+) -> Config:
+    """Validate a decoded config file. ``mcpServers`` (the MCP clients' format) is accepted as ``upstreams``.
+
+    Each problem goes to ``problems`` and its setting keeps the default; without ``problems`` they are raised.
+    """
     values: dict[str, Any] = {"source": source}
+    found: list[ConfigError] = []
     for key, value in raw.items():
-        if key in _SCALARS:
-            values[key] = _coerce(key, value, _SCALARS[key], source)
-        elif key in _LISTS:
-            if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-                raise ConfigError("must be a list of strings", key=key, source=source)
-            values[key] = tuple(value)
-        elif key in ("upstreams", "mcpServers"):
-            values["upstreams"] = _upstreams(key, value, source)
-        elif key == "interceptors":
-            values["interceptors"] = _interceptors(value, source)
-        elif key == "health":
-            values["health"] = _health(value, source)
-        elif key == "cluster":
-            values["cluster"] = _cluster(value, source)
-        elif key == "limits":
-            values["limits"] = parse_limits(value, source=source)
-        elif key in _SECTIONS:
-            if not isinstance(value, dict):
-                raise ConfigError("must be a mapping", key=key, source=source)
-            values[key] = dict(value)
-        else:
-            known = ", ".join(
-                sorted(
-                    [
-                        *_SCALARS,
-                        *_LISTS,
-                        *_SECTIONS,
-                        "upstreams",
-                        "mcpServers",
-                        "interceptors",
-                        "health",
-                        "cluster",
-                        "limits",
-                    ]
-                )
-            )
-            raise ConfigError(f"unknown key; known keys are: {known}", key=key, source=source)
+        try:
+            values.update(_section(key, value, source, found))
+        except ConfigError as exc:
+            found.append(exc)
+    if problems is None:
+        raise_all(found)
+    else:
+        problems.extend(found)
     return Config(**values)
+
+
+def _section(key: str, value: Any, source: str | None, problems: list[ConfigError]) -> dict[str, Any]:
+    """The config values one top-level key of the file sets."""
+    if key in _SCALARS:
+        return {key: _coerce(key, value, _SCALARS[key], source)}
+    if key in _LISTS:
+        if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+            raise ConfigError("must be a list of strings", key=key, source=source)
+        return {key: tuple(value)}
+    if key in ("upstreams", "mcpServers"):
+        return {"upstreams": _each_upstream(key, value, source, problems)}
+    if key in _SECTIONS:
+        if not isinstance(value, dict):
+            raise ConfigError("must be a mapping", key=key, source=source)
+        return {key: dict(value)}
+    parsers: dict[str, Callable[[Any, str | None], Any]] = {
+        "interceptors": _interceptors,
+        "health": _health,
+        "cluster": _cluster,
+        "limits": lambda section, where: parse_limits(section, source=where),
+    }
+    if key in parsers:
+        return {key: parsers[key](value, source)}
+    known = ", ".join(sorted([*_SCALARS, *_LISTS, *_SECTIONS, *parsers, "upstreams", "mcpServers"]))
+    raise ConfigError(f"unknown key; known keys are: {known}", key=key, source=source)
+
+
+def _each_upstream(key: str, value: Any, source: str | None, problems: list[ConfigError]) -> tuple[UpstreamConfig, ...]:
+    """The servers that are valid; a problem with one server does not hide a problem with the next."""
+    if not isinstance(value, dict) or not value:
+        return _upstreams(key, value, source)
+    found: list[UpstreamConfig] = []
+    for name, spec in value.items():
+        try:
+            found.extend(_upstreams(key, {name: spec}, source))
+        except ConfigError as exc:
+            problems.append(exc)
+    return tuple(found)
 
 
 def _coerce(key: str, value: Any, kind: type, source: str | None) -> Any:
@@ -314,6 +387,16 @@ def parse_upstream(name: str, spec: str) -> UpstreamConfig:
     if not command:
         raise ConfigError("is empty; give a command line or an http(s) or ws(s) URL", key="upstream")
     return UpstreamConfig(name=name, command=command)
+
+
+def for_stdio(config: Config) -> Config:
+    """``config`` for ``shadowproxy stdio``: the environment a client launches the proxy with is meant for its
+    server, so every stdio server inherits it, unless its settings say ``inherit_env: false``."""
+    upstreams = tuple(
+        replace(upstream, inherit_env=True) if upstream.inherit_env is None else upstream
+        for upstream in config.upstreams
+    )
+    return replace(config, upstreams=upstreams)
 
 
 _UPSTREAM_KEYS = {"command", "args", "url", "env", "inherit_env", "cwd", "share", "headers", "type", "transport"}
@@ -362,7 +445,7 @@ def _upstreams(key: str, value: Any, source: str | None) -> tuple[UpstreamConfig
                 command=tuple(command),
                 url=url,
                 env=dict(spec.get("env", {})),
-                inherit_env=bool(spec.get("inherit_env", False)),
+                inherit_env=bool(spec["inherit_env"]) if "inherit_env" in spec else None,
                 cwd=spec.get("cwd"),
                 share=bool(spec.get("share", False)),
                 headers=dict(spec.get("headers", {})),
@@ -407,7 +490,9 @@ def _transport(spec: Mapping[str, Any], where: str, url: str | None, source: str
 
 def _interceptors(value: Any, source: str | None) -> tuple[InterceptorConfig, ...]:
     if not isinstance(value, list):
-        raise ConfigError("must be a list of interceptor names or {name: ..., options...}", key="interceptors")
+        raise ConfigError(
+            "must be a list of interceptor names or {name: ..., options...}", key="interceptors", source=source
+        )
     result = []
     for index, item in enumerate(value):
         if isinstance(item, str):
@@ -423,56 +508,61 @@ def _interceptors(value: Any, source: str | None) -> tuple[InterceptorConfig, ..
     return tuple(result)
 
 
-def _apply_env(config: Config, env: Mapping[str, str]) -> Config:
+def _apply_env(config: Config, env: Mapping[str, str], problems: list[ConfigError]) -> tuple[Config, set[str]]:
+    """``config`` with ``SHADOWPROXY_*`` variables applied, and the keys they set."""
     changes: dict[str, Any] = {}
-    known = {f.name for f in fields(Config)}
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX):
             continue
         key = name[len(ENV_PREFIX) :].lower()
-        if key in _SCALARS:
-            changes[key] = _coerce(key, value, _SCALARS[key], name)
-        elif key in _LISTS:
-            changes[key] = tuple(part.strip() for part in value.split(",") if part.strip())
-        elif key == "upstream":
-            changes["upstreams"] = (parse_upstream("default", value),)
-        elif key in known or key in ("config",):
-            continue
-    return replace(config, **changes) if changes else config
+        try:
+            if key in _SCALARS:
+                changes[key] = _coerce(key, value, _SCALARS[key], name)
+            elif key in _LISTS:
+                changes[key] = tuple(part.strip() for part in value.split(",") if part.strip())
+            elif key == "upstream":
+                changes["upstreams"] = (parse_upstream("default", value),)
+        except ConfigError as exc:
+            problems.append(exc)
+    return (replace(config, **changes) if changes else config), set(changes)
 
 
-def validate(config: Config) -> None:
-    """Cross-field checks that no single key can make."""
-    if not 0 <= config.port < 65536:
-        raise ConfigError("must be between 0 (any free port) and 65535", key="port", source=config.source)
-    if not config.path.startswith("/") or config.path.endswith("/"):
-        raise ConfigError('must start with "/" and not end with "/"', key="path", source=config.source)
-    if config.log_level.lower() not in _LOG_LEVELS:
-        raise ConfigError(f"must be one of {', '.join(_LOG_LEVELS)}", key="log_level", source=config.source)
-    if config.log_format not in ("text", "json"):
-        raise ConfigError("must be text or json", key="log_format", source=config.source)
+def validate(config: Config, problems: list[ConfigError] | None = None) -> None:
+    """Cross-field checks that no single key can make; each problem goes to ``problems``, or is raised."""
+    found: list[ConfigError] = []
+
+    def check(ok: bool, problem: str, key: str) -> None:
+        if not ok:
+            found.append(ConfigError(problem, key=key, source=config.source))
+
+    check(0 <= config.port < 65536, "must be between 0 (any free port) and 65535", "port")
+    check(
+        config.path.startswith("/") and not config.path.endswith("/"),
+        'must start with "/" and not end with "/"',
+        "path",
+    )
+    check(config.log_level.lower() in _LOG_LEVELS, f"must be one of {', '.join(_LOG_LEVELS)}", "log_level")
+    check(config.log_format in ("text", "json"), "must be text or json", "log_format")
     for key in ("session_ttl", "shutdown_timeout", "request_timeout", "keepalive_interval", "flush_interval"):
-        if getattr(config, key) <= 0:
-            raise ConfigError("must be greater than 0", key=key, source=config.source)
+        check(getattr(config, key) > 0, "must be greater than 0", key)
     for key in ("sse_retry", "poll_after", "stream_after"):
-        if getattr(config, key) < 0:
-            raise ConfigError("must not be negative", key=key, source=config.source)
+        check(getattr(config, key) >= 0, "must not be negative", key)
     for key in ("event_log_size", "event_log_age", "stream_buffer"):
-        if getattr(config, key) <= 0:
-            raise ConfigError("must be greater than 0", key=key, source=config.source)
-    if config.metrics_port is not None and not 0 < config.metrics_port < 65536:
-        raise ConfigError("must be between 1 and 65535", key="metrics_port", source=config.source)
-    if config.max_body_size < 1024:
-        raise ConfigError("must be at least 1024 bytes", key="max_body_size", source=config.source)
+        check(getattr(config, key) > 0, "must be greater than 0", key)
+    check(config.metrics_port is None or 0 < config.metrics_port < 65536, "must be between 1 and 65535", "metrics_port")
+    check(config.max_body_size >= 1024, "must be at least 1024 bytes", "max_body_size")
     names = [upstream.name for upstream in config.upstreams]
-    if len(names) != len(set(names)):
-        raise ConfigError("server names must be unique", key="upstreams", source=config.source)
+    check(len(names) == len(set(names)), "server names must be unique", "upstreams")
     from shadowproxy.stores import parse_store_url
 
     try:
         parse_store_url(config.store)
     except ConfigError as exc:
-        raise ConfigError(exc.problem, key="store", source=config.source) from None
+        found.append(ConfigError(exc.problem, key="store", source=config.source))
+    if problems is None:
+        raise_all(found)
+    else:
+        problems.extend(found)
 
 
 # --- Limits (issue 10): the section itself is checked by shadowproxy.limits ---
@@ -544,8 +634,11 @@ def _cluster(value: Any, source: str | None) -> ClusterConfig:
             if not isinstance(item, bool):
                 raise ConfigError("must be true or false", key=where, source=source)
         elif key == "instance_id":
-            if not isinstance(item, str) or not item.replace("-", "").replace("_", "").isalnum():
-                raise ConfigError("must be letters, digits, - and _", key=where, source=source)
+            # Empty, as the documented default is, means a random name per process.
+            if not isinstance(item, str) or (item and not item.replace("-", "").replace("_", "").isalnum()):
+                raise ConfigError(
+                    "must be letters, digits, - and _ (or empty: a random name)", key=where, source=source
+                )
         else:
             item = _coerce(where, item, float, source)
             if item <= 0:

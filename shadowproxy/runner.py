@@ -9,6 +9,7 @@ once.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -18,11 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from shadowproxy import jsonrpc, limits, metrics
+from shadowproxy import banner, jsonrpc, limits, metrics
 from shadowproxy.app import FRONT_DOOR_KEY, Proxy, make_app
 from shadowproxy.config import Config
 from shadowproxy.connection import ConnectionSite
-from shadowproxy.stdio_front import CLIENT_EOF, StdioFront
+from shadowproxy.errors import ShadowProxyError
+from shadowproxy.stdio_front import StdioFront
 from shadowproxy.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,19 @@ def install_signals(stop: Callable[[], None]) -> None:
         loop.add_signal_handler(signum, on_signal, signum)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket; a port that is taken is one sentence for the operator, not a traceback."""
+    try:
+        return socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ShadowProxyError(
+                f"port {port} on {host} is already in use (another shadowproxy?); stop that process"
+                " or choose another port with --port"
+            ) from None
+        raise ShadowProxyError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None = None) -> int:
     """Serve until a signal; return the exit code."""
     jsonrpc.set_max_depth(config.limits.max_json_depth)
@@ -73,19 +88,19 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
     stop = asyncio.Event()
     install_signals(stop.set)
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: spawn(proxy.reload(), name="reload-on-sighup"))
+    sock = listen(config.host, config.port)  # before anything starts: a port in use leaves nothing to undo
     await runner.setup()
     assert runner.server is not None
     door = app[FRONT_DOOR_KEY]
     door.install(runner.server)
     metrics.watch_server(app, runner.server)
     try:
-        sock = socket.create_server((config.host, config.port), reuse_port=False)
         site = ConnectionSite(runner, sock, door.connection, shutdown_timeout=config.shutdown_timeout)
         await site.start()
         port = sock.getsockname()[1]
         url = f"http://{config.host}:{port}{config.path}"
-        for mount in proxy.mounts:
-            log.info("serving %s at http://%s:%s%s", mount.name, config.host, port, mount.path)
+        for line in banner.lines(proxy, config.host, port):
+            log.info("%s", line)
         if ready is not None:
             await ready(url)
         await stop.wait()
@@ -100,9 +115,10 @@ async def serve_stdio(config: Config) -> int:
     """Be one MCP server on our own stdin/stdout until the client closes stdin or a signal comes."""
     jsonrpc.set_max_depth(config.limits.max_json_depth)
     proxy = Proxy(config)
-    await proxy.start()
-    front = StdioFront(proxy.mounts[0])
-    install_signals(lambda: front.inbox.put((CLIENT_EOF, None)))
+    # One client, one server process (the front's child): none is started ahead for requests it may never send.
+    await proxy.start(on_demand=True)
+    front = StdioFront(proxy.mounts[0], request_timeout=config.request_timeout)
+    install_signals(front.stop)
     try:
         return await front.serve()
     finally:

@@ -54,10 +54,12 @@ class Process:
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def spawn(self, *argv: str, env: dict[str, str] | None = None, stdin: int | None = None) -> None:
+    async def spawn(
+        self, *argv: str, env: dict[str, str] | None = None, stdin: int | None = None, cwd: Path = REPO
+    ) -> None:
         self._log = self.log_path.open("wb")
         self.proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=stdin, stdout=self._log, stderr=self._log, env=env or child_env(), cwd=REPO
+            *argv, stdin=stdin, stdout=self._log, stderr=self._log, env=env or child_env(), cwd=cwd
         )
 
     def log(self) -> str:
@@ -94,8 +96,8 @@ class ProxyProcess(Process):
     url: str = ""
     base: str = ""
 
-    async def start(self, *args: str, env: dict[str, str] | None = None) -> ProxyProcess:
-        await self.spawn(sys.executable, "-m", "shadowproxy", "run", "--port", "0", *args, env=env)
+    async def start(self, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> ProxyProcess:
+        await self.spawn(sys.executable, "-m", "shadowproxy", "run", "--port", "0", *args, env=env, cwd=cwd)
         found: list[str] = []
 
         def ready() -> bool:

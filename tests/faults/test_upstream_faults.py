@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from shadowproxy.errors import REQUEST_TIMEOUT, UPSTREAM_UNAVAILABLE
+from shadowproxy.errors import REQUEST_TIMEOUT, SESSION_NOT_FOUND, UPSTREAM_UNAVAILABLE
 from shadowproxy.sse import SseParser
 from tests.support import until
 
@@ -30,9 +30,9 @@ async def test_child_crashes_mid_request(start_proxy) -> None:  # type: ignore[n
         )
         status, seen = await other.call("echo", text="still here")
         assert status == 200 and text_of(seen[-1]) == "still here"
-        # The crashed session's next request fails clearly; a new session works.
+        # The crashed session ended with its process: its next request gets 404, and a new session works.
         status, seen = await doomed.request("ping")
-        assert seen[-1]["error"]["code"] == UPSTREAM_UNAVAILABLE, (status, seen)
+        assert status == 404 and seen[-1]["error"]["code"] == SESSION_NOT_FOUND, (status, seen)
         fresh = await RawClient(http, proxy.url).initialize()
         assert text_of((await fresh.call("echo", text="new"))[1][-1]) == "new"
     assert "exited with code 3" in proxy.log()

@@ -102,4 +102,4 @@ async def test_usage_and_connection_errors_exit_2(start_proxy, tmp_path: Path) -
 async def test_help_shows_examples() -> None:
     for command in (("upstreams", "--help"), ("upstreams", "list", "--help"), ("rules", "reload", "--help")):
         code, out, _ = await cli(*command)
-        assert code == 0 and "shadowproxy upstreams restart files" in out and "exit codes: 0" in out
+        assert code == 0 and "shadowproxy upstreams restart alpha" in out and "exit codes: 0" in out
