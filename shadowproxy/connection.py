@@ -213,8 +213,10 @@ class Connection(asyncio.Protocol):
         length: int | None = None
         seen: set[bytes] = set()
         fields: CIMultiDict[str] = CIMultiDict()
-        for name, value in parsed.fields:
+        for name, raw in parsed.fields:
             lower = name.lower()
+            # llhttp leaves a value's trailing whitespace on; a field value excludes it (RFC 9110 5.5), as aiohttp's.
+            value = raw.rstrip(b" \t")
             if lower == b"content-length":
                 if length is not None or not value.isdigit():
                     return None
