@@ -23,11 +23,18 @@ from prometheus_client import Counter
 from shadowproxy import limits
 from shadowproxy.chain import Direction
 from shadowproxy.client_headers import ToolHeaders, client_headers
-from shadowproxy.errors import INTERNAL_ERROR, INVALID_REQUEST, REQUEST_TIMEOUT, JsonRpcError, UpstreamError
+from shadowproxy.errors import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    REQUEST_TIMEOUT,
+    JsonRpcError,
+    UpstreamError,
+    UpstreamSessionLost,
+)
 from shadowproxy.http_wire import LONG_LIVED, PRINCIPAL, answer_for, is_stateless
 from shadowproxy.inbox import Inbox
 from shadowproxy.jsonrpc import Kind, Message, RequestId, error_response, notification
-from shadowproxy.mount import Mount
+from shadowproxy.mount import Mount, bounded_client_info
 from shadowproxy.session import SessionRecord, new_session_id
 from shadowproxy.sessions import LiveSession
 from shadowproxy.tasks import spawn
@@ -165,7 +172,7 @@ class StreamSession(LiveSession):
         session: LiveSession = self
         if message.is_request and message.method == "initialize":
             params = message.params if isinstance(message.params, dict) else {}
-            self.record.client_info = params.get("clientInfo")
+            self.record.client_info = bounded_client_info(params.get("clientInfo"))
             self.record.client_capabilities = params.get("capabilities")
             self.record.protocol_version = params.get("protocolVersion")
             self.record.init_request = message.to_bytes().decode()
@@ -265,6 +272,9 @@ class StreamSession(LiveSession):
             log.warning("request %r failed: %s", message.method, error.message)
             self.mount.sessions.touch(session, errors=1)
             self.reply(error_response(message.id, error))
+            if isinstance(exc, UpstreamSessionLost) and not stateless:
+                # The session is gone upstream (its server exited): the client connects again and initializes.
+                self.end(Closing(UPSTREAM_FAILED, "the upstream session ended; connect again and initialize"))
         finally:
             timer.stop()
             self.relays.pop(message.id, None)
@@ -272,7 +282,7 @@ class StreamSession(LiveSession):
             if exchange is not None:
                 await exchange.close()
             if self.draining and not self.relays:
-                self.close(Closing(GOING_AWAY, "the proxy is shutting down"))
+                self.end(Closing(GOING_AWAY, "the proxy is shutting down"))
 
     async def _send_cancel(self, request_id: RequestId) -> None:
         assert self.channel is not None
@@ -355,6 +365,12 @@ class StreamSession(LiveSession):
         self.inbox.shut(JsonRpcError(INTERNAL_ERROR, closing.reason))
         if self.writing and self.abort is not None:
             self.abort()
+
+    def end(self, closing: Closing) -> None:
+        """End the stream with ``closing`` once what is queued for the client has been written."""
+        if self.closing is None:
+            self.closing = closing
+            self.inbox.fail(JsonRpcError(INTERNAL_ERROR, closing.reason))
 
     def shutdown(self) -> None:
         """The proxy is stopping: take no new request, and close once the ones in flight are answered."""
