@@ -10,10 +10,14 @@ Options (validated by :func:`create`)::
     detectors:  [email, api_key, ...]              redactors for arguments and errors (default: all)
     patterns:   []                                 extra regexes to mask
 
-It sees each message after the whole chain has judged it (through
-:func:`shadowproxy.metrics.watch`), so a line tells what the client and the
-server really got: ``outcome`` is ok, error, blocked or answered (by the proxy),
-and ``decision`` names the interceptor that blocked, answered or modified it.
+It is a :class:`~shadowproxy.chain.VerdictObserver`, not an interceptor: it
+sees each message after the whole chain has decided, so a line tells what the
+client and the server really got: ``outcome`` is ok, error, blocked or answered
+(by the proxy), and ``decision`` names the interceptor that blocked, answered or
+modified it. It has no say in the verdict, so turning it on leaves the chain's
+skip (:meth:`~shadowproxy.chain.Chain.declines`) as it was; of the messages the
+chain skips it :meth:`~AuditInterceptor.wants` only the calls it writes and
+their replies.
 Lines are written off the hot path: the event loop only queues a dict, and a
 :class:`~logging.handlers.QueueListener` thread redacts, encodes and writes it.
 The rules engine's ``log`` action (logger ``shadowproxy.audit``) goes to the same place.
@@ -32,9 +36,9 @@ from typing import Any
 
 import orjson
 
-from shadowproxy import metrics
-from shadowproxy.chain import FORWARD, Action, Direction, MessageContext, Verdict
+from shadowproxy.chain import Action, Direction, MessageContext, Verdict
 from shadowproxy.errors import ConfigError, JsonRpcError
+from shadowproxy.jsonrpc import REQUEST, Message
 from shadowproxy.rules.redact import DETECTORS, Redactor
 
 AUDIT_LOGGER = "shadowproxy.audit"
@@ -43,6 +47,7 @@ PENDING_LIMIT = 10_000
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 5
 OPTIONS = ("file", "stream", "max_bytes", "backups", "detectors", "patterns")
+C2S = Direction.CLIENT_TO_SERVER
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +138,7 @@ class Call:
 
 
 class AuditInterceptor:
-    """Writes the audit log; it never changes or stops a message."""
+    """Writes the audit log: a verdict observer, configured as an interceptor; it never changes or stops a message."""
 
     name = "audit"
 
@@ -146,12 +151,14 @@ class AuditInterceptor:
         self._logger = logging.getLogger(AUDIT_LOGGER)
         self._saved: tuple[int, bool] = (self._logger.level, self._logger.propagate)
 
-    async def on_message(self, ctx: MessageContext) -> Verdict:
-        """Nothing to decide: the line is written once the whole chain has judged (see :meth:`observe`)."""
-        return FORWARD
+    def wants(self, message: Message, direction: Direction, request: Message | None) -> bool:
+        """Whether :meth:`observe` writes anything for ``message`` forwarded untouched: a call, or its reply."""
+        if direction is C2S:
+            return message.kind is REQUEST and message.data["method"] in AUDITED
+        return request is not None and message.is_reply and request.method in AUDITED
 
     async def start(self) -> None:
-        """Open the sink, start the writer thread, route ``shadowproxy.audit`` to it, and watch verdicts."""
+        """Open the sink, start the writer thread, and route ``shadowproxy.audit`` to it."""
         options = self.options
         handler: logging.Handler
         if options.file is not None:
@@ -167,11 +174,9 @@ class AuditInterceptor:
         self._logger.addHandler(self._enqueue)
         self._logger.setLevel(logging.INFO)
         self._logger.propagate = False
-        metrics.watch(self.observe)
 
     async def close(self) -> None:
-        """Stop watching, write what is queued, close the sink."""
-        metrics.unwatch(self.observe)
+        """Write what is queued, close the sink; lines observed from then on are dropped."""
         self._logger.removeHandler(self._enqueue)
         self._logger.setLevel(self._saved[0])
         self._logger.propagate = self._saved[1]
@@ -182,14 +187,16 @@ class AuditInterceptor:
                 handler.close()
 
     def write(self, event: dict[str, Any]) -> None:
+        if self._listener is None:
+            return  # not started, or closed: nothing would ever take the line off the queue
         record = logging.LogRecord(AUDIT_LOGGER, logging.INFO, __file__, 0, event, None, None)
         self._queue.put_nowait(record)
 
     def observe(self, ctx: MessageContext, verdict: Verdict) -> None:
-        """One judged message: start, finish or refuse a call; note any other policy decision."""
+        """One decided message: start, finish or refuse a call; note any other policy decision."""
         message = ctx.message
         session = ctx.session.id if ctx.session is not None else None
-        if ctx.direction is Direction.CLIENT_TO_SERVER and message.is_request and message.method in AUDITED:
+        if ctx.direction is C2S and message.is_request and message.method in AUDITED:
             call = Call(time.perf_counter(), self.call_event(ctx, verdict))
             if verdict.action is Action.FORWARD:
                 if len(self.pending) >= PENDING_LIMIT:

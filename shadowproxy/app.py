@@ -84,10 +84,8 @@ class Proxy:
         await self.worker.start()  # opens the store; one that is down is reported and retried, not waited for
         if self.cluster is not None:
             await self.cluster.start()
-        for interceptor in self.chain.interceptors:
-            start = getattr(interceptor, "start", None)
-            if start is not None:
-                await start()
+        for hook in self.chain.startables:
+            await hook.start()
         self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
         if on_demand:
             return
@@ -97,10 +95,8 @@ class Proxy:
         self._monitoring = [spawn(monitor.run(), name=f"health-{name}") for name, monitor in self.monitors.items()]
 
     async def reload(self) -> bool:
-        """Reload every interceptor that can (the rules); true when all took their new configuration."""
-        results = [
-            await interceptor.reload() for interceptor in self.chain.interceptors if hasattr(interceptor, "reload")
-        ]
+        """Reload every hook that can (the rules); true when all took their new configuration."""
+        results = [await hook.reload() for hook in self.chain.reloadables]
         return all(results)
 
     async def stop(self) -> None:
@@ -115,10 +111,8 @@ class Proxy:
         if self.cluster is not None:
             await self.cluster.stop()
         await asyncio.gather(*(mount.close() for mount in self.mounts))
-        for interceptor in self.chain.interceptors:
-            close = getattr(interceptor, "close", None)
-            if close is not None:
-                await close()
+        for hook in self.chain.closables:
+            await hook.close()
         await self.worker.stop()
         await self.store.close()
 

@@ -5,6 +5,16 @@ It receives a :class:`MessageContext` and returns a :class:`Verdict`. The chain
 is built once from config and frozen; it stops at the first verdict that is not
 ``forward``. An interceptor that raises fails the message closed: it is blocked
 with an internal error, and the failure is counted and logged.
+
+The other extension points are Protocols too, each found once when the chain is
+built (never looked up per message): a :class:`VerdictObserver` is shown each
+message with the verdict it got, and :class:`Startable`, :class:`Closable` and
+:class:`Reloadable` hooks are called as the proxy starts, stops and reloads.
+Config's ``interceptors`` list names both interceptors and observers.
+
+Metrics and the live tap are not hooks: they are the proxy's own observers,
+which every proxy has, called by name from :class:`~shadowproxy.mount.Mount`
+next to :meth:`Chain.observe` and :meth:`Chain.observe_skipped`.
 """
 
 from __future__ import annotations
@@ -130,9 +140,8 @@ class MessageContext:
 class Interceptor(Protocol):
     """One hook on every message. It does not know the transport, the store or the other hooks.
 
-    An interceptor may also have a synchronous ``wants(message, direction, request) -> bool``: ``False``
-    promises that :meth:`on_message` would forward that message unchanged, so it need not be run
-    (see :meth:`Chain.declines`). Without it, every message is the interceptor's.
+    An interceptor may also be :class:`Selective`, so that a message it does not want need not be run
+    through it (see :meth:`Chain.declines`). Without ``wants``, every message is the interceptor's.
     """
 
     name: str
@@ -140,8 +149,68 @@ class Interceptor(Protocol):
     async def on_message(self, ctx: MessageContext) -> Verdict: ...
 
 
+@runtime_checkable
+class VerdictObserver(Protocol):
+    """Sees each message once the chain has decided, and changes nothing (the audit log is one).
+
+    :meth:`observe` runs in the message's own callback or task, so it must not block: it queues what it
+    keeps. It is shown every message the chain judged, with the chain's verdict, and ``ctx.message`` as it
+    goes on. A message the chain skipped (see :meth:`Chain.declines`) it is shown as if the chain had run
+    and forwarded it untouched: a context built for it as the interceptors would have had it, and the
+    verdict :data:`FORWARD`. An observer that is :class:`Selective` is shown only the skipped messages it
+    wants, so that a context is built for no one else; one that raises is counted and logged, and the
+    message goes on as decided.
+    """
+
+    name: str
+
+    def observe(self, ctx: MessageContext, verdict: Verdict) -> None: ...
+
+
+@runtime_checkable
+class Selective(Protocol):
+    """A hook that can tell, without a context, which messages it has nothing to do with.
+
+    ``False`` promises, of an interceptor, that :meth:`~Interceptor.on_message` would forward the message
+    unchanged; of an observer, that :meth:`~VerdictObserver.observe` would do nothing with it forwarded so.
+    """
+
+    def wants(self, message: Message, direction: Direction, request: Message | None) -> bool: ...
+
+
+@runtime_checkable
+class Startable(Protocol):
+    """Opened as the proxy starts, before the first message (files, threads, watchers)."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """Closed as the proxy stops, after the last message."""
+
+    name: str
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Reloadable(Protocol):
+    """Reloaded on SIGHUP and from the admin API; true when it took its new configuration."""
+
+    name: str
+
+    async def reload(self) -> bool: ...
+
+
+Hook = Interceptor | VerdictObserver
+Wants = Callable[[Message, Direction, Message | None], bool]
+
+
 class InterceptorFailures:
-    """Counts interceptors that raised; the metrics module reads it."""
+    """Counts interceptors and observers that raised; the metrics module reads it."""
 
     def __init__(self) -> None:
         self.by_name: dict[str, int] = {}
@@ -151,17 +220,34 @@ class InterceptorFailures:
 
 
 class Chain:
-    """An ordered, frozen list of interceptors."""
+    """An ordered, frozen list of hooks, sorted once by what each can do."""
 
-    __slots__ = ("_wants", "failures", "interceptors")
+    __slots__ = (
+        "_skipped",
+        "_wants",
+        "closables",
+        "failures",
+        "interceptors",
+        "judges",
+        "observers",
+        "reloadables",
+        "startables",
+    )
 
-    def __init__(self, interceptors: Sequence[Interceptor] = ()) -> None:
-        self.interceptors: tuple[Interceptor, ...] = tuple(interceptors)
+    def __init__(self, hooks: Sequence[Hook] = ()) -> None:
+        # Config calls every hook an interceptor: this is them all, in its order, as the banner names them.
+        self.interceptors: tuple[Hook, ...] = tuple(hooks)
+        self.judges = tuple(hook for hook in self.interceptors if isinstance(hook, Interceptor))
+        self.observers = tuple(hook for hook in self.interceptors if isinstance(hook, VerdictObserver))
+        self.startables = tuple(hook for hook in self.interceptors if isinstance(hook, Startable))
+        self.closables = tuple(hook for hook in self.interceptors if isinstance(hook, Closable))
+        self.reloadables = tuple(hook for hook in self.interceptors if isinstance(hook, Reloadable))
         self.failures = InterceptorFailures()
-        wants = tuple(getattr(interceptor, "wants", None) for interceptor in self.interceptors)
-        # Only a chain whose every hook can say so in advance can decline a message.
-        self._wants: tuple[Callable[[Message, Direction, Message | None], bool], ...] | None = (
-            wants if all(want is not None for want in wants) else None  # type: ignore[assignment]
+        # Only a chain whose every interceptor can say so in advance can decline a message.
+        wants = [judge.wants for judge in self.judges if isinstance(judge, Selective)]
+        self._wants: tuple[Wants, ...] | None = tuple(wants) if len(wants) == len(self.judges) else None
+        self._skipped: tuple[tuple[VerdictObserver, Wants | None], ...] = tuple(
+            (observer, observer.wants if isinstance(observer, Selective) else None) for observer in self.observers
         )
 
     def __bool__(self) -> bool:
@@ -174,7 +260,8 @@ class Chain:
         """Whether every interceptor says, without being run, that it would forward ``message`` unchanged.
 
         A rules file of tool policies says so of every call to a tool it does not name, and of the replies;
-        such a message then costs what it costs with an empty chain.
+        such a message then costs what it costs with an empty chain (observers do not count here: they
+        are shown it anyway, see :meth:`observe_skipped`).
         """
         if self._wants is None:
             return False
@@ -190,7 +277,7 @@ class Chain:
         task of the connection the message belongs to.
         """
         modified = False
-        for interceptor in self.interceptors:
+        for interceptor in self.judges:
             try:
                 verdict = await interceptor.on_message(ctx)
             except Exception:
@@ -227,3 +314,46 @@ class Chain:
                 return Verdict(Action.BLOCK, error=JsonRpcError(POLICY_BLOCKED, "dropped"), by=interceptor.name)
             return Verdict(action, verdict.message, verdict.error, verdict.result, verdict.seconds, interceptor.name)
         return Verdict(_FORWARD, message=ctx.message) if modified else FORWARD
+
+    def observe(self, ctx: MessageContext, verdict: Verdict) -> None:
+        """Show a judged message and the chain's verdict on it to every observer."""
+        for observer in self.observers:
+            try:
+                observer.observe(ctx, verdict)
+            except Exception:
+                self._failed(observer, ctx.message)
+
+    def observe_skipped(
+        self,
+        message: Message,
+        direction: Direction,
+        request: Message | None,
+        session: SessionRecord | None,
+        transport: str,
+        upstream: str,
+    ) -> None:
+        """Show a message the chain skipped, forwarded untouched, to the observers that want it."""
+        ctx = None
+        for observer, wants in self._skipped:
+            try:
+                if wants is not None and not wants(message, direction, request):
+                    continue
+                if ctx is None:
+                    principal = session.principal if session is not None else None
+                    ctx = MessageContext(
+                        message,
+                        direction,
+                        session=session,
+                        transport=transport,
+                        upstream=upstream,
+                        principal=principal,
+                        request=request,
+                    )
+                observer.observe(ctx, FORWARD)
+            except Exception:
+                self._failed(observer, message)
+
+    def _failed(self, observer: VerdictObserver, message: Message) -> None:
+        # The verdict stands: an observer only watches, so its failure must not change what passes.
+        self.failures.add(observer.name)
+        log.exception("observer %r failed on %r; the message went on as decided", observer.name, message)

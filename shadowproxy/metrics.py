@@ -136,8 +136,6 @@ STREAM_DETACHES = Counter(
     ["reason"],
 )
 
-Listener = Callable[[MessageContext, Verdict], None]
-
 # Keys are (client to server?, method, action, modified?): enum members hash through a Python-level
 # __hash__, so the hot path keys on plain bools and strings and the collector names them.
 _messages: dict[tuple[bool, str, str, bool], int] = {}
@@ -147,7 +145,6 @@ _passed_s2c: dict[str, int] = {}
 _upstream_histograms: dict[tuple[str, str], Series] = {}
 _decisions: dict[tuple[str, str], int] = {}
 _health: dict[str, bool] = {}
-_listeners: list[Listener] = []
 
 
 def verdict_label(action: str, modified: bool) -> str:
@@ -166,7 +163,7 @@ def passed(direction: Direction, message: Message, request: Message | None) -> N
 
 
 def judged(ctx: MessageContext, verdict: Verdict) -> None:
-    """The chain's final verdict on one message: count it, and show it to listeners (the audit log)."""
+    """The chain's final verdict on one message: count it."""
     method = ctx.method
     action = verdict.action._value_
     key = (ctx.direction is C2S, method if method in KNOWN_METHODS else "other", action, verdict.message is not None)
@@ -174,19 +171,6 @@ def judged(ctx: MessageContext, verdict: Verdict) -> None:
     if verdict.by is not None:
         decision = (verdict.by, verdict_label(action, verdict.message is not None))
         _decisions[decision] = _decisions.get(decision, 0) + 1
-    for listener in _listeners:
-        listener(ctx, verdict)
-
-
-def watch(listener: Listener) -> None:
-    """Call ``listener`` with every judged message and its verdict, until :func:`unwatch`. It must not block."""
-    _listeners.append(listener)
-
-
-def unwatch(listener: Listener) -> None:
-    """Stop calling ``listener``."""
-    if listener in _listeners:
-        _listeners.remove(listener)
 
 
 def clock() -> float:
@@ -303,7 +287,7 @@ class ProxyCollector(Collector):
         yield decisions
         failures = CounterMetricFamily(
             "shadowproxy_interceptor_failures",
-            "Interceptors that raised (the message failed closed).",
+            "Interceptors that raised (the message failed closed) and observers that raised (it went on).",
             labels=["interceptor"],
         )
         for name, value in list(self.proxy.chain.failures.by_name.items()):

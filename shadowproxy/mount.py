@@ -2,6 +2,14 @@
 
 Both client sides (Streamable HTTP and stdio) go through a mount, so the chain,
 the session bookkeeping and the stateless-era grouping are written once.
+
+Each message, judged or skipped, is then shown to its observers here, by
+:meth:`Mount.passes` and :meth:`Mount.judge` and nowhere else: the chain's
+:class:`~shadowproxy.chain.VerdictObserver` hooks (the audit log), and the
+proxy's own, which every proxy has and no config names: the counters of
+:mod:`~shadowproxy.metrics` and the live :data:`~shadowproxy.tap.TAP`. Those two
+are not interceptors and the chain does not run them; each is one call by name,
+taking the message as it is, so a skipped message builds no context for them.
 """
 
 from __future__ import annotations
@@ -52,13 +60,17 @@ class Mount:
         transport: str,
         request: Message | None = None,
     ) -> bool:
-        """Whether ``message`` goes on unjudged (the chain is empty, or declines it); counted, and tapped, if so.
+        """Whether ``message`` goes on unjudged (no interceptor, or the chain declines it); observed if so.
 
         Synchronous, so that a front end can forward at once, in the callback the message arrived in.
         """
         chain = self.chain
-        if chain.interceptors and not chain.declines(message, direction, request):
-            return False
+        if chain.interceptors:  # the one test an empty chain pays
+            if not chain.declines(message, direction, request):
+                return False
+            if chain.observers:
+                record = session.record if session is not None else None
+                chain.observe_skipped(message, direction, request, record, transport, self.name)
         metrics.passed(direction, message, request)
         if TAP.listeners:
             TAP.publish(message, direction, session, transport, self.name, request, FORWARD)
@@ -85,8 +97,11 @@ class Mount:
             principal=record.principal if record is not None else None,
             request=request,
         )
-        verdict = await self.chain.run(ctx)
+        chain = self.chain
+        verdict = await chain.run(ctx)
         metrics.judged(ctx, verdict)
+        if chain.observers:
+            chain.observe(ctx, verdict)
         if TAP.listeners:
             TAP.publish(message, direction, session, transport, self.name, request, verdict)
         return verdict

@@ -2,7 +2,10 @@
 
 A user's package adds an interceptor by declaring an entry point in that group;
 its value is a factory taking the interceptor's options mapping. A
-``module:attribute`` name works too, for factories that are not packaged.
+``module:attribute`` name works too, for factories that are not packaged. The
+factory may build an :class:`~shadowproxy.chain.Interceptor`, a
+:class:`~shadowproxy.chain.VerdictObserver`, or an object that is both; the
+chain finds its other hooks (start, close, reload, wants) by their names.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
-from shadowproxy.chain import Interceptor
+from shadowproxy.chain import Hook, Interceptor, VerdictObserver
 from shadowproxy.config import InterceptorConfig
 from shadowproxy.errors import ConfigError, ShadowProxyError
 
 GROUP = "shadowproxy.interceptors"
-Factory = Callable[[Mapping[str, Any]], Interceptor]
+Factory = Callable[[Mapping[str, Any]], Hook]
 
 
 def find_factory(name: str) -> Factory:
@@ -34,7 +37,7 @@ def find_factory(name: str) -> Factory:
     return found[name].load()  # type: ignore[no-any-return]
 
 
-def load_interceptors(configs: Sequence[InterceptorConfig], rules: Sequence[str] = ()) -> list[Interceptor]:
+def load_interceptors(configs: Sequence[InterceptorConfig], rules: Sequence[str] = ()) -> list[Hook]:
     """Build the chain's interceptors in config order; ``rules`` paths add the rules interceptor if none is listed."""
     configs = list(configs)
     if rules:
@@ -56,7 +59,11 @@ def load_interceptors(configs: Sequence[InterceptorConfig], rules: Sequence[str]
             raise
         except Exception as exc:
             raise ConfigError(f"interceptor {config.name!r} refused its options: {exc}", key="interceptors") from exc
-        if not isinstance(interceptor, Interceptor):
-            raise ConfigError(f"{config.name!r} did not build an interceptor (no name/on_message)", key="interceptors")
+        if not isinstance(interceptor, Interceptor | VerdictObserver):
+            raise ConfigError(
+                f"{config.name!r} built neither an interceptor nor an observer (it needs a name, and on_message or "
+                "observe)",
+                key="interceptors",
+            )
         interceptors.append(interceptor)
     return interceptors

@@ -11,8 +11,7 @@ import yaml
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from shadowproxy import metrics
-from shadowproxy.chain import FORWARD, Direction, MessageContext, block
+from shadowproxy.chain import FORWARD, Chain, Direction, MessageContext, block
 from shadowproxy.errors import ConfigError
 from shadowproxy.interceptors.audit import create
 from shadowproxy.jsonrpc import Message, decode
@@ -119,21 +118,22 @@ def request(request_id: int, tool: str, text: str) -> Message:
 async def test_lines_rotate_by_size_and_every_outcome_is_told(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     interceptor = create({"file": str(audit), "max_bytes": 4000, "backups": 2})
+    chain = Chain([interceptor])
     await interceptor.start()
     session = SessionRecord(id="session-1", client_info={"name": "unit", "version": "1"})
     c2s, s2c = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
     try:
         for index in range(60):
             call = request(index, "echo", f"mail jane{index}@example.com")
-            metrics.judged(MessageContext(call, c2s, session=session, upstream="u"), FORWARD)
+            chain.observe(MessageContext(call, c2s, session=session, upstream="u"), FORWARD)
             result = {"content": [{"type": "text", "text": "boom"}], "isError": index % 2 == 1}
             reply = decode(orjson.dumps({"jsonrpc": "2.0", "id": index, "result": result}))
-            metrics.judged(MessageContext(reply, s2c, session=session, upstream="u", request=call), FORWARD)  # type: ignore[arg-type]
+            chain.observe(MessageContext(reply, s2c, session=session, upstream="u", request=call), FORWARD)  # type: ignore[arg-type]
         blocked = request(999, "rm", "-rf /")
-        metrics.judged(MessageContext(blocked, c2s, session=session, upstream="u"), block(message="no"))
+        chain.observe(MessageContext(blocked, c2s, session=session, upstream="u"), block(message="no"))
     finally:
         await interceptor.close()
-    metrics.judged(MessageContext(request(1000, "echo", "after close"), c2s, session=session), FORWARD)
+    chain.observe(MessageContext(request(1000, "echo", "after close"), c2s, session=session), FORWARD)
 
     assert (tmp_path / "audit.jsonl.1").exists() and (tmp_path / "audit.jsonl.2").exists()
     assert not (tmp_path / "audit.jsonl.3").exists()
