@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--request-timeout", type=float, help="seconds before an unanswered request fails")
     run.add_argument("--session-ttl", type=float, help="seconds of idleness before a session expires")
     run.add_argument("--keepalive-interval", type=float, help="seconds between SSE keep-alive comments")
+    run.add_argument(
+        "--no-fast-path",
+        dest="fast_path",
+        action="store_false",
+        default=None,
+        help="serve every request with aiohttp's own handler (fast_path: false)",
+    )
     run.set_defaults(handler=cmd_run)
 
     stdio = commands.add_parser(
@@ -133,6 +140,7 @@ def load_config(
             "request_timeout",
             "session_ttl",
             "keepalive_interval",
+            "fast_path",
             "log_level",
             "log_format",
         )

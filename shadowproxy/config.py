@@ -137,6 +137,8 @@ class Config:
     event_log_size: int = 1000
     event_log_age: float = 3600.0
     max_body_size: int = 4 * 1024 * 1024
+    fast_path: bool = True
+    """MCP POSTs served by :mod:`shadowproxy.connection`; ``False``: aiohttp's own handler serves every request."""
     limits: Limits = field(default_factory=Limits)
     """Sessions, requests, streams, nesting, timeouts and header sizes (issue 10); see :mod:`shadowproxy.limits`."""
     flush_interval: float = 0.1
@@ -166,6 +168,7 @@ _SCALARS: dict[str, type] = {
     "event_log_size": int,
     "event_log_age": float,
     "max_body_size": int,
+    "fast_path": bool,
     "flush_interval": float,
     "batch_size": int,
     "metrics_port": int,
@@ -359,6 +362,12 @@ def _each_upstream(key: str, value: Any, source: str | None, problems: list[Conf
 
 
 def _coerce(key: str, value: Any, kind: type, source: str | None) -> Any:
+    if kind is bool:
+        # An environment variable is a string: SHADOWPROXY_FAST_PATH=0 as well as =false.
+        word = value.strip().lower() if isinstance(value, str) else value
+        if isinstance(word, bool) or word in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return word is True or word in ("1", "true", "yes", "on")
+        raise ConfigError(f"must be true or false, not {value!r}", key=key, source=source)
     if kind is str:
         if not isinstance(value, str):
             raise ConfigError(f"must be a string, not {type(value).__name__}", key=key, source=source)

@@ -16,19 +16,21 @@ handler does): a client that pipelines requests and never reads costs about one 
 
 One task per connection serves its requests in order, from the first POST on. The connections join the
 aiohttp server's own list, so the connection gauge and graceful shutdown count them as they count aiohttp's.
+What that takes of aiohttp's internals is listed, and checked at startup, in :mod:`shadowproxy.fast_path`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from shadowproxy import limits, logs
+from shadowproxy.fast_path import Watched
 from shadowproxy.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from shadowproxy.plain import PlainRequest, http_date
 from shadowproxy.tasks import spawn
@@ -240,7 +242,8 @@ class Connection(asyncio.Protocol):
         self.unwatch()
         if not self.reading:
             self.transport.resume_reading()
-        handler = self.server()
+        # Watched: aiohttp alone would keep a client that never reads its answers for ever.
+        handler = Watched(self.server(), self.settings.idle_timeout)
         self.transport.set_protocol(handler)
         handler.connection_made(self.transport)
         if self.buffer:
@@ -387,21 +390,3 @@ class Connection(asyncio.Protocol):
         if not task.done():
             task.cancel()
             await asyncio.wait({task})
-
-
-class ConnectionSite(web.BaseSite):
-    """A listening socket whose connections are :class:`Connection` s (made by ``factory``)."""
-
-    def __init__(self, runner: web.BaseRunner, sock: Any, factory: Any, *, shutdown_timeout: float) -> None:
-        super().__init__(runner, shutdown_timeout=shutdown_timeout)
-        self.sock = sock
-        self.factory = factory
-
-    @property
-    def name(self) -> str:
-        host, port = self.sock.getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    async def start(self) -> None:
-        await super().start()
-        self._server = await asyncio.get_running_loop().create_server(self.factory, sock=self.sock)

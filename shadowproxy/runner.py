@@ -19,10 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from shadowproxy import banner, jsonrpc, limits, metrics
+from shadowproxy import banner, fast_path, jsonrpc, limits, metrics
 from shadowproxy.app import FRONT_DOOR_KEY, Proxy, make_app
 from shadowproxy.config import Config
-from shadowproxy.connection import ConnectionSite
 from shadowproxy.errors import ShadowProxyError
 from shadowproxy.stdio_front import StdioFront
 from shadowproxy.tasks import spawn
@@ -94,9 +93,11 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
     door = app[FRONT_DOOR_KEY]
     door.install(runner.server)
     metrics.watch_server(app, runner.server)
+    factory = fast_path.protocols(runner.server, door.connection, config.limits.idle_timeout, config.fast_path)
+    listener: asyncio.Server | None = None
     try:
-        site = ConnectionSite(runner, sock, door.connection, shutdown_timeout=config.shutdown_timeout)
-        await site.start()
+        # Not one of aiohttp's sites: a site of our own would set its private _server.
+        listener = await asyncio.get_running_loop().create_server(factory, sock=sock)
         port = sock.getsockname()[1]
         url = f"http://{config.host}:{port}{config.path}"
         for line in banner.lines(proxy, config.host, port):
@@ -106,6 +107,9 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
         await stop.wait()
         proxy.draining = True
     finally:
+        if listener is not None:
+            # No new connections during the shutdown, as runner.cleanup() stops its sites first.
+            listener.close()
         await runner.cleanup()
     log.info("stopped")
     return 0

@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 SDK_SERVER = REPO / "tests" / "servers" / "sdk_server.py"
 STARTUP = 30.0
 POLL = 0.02
+# The proxies the tests start inherit SHADOWPROXY_FAST_PATH (.ci/run runs the HTTP tests with it off too).
+FAST_PATH = os.environ.get("SHADOWPROXY_FAST_PATH", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def free_port() -> int:
