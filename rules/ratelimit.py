@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from shadowproxy.tokenbucket import TokenBucket
+
 
 @runtime_checkable
 class RateCounter(Protocol):
@@ -35,27 +37,26 @@ class MemoryRateCounter:
     __slots__ = ("_buckets", "_clock", "max_keys")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
-        self._buckets: dict[str, tuple[float, float, float]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
         self._clock = clock
         self.max_keys = max_keys
 
     def hit(self, key: str, limit: int, interval: float) -> float:
         now = self._clock()
         rate = limit / interval
-        state = self._buckets.get(key)
-        tokens = float(limit) if state is None else min(float(limit), state[0] + (now - state[1]) * rate)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now, interval)
-            return (1.0 - tokens) / rate
-        self._buckets[key] = (tokens - 1.0, now, interval)
-        if len(self._buckets) > self.max_keys:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(rate, limit, now)
+        else:
+            # A reload may have changed the rule's limit: the bucket follows it at once.
+            bucket.rate, bucket.burst = rate, limit
+        wait = bucket.take(now)
+        if not wait and len(self._buckets) > self.max_keys:
             self._sweep(now)
-        return 0.0
+        return wait
 
     def _sweep(self, now: float) -> None:
-        # A bucket is full again once a whole interval has passed since it was last touched.
-        idle = [key for key, (_, last, interval) in self._buckets.items() if now - last >= interval]
-        for key in idle:
+        for key in [key for key, bucket in self._buckets.items() if bucket.full(now)]:
             del self._buckets[key]
 
     def __len__(self) -> int:

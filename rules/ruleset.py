@@ -190,8 +190,3 @@ def build(documents: Sequence[Document], problems: list[Problem]) -> RuleSet:
         raise RulesError(problems)
     ordered.sort(key=lambda entry: entry[:3])
     return RuleSet([entry[3] for entry in ordered], sources)
-
-
-def empty() -> RuleSet:
-    """A set with no rules: everything is forwarded."""
-    return RuleSet([])

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -29,13 +28,13 @@ from shadowproxy.errors import ConfigError, UpstreamError
 from shadowproxy.session import SessionRecord
 from shadowproxy.sessions import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
+from shadowproxy.urls import MASK, mask_url
 
 if TYPE_CHECKING:
     from shadowproxy.app import Proxy
     from shadowproxy.health import Monitor
 
 MIN_TOKEN = 16
-MASK = "********"
 SECRET_WORDS = ("token", "secret", "password", "passwd", "key", "credential", "authorization", "cookie")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -172,11 +171,8 @@ class AdminApi:
             reached = await self.proxy.cluster.reload_all()
             return web.json_response({"instances": reached}, status=202)
         results = []
-        for interceptor in self.proxy.chain.interceptors:
-            reload = getattr(interceptor, "reload", None)
-            if reload is None:
-                continue
-            taken = await reload() is not False
+        for interceptor in self.proxy.chain.reloadables:
+            taken = await interceptor.reload() is not False
             outcome = "success" if taken else "failure"
             metrics.ADMIN_RELOADS.labels(interceptor.name, outcome).inc()
             reason = None if taken else getattr(interceptor, "last_error", None) or "reload refused"
@@ -234,19 +230,6 @@ def describe_record(record: SessionRecord) -> dict[str, Any]:
 def every_instance(request: web.Request) -> bool | None:
     """``?all=true|false`` (absent: false); ``None`` for any other value."""
     return {"true": True, "false": False}.get(request.query.get("all", "false"))
-
-
-def mask_url(url: str) -> str:
-    """A URL without its password or query (either may hold a credential)."""
-    parts = urlsplit(url)
-    if parts.password is None and not parts.query:
-        return url
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:{MASK}@{parts.hostname or ''}"
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "", parts.fragment))
 
 
 def masked(value: Any, secret: bool = False) -> Any:

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shadowproxy import auth
-from shadowproxy.admin import AdminConfig, mask_url
+from shadowproxy.admin import AdminConfig
 from shadowproxy.admin_openapi import PREFIX
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.rules.ruleset import RuleSet
 from shadowproxy.stores.url import redact
+from shadowproxy.urls import mask_url
 
 if TYPE_CHECKING:
     from shadowproxy.app import Proxy

@@ -57,10 +57,6 @@ class JsonRpcError(ShadowProxyError):
             error["data"] = self.data
         return error
 
-    @classmethod
-    def from_error(cls, error: dict[str, Any]) -> JsonRpcError:
-        return cls(int(error.get("code", INTERNAL_ERROR)), str(error.get("message", "")), error.get("data"))
-
 
 class UpstreamError(JsonRpcError):
     """The upstream server could not be reached, died, or did not answer in time."""

@@ -30,14 +30,6 @@ GET_STREAM = "get"
 FOLLOW_BACKLOG = 10_000
 
 
-def priming(event_id: str, retry_ms: int | None) -> bytes:
-    """An event with an id and no data: the client's resumption cursor before anything else is sent."""
-    head = b"id: " + event_id.encode() + b"\n"
-    if retry_ms is not None:
-        head += b"retry: " + str(retry_ms).encode() + b"\n"
-    return head + b"data: \n\n"
-
-
 def stream_of(event_id: str) -> str | None:
     """The stream an event id belongs to, or ``None`` when it is not one of the log's ids."""
     parsed = split_event_id(event_id)

@@ -39,6 +39,7 @@ from shadowproxy.config import HealthConfig
 from shadowproxy.errors import UpstreamError
 from shadowproxy.upstreams.base import Upstream
 from shadowproxy.upstreams.stdio import StdioUpstream
+from shadowproxy.urls import origin
 
 if TYPE_CHECKING:
     from shadowproxy.persistence import PersistenceWorker
@@ -65,9 +66,9 @@ class UrlProbe:
                 else:
                     await self._connect(url)
         except TimeoutError:
-            raise UpstreamError(f"no answer from {_origin(url)} within {answer_within:g}s") from None
+            raise UpstreamError(f"no answer from {origin(url)} within {answer_within:g}s") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError(f"cannot reach {_origin(url)}: {exc.__class__.__name__}: {exc}") from None
+            raise UpstreamError(f"cannot reach {origin(url)}: {exc.__class__.__name__}: {exc}") from None
 
     async def _post_ping(self, url: str) -> None:
         if self._client is None:
@@ -80,7 +81,7 @@ class UrlProbe:
         }
         async with self._client.post(url, json=body, headers=headers) as response:
             if response.status >= 500:
-                raise UpstreamError(f"{_origin(url)} answered HTTP {response.status}")
+                raise UpstreamError(f"{origin(url)} answered HTTP {response.status}")
 
     async def _connect(self, url: str) -> None:
         parts = urlsplit(url)
@@ -226,12 +227,6 @@ class Monitor:
             await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._poke = None
-
-
-def _origin(url: str) -> str:
-    """Scheme, host and port only: a URL's path or query may hold a credential."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
 
 def monitors(upstreams: list[Upstream], config: HealthConfig) -> dict[str, Monitor]:

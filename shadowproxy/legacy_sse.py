@@ -63,7 +63,7 @@ class LegacySseEndpoint:
         try:
             await response.prepare(request)
             endpoint = f"{self.message_path}?session_id={stream.id}"
-            await response.write(b"event: endpoint\ndata: " + endpoint.encode() + b"\n\n")
+            await response.write(sse.encode(endpoint.encode(), event="endpoint"))
             closing = await stream.pump(
                 lambda data: response.write(sse.encode(data)), lambda: response.write(sse.KEEPALIVE), self.keepalive
             )

@@ -5,9 +5,9 @@ Every line logged while a client request is handled carries that request's id
 upstream's lines about the same request, so one id ties the two together. The
 id costs a context variable per request; it is formatted only when a line is.
 
-A malformed request from a client is one warning line with its own request id, at most :data:`BURST` of them
-every :data:`WINDOW` seconds (:func:`bad_request`): the proxy's own refusals, and aiohttp's traceback for each
-head its parser refuses (:class:`ParseErrors`), so that a flood of bad heads cannot flood the log.
+A malformed request from a client is one warning line with its own request id, :data:`BURST` of them at once and
+as many in each :data:`WINDOW` seconds after that (:func:`bad_request`): the proxy's own refusals, and aiohttp's
+traceback for each head its parser refuses (:class:`ParseErrors`), so that a flood of bad heads cannot flood the log.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from contextvars import ContextVar
 
 import orjson
 from aiohttp.http_exceptions import HttpProcessingError
+
+from shadowproxy.tokenbucket import TokenBucket
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("shadowproxy_request_id", default=None)
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -62,25 +64,18 @@ MAX_REASON = 200
 
 
 class Throttle:
-    """At most ``burst`` lines in each ``window`` seconds; the first line let through after some were held back
-    says how many."""
+    """``burst`` lines at once, then ``burst`` in each ``window`` seconds on average; the first line let through
+    after some were held back says how many."""
 
     def __init__(self, burst: int = BURST, window: float = WINDOW) -> None:
-        self.burst = burst
-        self.window = window
-        self.began = -window
-        self.count = 0
+        self.bucket = TokenBucket(burst / window, burst, time.monotonic())
         self.held = 0
 
     def admit(self) -> int | None:
         """``None``: leave this line out; else how many lines were left out before it."""
-        now = time.monotonic()
-        if now - self.began >= self.window:
-            self.began, self.count = now, 0
-        if self.count >= self.burst:
+        if self.bucket.take(time.monotonic()):
             self.held += 1
             return None
-        self.count += 1
         held, self.held = self.held, 0
         return held
 

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from shadowproxy import metrics, sse
 from shadowproxy.errors import REQUEST_TIMEOUT, JsonRpcError, UpstreamError
-from shadowproxy.eventlog import GET_STREAM, StreamLog, priming, replay, unseen
+from shadowproxy.eventlog import GET_STREAM, StreamLog, replay, unseen
 from shadowproxy.jsonrpc import Message, error_response
 from shadowproxy.sessions import LiveSession
 from shadowproxy.stores.base import SessionStore, StoredEvent
@@ -62,7 +62,7 @@ class Resumption:
     async def prime(self, stream: web.StreamResponse, events: StreamLog) -> None:
         event_id = await events.append(b"")
         if event_id is not None:
-            await stream.write(priming(event_id, self.retry_ms))
+            await stream.write(sse.control(event_id, self.retry_ms))
 
     def streams_at_once(self, session: LiveSession) -> bool:
         """Whether every answer is a primed stream (``stream_after: 0``), as from the SDK's own server."""

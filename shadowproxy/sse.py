@@ -1,7 +1,15 @@
-"""Server-sent events: an incremental parser and the encoder the proxy writes with.
+"""Server-sent events: an incremental parser, and the one encoder every event the proxy writes goes through.
 
 The parser follows the WHATWG event-stream rules (CRLF, LF or CR line ends;
 ``data`` lines joined by newlines; ``:`` comments; ``id`` and ``retry`` fields).
+
+The streams are written with aiohttp's own ``StreamResponse`` and these frames, not with aiohttp-sse: a message
+arrives as bytes and is framed as bytes, where aiohttp-sse's ``send`` takes a ``str`` (a decode and an encode per
+event), splits it with a regular expression and wraps each write in a timeout, and its response starts a ping task
+per stream, sets ``TCP_USER_TIMEOUT``, refuses POST (a POST is answered as a stream here), and replaces our
+``Cache-Control: no-cache, no-transform``. Measured when it was dropped (issue 19, both in one run): ``send`` framed a
+100-byte message 6 times slower than :func:`encode` and a 10 KB one 50 times slower; 20,000 small events over a real
+socket took 2.2 times as long; a one-event stream took 1.4 times as long even with our own frames written into it.
 """
 
 from __future__ import annotations
@@ -81,14 +89,21 @@ class SseParser:
         return events
 
 
-def encode(data: bytes, *, event_id: str | None = None, retry: int | None = None) -> bytes:
-    """One ``message`` event carrying ``data``, a JSON-RPC message."""
+def encode(data: bytes, event: str | None = "message", event_id: str | None = None, retry: int | None = None) -> bytes:
+    """One event carrying ``data`` (a ``message`` unless ``event`` names another type, or ``None``: no type line)."""
+    # Not keyword-only: Python fills keyword-only defaults by dictionary lookups, a tenth of this function's time.
     if b"\r" in data:
         # A CR would end the line early; in JSON it can only be whitespace, so it goes.
         data = data.replace(b"\r", b"")
     if b"\n" in data:
         data = data.replace(b"\n", b"\ndata: ")
-    head = b"event: message\n"
+    if event == "message":
+        # The common event, a JSON-RPC message, takes a constant head.
+        head = b"event: message\n"
+    elif event is None:
+        head = b""
+    else:
+        head = b"event: " + event.encode() + b"\n"
     if event_id is not None:
         head += b"id: " + event_id.encode() + b"\n"
     if retry is not None:
@@ -96,7 +111,17 @@ def encode(data: bytes, *, event_id: str | None = None, retry: int | None = None
     return head + b"data: " + data + b"\n\n"
 
 
-KEEPALIVE = b": keep-alive\n\n"
+def control(event_id: str | None, retry: int | None) -> bytes:
+    """An event with no data: a priming event (an id to resume from, before anything else) and/or a retry delay."""
+    return encode(b"", event=None, event_id=event_id, retry=retry)
+
+
+def comment(text: str) -> bytes:
+    """A comment line, which every client skips: a keep-alive, or a first byte for the client to see."""
+    return b": " + text.encode() + b"\n\n"
+
+
+KEEPALIVE = comment("keep-alive")
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache, no-transform",

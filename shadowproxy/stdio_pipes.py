@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
 from shadowproxy.errors import JsonRpcError
+from shadowproxy.flow import WriteFlow
 from shadowproxy.jsonrpc import Message, decode
 from shadowproxy.tasks import spawn
 from shadowproxy.upstreams.stdio import MAX_LINE
@@ -109,20 +110,11 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
-class Writer(asyncio.Protocol):
+class Writer(WriteFlow, asyncio.Protocol):
     """Our stdout, with flow control so a slow client cannot grow our memory without bound."""
 
     def __init__(self) -> None:
-        self.paused: asyncio.Future[None] | None = None
         self.done = asyncio.Event()
-
-    def pause_writing(self) -> None:
-        self.paused = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self.paused is not None and not self.paused.done():
-            self.paused.set_result(None)
-        self.paused = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.resume_writing()

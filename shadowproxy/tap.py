@@ -42,12 +42,9 @@ PENDING_LIMIT = 10_000
 BODY_LIMIT = 256 * 1024
 """A larger message is shown without its body (``body_omitted``), so a queue stays small."""
 TRUE, FALSE = frozenset({"1", "true", "yes"}), frozenset({"0", "false", "no", ""})
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache, no-transform",
-    "X-Accel-Buffering": "no",
-}
 C2S = Direction.CLIENT_TO_SERVER
+OPEN = sse.comment("tap open")
+"""The first bytes of a tap stream: a reader sees it is attached before any message passes."""
 
 _REDACTOR = Redactor()
 
@@ -115,10 +112,10 @@ class TapListener:
         chunks: list[bytes] = []
         if self.dropped > self.reported:
             lost = orjson.dumps({"dropped": self.dropped - self.reported, "total": self.dropped})
-            chunks.append(b"event: dropped\ndata: " + lost + b"\n\n")
+            chunks.append(sse.encode(lost, event="dropped"))
             self.reported = self.dropped
         while self.events:
-            chunks.append(b"data: " + self.events.popleft() + b"\n\n")
+            chunks.append(sse.encode(self.events.popleft(), event=None))
         self._ready.clear()
         return b"".join(chunks)
 
@@ -260,10 +257,10 @@ def stream(keepalive: float) -> Callable[[web.Request], Awaitable[web.StreamResp
         listener = TAP.attach(tap_filter)
         transport = request.transport
         listener.abort = transport.abort if transport is not None else None
-        response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        response = web.StreamResponse(status=200, headers=sse.SSE_HEADERS)
         try:
             await response.prepare(request)
-            await _write(response, listener, b": tap open\n\n")
+            await _write(response, listener, OPEN)
             while not listener.closed:
                 chunk = listener.take()
                 if chunk:

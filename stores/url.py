@@ -8,6 +8,7 @@ from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from shadowproxy.errors import ConfigError
 from shadowproxy.stores.base import SessionStore
+from shadowproxy.urls import mask_url
 
 DEFAULT_URL = "memory://"
 _HELP = "use memory://, sqlite:///absolute/path.db, sqlite:relative/path.db or redis://host:port/db"
@@ -24,13 +25,8 @@ class StoreUrl:
 
 
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+    """``url`` with any password replaced by ``***``, for messages and logs; the query (a key prefix) stays."""
+    return mask_url(url, "***", query=False)
 
 
 def parse_store_url(url: str) -> StoreUrl:

@@ -34,10 +34,6 @@ class Keys:
     def heartbeat(self, instance: str) -> str:
         return f"{self.prefix}instance:{instance}"
 
-    @property
-    def heartbeats(self) -> str:
-        return f"{self.prefix}instance:*"
-
     def owner(self, session_id: str) -> str:
         return f"{self.prefix}owner:{session_id}"
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 from shadowproxy import limits
 from shadowproxy.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
+from shadowproxy.flow import WriteFlow
 from shadowproxy.jsonrpc import Message, decode, error_response, notification, request_id_of
 from shadowproxy.logs import REQUEST_ID
 from shadowproxy.upstreams.attribution import RESOURCE_UPDATED, SHARED_STATE, Dropped, claimant, refusal
@@ -30,8 +31,11 @@ SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
 MAX_ASKED = 1024
 
 
-class ChildProcess(asyncio.SubprocessProtocol):
-    """One running server. Replies go to the :class:`Pending` that waits for them; the rest to ``unsolicited``."""
+class ChildProcess(WriteFlow, asyncio.SubprocessProtocol):
+    """One running server. Replies go to the :class:`Pending` that waits for them; the rest to ``unsolicited``.
+
+    While its stdin pipe is full, writes wait in :meth:`drain`.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -49,8 +53,6 @@ class ChildProcess(asyncio.SubprocessProtocol):
         self.lines = BoundedLines(limits.UpstreamLimits().message)
         self.stderr = StderrLines(STDERR_LINE)
         self._stdout_closed = False
-        # Set while the child's stdin pipe is full: writes wait in :meth:`drain`.
-        self.paused: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = loop.create_future()
         # Set once the process has exited *and* all it wrote has been read.
@@ -266,22 +268,10 @@ class ChildProcess(asyncio.SubprocessProtocol):
             request.fail(error)
         self.finished.set_result(self.returncode)
 
-    def pause_writing(self) -> None:
-        self.paused = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self.paused is not None and not self.paused.done():
-            self.paused.set_result(None)
-        self.paused = None
-
     def write(self, data: bytes) -> None:
         if self._stdin is None or self._stdin.is_closing() or not self.alive:
             raise UpstreamError(f"upstream {self.name!r} is not running")
         self._stdin.write(data + b"\n")
-
-    async def drain(self) -> None:
-        if self.paused is not None:
-            await self.paused
 
     async def terminate(self, grace: float = TERMINATE_GRACE) -> None:
         """Close stdin, then SIGTERM, then SIGKILL, each after ``grace`` seconds, as the MCP stdio transport asks."""

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import aiohttp
 
+from shadowproxy import sse
 from shadowproxy.config import UpstreamConfig
 from shadowproxy.errors import JsonRpcError, UpstreamError, UpstreamSessionLost
 from shadowproxy.jsonrpc import ERROR, Message, RequestId, decode, error_response
@@ -111,7 +112,7 @@ class HttpExchange:
                 self._resumable = True
             if not event.data:
                 if event.id is not None or event.retry is not None:
-                    self.controls.append(control(event.id, event.retry))
+                    self.controls.append(sse.control(event.id, event.retry))
                 continue
             if event.event not in (None, "message"):
                 continue
@@ -129,16 +130,6 @@ class HttpExchange:
             self._response.close()
         else:
             self._response.release()
-
-
-def control(event_id: str | None, retry: int | None) -> bytes:
-    """An event with no data: a priming event (its id) and/or a reconnection delay."""
-    frame = b""
-    if event_id is not None:
-        frame += b"id: " + event_id.encode() + b"\n"
-    if retry is not None:
-        frame += b"retry: " + str(retry).encode() + b"\n"
-    return frame + b"data: \n\n"
 
 
 class HttpChannel:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shadowproxy.limits import HITS
+from shadowproxy.tokenbucket import TokenBucket
 
 
 @dataclass(slots=True)
@@ -106,14 +107,11 @@ class StderrLines:
     the proxy's log. :attr:`notice` says when lines start to be left out, and how many once they are let in again.
     """
 
-    __slots__ = ("allowance", "burst", "last", "notice", "partial", "rate", "suppressed", "width")
+    __slots__ = ("bucket", "notice", "partial", "suppressed", "width")
 
     def __init__(self, width: int = 2000, rate: float = 50.0, burst: float = 200.0) -> None:
         self.width = width
-        self.rate = rate
-        self.burst = burst
-        self.allowance = burst
-        self.last = time.monotonic()
+        self.bucket = TokenBucket(rate, burst, time.monotonic())
         self.partial = b""
         self.suppressed = 0
         self.notice: str | None = None
@@ -126,18 +124,16 @@ class StderrLines:
         kept = [line[: self.width] for line in lines if line.strip()]
         if not kept:
             return kept
-        now = time.monotonic()
-        self.allowance = min(self.burst, self.allowance + (now - self.last) * self.rate)
-        self.last = now
-        allowed = int(self.allowance)
-        if allowed >= len(kept) and self.suppressed:
+        allowed = self.bucket.take_up_to(len(kept), time.monotonic())
+        if allowed == len(kept) and self.suppressed:
             self.notice = f"{self.suppressed} stderr lines were left out of the log"
             self.suppressed = 0
         elif allowed < len(kept):
             if not self.suppressed:
-                self.notice = f"stderr comes faster than {self.rate:g} lines a second; lines are left out of the log"
+                self.notice = (
+                    f"stderr comes faster than {self.bucket.rate:g} lines a second; lines are left out of the log"
+                )
             self.suppressed += len(kept) - allowed
             HITS.labels("upstream_stderr").inc(len(kept) - allowed)
             kept = kept[:allowed]
-        self.allowance -= len(kept)
         return kept
