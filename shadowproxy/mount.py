@@ -134,26 +134,32 @@ class Mount:
         :data:`CLIENT_FIELD` characters), and a new logical session counts against the session limits.
         """
         meta = _meta(message)
-        client_info = bounded_client_info(meta.get(META_CLIENT_INFO))
-        name = client_info.get("name") if client_info else None
-        version = client_info.get("version") if client_info else None
-        key = f"{self.name}\0{principal}\0{name}\0{version}"
-        session_id = "logical-" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-        session = self.sessions.logical.get(session_id)
+        client = meta.get(META_CLIENT_INFO)
+        name = version = None
+        if isinstance(client, dict):
+            name, version = client.get("name"), client.get("version")
+        key = (
+            self.name,
+            principal,
+            name[:CLIENT_FIELD] if isinstance(name, str) else None,
+            version[:CLIENT_FIELD] if isinstance(version, str) else None,
+        )
+        session = self.sessions.logical.get(key)
         if session is not None:
             return session
         self.sessions.admit(principal, guard)
         protocol_version = meta.get(META_PROTOCOL_VERSION)
+        digest = hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
         record = SessionRecord(
-            id=session_id,
+            id=f"logical-{digest}",
             upstream=self.name,
             protocol_version=protocol_version if protocol_version in KNOWN_VERSIONS else None,
-            client_info=client_info,
+            client_info=bounded_client_info(client),
             principal=principal,
             state=SessionState.ACTIVE,
         )
         session = LiveSession(record, self)
-        self.sessions.add_logical(session)
+        self.sessions.add_logical(key, session)
         return session
 
     async def close(self) -> None:

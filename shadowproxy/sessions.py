@@ -34,6 +34,10 @@ RESTORE_TIMEOUT = 30.0
 MAX_ENDED = 10_000
 
 
+LogicalKey = tuple[str, str | None, str | None, str | None]
+"""A logical session's key: mount, principal, client name and client version, each bounded."""
+
+
 class ChangeSink(Protocol):
     """Where session changes go: the persistence worker."""
 
@@ -87,7 +91,7 @@ class SessionManager:
         self.store = store
         self.live: dict[str, LiveSession] = {}
         # The 2026-07-28 era's sessions, which the proxy groups by principal and client; they have no header.
-        self.logical: dict[str, LiveSession] = {}
+        self.logical: dict[LogicalKey, LiveSession] = {}
         self._restoring: dict[str, asyncio.Future[LiveSession | None]] = {}
         self._ended: dict[str, None] = {}
         self.cluster: Cluster | None = None
@@ -115,21 +119,20 @@ class SessionManager:
                 guard.admit_session(self.counted(), principal)
                 return
             except LimitExceeded as exc:
-                if exc.limit == "sessions":
-                    mine = list(self.logical.values())
-                else:
-                    mine = [session for session in self.logical.values() if session.record.principal == principal]
+                everyone = exc.limit == "sessions"
+                mine = [key for key, kept in self.logical.items() if everyone or kept.record.principal == principal]
                 if not mine:
                     raise
-                self._forget_logical(min(mine, key=lambda session: session.record.last_seen), SessionState.EXPIRED)
+                self._forget_logical(min(mine, key=lambda key: self.logical[key].record.last_seen))
 
-    def add_logical(self, session: LiveSession) -> None:
-        self.logical[session.id] = session
+    def add_logical(self, key: LogicalKey, session: LiveSession) -> None:
+        self.logical[key] = session
         self.changes.record(session.record)
 
-    def _forget_logical(self, session: LiveSession, state: SessionState) -> None:
-        del self.logical[session.id]
-        session.record.state = state
+    def _forget_logical(self, key: LogicalKey) -> None:
+        """A logical session idle too long, or giving way at a limit: it is remade by its client's next request."""
+        session = self.logical.pop(key)
+        session.record.state = SessionState.EXPIRED
         self.changes.record(session.record)
         if session.channel is not None:
             spawn(session.channel.close(), name=f"close-logical-{session.id[8:16]}")
@@ -279,9 +282,9 @@ class SessionManager:
         idle = [session for session in self.live.values() if session.record.last_seen < deadline]
         for session in idle:
             await self._close(session, SessionState.EXPIRED)
-        logical = [session for session in self.logical.values() if session.record.last_seen < deadline]
-        for session in logical:
-            self._forget_logical(session, SessionState.EXPIRED)
+        logical = [key for key, session in self.logical.items() if session.record.last_seen < deadline]
+        for key in logical:
+            self._forget_logical(key)
         return len(idle) + len(logical)
 
     async def sweep(self, interval: float) -> None:
