@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError, UpstreamSessionLost
-from shadowproxy.jsonrpc import Message, decode, notification
+from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamSessionLost
+from shadowproxy.jsonrpc import Message
 from shadowproxy.upstreams.base import UnsolicitedHandler
 from shadowproxy.upstreams.child import ChildProcess, ChildRequest
+from shadowproxy.upstreams.routing import replay_handshake
 
 log = logging.getLogger("shadowproxy.upstreams.stdio")
 
@@ -121,20 +122,8 @@ class ChildChannel:
 
     async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
         """A new child for an old session: replay the client's ``initialize`` and ``initialized``, as it sent them."""
-        if init_request is None:
-            return
-        initialize = decode(init_request.encode())
-        assert isinstance(initialize, Message)
-        exchange = await self.request(initialize, {})
-        try:
-            reply = await exchange.next()
-            while not (reply.is_reply and reply.id == initialize.id):
-                reply = await exchange.next()
-        finally:
-            await exchange.close()
-        if reply.error is not None:
-            raise UpstreamError(f"the replayed initialize failed: {reply.error.get('message')}")
-        await self.send(notification("notifications/initialized"), {})
+        if init_request is not None:
+            await replay_handshake(lambda sent: self.request(sent, {}), lambda sent: self.send(sent, {}), init_request)
 
     async def listen(self, headers: Mapping[str, str]) -> None:
         """A child's unsolicited messages reach the session through ``handler``; there is no stream to open."""

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
 from shadowproxy.jsonrpc import Message, decode, notification
-from shadowproxy.upstreams.base import Pending, UnsolicitedHandler
+from shadowproxy.upstreams.base import Exchange, Pending, UnsolicitedHandler
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class Router:
             request.fail(error)
 
 
-async def replay_handshake(request: Callable[[Message], Awaitable[RoutedRequest]], send: Sender, init: str) -> None:
+async def replay_handshake(request: Callable[[Message], Awaitable[Exchange]], send: Sender, init: str) -> None:
     """Carry a session on over a new connection: send the client's ``initialize`` and ``initialized`` again."""
     initialize = decode(init.encode())
     assert isinstance(initialize, Message)
