@@ -13,8 +13,8 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.recorder import call_body
-from shadowproxy.chain import Chain, Direction, MessageContext, Verdict, forward
-from shadowproxy.jsonrpc import Message, decode
+from shadowproxy.core.chain import Chain, Direction, MessageContext, Verdict, forward
+from shadowproxy.core.jsonrpc import Message, decode
 
 REQUEST = call_body(7)
 

@@ -6,8 +6,8 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.recorder import TEXT, call_body
-from shadowproxy.errors import PARSE_ERROR, JsonRpcError
-from shadowproxy.jsonrpc import Kind, Message, decode
+from shadowproxy.core.errors import PARSE_ERROR, JsonRpcError
+from shadowproxy.core.jsonrpc import Kind, Message, decode
 
 REQUEST = call_body(7)
 RESPONSE = (

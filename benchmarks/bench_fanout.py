@@ -1,7 +1,8 @@
 """Micro benchmark of SSE event fan-out: one server notification to N idle GET streams.
 
-Each stream is what :mod:`shadowproxy.http_get` runs per GET stream, minus the socket: a task waiting on its
-session's :class:`~shadowproxy.inbox.Inbox`, which encodes what arrives as an SSE event. One round puts the
+Each stream is what :mod:`shadowproxy.fronts.http.get_stream` runs per GET stream, minus the socket: a task
+waiting on its
+session's :class:`~shadowproxy.core.inbox.Inbox`, which encodes what arrives as an SSE event. One round puts the
 notification into every inbox and runs the loop until every stream has its event.
 """
 
@@ -13,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from shadowproxy import sse
-from shadowproxy.inbox import Inbox
-from shadowproxy.jsonrpc import Message, notification
+from shadowproxy.core import sse
+from shadowproxy.core.inbox import Inbox
+from shadowproxy.core.jsonrpc import Message, notification
 
 NOTIFICATION = notification("notifications/resources/updated", {"uri": "file:///project/README.md"})
 

@@ -17,12 +17,12 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.recorder import TEXT, call_body
 from shadowproxy import config
-from shadowproxy.app import Proxy
-from shadowproxy.chain import Direction, Verdict
-from shadowproxy.jsonrpc import Message, decode
-from shadowproxy.mount import Mount
-from shadowproxy.session import SessionRecord
-from shadowproxy.sessions import LiveSession
+from shadowproxy.core.chain import Direction, Verdict
+from shadowproxy.core.jsonrpc import Message, decode
+from shadowproxy.core.record import SessionRecord
+from shadowproxy.proxy.mount import Mount
+from shadowproxy.proxy.proxy import Proxy
+from shadowproxy.sessions.manager import LiveSession
 
 ANSWER = b'{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"%s"}],"isError":false}}' % TEXT.encode()
 

@@ -26,8 +26,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.redis_server when run as a script
 
-from shadowproxy.persistence import PersistenceWorker
-from shadowproxy.session import SessionRecord, SessionState
+from shadowproxy.core.record import SessionRecord, SessionState
+from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import SessionStore, open_store
 from tests.redis_server import RedisServer, RedisUnavailable
 

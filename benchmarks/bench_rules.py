@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 import pytest
 
-from shadowproxy.chain import Direction, MessageContext, Verdict
+from shadowproxy.core.chain import Direction, MessageContext, Verdict
+from shadowproxy.core.jsonrpc import Message, decode
+from shadowproxy.core.record import SessionRecord
 from shadowproxy.interceptors.rules import RulesInterceptor, create
-from shadowproxy.jsonrpc import Message, decode
 from shadowproxy.rules.subject import Subject
-from shadowproxy.session import SessionRecord
 
 
 def rule_file(count: int) -> str:

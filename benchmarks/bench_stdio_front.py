@@ -16,8 +16,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.recorder import TEXT, call_body
 from shadowproxy import config
-from shadowproxy.app import Proxy
-from shadowproxy.stdio_front import SERVER, LineReader, StdioFront
+from shadowproxy.fronts.stdio.front import SERVER, LineReader, StdioFront
+from shadowproxy.proxy.proxy import Proxy
 from shadowproxy.upstreams.child import ChildProcess
 
 ANSWER = b'{"jsonrpc":"2.0","id":%d,"result":{"content":[{"type":"text","text":"%s"}],"isError":false}}'

@@ -15,7 +15,7 @@ import time
 import aiohttp
 
 from benchmarks.recorder import INITIALIZED, Recorder, call_body, initialize_body, is_echo
-from shadowproxy.tasks import spawn
+from shadowproxy.core.tasks import spawn
 
 
 class WsLoadError(Exception):

@@ -10,12 +10,12 @@ Options (validated by :func:`create`)::
     detectors:  [email, api_key, ...]              redactors for arguments and errors (default: all)
     patterns:   []                                 extra regexes to mask
 
-It is a :class:`~shadowproxy.chain.VerdictObserver`, not an interceptor: it
+It is a :class:`~shadowproxy.core.chain.VerdictObserver`, not an interceptor: it
 sees each message after the whole chain has decided, so a line tells what the
 client and the server really got: ``outcome`` is ok, error, blocked or answered
 (by the proxy), and ``decision`` names the interceptor that blocked, answered or
 modified it. It has no say in the verdict, so turning it on leaves the chain's
-skip (:meth:`~shadowproxy.chain.Chain.declines`) as it was; of the messages the
+skip (:meth:`~shadowproxy.core.chain.Chain.declines`) as it was; of the messages the
 chain skips it :meth:`~AuditInterceptor.wants` only the calls it writes and
 their replies.
 Lines are written off the hot path: the event loop only queues a dict, and a
@@ -36,10 +36,10 @@ from typing import Any
 
 import orjson
 
-from shadowproxy.chain import Action, Direction, MessageContext, Verdict
-from shadowproxy.errors import ConfigError, JsonRpcError
-from shadowproxy.jsonrpc import REQUEST, Message
-from shadowproxy.rules.redact import DETECTORS, Redactor
+from shadowproxy.core.chain import Action, Direction, MessageContext, Verdict
+from shadowproxy.core.errors import ConfigError, JsonRpcError
+from shadowproxy.core.jsonrpc import REQUEST, Message
+from shadowproxy.core.redact import DETECTORS, Redactor
 
 AUDIT_LOGGER = "shadowproxy.audit"
 AUDITED = {"tools/call": "tool", "resources/read": "resource", "prompts/get": "prompt"}

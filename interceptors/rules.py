@@ -22,16 +22,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shadowproxy.chain import Direction, MessageContext, Verdict, block, delay, forward, respond
-from shadowproxy.errors import ConfigError
-from shadowproxy.jsonrpc import Message
+from shadowproxy.core.chain import Direction, MessageContext, Verdict, block, delay, forward, respond
+from shadowproxy.core.errors import ConfigError
+from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.tasks import spawn
 from shadowproxy.rules import metrics
 from shadowproxy.rules.engine import Engine, Outcome
 from shadowproxy.rules.ratelimit import create_counter
 from shadowproxy.rules.ruleset import RuleSet, load
 from shadowproxy.rules.source import RulesError, resolve
 from shadowproxy.rules.subject import Subject
-from shadowproxy.tasks import spawn
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,6 @@
     cases      policy unit tests (``rules test --cases``)
     cli        ``shadowproxy rules check`` and ``shadowproxy rules test``
 
-The package imports nothing itself, so ``shadowproxy.rules.redact`` stays cheap to import.
+The package imports nothing itself, so ``shadowproxy.core.redact`` stays cheap to import.
 See README.md for the file format.
 """

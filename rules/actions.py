@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from shadowproxy.errors import POLICY_BLOCKED
+from shadowproxy.core.errors import POLICY_BLOCKED
+from shadowproxy.core.redact import DEFAULT_MASK, DETECTORS, Redactor
 from shadowproxy.rules import jsonpath
-from shadowproxy.rules.redact import DEFAULT_MASK, DETECTORS, Redactor
 from shadowproxy.rules.source import Document, JsonPath, Problem
 
 

@@ -29,15 +29,15 @@ from typing import Any
 
 import orjson
 
-from shadowproxy.chain import Direction
-from shadowproxy.errors import JsonRpcError
-from shadowproxy.jsonrpc import Message, classify
+from shadowproxy.core.chain import Direction
+from shadowproxy.core.errors import JsonRpcError
+from shadowproxy.core.jsonrpc import Message, classify
+from shadowproxy.core.record import SessionRecord
 from shadowproxy.rules import metrics
 from shadowproxy.rules.engine import Engine, Outcome
 from shadowproxy.rules.ruleset import RuleSet
 from shadowproxy.rules.source import RULE_SUFFIXES, Document, Problem, RulesError, read
 from shadowproxy.rules.subject import Subject
-from shadowproxy.session import SessionRecord
 
 _CASE_KEYS = {"name", "description", "direction", "message", "request", "session", "principal", "upstream", "repeat"}
 _EXPECT_KEYS = {"verdict", "rule", "code", "matched", "message", "contains", "absent", "hidden_tools"}

@@ -14,8 +14,8 @@ from typing import Any, TextIO
 import orjson
 import yaml
 
-from shadowproxy.chain import Direction
-from shadowproxy.errors import JsonRpcError
+from shadowproxy.core.chain import Direction
+from shadowproxy.core.errors import JsonRpcError
 from shadowproxy.rules.cases import load_cases, message_of, resulting, run_case, subject_for, verdict_name
 from shadowproxy.rules.engine import Engine, Outcome
 from shadowproxy.rules.ruleset import RuleSet, load

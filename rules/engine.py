@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
-from shadowproxy.chain import Direction
-from shadowproxy.errors import POLICY_BLOCKED, JsonRpcError
-from shadowproxy.jsonrpc import Kind, Message
+from shadowproxy.core.chain import Direction
+from shadowproxy.core.errors import POLICY_BLOCKED, JsonRpcError
+from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.rules import jsonpath, metrics
 from shadowproxy.rules.actions import Action, Effect
 from shadowproxy.rules.ratelimit import MemoryRateCounter, RateCounter

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shadowproxy.chain import Direction
-from shadowproxy.jsonrpc import Kind
+from shadowproxy.core.chain import Direction
+from shadowproxy.core.jsonrpc import Kind
 from shadowproxy.rules import jsonpath
 from shadowproxy.rules.source import Document, JsonPath, Problem
 from shadowproxy.rules.subject import Subject

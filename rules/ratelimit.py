@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from shadowproxy.tokenbucket import TokenBucket
+from shadowproxy.core.tokenbucket import TokenBucket
 
 
 @runtime_checkable

@@ -15,8 +15,8 @@ from typing import Any
 
 from prometheus_client.metrics import Counter
 
-from shadowproxy.chain import Direction
-from shadowproxy.jsonrpc import Kind, Message
+from shadowproxy.core.chain import Direction
+from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.rules import metrics, validate
 from shadowproxy.rules.actions import Action, Effect, compile_action
 from shadowproxy.rules.match import CompiledMatch, MatchCompiler

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from shadowproxy.errors import ConfigError
+from shadowproxy.core.errors import ConfigError
 
 PACKS_DIR = Path(__file__).with_name("packs")
 RULE_SUFFIXES = (".yaml", ".yml", ".json")

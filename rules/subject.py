@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shadowproxy.chain import Direction
-from shadowproxy.jsonrpc import Kind, Message
+from shadowproxy.core.chain import Direction
+from shadowproxy.core.jsonrpc import Kind, Message
 
 if TYPE_CHECKING:
-    from shadowproxy.chain import MessageContext
-    from shadowproxy.session import SessionRecord
+    from shadowproxy.core.chain import MessageContext
+    from shadowproxy.core.record import SessionRecord
 
 _UNSET: Any = object()
 META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"

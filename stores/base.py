@@ -1,6 +1,6 @@
 """The session store seam: one small async protocol, three backends.
 
-A store keeps :class:`~shadowproxy.session.SessionRecord` objects and a
+A store keeps :class:`~shadowproxy.core.record.SessionRecord` objects and a
 per-session event log for SSE resumption. It deliberately knows nothing about
 transports, the interceptor chain or the persistence worker: the hot path
 never calls a store, the worker does.
@@ -21,8 +21,8 @@ from typing import Protocol, runtime_checkable
 
 import orjson
 
-from shadowproxy.errors import ShadowProxyError
-from shadowproxy.session import SessionRecord, SessionState
+from shadowproxy.core.errors import ShadowProxyError
+from shadowproxy.core.record import SessionRecord, SessionState
 
 __all__ = [
     "CursorError",

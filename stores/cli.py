@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from shadowproxy import config
-from shadowproxy.errors import ShadowProxyError
-from shadowproxy.session import SessionRecord, SessionState
+from shadowproxy.core.errors import ShadowProxyError
+from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.stores.base import SessionStore
 from shadowproxy.stores.url import open_store, parse_store_url
 

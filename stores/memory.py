@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shadowproxy.session import SessionRecord, SessionState
+from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.stores.base import (
     ListFilter,
     StoredEvent,

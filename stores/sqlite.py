@@ -33,7 +33,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
-from shadowproxy.session import SessionRecord, SessionState
+from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.stores.base import (
     StoredEvent,
     StoreError,

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
-from shadowproxy.errors import ConfigError
+from shadowproxy.core.errors import ConfigError
+from shadowproxy.core.urls import mask_url
 from shadowproxy.stores.base import SessionStore
-from shadowproxy.urls import mask_url
 
 DEFAULT_URL = "memory://"
 _HELP = "use memory://, sqlite:///absolute/path.db, sqlite:relative/path.db or redis://host:port/db"

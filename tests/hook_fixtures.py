@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shadowproxy.chain import MessageContext, Verdict, forward
+from shadowproxy.core.chain import MessageContext, Verdict, forward
 
 
 def note(record: Path, line: str) -> None:

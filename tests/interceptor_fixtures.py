@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shadowproxy.chain import Direction, MessageContext, Verdict, block, forward, respond
+from shadowproxy.core.chain import Direction, MessageContext, Verdict, block, forward, respond
 
 
 class Scripted:

@@ -1,7 +1,8 @@
 """The fast connection path stays honest (issue 19, item 5).
 
-shadowproxy/connection.py serves MCP POSTs itself and leans on parts of aiohttp that are not its public API
-(:data:`shadowproxy.fast_path.RELIED_ON`). Each is checked here by name and shape, and the contract they stand
+shadowproxy/fronts/http/connection.py serves MCP POSTs itself and leans on parts of aiohttp that are not its public API
+(:data:`shadowproxy.fronts.http.fast_path.RELIED_ON`). Each is checked here by name and shape, and the contract they
+stand
 for is exercised on real sockets with aiohttp's own server, so that an aiohttp release that changes one fails
 here by name instead of subtly in production. The proxy itself checks the same list at startup and, when one
 does not hold, serves through aiohttp's own handler after one warning; ``fast_path: false`` does so on purpose.
@@ -24,10 +25,11 @@ import yaml
 from aiohttp import web
 from packaging.requirements import Requirement
 
-from shadowproxy import config, limits
-from shadowproxy.connection import Connection
-from shadowproxy.errors import ConfigError
-from shadowproxy.fast_path import RELIED_ON, TESTED, Reliance, Watched, names_read, unsupported
+from shadowproxy import config
+from shadowproxy.config import limits
+from shadowproxy.core.errors import ConfigError
+from shadowproxy.fronts.http.connection import Connection
+from shadowproxy.fronts.http.fast_path import RELIED_ON, TESTED, Reliance, Watched, names_read, unsupported
 from tests.support import REPO, ProxyProcess, child_env, sdk_server_command, until
 from tests.test_connection import RawClient, session_of
 
@@ -38,7 +40,7 @@ LIMIT = 10
 
 def advice() -> str:
     return (
-        "the fast path (shadowproxy/connection.py) relies on it; check it against this aiohttp release "
+        "the fast path (shadowproxy/fronts/http/connection.py) relies on it; check it against this aiohttp release "
         f"({aiohttp.__version__}) or run with fast_path: false"
     )
 
@@ -51,7 +53,7 @@ def test_aiohttp_still_has_what_the_fast_path_relies_on(reliance: Reliance) -> N
 def test_both_paths_can_put_the_front_door_in_front_of_the_application() -> None:
     # FrontDoor.install replaces the Server's request_handler; each RequestHandler copies it when it is made.
     assert "request_handler" in names_read(web.RequestHandler.__init__), (
-        "aiohttp.web.RequestHandler no longer reads Server.request_handler: shadowproxy/front_door.py"
+        "aiohttp.web.RequestHandler no longer reads Server.request_handler: shadowproxy/fronts/http/gate.py"
         " (FrontDoor.install) relies on it, on either path; check it against this aiohttp release"
     )
 

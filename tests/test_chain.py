@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shadowproxy.chain import Action, Chain, Direction, MessageContext, Verdict, block, delay, forward, respond
-from shadowproxy.jsonrpc import Message, decode
+from shadowproxy.core.chain import Action, Chain, Direction, MessageContext, Verdict, block, delay, forward, respond
+from shadowproxy.core.jsonrpc import Message, decode
 
 
 def request() -> Message:

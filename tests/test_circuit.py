@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from shadowproxy import config
-from shadowproxy.circuit import Circuit, CircuitState, UpstreamUnavailable
 from shadowproxy.config import CircuitConfig
-from shadowproxy.errors import UPSTREAM_UNAVAILABLE, ConfigError
+from shadowproxy.core.errors import UPSTREAM_UNAVAILABLE, ConfigError
+from shadowproxy.upstreams.circuit import Circuit, CircuitState, UpstreamUnavailable
 
 
 class Clock:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowproxy.cli import main
+from shadowproxy.cli.main import main
 
 
 def test_check_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

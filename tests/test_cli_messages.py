@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from shadowproxy.cli import build_parser, main
+from shadowproxy.cli.main import build_parser, main
+from shadowproxy.core.record import SessionRecord
 from shadowproxy.rules.validate import ACTIONS
-from shadowproxy.session import SessionRecord
 from shadowproxy.stores import open_store
 from tests.support import REPO
 

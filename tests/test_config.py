@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shadowproxy import config
-from shadowproxy.errors import ConfigError
+from shadowproxy.core.errors import ConfigError
 
 
 def test_defaults_env_and_flags(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_mcp_servers_json(tmp_path: Path) -> None:
     fs, remote = cfg.upstreams
     assert fs.name == "fs" and fs.command == ("npx", "-y", "server-fs", "/tmp") and fs.env == {"A": "1"}
     assert remote.url == "https://example.com/mcp"
-    from shadowproxy.app import mount_paths
+    from shadowproxy.proxy.proxy import mount_paths
 
     assert [path for path, _ in mount_paths("/mcp", cfg.upstreams)] == ["/mcp/fs", "/mcp/remote"]
     assert [path for path, _ in mount_paths("/mcp", cfg.upstreams[:1])] == ["/mcp", "/mcp/fs"]
@@ -67,7 +67,7 @@ def test_bad_environment_value_names_the_variable() -> None:
 
 
 def test_cli_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from shadowproxy.cli import main
+    from shadowproxy.cli.main import main
 
     file = tmp_path / "bad.yaml"
     file.write_text("prot: 1\n")

@@ -1,4 +1,4 @@
-"""The client connection (shadowproxy/connection.py) on raw sockets: MCP POSTs it serves itself, everything
+"""The client connection (shadowproxy/fronts/http/connection.py) on raw sockets: MCP POSTs it serves itself, everything
 else handed to aiohttp on the same connection, answered as aiohttp answers it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import orjson
 import pytest
 import yaml
 
-from shadowproxy.sse import SseParser
+from shadowproxy.core.sse import SseParser
 from tests.support import FAST_PATH, ProxyProcess, sdk_server_command
 
 from .security.helpers import INIT, PING

@@ -11,8 +11,8 @@ import aiohttp
 import orjson
 import pytest
 
-from shadowproxy.errors import JsonRpcError
-from shadowproxy.jsonrpc import Message, decode
+from shadowproxy.core.errors import JsonRpcError
+from shadowproxy.core.jsonrpc import Message, decode
 from tests.security.helpers import HEADERS, open_session
 from tests.support import REPO
 

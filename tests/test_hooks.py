@@ -15,11 +15,11 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from shadowproxy import config
-from shadowproxy.app import Proxy
-from shadowproxy.chain import Chain, Direction
+from shadowproxy.core.chain import Chain, Direction
+from shadowproxy.core.record import SessionRecord
 from shadowproxy.interceptors.audit import create as create_audit
-from shadowproxy.session import SessionRecord
-from shadowproxy.sessions import LiveSession
+from shadowproxy.proxy.proxy import Proxy
+from shadowproxy.sessions.manager import LiveSession
 from tests.hook_fixtures import Broken, Lifecycle, Watcher
 from tests.rules.helpers import call, interceptor, notification, reply, request, text_result
 from tests.support import sdk_server_command, until
@@ -130,7 +130,7 @@ async def test_an_observer_that_raises_leaves_the_message_as_decided(
     proxy = Proxy(config.load(str(file)))
     mount = proxy.mounts[0]
     session = LiveSession(SessionRecord(id="s-1"), mount)
-    with caplog.at_level(logging.ERROR, logger="shadowproxy.chain"):
+    with caplog.at_level(logging.ERROR, logger="shadowproxy.core.chain"):
         assert (await mount.judge(call("echo", id=1), C2S, session, "http")).is_forward
         assert not (await mount.judge(call("fail", id=2), C2S, session, "http")).is_forward
         assert mount.passes(call("echo", id=3), C2S, session, "http"), "skipped, and shown to the observer"

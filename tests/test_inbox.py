@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shadowproxy.inbox import Inbox
+from shadowproxy.core.inbox import Inbox
 
 
 async def test_a_reader_that_takes_over_is_woken_by_the_next_item() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shadowproxy.errors import INVALID_REQUEST, PARSE_ERROR, JsonRpcError
-from shadowproxy.jsonrpc import Kind, Message, decode, error_response, request_id_of
+from shadowproxy.core.errors import INVALID_REQUEST, PARSE_ERROR, JsonRpcError
+from shadowproxy.core.jsonrpc import Kind, Message, decode, error_response, request_id_of
 
 
 def test_kinds_and_original_bytes() -> None:

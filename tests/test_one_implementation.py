@@ -8,12 +8,12 @@ import os
 
 import pytest
 
-from shadowproxy.admin import masked_config
 from shadowproxy.config import Config
-from shadowproxy.flow import WriteFlow
+from shadowproxy.core.flow import WriteFlow
+from shadowproxy.core.tokenbucket import TokenBucket
+from shadowproxy.core.urls import mask_url, origin
+from shadowproxy.ops.admin import masked_config
 from shadowproxy.stores.url import parse_store_url
-from shadowproxy.tokenbucket import TokenBucket
-from shadowproxy.urls import mask_url, origin
 
 
 def test_a_bucket_gives_its_burst_then_its_rate() -> None:

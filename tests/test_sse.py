@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shadowproxy.sse import SseEvent, SseParser, encode
+from shadowproxy.core.sse import SseEvent, SseParser, encode
 
 
 def test_events_split_across_chunks_and_line_ends() -> None:

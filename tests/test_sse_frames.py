@@ -1,4 +1,4 @@
-"""Every event the proxy writes is framed by :mod:`shadowproxy.sse`, byte for byte as before (issue 19, item 6)."""
+"""Every event the proxy writes is framed by :mod:`shadowproxy.core.sse`, byte for byte as before (issue 19, item 6)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import ast
 
 import orjson
 
-from shadowproxy import sse
-from shadowproxy.chain import FORWARD, Direction
-from shadowproxy.jsonrpc import decode
-from shadowproxy.sse import SseEvent, SseParser
-from shadowproxy.tap import Tap, TapFilter
+from shadowproxy.core import sse
+from shadowproxy.core.chain import FORWARD, Direction
+from shadowproxy.core.jsonrpc import decode
+from shadowproxy.core.sse import SseEvent, SseParser
+from shadowproxy.proxy.tap import Tap, TapFilter
 from tests.support import REPO
 
 FIELDS = (b"event:", b"data:", b"id:", b"retry:", b": ")

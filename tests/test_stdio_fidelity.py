@@ -23,8 +23,8 @@ from aiohttp import web
 from mcp import Client, StdioServerParameters
 
 from shadowproxy import config
+from shadowproxy.cli.wrap import wrap
 from shadowproxy.upstreams.stdio import child_environment
-from shadowproxy.wrap import wrap
 from tests.faults.helpers import RawClient, text_of
 from tests.support import REPO, ProxyProcess, child_env, free_port, sdk_server_command
 

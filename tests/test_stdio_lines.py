@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from shadowproxy.errors import INVALID_REQUEST, PARSE_ERROR
+from shadowproxy.core.errors import INVALID_REQUEST, PARSE_ERROR
 from tests.faults.helpers import ROGUE, text_of
 from tests.support import REPO, child_env
 

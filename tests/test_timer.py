@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shadowproxy.timer import RequestTimer
+from shadowproxy.core.timer import RequestTimer
 
 
 async def test_a_silent_wait_is_woken_and_the_task_goes_on() -> None:

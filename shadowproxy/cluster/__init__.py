@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 from shadowproxy.stores import parse_store_url
 
 if TYPE_CHECKING:
-    from shadowproxy.chain import Chain
     from shadowproxy.cluster.member import ClusterMember
     from shadowproxy.config import Config
-    from shadowproxy.mount import Mount
-    from shadowproxy.sessions import SessionManager
+    from shadowproxy.core.chain import Chain
+    from shadowproxy.proxy.mount import Mount
+    from shadowproxy.sessions.manager import SessionManager
 
 
 def join(

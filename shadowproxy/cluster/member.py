@@ -33,19 +33,19 @@ from shadowproxy.cluster.owner import OwnerSide
 from shadowproxy.cluster.ratelimit import SharedRateCounter
 from shadowproxy.cluster.remote import RemoteChannel, RemoteExchange
 from shadowproxy.cluster.wire import CLAIM_SCRIPT, Keys, frame, message_of, unframe
-from shadowproxy.errors import UpstreamError
-from shadowproxy.jsonrpc import Message
-from shadowproxy.session import SessionRecord, SessionState
-from shadowproxy.sessions import LiveSession
+from shadowproxy.core.errors import UpstreamError
+from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.record import SessionRecord, SessionState
+from shadowproxy.core.tasks import spawn
+from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.stores import StoreError, parse_store_url
 from shadowproxy.stores.base import load_record
-from shadowproxy.tasks import spawn
 from shadowproxy.upstreams import HttpUpstream
 
 if TYPE_CHECKING:
     from shadowproxy.config import ClusterConfig
-    from shadowproxy.mount import Mount
-    from shadowproxy.sessions import SessionManager
+    from shadowproxy.proxy.mount import Mount
+    from shadowproxy.sessions.manager import SessionManager
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from shadowproxy.errors import SESSION_NOT_FOUND, JsonRpcError, ShadowProxyError
-from shadowproxy.jsonrpc import Message
-from shadowproxy.tasks import spawn
+from shadowproxy.core.errors import SESSION_NOT_FOUND, JsonRpcError, ShadowProxyError
+from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.tasks import spawn
 
 if TYPE_CHECKING:
     from shadowproxy.cluster.member import ClusterMember
-    from shadowproxy.sessions import LiveSession
+    from shadowproxy.sessions.manager import LiveSession
     from shadowproxy.upstreams.base import Exchange
 
 log = logging.getLogger(__name__)

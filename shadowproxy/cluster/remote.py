@@ -16,10 +16,10 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from shadowproxy.errors import UpstreamError
-from shadowproxy.inbox import Inbox
-from shadowproxy.jsonrpc import Message
-from shadowproxy.sessions import RESTORE_TIMEOUT, LiveSession
+from shadowproxy.core.errors import UpstreamError
+from shadowproxy.core.inbox import Inbox
+from shadowproxy.core.jsonrpc import Message
+from shadowproxy.sessions.manager import RESTORE_TIMEOUT, LiveSession
 from shadowproxy.upstreams.base import Channel, Exchange
 
 if TYPE_CHECKING:

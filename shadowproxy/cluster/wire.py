@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from shadowproxy.jsonrpc import Message, decode
+from shadowproxy.core.jsonrpc import Message, decode
 
 
 @dataclass(frozen=True, slots=True)

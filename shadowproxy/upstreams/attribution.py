@@ -22,8 +22,8 @@ from typing import Any, Protocol, TypeVar
 
 from prometheus_client import Counter
 
-from shadowproxy.errors import INTERNAL_ERROR, JsonRpcError
-from shadowproxy.jsonrpc import Message, error_response
+from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError
+from shadowproxy.core.jsonrpc import Message, error_response
 
 log = logging.getLogger("shadowproxy.upstreams")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from shadowproxy.inbox import Inbox
-from shadowproxy.jsonrpc import Message
+from shadowproxy.core.inbox import Inbox
+from shadowproxy.core.jsonrpc import Message
 
 UnsolicitedHandler = Callable[[Message], None]
 """Receives server messages that belong to no request in flight (list-changed, unrelated logs)."""

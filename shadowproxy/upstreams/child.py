@@ -13,11 +13,11 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 
-from shadowproxy import limits
-from shadowproxy.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
-from shadowproxy.flow import WriteFlow
-from shadowproxy.jsonrpc import Message, decode, error_response, notification, request_id_of
-from shadowproxy.logs import REQUEST_ID
+from shadowproxy.config import limits
+from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
+from shadowproxy.core.flow import WriteFlow
+from shadowproxy.core.jsonrpc import Message, decode, error_response, notification, request_id_of
+from shadowproxy.core.logs import REQUEST_ID
 from shadowproxy.upstreams.attribution import RESOURCE_UPDATED, SHARED_STATE, Dropped, claimant, refusal
 from shadowproxy.upstreams.base import Pending, UnsolicitedHandler
 from shadowproxy.upstreams.output import BoundedLines, Oversized, StderrLines

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamSessionLost
-from shadowproxy.jsonrpc import Message
+from shadowproxy.core.errors import INVALID_REQUEST, JsonRpcError, UpstreamSessionLost
+from shadowproxy.core.jsonrpc import Message
 from shadowproxy.upstreams.base import UnsolicitedHandler
 from shadowproxy.upstreams.child import ChildProcess, ChildRequest
 from shadowproxy.upstreams.routing import replay_handshake

@@ -13,11 +13,11 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from shadowproxy import sse
 from shadowproxy.config import UpstreamConfig
-from shadowproxy.errors import JsonRpcError, UpstreamError, UpstreamSessionLost
-from shadowproxy.jsonrpc import ERROR, Message, RequestId, decode, error_response
-from shadowproxy.sse import SseError, SseParser
+from shadowproxy.core import sse
+from shadowproxy.core.errors import JsonRpcError, UpstreamError, UpstreamSessionLost
+from shadowproxy.core.jsonrpc import ERROR, Message, RequestId, decode, error_response
+from shadowproxy.core.sse import SseError, SseParser
 from shadowproxy.upstreams.base import UnsolicitedHandler
 
 log = logging.getLogger(__name__)

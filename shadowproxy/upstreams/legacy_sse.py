@@ -15,10 +15,10 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from shadowproxy.errors import UpstreamError
-from shadowproxy.jsonrpc import Message
-from shadowproxy.sse import SseError, SseParser
-from shadowproxy.tasks import spawn
+from shadowproxy.core.errors import UpstreamError
+from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.sse import SseError, SseParser
+from shadowproxy.core.tasks import spawn
 from shadowproxy.upstreams.base import UnsolicitedHandler
 from shadowproxy.upstreams.http import UpstreamSessionLost, UrlUpstream
 from shadowproxy.upstreams.routing import RoutedChannel, Router

@@ -11,8 +11,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shadowproxy.limits import HITS
-from shadowproxy.tokenbucket import TokenBucket
+from shadowproxy.config.limits import HITS
+from shadowproxy.core.tokenbucket import TokenBucket
 
 
 @dataclass(slots=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from shadowproxy.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
-from shadowproxy.jsonrpc import Message, decode, notification
+from shadowproxy.core.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
+from shadowproxy.core.jsonrpc import Message, decode, notification
 from shadowproxy.upstreams.base import Exchange, Pending, UnsolicitedHandler
 
 log = logging.getLogger(__name__)

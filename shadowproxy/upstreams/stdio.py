@@ -13,15 +13,16 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 
-from shadowproxy import __version__, limits
-from shadowproxy.circuit import Circuit
-from shadowproxy.config import CircuitConfig, UpstreamConfig
-from shadowproxy.errors import JsonRpcError, UpstreamError
-from shadowproxy.jsonrpc import Kind, Message
-from shadowproxy.logs import REQUEST_ID
+from shadowproxy import __version__
+from shadowproxy.config import CircuitConfig, UpstreamConfig, limits
+from shadowproxy.core import counters
+from shadowproxy.core.errors import JsonRpcError, UpstreamError
+from shadowproxy.core.jsonrpc import Kind, Message
+from shadowproxy.core.logs import REQUEST_ID
 from shadowproxy.upstreams.base import UnsolicitedHandler
 from shadowproxy.upstreams.child import MAX_LINE, ChildProcess, ChildRequest
 from shadowproxy.upstreams.child_channel import ChildChannel
+from shadowproxy.upstreams.circuit import Circuit
 
 __all__ = ["MAX_LINE", "ChildChannel", "ChildProcess", "ChildRequest", "StdioUpstream", "spawn_child"]
 
@@ -93,7 +94,7 @@ class StdioUpstream:
     """A stdio server: a child per session, or one shared child restarted on demand when it dies.
 
     Every start goes through :attr:`circuit`: while it is open, a new session gets
-    :class:`~shadowproxy.circuit.UpstreamUnavailable` instead of a spawn attempt. A child that
+    :class:`~shadowproxy.upstreams.circuit.UpstreamUnavailable` instead of a spawn attempt. A child that
     cannot start, or exits without being asked to, counts against it; one that answers closes it.
     """
 
@@ -226,3 +227,9 @@ class StdioUpstream:
 
     async def close(self) -> None:
         await asyncio.gather(*(child.terminate() for child in list(self.children)))
+
+
+def count_start(upstream: object) -> None:
+    """A session opened its channel: for a stdio server that is not shared, a new process."""
+    if isinstance(upstream, StdioUpstream) and not upstream.config.share:
+        counters.UPSTREAM_STARTS.labels(upstream.name).inc()

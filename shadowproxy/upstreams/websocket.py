@@ -15,9 +15,9 @@ import logging
 import aiohttp
 from aiohttp import WSMsgType
 
-from shadowproxy.errors import UpstreamError
-from shadowproxy.jsonrpc import Message
-from shadowproxy.tasks import spawn
+from shadowproxy.core.errors import UpstreamError
+from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.tasks import spawn
 from shadowproxy.upstreams.base import UnsolicitedHandler
 from shadowproxy.upstreams.http import UpstreamSessionLost, UrlUpstream
 from shadowproxy.upstreams.routing import RoutedChannel, Router

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shadowproxy.app import Proxy
 from shadowproxy.config import load
-from shadowproxy.errors import ConfigError
+from shadowproxy.core.errors import ConfigError
+from shadowproxy.proxy.proxy import Proxy
 from tests.redis_server import RedisServer
 from tests.support import sdk_server_command, until
 

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from shadowproxy.sse import SseParser
+from shadowproxy.core.sse import SseParser
 from tests.support import REPO, ProxyProcess
 
 ROGUE = REPO / "tests" / "faults" / "rogue.py"

@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 import orjson
 
-from shadowproxy.sse import SseParser
+from shadowproxy.core.sse import SseParser
 from tests.support import ProxyProcess, until
 
 from .helpers import RawClient, readyz, rogue, text_of

@@ -21,7 +21,7 @@ import aiohttp
 import orjson
 import pytest
 
-from shadowproxy.session import SessionState
+from shadowproxy.core.record import SessionState
 from shadowproxy.stores import open_store
 from tests.support import ProxyProcess
 

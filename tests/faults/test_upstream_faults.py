@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from shadowproxy.errors import REQUEST_TIMEOUT, SESSION_NOT_FOUND, UPSTREAM_UNAVAILABLE
-from shadowproxy.sse import SseParser
+from shadowproxy.core.errors import REQUEST_TIMEOUT, SESSION_NOT_FOUND, UPSTREAM_UNAVAILABLE
+from shadowproxy.core.sse import SseParser
 from tests.support import until
 
 from .helpers import RawClient, readyz, rogue, text_of

@@ -8,8 +8,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shadowproxy.errors import INVALID_REQUEST, PARSE_ERROR, JsonRpcError
-from shadowproxy.jsonrpc import Kind, Message, decode, error_response, request_id_of, result_response
+from shadowproxy.core.errors import INVALID_REQUEST, PARSE_ERROR, JsonRpcError
+from shadowproxy.core.jsonrpc import Kind, Message, decode, error_response, request_id_of, result_response
 
 from .strategies import IDS, JSON, OBJECTS, messages
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shadowproxy.chain import Direction
-from shadowproxy.jsonrpc import Kind, Message, decode
-from shadowproxy.session import SessionRecord
+from shadowproxy.core.chain import Direction
+from shadowproxy.core.jsonrpc import Kind, Message, decode
+from shadowproxy.core.record import SessionRecord
 
 from .strategies import JSON, OBJECTS, messages
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shadowproxy.sse import SseError, SseEvent, SseParser, encode
+from shadowproxy.core.sse import SseError, SseEvent, SseParser, encode
 
 # Event payloads as the proxy writes them: JSON-RPC bytes, which may contain LF but, after encode, never a CR.
 PAYLOADS = st.binary(max_size=200).map(lambda data: data.replace(b"\r", b""))

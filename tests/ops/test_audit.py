@@ -11,11 +11,11 @@ import yaml
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from shadowproxy.chain import FORWARD, Chain, Direction, MessageContext, block
-from shadowproxy.errors import ConfigError
+from shadowproxy.core.chain import FORWARD, Chain, Direction, MessageContext, block
+from shadowproxy.core.errors import ConfigError
+from shadowproxy.core.jsonrpc import Message, decode
+from shadowproxy.core.record import SessionRecord
 from shadowproxy.interceptors.audit import create
-from shadowproxy.jsonrpc import Message, decode
-from shadowproxy.session import SessionRecord
 from tests.support import sdk_server_command, until
 
 POLICY = """

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 import yaml
 
-from shadowproxy.errors import UPSTREAM_UNAVAILABLE
+from shadowproxy.core.errors import UPSTREAM_UNAVAILABLE
 from tests.support import REPO, ProxyProcess, free_port, until
 
 from .helpers import MCP_HEADERS, TOKEN, admin, scrape, value

@@ -13,8 +13,8 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from prometheus_client.parser import text_string_to_metric_families
 
-from shadowproxy import metrics
-from shadowproxy.errors import UPSTREAM_UNAVAILABLE
+from shadowproxy.core import counters
+from shadowproxy.core.errors import UPSTREAM_UNAVAILABLE
 from tests.support import REPO, sdk_server_command, until
 from tests.test_lifecycle import open_session
 
@@ -91,7 +91,7 @@ async def test_method_labels_stay_bounded(start_proxy) -> None:  # type: ignore[
             async with client.post(proxy.url, json=body, headers=headers) as response:
                 assert (await response.json())["error"]["code"] == -32601
     samples = await scrape(proxy.base)
-    assert label_values(samples, "shadowproxy_messages_total", "method") <= metrics.KNOWN_METHODS | {"other"}
+    assert label_values(samples, "shadowproxy_messages_total", "method") <= counters.KNOWN_METHODS | {"other"}
     assert value(samples, "shadowproxy_messages_total", direction=C2S, method="other", verdict="forward") == 3
     assert value(samples, "shadowproxy_upstream_request_seconds_count", upstream="default", method="other") == 3
 

@@ -64,7 +64,7 @@ async def test_ids_are_made_up_when_missing_or_unfit_and_shown_in_text_logs(star
     unfit, _ = await crash(proxy, "bad id with spaces\tand a tab")
     assert made != unfit and unfit != "bad id with spaces\tand a tab"
     for request_id in (made, unfit):
-        assert f"shadowproxy.http_front [{request_id}]: request 'tools/call' failed" in proxy.log()
+        assert f"shadowproxy.fronts.http.endpoint [{request_id}]: request 'tools/call' failed" in proxy.log()
         assert f"shadowproxy.upstreams.stdio [{request_id}]: upstream flaky exited" in proxy.log()
 
 

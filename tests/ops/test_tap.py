@@ -16,10 +16,10 @@ import yaml
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from shadowproxy.chain import FORWARD, Direction, block
-from shadowproxy.jsonrpc import decode
-from shadowproxy.sse import SseParser
-from shadowproxy.tap import QUEUE_LIMIT, Tap, TapFilter
+from shadowproxy.core.chain import FORWARD, Direction, block
+from shadowproxy.core.jsonrpc import decode
+from shadowproxy.core.sse import SseParser
+from shadowproxy.proxy.tap import QUEUE_LIMIT, Tap, TapFilter
 from tests.support import REPO, ProxyProcess, child_env, sdk_server_command
 
 from .helpers import AUTH, TOKEN

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
-from shadowproxy.wrap import BACKUP_SUFFIX, split_wrapped
+from shadowproxy.cli.wrap import BACKUP_SUFFIX, split_wrapped
 from tests.support import REPO, child_env, sdk_server_command
 
 CLIENT_CONFIG: dict[str, Any] = {

@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 
-from shadowproxy.chain import Direction, MessageContext
+from shadowproxy.core.chain import Direction, MessageContext
+from shadowproxy.core.jsonrpc import Message, decode
+from shadowproxy.core.record import SessionRecord
 from shadowproxy.interceptors.rules import RulesInterceptor, create
-from shadowproxy.jsonrpc import Message, decode
-from shadowproxy.session import SessionRecord
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from shadowproxy.chain import FORWARD, Action, Chain
-from shadowproxy.errors import POLICY_BLOCKED
+from shadowproxy.core.chain import FORWARD, Action, Chain
+from shadowproxy.core.errors import POLICY_BLOCKED
 from shadowproxy.interceptors.rules import RulesInterceptor, RulesOptions
 from shadowproxy.rules.engine import Engine
 from shadowproxy.rules.ratelimit import MemoryRateCounter

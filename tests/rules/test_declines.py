@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shadowproxy.chain import Chain, MessageContext, Verdict, forward
-from shadowproxy.jsonrpc import Message
+from shadowproxy.core.chain import Chain, MessageContext, Verdict, forward
+from shadowproxy.core.jsonrpc import Message
 
 from .helpers import C2S, S2C, call, ctx, interceptor, notification, reply, request, text_result
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowproxy.chain import Action, MessageContext
+from shadowproxy.core.chain import Action, MessageContext
 
 from .helpers import S2C, call, ctx, error_reply, interceptor, notification, reply, request, session, text_result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shadowproxy.rules.redact import DETECTORS, Redactor, iban_valid, luhn_valid, redact
+from shadowproxy.core.redact import DETECTORS, Redactor, iban_valid, luhn_valid, redact
 
 
 @pytest.mark.parametrize(

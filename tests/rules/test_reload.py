@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from shadowproxy.chain import FORWARD, Action
+from shadowproxy.core.chain import FORWARD, Action
 from shadowproxy.interceptors.rules import create
 
 from .helpers import call, ctx, session, write

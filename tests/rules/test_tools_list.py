@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from shadowproxy.chain import FORWARD, Action, Chain
+from shadowproxy.core.chain import FORWARD, Action, Chain
 
 from .helpers import S2C, call, ctx, interceptor, reply, request, session
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowproxy.errors import ConfigError
+from shadowproxy.core.errors import ConfigError
 from shadowproxy.interceptors.rules import create
 from shadowproxy.rules.ruleset import load
 from shadowproxy.rules.source import RulesError

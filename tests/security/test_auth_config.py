@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from shadowproxy import auth
 from shadowproxy.config import Config
-from shadowproxy.errors import ConfigError
+from shadowproxy.core.errors import ConfigError
+from shadowproxy.fronts import auth
 from tests.support import REPO, child_env, sdk_server_command
 
 from .helpers import write_config

@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 import pytest
 
-from shadowproxy.logs import Throttle
+from shadowproxy.core.logs import Throttle
 from tests.support import ProxyProcess, sdk_server_command
 
 from .helpers import INIT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shadowproxy.limits import parse_size, too_deep
+from shadowproxy.config.limits import parse_size, too_deep
 from shadowproxy.upstreams.output import BoundedLines, Oversized, StderrLines
 
 

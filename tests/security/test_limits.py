@@ -17,8 +17,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from shadowproxy.limits import LIMIT_EXCEEDED
-from shadowproxy.sse import SseParser
+from shadowproxy.config.limits import LIMIT_EXCEEDED
+from shadowproxy.core.sse import SseParser
 from tests.ops.helpers import Samples, value
 from tests.support import ProxyProcess, until
 

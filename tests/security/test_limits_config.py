@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from shadowproxy.config import load
-from shadowproxy.errors import ConfigError
-from shadowproxy.limits import Limits, UpstreamLimits
+from shadowproxy.config.limits import Limits, UpstreamLimits
+from shadowproxy.core.errors import ConfigError
 from tests.support import REPO, child_env
 
 STDIO = {"command": "python server.py"}

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from shadowproxy.errors import SESSION_NOT_FOUND
+from shadowproxy.core.errors import SESSION_NOT_FOUND
 from shadowproxy.stores import open_store
 from tests.support import until
 

@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 import pytest
 
-from shadowproxy.sse import SseParser
+from shadowproxy.core.sse import SseParser
 
 from .helpers import INIT, PING, bearer, start_with_auth, write_config
 from .keys import sha256

@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 import yaml
 
-from shadowproxy.session import SessionState
+from shadowproxy.core.record import SessionState
 from shadowproxy.stores import open_store
 from tests.security.helpers import HEADERS, INIT, PING
 from tests.support import sdk_server_command, until

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from shadowproxy.persistence import PersistenceWorker
-from shadowproxy.session import SessionRecord, SessionState
+from shadowproxy.core.record import SessionRecord, SessionState
+from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import SessionStore, open_store
 from shadowproxy.stores.sqlite import SqliteStore
 
@@ -171,7 +171,7 @@ async def test_stop_gives_up_after_its_timeout_and_counts_the_loss(
     locker.execute("BEGIN EXCLUSIVE")
     worker.record(SessionRecord(id="a"))
     worker.record(SessionRecord(id="b"))
-    with caplog.at_level(logging.ERROR, logger="shadowproxy.persistence"):
+    with caplog.at_level(logging.ERROR, logger="shadowproxy.sessions.persistence"):
         await worker.stop()
     locker.execute("ROLLBACK")
     locker.close()

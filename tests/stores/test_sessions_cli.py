@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowproxy.session import SessionRecord, SessionState
+from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.stores import open_store
 from shadowproxy.stores.cli import register
 from tests.redis_server import RedisServer

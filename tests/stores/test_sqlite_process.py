@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowproxy.session import SessionRecord
+from shadowproxy.core.record import SessionRecord
 from shadowproxy.stores import StoreError
 from shadowproxy.stores.sqlite import SqliteStore
 

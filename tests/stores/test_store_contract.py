@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from shadowproxy.session import SessionRecord, SessionState
+from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.stores import CursorError, SessionStore, StoredEvent
 
 StoreFactory = Callable[..., Awaitable[SessionStore]]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from shadowproxy.persistence import PersistenceWorker
-from shadowproxy.session import SessionRecord, SessionState
+from shadowproxy.core.record import SessionRecord, SessionState
+from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import SessionStore, open_store
 from tests.redis_server import RedisServer
 
@@ -71,7 +71,7 @@ class Traffic:
 
 
 async def test_redis_killed_mid_run_and_restarted(fresh_redis: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR, logger="shadowproxy.persistence")
+    caplog.set_level(logging.ERROR, logger="shadowproxy.sessions.persistence")
     store = open_store(fresh_redis.url, key_prefix="fault:")
     worker = PersistenceWorker(store, flush_interval=0.01, retry_initial=0.01, retry_max=0.1)
     await worker.start()
@@ -131,7 +131,7 @@ def immutable(tmp_path: Path) -> Iterator[Callable[..., None]]:
 async def test_sqlite_file_made_read_only_mid_run(
     tmp_path: Path, immutable: Callable[..., None], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="shadowproxy.persistence")
+    caplog.set_level(logging.ERROR, logger="shadowproxy.sessions.persistence")
     path = tmp_path / "sessions.db"
     store = open_store(f"sqlite://{path}")
     worker = PersistenceWorker(store, flush_interval=0.01, retry_initial=0.01, retry_max=0.1)
@@ -190,7 +190,7 @@ def fill(directory: Path) -> Path:
 
 
 async def test_sqlite_disk_full_mid_run(small_disk: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR, logger="shadowproxy.persistence")
+    caplog.set_level(logging.ERROR, logger="shadowproxy.sessions.persistence")
     path = small_disk / "sessions.db"
     store = open_store(f"sqlite://{path}")
     worker = PersistenceWorker(store, flush_interval=0.01, retry_initial=0.01, retry_max=0.1)

@@ -27,8 +27,8 @@ import aiohttp
 import orjson
 import pytest
 
-from shadowproxy.persistence import PersistenceWorker
-from shadowproxy.session import SessionRecord
+from shadowproxy.core.record import SessionRecord
+from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
 from shadowproxy.stores.sqlite import SqliteStore
 from tests.faults.helpers import RawClient, readyz, text_of
@@ -223,7 +223,7 @@ async def test_a_store_down_at_start_is_reported_and_written_once_it_is_there(st
 async def test_a_full_queue_while_the_store_is_down_is_bounded_and_logged_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="shadowproxy.persistence")
+    caplog.set_level(logging.WARNING, logger="shadowproxy.sessions.persistence")
     path = tmp_path / "s.db"
     store = SqliteStore(str(path), busy_timeout=0.01)
     await store.open()

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
-from shadowproxy.session import SessionRecord
+from shadowproxy.core.record import SessionRecord
 from shadowproxy.stores import StoreError, open_store
 from tests.redis_server import RedisServer, free_port
 

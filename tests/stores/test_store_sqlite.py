@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowproxy.session import SessionRecord
+from shadowproxy.core.record import SessionRecord
 from shadowproxy.stores import StoreError, open_store
 from shadowproxy.stores.sqlite import SCHEMA_VERSION, SqliteStore
 

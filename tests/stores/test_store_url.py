@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shadowproxy.errors import ConfigError
+from shadowproxy.core.errors import ConfigError
 from shadowproxy.stores import open_store, parse_store_url
 from shadowproxy.stores.memory import MemoryStore
 from shadowproxy.stores.redis_store import RedisStore

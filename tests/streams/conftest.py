@@ -10,9 +10,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from shadowproxy import legacy_sse, websocket_front
-from shadowproxy.app import Proxy
 from shadowproxy.config import Config, UpstreamConfig
+from shadowproxy.fronts import legacy_sse
+from shadowproxy.fronts import websocket as websocket_front
+from shadowproxy.proxy.proxy import Proxy
 from tests.support import REPO, Process, free_port, sdk_server_command, until
 
 FLOOD = REPO / "tests" / "streams" / "flood_server.py"

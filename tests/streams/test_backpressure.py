@@ -12,8 +12,8 @@ import pytest
 from aiohttp import WSMsgType
 from prometheus_client import REGISTRY
 
-from shadowproxy.app import Proxy
-from shadowproxy.sse import SseParser
+from shadowproxy.core.sse import SseParser
+from shadowproxy.proxy.proxy import Proxy
 from tests.support import until
 
 FLOOD_COUNT = 30_000

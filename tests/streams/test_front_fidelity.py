@@ -24,9 +24,9 @@ from mcp.client.session import _make_modern_stamp
 from mcp.client.sse import sse_client
 from mcp.shared.inbound import mcp_param_headers, x_mcp_header_map
 
-from shadowproxy.client_headers import ToolHeaders, client_headers
-from shadowproxy.jsonrpc import decode
-from shadowproxy.sse import SseParser
+from shadowproxy.core.jsonrpc import decode
+from shadowproxy.core.sse import SseParser
+from shadowproxy.fronts.client_headers import ToolHeaders, client_headers
 from tests.streams.conftest import ServerProcess
 from tests.streams.ws_transport import websocket_client
 from tests.support import REPO, HttpServerProcess, ProxyProcess, free_port, sdk_server_command

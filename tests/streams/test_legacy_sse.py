@@ -7,7 +7,7 @@ import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 
-from shadowproxy.sse import SseParser
+from shadowproxy.core.sse import SseParser
 from tests.streams.conftest import ServerProcess
 from tests.support import ProxyProcess, free_port, until
 from tests.test_proxy_http import exercise_client, text_of

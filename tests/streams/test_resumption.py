@@ -18,7 +18,7 @@ import orjson
 import pytest
 from mcp import Client
 
-from shadowproxy.sse import SseEvent, SseParser
+from shadowproxy.core.sse import SseEvent, SseParser
 from tests.support import child_env, free_port, sdk_server_command, until
 
 VERSION = "2025-11-25"

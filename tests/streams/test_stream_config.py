@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shadowproxy.config import from_mapping, parse_upstream
-from shadowproxy.errors import ConfigError
+from shadowproxy.core.errors import ConfigError
 from shadowproxy.upstreams import create_upstream
 from shadowproxy.upstreams.http import HttpUpstream
 from shadowproxy.upstreams.legacy_sse import LegacySseUpstream

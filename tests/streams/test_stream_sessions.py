@@ -8,9 +8,9 @@ from collections import Counter
 import aiohttp
 import orjson
 
-from shadowproxy.app import Proxy
-from shadowproxy.session import SessionState
-from shadowproxy.streams import StreamSession
+from shadowproxy.core.record import SessionState
+from shadowproxy.fronts.stream_session import StreamSession
+from shadowproxy.proxy.proxy import Proxy
 from tests.streams.test_backpressure import call, initialize
 from tests.support import until
 

@@ -1,0 +1,1 @@
+"""The ``shadowproxy`` commands."""

@@ -1,0 +1,1 @@
+"""How clients reach the proxy: Streamable HTTP (with its fast connection path), stdio, WebSocket and legacy SSE."""

@@ -1,0 +1,1 @@
+"""The stdio front: the proxy launched by an MCP client, speaking to a child process or an HTTP upstream."""

@@ -1,0 +1,423 @@
+"""Client sessions that live on one long stream: the legacy HTTP+SSE transport and WebSocket.
+
+Every server message of such a session, replies included, travels on the one
+stream the client holds, so a :class:`StreamSession` puts them in a bounded
+:class:`Outbox` and one writer drains it onto the wire. A request in flight is
+read by a task of its own, because the stream's reader cannot wait on it (the
+client may answer a sampling request before the tool call it came from ends).
+A reader too slow for what the server sends does not grow memory: when the
+outbox is over its byte bound the stream is closed with a reason, and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import Counter
+
+from shadowproxy.config import limits
+from shadowproxy.core.chain import Direction
+from shadowproxy.core.errors import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    REQUEST_TIMEOUT,
+    JsonRpcError,
+    UpstreamError,
+    UpstreamSessionLost,
+)
+from shadowproxy.core.inbox import Inbox
+from shadowproxy.core.jsonrpc import Kind, Message, RequestId, error_response, notification
+from shadowproxy.core.record import SessionRecord, new_session_id
+from shadowproxy.core.tasks import spawn
+from shadowproxy.core.timer import RequestTimer
+from shadowproxy.fronts.client_headers import ToolHeaders, client_headers
+from shadowproxy.fronts.http.wire import LONG_LIVED, PRINCIPAL, answer_for, is_stateless
+from shadowproxy.proxy.mount import Mount, bounded_client_info
+from shadowproxy.sessions.manager import LiveSession
+from shadowproxy.upstreams.base import Channel
+from shadowproxy.upstreams.http import HttpUpstream
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUFFER = 8 * 1024 * 1024
+MAX_IN_FLIGHT = 256
+
+OVERFLOWS = Counter(
+    "shadowproxy_stream_overflows", "Client streams closed because their reader fell behind.", ["transport"]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """Why a stream ends, as a WebSocket close code and a reason an operator can read."""
+
+    code: int
+    reason: str
+
+
+NORMAL = 1000
+GOING_AWAY = 1001
+UNSUPPORTED_DATA = 1003
+UPSTREAM_FAILED = 1011
+TRY_AGAIN_LATER = 1013
+
+Outgoing = tuple[Message, bool]
+"""A message for the client, and whether the chain has already judged it."""
+
+
+class Outbox(Inbox[Outgoing]):
+    """A stream's send buffer, bounded in bytes; ``on_overflow`` is called instead of growing past the bound."""
+
+    __slots__ = ("bound", "on_overflow", "queued")
+
+    def __init__(self, bound: int, on_overflow: Callable[[], None]) -> None:
+        super().__init__()
+        self.bound = bound
+        self.queued = 0
+        self.on_overflow = on_overflow
+
+    def put(self, item: Outgoing) -> None:
+        if self._error is not None:
+            return
+        size = len(item[0].to_bytes())
+        if self._items and self.queued + size > self.bound:
+            self.dropped += 1
+            self.on_overflow()
+            return
+        self.queued += size
+        super().put(item)
+
+    async def next(self) -> Outgoing:
+        item = await super().next()
+        self.queued -= len(item[0].to_bytes())
+        return item
+
+    def shut(self, error: JsonRpcError) -> None:
+        """Drop what is queued and wake the writer with ``error`` now."""
+        self._items.clear()
+        self.queued = 0
+        self.fail(error)
+
+
+class StreamSession(LiveSession):
+    """A session whose server messages all go to one client stream.
+
+    Its 2026-07-28 requests take the mount's stateless path, as they would through the Streamable HTTP front:
+    each is judged as its logical session's and sent on that session's channel, with the headers a 2026-07-28
+    HTTP client would send; cancelling one lets go of it, which is how that era cancels.
+    """
+
+    __slots__ = (
+        "abort",
+        "closing",
+        "draining",
+        "listener",
+        "relays",
+        "request_timeout",
+        "stateless",
+        "tools",
+        "transport",
+        "writing",
+    )
+
+    def __init__(
+        self, record: SessionRecord, mount: Mount, *, transport: str, buffer: int, request_timeout: float
+    ) -> None:
+        super().__init__(record, mount)
+        self.inbox: Outbox = Outbox(buffer, self._overflow)  # type: ignore[assignment]
+        self.transport = transport
+        self.request_timeout = request_timeout
+        self.relays: dict[RequestId, asyncio.Task[None]] = {}
+        self.stateless: set[RequestId] = set()
+        self.tools = ToolHeaders() if isinstance(mount.upstream, HttpUpstream) else None
+        self.listener: asyncio.Task[None] | None = None
+        self.closing: Closing | None = None
+        self.draining = False
+        self.writing = False
+        self.abort: Callable[[], None] | None = None
+
+    def on_unsolicited(self, message: Message) -> None:
+        self.inbox.put((message, False))
+
+    async def open(self) -> None:
+        """Open the upstream channel and register the session; raises :class:`UpstreamError`."""
+        self.channel = await self.mount.upstream.open(self.on_unsolicited)
+        self.mount.sessions.add(self)
+
+    async def join(self, guard: limits.Guard) -> None:
+        """:meth:`open`, then the session limits again: other sessions may have begun while the upstream opened.
+
+        Raises :class:`UpstreamError`, or :class:`limits.LimitExceeded` once what it opened is closed.
+        """
+        await self.open()
+        try:
+            guard.admit_session(self.mount.sessions.live.values(), self.record.principal, joined=True)
+        except limits.LimitExceeded:
+            await self.finish()
+            raise
+
+    def reply(self, message: Message) -> None:
+        """Queue a message that needs no judging: already judged, or made by the proxy (an error, an answer)."""
+        self.inbox.put((message, True))
+
+    async def receive(self, message: Message, guard: limits.Guard) -> None:
+        """One message from the client: judge it, then send it on; a request gets a relay task of its own."""
+        if self.closing is not None:
+            return
+        session: LiveSession = self
+        if message.is_request and message.method == "initialize":
+            params = message.params if isinstance(message.params, dict) else {}
+            self.record.client_info = bounded_client_info(params.get("clientInfo"))
+            self.record.client_capabilities = params.get("capabilities")
+            self.record.protocol_version = params.get("protocolVersion")
+            self.record.init_request = message.to_bytes().decode()
+        elif message.is_request and is_stateless(message, None):
+            try:
+                session = self.mount.logical_session(message, self.record.principal, guard)
+            except limits.LimitExceeded as exc:
+                self.reply(error_response(message.id, exc))
+                return
+        verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, session, self.transport)
+        self.mount.sessions.touch(session)
+        if not verdict.is_forward:
+            answer = answer_for(message, verdict)
+            if answer is not None:
+                self.reply(answer)
+            return
+        message = verdict.message or message
+        if message.is_request:
+            self._start_relay(message, session)
+            return
+        relay = None
+        if message.method == "notifications/cancelled":
+            params = message.params
+            cancelled = params.get("requestId") if isinstance(params, dict) else None
+            relay = self.relays.get(cancelled) if isinstance(cancelled, str | int) else None
+            if relay is not None and cancelled in self.stateless:
+                # Not for the session's channel: the relay lets go of the request, which cancels it upstream.
+                relay.cancel()
+                return
+        assert self.channel is not None
+        try:
+            await self.channel.send(message, self.headers(message))
+        except UpstreamError as exc:
+            log.warning("could not pass a %s upstream: %s", message.kind.value, exc.message)
+            return
+        if relay is not None:
+            relay.cancel()
+
+    def _start_relay(self, message: Message, session: LiveSession) -> None:
+        request_id = message.id
+        assert request_id is not None
+        if self.draining:
+            self.reply(error_response(request_id, UpstreamError("the proxy is shutting down")))
+        elif request_id in self.relays:
+            self.reply(error_response(request_id, JsonRpcError(INVALID_REQUEST, "this id is already in flight")))
+        elif len(self.relays) >= MAX_IN_FLIGHT:
+            text = f"over {MAX_IN_FLIGHT} requests in flight on this stream"
+            self.reply(error_response(request_id, JsonRpcError(INVALID_REQUEST, text)))
+        else:
+            if session is not self:
+                self.stateless.add(request_id)
+            self.relays[request_id] = spawn(self.relay(message, session), name=f"{self.transport}-relay")
+
+    def headers(self, message: Message) -> dict[str, str]:
+        """What a Streamable HTTP client would send along, for an HTTP upstream."""
+        return client_headers(message, self.record.protocol_version, self.tools)
+
+    async def relay(self, message: Message, session: LiveSession) -> None:
+        """Carry one request upstream and everything the server says for it back to the stream."""
+        assert self.channel is not None and message.id is not None
+        stateless = session is not self
+        exchange = None
+        timeout = self.request_timeout
+        deadline = None if message.method in LONG_LIVED else asyncio.get_running_loop().time() + timeout
+        timer = RequestTimer(deadline, timeout)
+        try:
+            try:
+                channel = await self.mount.stateless_channel(session) if stateless else self.channel
+                exchange = await channel.request(message, self.headers(message))
+                while True:
+                    incoming = await exchange.next()
+                    final = incoming.is_reply and incoming.id == message.id
+                    outgoing = await self.judge_reply(incoming, message if final else None, session, channel)
+                    if final and stateless and self.tools is not None and outgoing is not None:
+                        # Learnt before the client sees the list, so its first call carries the headers.
+                        await self.tools.learn(message, outgoing)
+                    if outgoing is not None:
+                        self.reply(outgoing)
+                    if final:
+                        break
+            except asyncio.CancelledError:
+                if timer.expired():
+                    raise TimeoutError from None
+                if stateless and exchange is not None:
+                    await exchange.close(cancel=True)
+                    exchange = None
+                raise
+            if message.method == "initialize" and incoming.kind is Kind.RESPONSE:
+                self._initialized(incoming)
+        except (JsonRpcError, TimeoutError) as exc:
+            error = exc if isinstance(exc, JsonRpcError) else JsonRpcError(REQUEST_TIMEOUT, "the request timed out")
+            if exchange is not None:
+                await exchange.close(cancel=True)
+                exchange = None
+            if isinstance(exc, TimeoutError) and not stateless:
+                await self._send_cancel(message.id)
+            log.warning("request %r failed: %s", message.method, error.message)
+            self.mount.sessions.touch(session, errors=1)
+            self.reply(error_response(message.id, error))
+            if isinstance(exc, UpstreamSessionLost) and not stateless:
+                # The session is gone upstream (its server exited): the client connects again and initializes.
+                self.end(Closing(UPSTREAM_FAILED, "the upstream session ended; connect again and initialize"))
+        finally:
+            timer.stop()
+            self.relays.pop(message.id, None)
+            self.stateless.discard(message.id)
+            if exchange is not None:
+                await exchange.close()
+            if self.draining and not self.relays:
+                self.end(Closing(GOING_AWAY, "the proxy is shutting down"))
+
+    async def _send_cancel(self, request_id: RequestId) -> None:
+        assert self.channel is not None
+        try:
+            await self.channel.send(notification("notifications/cancelled", {"requestId": request_id}), {})
+        except UpstreamError:
+            pass
+
+    def _initialized(self, response: Message) -> None:
+        result = response.result if isinstance(response.result, dict) else {}
+        self.mount.sessions.activate(self, result.get("protocolVersion"))
+        if self.listener is None:
+            self.listener = spawn(self.listen(), name=f"{self.transport}-listen")
+
+    async def listen(self) -> None:
+        """The upstream's own stream (an HTTP GET), when it has one; stdio children call ``on_unsolicited``."""
+        assert self.channel is not None
+        try:
+            source = await self.channel.listen(self.headers(notification("notifications/initialized")))
+        except UpstreamError as exc:
+            log.warning("no upstream stream for session %s: %s", self.id[:8], exc.message)
+            return
+        if source is None:
+            return
+        try:
+            while True:
+                self.on_unsolicited(await source.next())
+        except JsonRpcError as exc:
+            log.info("the upstream stream of session %s ended: %s", self.id[:8], exc.message)
+        finally:
+            await source.close(cancel=True)
+
+    async def judge_reply(
+        self, incoming: Message, request: Message | None, session: LiveSession, channel: Channel | None
+    ) -> Message | None:
+        """Run a server message of ``session`` through the chain; ``None`` means nothing goes to the client."""
+        self.mount.sessions.touch(session, errors=incoming.error is not None)
+        verdict = await self.mount.judge(incoming, Direction.SERVER_TO_CLIENT, session, self.transport, request)
+        if verdict.is_forward:
+            return verdict.message or incoming
+        if incoming.is_reply:
+            return error_response(incoming.id, verdict.error or JsonRpcError(INTERNAL_ERROR, "blocked"))
+        answer = answer_for(incoming, verdict)
+        if answer is not None and channel is not None:
+            # A server request the proxy answered or refused: the answer goes back to the server.
+            try:
+                await channel.send(answer, {})
+            except UpstreamError as exc:
+                log.warning("could not answer the server's %s: %s", incoming.method, exc.message)
+        return None
+
+    async def pump(
+        self, write: Callable[[bytes], Awaitable[object]], idle: Callable[[], Awaitable[object]], interval: float
+    ) -> Closing:
+        """Write the outbox to the client until the stream must end; ``idle`` runs when nothing came for a while."""
+        while True:
+            try:
+                async with asyncio.timeout(interval):
+                    message, judged = await self.inbox.next()
+            except TimeoutError:
+                self.record.last_seen = time.time()
+                await idle()
+                continue
+            except JsonRpcError as exc:
+                return self.closing or Closing(GOING_AWAY, exc.message)
+            if not judged:
+                outgoing = await self.judge_reply(message, None, self, self.channel)
+                if outgoing is None:
+                    continue
+                message = outgoing
+            self.writing = True
+            await write(message.to_bytes())
+            self.writing = False
+
+    def close(self, closing: Closing) -> None:
+        """End the stream with ``closing``; a writer stuck on a reader that does not read is cut off."""
+        if self.closing is not None:
+            return
+        self.closing = closing
+        self.inbox.shut(JsonRpcError(INTERNAL_ERROR, closing.reason))
+        if self.writing and self.abort is not None:
+            self.abort()
+
+    def end(self, closing: Closing) -> None:
+        """End the stream with ``closing`` once what is queued for the client has been written."""
+        if self.closing is None:
+            self.closing = closing
+            self.inbox.fail(JsonRpcError(INTERNAL_ERROR, closing.reason))
+
+    def shutdown(self) -> None:
+        """The proxy is stopping: take no new request, and close once the ones in flight are answered."""
+        self.draining = True
+        if not self.relays:
+            self.close(Closing(GOING_AWAY, "the proxy is shutting down"))
+
+    def _overflow(self) -> None:
+        OVERFLOWS.labels(self.transport).inc()
+        bound = self.inbox.bound
+        log.warning("session %s: the client reads too slowly (over %d bytes queued); closing", self.id[:8], bound)
+        self.close(Closing(TRY_AGAIN_LATER, f"send buffer over {bound} bytes: the client reads too slowly"))
+
+    async def finish(self) -> None:
+        """The stream is gone: stop its tasks and close the session (and so its upstream channel).
+
+        Shielded, since aiohttp cancels the handler whose client hung up, perhaps while it is in here.
+        """
+        await asyncio.shield(spawn(self._finish(), name=f"{self.transport}-finish"))
+
+    async def _finish(self) -> None:
+        tasks = [*self.relays.values(), *([self.listener] if self.listener is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.mount.sessions.close(self.id)
+
+
+def admit(request: web.Request, mount: Mount, *, transport: str, buffer: int, request_timeout: float) -> StreamSession:
+    """A new stream session for the caller, if the session limits let one more begin (else ``LimitExceeded``)."""
+    principal = request.get(PRINCIPAL)
+    limits.guard_of(request).admit_session(mount.sessions.live.values(), principal)
+    record = SessionRecord(id=new_session_id(), upstream=mount.name, principal=principal)
+    return StreamSession(record, mount, transport=transport, buffer=buffer, request_timeout=request_timeout)
+
+
+def stream_places(mounts: list[Mount]) -> list[tuple[str, Mount]]:
+    """Where a stream transport's routes go: under each mount's path, and at the root too for a lone upstream."""
+    places = [(mount.path, mount) for mount in mounts]
+    if len({mount.upstream.name for mount in mounts}) == 1:
+        places.append(("", mounts[0]))
+    return places
+
+
+def stream_sessions(mounts: list[Mount]) -> list[StreamSession]:
+    """The live stream sessions of ``mounts``, for shutdown."""
+    found: list[StreamSession] = []
+    for mount in mounts:
+        found.extend(s for s in mount.sessions.live.values() if isinstance(s, StreamSession) and s.mount is mount)
+    return found

@@ -1,0 +1,1 @@
+"""Operating the proxy: the metrics collector, health, the admin API."""

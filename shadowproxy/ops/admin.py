@@ -1,0 +1,307 @@
+"""The admin API under ``/_shadowproxy/``: upstreams, sessions, rules reload, the effective config.
+
+Off unless ``admin`` is configured (its paths are then plain 404s); every call
+needs ``Authorization: Bearer <token>``. The API is described by the OpenAPI
+document :func:`openapi_document`, served at ``/_shadowproxy/openapi.json``.
+
+Config::
+
+    admin:
+      token: "at least 16 characters"     # or
+      token_file: /run/secrets/shadowproxy-admin
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from shadowproxy.config import Config
+from shadowproxy.core import counters
+from shadowproxy.core.errors import ConfigError, UpstreamError
+from shadowproxy.core.record import SessionRecord
+from shadowproxy.core.urls import MASK, mask_url
+from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
+from shadowproxy.proxy import tap
+from shadowproxy.sessions.manager import LiveSession
+from shadowproxy.upstreams.stdio import StdioUpstream
+
+if TYPE_CHECKING:
+    from shadowproxy.ops.health import Monitor
+    from shadowproxy.proxy.proxy import Proxy
+
+MIN_TOKEN = 16
+SECRET_WORDS = ("token", "secret", "password", "passwd", "key", "credential", "authorization", "cookie")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The validated ``admin`` section."""
+
+    token: str
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], source: str | None = None) -> AdminConfig | None:
+        """``None`` when the section is empty (admin API off); :class:`ConfigError` naming ``admin.<key>``."""
+        if not raw:
+            return None
+        unknown = sorted(set(raw) - {"token", "token_file"})
+        if unknown:
+            raise ConfigError("unknown setting; known: token, token_file", key=f"admin.{unknown[0]}", source=source)
+        if ("token" in raw) == ("token_file" in raw):
+            raise ConfigError("give exactly one of token and token_file", key="admin", source=source)
+        if "token" in raw:
+            key, token = "admin.token", raw["token"]
+            if not isinstance(token, str):
+                raise ConfigError(f"must be a string, not {type(token).__name__}", key=key, source=source)
+        else:
+            key, path = "admin.token_file", raw["token_file"]
+            if not isinstance(path, str) or not path:
+                raise ConfigError("must be a file path", key=key, source=source)
+            try:
+                token = Path(path).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}", key=key) from None
+        if len(token) < MIN_TOKEN or token != token.strip():
+            raise ConfigError(f"the token must be at least {MIN_TOKEN} characters, without surrounding spaces", key=key)
+        return cls(token)
+
+
+def error(status: int, text: str) -> web.Response:
+    return web.json_response({"error": text}, status=status)
+
+
+def protected(token: str, handler: Handler) -> Handler:
+    expected = f"Bearer {token}".encode()
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            response = error(401, "an admin token is required: Authorization: Bearer <token>")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="shadowproxy-admin"'
+            return response
+        return await handler(request)
+
+    return checked
+
+
+class AdminApi:
+    """The handlers, bound to one proxy."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    async def upstreams(self, request: web.Request) -> web.Response:
+        proxy = self.proxy
+        listed: dict[str, dict[str, Any]] = {}
+        for mount in proxy.mounts:
+            entry = listed.get(mount.name)
+            if entry is None:
+                entry = listed[mount.name] = describe_upstream(mount.upstream, proxy.monitors.get(mount.name))
+            entry["paths"].append(mount.path)
+        for session in proxy.sessions.live.values():
+            if session.record.upstream in listed:
+                listed[session.record.upstream]["sessions"] += 1
+        return web.json_response({"upstreams": list(listed.values())})
+
+    async def restart(self, request: web.Request) -> web.Response:
+        """Restart a stdio upstream's long-lived processes and close its circuit; 409 for a URL upstream."""
+        name = request.match_info["name"]
+        monitor = self.proxy.monitors.get(name)
+        if monitor is None:
+            return error(404, f"no upstream named {name!r}")
+        if monitor.stdio is None:
+            return error(409, f"upstream {name!r} is reached by URL; the proxy does not run it and cannot restart it")
+        try:
+            await monitor.restart()
+        except UpstreamError as exc:
+            return error(502, f"upstream {name!r} did not restart: {exc.message}")
+        entry = describe_upstream(monitor.upstream, monitor)
+        entry["paths"] = [mount.path for mount in self.proxy.mounts if mount.name == name]
+        entry["sessions"] = sum(1 for s in self.proxy.sessions.live.values() if s.record.upstream == name)
+        return web.json_response(entry)
+
+    async def sessions(self, request: web.Request) -> web.Response:
+        upstream = request.query.get("upstream")
+        raw_limit = request.query.get("limit", "1000")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            return error(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+        limit = int(raw_limit)
+        everywhere = every_instance(request)
+        if everywhere is None:
+            return error(400, "all must be true or false")
+        if everywhere and self.proxy.cluster is not None:
+            # Every instance's sessions, as the shared store holds them (live ones of this instance as they are).
+            records, _ = await self.proxy.store.list(upstream=upstream, limit=limit)
+            here = self.proxy.sessions.live
+            found = [describe_session(here[r.id]) if r.id in here else describe_record(r) for r in records]
+            return web.json_response({"sessions": found, "total": len(found)})
+        live = [s for s in self.proxy.sessions.live.values() if upstream is None or s.record.upstream == upstream]
+        live.sort(key=lambda session: session.record.created_at)
+        return web.json_response({"sessions": [describe_session(s) for s in live[:limit]], "total": len(live)})
+
+    async def session(self, request: web.Request) -> web.Response:
+        session = self.proxy.sessions.live.get(request.match_info["session_id"])
+        if session is None:
+            return error(404, "no live session with this id")
+        return web.json_response(describe_session(session))
+
+    async def terminate(self, request: web.Request) -> web.Response:
+        if not await self.proxy.sessions.close(request.match_info["session_id"]):
+            return error(404, "no live session with this id")
+        return web.Response(status=204)
+
+    async def reload(self, request: web.Request) -> web.Response:
+        """Call ``reload()`` on every interceptor that has one; 422 when any kept its old configuration.
+
+        With ``?all=true`` in a cluster, every instance is asked to reload (each checks its own files).
+        """
+        everywhere = every_instance(request)
+        if everywhere is None:
+            return error(400, "all must be true or false")
+        if everywhere and self.proxy.cluster is not None:
+            reached = await self.proxy.cluster.reload_all()
+            return web.json_response({"instances": reached}, status=202)
+        results = []
+        for interceptor in self.proxy.chain.reloadables:
+            taken = await interceptor.reload() is not False
+            outcome = "success" if taken else "failure"
+            counters.ADMIN_RELOADS.labels(interceptor.name, outcome).inc()
+            reason = None if taken else getattr(interceptor, "last_error", None) or "reload refused"
+            results.append({"interceptor": interceptor.name, "reloaded": taken, "error": reason})
+        ok = all(result["reloaded"] for result in results)
+        return web.json_response({"reloaded": ok, "interceptors": results}, status=200 if ok else 422)
+
+    async def config(self, request: web.Request) -> web.Response:
+        return web.json_response(effective_config(self.proxy))
+
+
+def describe_upstream(upstream: Any, monitor: Monitor | None = None) -> dict[str, Any]:
+    """An upstream as operators see it: its health check's view, then the last exchange's, then ``unknown``."""
+    config = upstream.config
+    healthy = counters.upstream_healthy(upstream.name)
+    status = "unknown" if healthy is None else "up" if healthy else "failing"
+    if monitor is not None and (monitor.status == "down" or status == "unknown"):
+        status = monitor.status
+    report = monitor.report() if monitor is not None else {}
+    entry: dict[str, Any] = {
+        "name": upstream.name,
+        "transport": "stdio" if config.is_stdio else "http",
+        "status": status,
+        "problem": report.get("problem"),
+        "circuit": report.get("circuit"),
+        "restarts": report.get("restarts", 0),
+        "crashes": upstream.crashes if isinstance(upstream, StdioUpstream) else 0,
+        "paths": [],
+        "sessions": 0,
+        "shared": bool(config.share),
+    }
+    if config.is_stdio:
+        entry["command"] = list(config.command)
+        entry["processes"] = len(upstream.children) if isinstance(upstream, StdioUpstream) else 0
+    else:
+        entry["url"] = mask_url(config.url or "")
+    return entry
+
+
+def describe_session(session: LiveSession) -> dict[str, Any]:
+    """A session as operators see it; the upstream's own session id and the raw initialize stay inside."""
+    data = describe_record(session.record)
+    data["listening"] = session.listening
+    return data
+
+
+def describe_record(record: SessionRecord) -> dict[str, Any]:
+    data = record.to_dict()
+    data.pop("upstream_session_id", None)
+    data.pop("init_request", None)
+    data["listening"] = False
+    return data
+
+
+def every_instance(request: web.Request) -> bool | None:
+    """``?all=true|false`` (absent: false); ``None`` for any other value."""
+    return {"true": True, "false": False}.get(request.query.get("all", "false"))
+
+
+def masked(value: Any, secret: bool = False) -> Any:
+    """``value`` with every value under a secret-sounding key (and every value when ``secret``) replaced."""
+    if isinstance(value, Mapping):
+        return {
+            str(key): masked(item, secret or any(word in str(key).lower() for word in SECRET_WORDS))
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [masked(item, secret) for item in value]
+    if secret and value is not None and not isinstance(value, bool):
+        return MASK
+    return value
+
+
+def effective_config(proxy: Proxy) -> dict[str, Any]:
+    """The config in force, with secrets masked: tokens, passwords, upstream env and header values."""
+    return masked_config(proxy.config)
+
+
+def masked_config(config: Config) -> dict[str, Any]:
+    """``config`` as plain data, with secrets masked."""
+    data: dict[str, Any] = {}
+    for field in fields(config):
+        value = getattr(config, field.name)
+        if field.name == "upstreams":
+            value = [
+                {
+                    "name": upstream.name,
+                    "command": list(upstream.command),
+                    "url": mask_url(upstream.url) if upstream.url else None,
+                    "env": masked(upstream.env, secret=True),
+                    "inherit_env": upstream.inherit_env,
+                    "cwd": upstream.cwd,
+                    "share": upstream.share,
+                    "headers": masked(upstream.headers, secret=True),
+                }
+                for upstream in value
+            ]
+        elif field.name == "interceptors":
+            value = [{"name": item.name, "options": masked(item.options)} for item in value]
+        elif field.name == "store":
+            value = mask_url(value)
+        else:
+            # Typed sections (health, limits) are dataclasses: plain data first, then masked like the rest.
+            value = masked(asdict(value) if is_dataclass(value) else value)
+        data[field.name] = value
+    return data
+
+
+def register(app: web.Application, proxy: Proxy) -> None:
+    """Add the admin routes when ``admin`` is configured; raise :class:`ConfigError` when it is invalid."""
+    config = proxy.config
+    if config.path == PREFIX or config.path.startswith(f"{PREFIX}/"):
+        raise ConfigError(f"the MCP path must not be under {PREFIX}/, which is the admin API's", key="path")
+    settings = AdminConfig.from_mapping(config.admin, config.source)
+    if settings is None:
+        return
+    api = AdminApi(proxy)
+    routes = (
+        ("GET", "/openapi.json", api.openapi),
+        ("GET", "/upstreams", api.upstreams),
+        ("POST", "/upstreams/{name}/restart", api.restart),
+        ("GET", "/sessions", api.sessions),
+        ("GET", "/sessions/{session_id}", api.session),
+        ("DELETE", "/sessions/{session_id}", api.terminate),
+        ("POST", "/rules/reload", api.reload),
+        ("GET", "/config", api.config),
+        ("GET", "/tap", tap.stream(config.keepalive_interval)),
+    )
+    for method, path, handler in routes:
+        app.router.add_route(method, PREFIX + path, protected(settings.token, handler))
+    app.on_shutdown.append(tap.close_listeners)

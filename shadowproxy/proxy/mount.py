@@ -1,0 +1,190 @@
+"""A mount: one upstream served at one path, with the chain every message passes.
+
+Both client sides (Streamable HTTP and stdio) go through a mount, so the chain,
+the session bookkeeping and the stateless-era grouping are written once.
+
+Each message, judged or skipped, is then shown to its observers here, by
+:meth:`Mount.passes` and :meth:`Mount.judge` and nowhere else: the chain's
+:class:`~shadowproxy.core.chain.VerdictObserver` hooks (the audit log), and the
+proxy's own, which every proxy has and no config names: the counters of
+:mod:`~shadowproxy.core.counters` and the live :data:`~shadowproxy.proxy.tap.TAP`. Those two
+are not interceptors and the chain does not run them; each is one call by name,
+taking the message as it is, so a skipped message builds no context for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import Any
+
+from shadowproxy.config.limits import Guard
+from shadowproxy.core import counters
+from shadowproxy.core.chain import FORWARD, Chain, Direction, MessageContext, Verdict
+from shadowproxy.core.errors import UpstreamError
+from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.record import SessionRecord, SessionState
+from shadowproxy.proxy.tap import TAP
+from shadowproxy.sessions.manager import LiveSession, SessionManager
+from shadowproxy.upstreams.base import Channel, Upstream
+
+log = logging.getLogger(__name__)
+
+MODERN_VERSIONS = frozenset({"2026-07-28"})
+HANDSHAKE_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
+KNOWN_VERSIONS = MODERN_VERSIONS | HANDSHAKE_VERSIONS
+DEFAULT_HANDSHAKE_VERSION = "2025-03-26"
+
+META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+CLIENT_FIELD = 256
+
+
+class Mount:
+    """One upstream at one path."""
+
+    def __init__(self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager) -> None:
+        self.path = path
+        self.name = upstream.name
+        self.upstream = upstream
+        self.chain = chain
+        self.sessions = sessions
+        self._stateless_lock = asyncio.Lock()
+
+    def passes(
+        self,
+        message: Message,
+        direction: Direction,
+        session: LiveSession | None,
+        transport: str,
+        request: Message | None = None,
+    ) -> bool:
+        """Whether ``message`` goes on unjudged (no interceptor, or the chain declines it); observed if so.
+
+        Synchronous, so that a front end can forward at once, in the callback the message arrived in.
+        """
+        chain = self.chain
+        if chain.interceptors:  # the one test an empty chain pays
+            if not chain.declines(message, direction, request):
+                return False
+            if chain.observers:
+                record = session.record if session is not None else None
+                chain.observe_skipped(message, direction, request, record, transport, self.name)
+        counters.passed(direction, message, request)
+        if TAP.listeners:
+            TAP.publish(message, direction, session, transport, self.name, request, FORWARD)
+        return True
+
+    async def judge(
+        self,
+        message: Message,
+        direction: Direction,
+        session: LiveSession | None,
+        transport: str,
+        request: Message | None = None,
+    ) -> Verdict:
+        """Run the chain on one message; an empty chain costs one truth test, the tap one more when no one listens."""
+        if self.passes(message, direction, session, transport, request):
+            return FORWARD
+        record = session.record if session is not None else None
+        ctx = MessageContext(
+            message,
+            direction,
+            session=record,
+            transport=transport,
+            upstream=self.name,
+            principal=record.principal if record is not None else None,
+            request=request,
+        )
+        chain = self.chain
+        verdict = await chain.run(ctx)
+        counters.judged(ctx, verdict)
+        if chain.observers:
+            chain.observe(ctx, verdict)
+        if TAP.listeners:
+            TAP.publish(message, direction, session, transport, self.name, request, verdict)
+        return verdict
+
+    async def stateless_channel(self, session: LiveSession) -> Channel:
+        """The channel that serves a logical session's 2026-07-28 requests.
+
+        Each logical session has its own, over the upstream's one stateless connection (or process): what the
+        server sends during one session's request is attributed to that session, never to another's.
+        """
+        channel = session.channel
+        if channel is None:
+            async with self._stateless_lock:
+                channel = session.channel
+                if channel is None:
+                    channel = session.channel = await self.upstream.open(_ignore, shared=True)
+        return channel
+
+    async def warm(self) -> None:
+        """Start the stateless process now, so the first 2026-07-28 request does not wait for a child to boot."""
+        try:
+            await (await self.upstream.open(_ignore, shared=True)).close()
+        except UpstreamError as exc:
+            log.warning("upstream %s could not be started ahead of time: %s", self.name, exc.message)
+
+    def logical_session(self, message: Message, principal: str | None, guard: Guard) -> LiveSession:
+        """Group session-less requests by principal and client, for tracking and for rules; no header is invented.
+
+        Only bounded parts of what the client sent are kept (a client name is its first
+        :data:`CLIENT_FIELD` characters), and a new logical session counts against the session limits.
+        """
+        meta = _meta(message)
+        client = meta.get(META_CLIENT_INFO)
+        name = version = None
+        if isinstance(client, dict):
+            name, version = client.get("name"), client.get("version")
+        key = (
+            self.name,
+            principal,
+            name[:CLIENT_FIELD] if isinstance(name, str) else None,
+            version[:CLIENT_FIELD] if isinstance(version, str) else None,
+        )
+        session = self.sessions.logical.get(key)
+        if session is not None:
+            return session
+        self.sessions.admit(principal, guard)
+        protocol_version = meta.get(META_PROTOCOL_VERSION)
+        digest = hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+        record = SessionRecord(
+            id=f"logical-{digest}",
+            upstream=self.name,
+            protocol_version=protocol_version if protocol_version in KNOWN_VERSIONS else None,
+            client_info=bounded_client_info(client),
+            principal=principal,
+            state=SessionState.ACTIVE,
+        )
+        session = LiveSession(record, self)
+        self.sessions.add_logical(key, session)
+        return session
+
+    async def close(self) -> None:
+        await self.upstream.close()
+
+
+def _meta(message: Message) -> dict[str, Any]:
+    params = message.params
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def bounded_client_info(value: object) -> dict[str, str] | None:
+    """What a session record keeps of a client's ``clientInfo``: its name, title and version, each bounded."""
+    if not isinstance(value, dict):
+        return None
+    kept = {key: value[key][:CLIENT_FIELD] for key in ("name", "title", "version") if isinstance(value.get(key), str)}
+    return kept or None
+
+
+def request_protocol_version(message: Message) -> str | None:
+    """The protocol version a 2026-07-28 request names in its ``_meta``."""
+    version = _meta(message).get(META_PROTOCOL_VERSION)
+    return version if isinstance(version, str) else None
+
+
+def _ignore(message: Message) -> None:
+    """Stateless requests have no stream for unsolicited messages: 2026-07-28 uses subscriptions/listen instead."""

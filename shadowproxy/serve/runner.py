@@ -1,0 +1,132 @@
+"""Running the proxy: the event loop (uvloop where it exists), signals, and graceful shutdown.
+
+Shutdown order on SIGTERM or SIGINT: stop listening, let in-flight requests
+finish for up to ``shutdown_timeout``, then close sessions and upstream
+children, flush the persistence worker, and exit 0. A second signal exits at
+once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from shadowproxy.config import Config, limits
+from shadowproxy.core import counters, jsonrpc
+from shadowproxy.core.errors import ShadowProxyError
+from shadowproxy.core.tasks import spawn
+from shadowproxy.fronts.http import fast_path
+from shadowproxy.fronts.stdio.front import StdioFront
+from shadowproxy.proxy.proxy import FRONT_DOOR_KEY, Proxy, make_app
+from shadowproxy.serve import banner
+
+log = logging.getLogger(__name__)
+FORCED_EXIT = 130
+
+
+def run_loop(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())
+
+
+def install_signals(stop: Callable[[], None]) -> None:
+    """The first SIGTERM or SIGINT calls ``stop``; a second one exits at once."""
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if seen:
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(FORCED_EXIT)
+        seen.append(signum)
+        log.info("%s: shutting down gracefully", signal.Signals(signum).name)
+        stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket; a port that is taken is one sentence for the operator, not a traceback."""
+    try:
+        return socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ShadowProxyError(
+                f"port {port} on {host} is already in use (another shadowproxy?); stop that process"
+                " or choose another port with --port"
+            ) from None
+        raise ShadowProxyError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None = None) -> int:
+    """Serve until a signal; return the exit code."""
+    jsonrpc.set_max_depth(config.limits.max_json_depth)
+    proxy = Proxy(config)
+    app = make_app(proxy)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=config.shutdown_timeout,
+        **limits.server_options(config.limits),
+    )
+    stop = asyncio.Event()
+    install_signals(stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: spawn(proxy.reload(), name="reload-on-sighup"))
+    sock = listen(config.host, config.port)  # before anything starts: a port in use leaves nothing to undo
+    await runner.setup()
+    assert runner.server is not None
+    door = app[FRONT_DOOR_KEY]
+    door.install(runner.server)
+    counters.watch_server(app, runner.server)
+    factory = fast_path.protocols(runner.server, door.connection, config.limits.idle_timeout, config.fast_path)
+    listener: asyncio.Server | None = None
+    try:
+        # Not one of aiohttp's sites: a site of our own would set its private _server.
+        listener = await asyncio.get_running_loop().create_server(factory, sock=sock)
+        port = sock.getsockname()[1]
+        url = f"http://{config.host}:{port}{config.path}"
+        for line in banner.lines(proxy, config.host, port):
+            log.info("%s", line)
+        if ready is not None:
+            await ready(url)
+        await stop.wait()
+        proxy.draining = True
+    finally:
+        if listener is not None:
+            # No new connections during the shutdown, as runner.cleanup() stops its sites first.
+            listener.close()
+        await runner.cleanup()
+    log.info("stopped")
+    return 0
+
+
+async def serve_stdio(config: Config) -> int:
+    """Be one MCP server on our own stdin/stdout until the client closes stdin or a signal comes."""
+    jsonrpc.set_max_depth(config.limits.max_json_depth)
+    proxy = Proxy(config)
+    # One client, one server process (the front's child): none is started ahead for requests it may never send.
+    await proxy.start(on_demand=True)
+    front = StdioFront(proxy.mounts[0], request_timeout=config.request_timeout)
+    install_signals(front.stop)
+    try:
+        return await front.serve()
+    finally:
+        await front.close()
+        await proxy.stop()
