@@ -24,6 +24,7 @@ import orjson
 from shadowproxy.core.chain import Direction
 from shadowproxy.core.errors import POLICY_BLOCKED, JsonRpcError
 from shadowproxy.core.jsonrpc import Kind, Message
+from shadowproxy.core.protocol import MODERN_VERSION
 from shadowproxy.rules import jsonpath, metrics
 from shadowproxy.rules.actions import Action, Effect
 from shadowproxy.rules.ratelimit import MemoryRateCounter, RateCounter
@@ -32,7 +33,6 @@ from shadowproxy.rules.subject import Subject, ToolCatalog
 
 audit_log = logging.getLogger("shadowproxy.audit")
 
-MODERN = "2026-07-28"
 """From this protocol version on, every result carries ``resultType``."""
 
 PLUMBING = frozenset({"initialize", "ping", "server/discover"})
@@ -216,7 +216,7 @@ def _canned(action: Action, subject: Subject) -> Any:
     """A fresh copy of a canned result, tagged ``resultType: complete`` where the protocol requires it."""
     result = copy.deepcopy(action.result)
     version = subject.protocol_version
-    if isinstance(result, dict) and "resultType" not in result and version is not None and version >= MODERN:
+    if isinstance(result, dict) and "resultType" not in result and version is not None and version >= MODERN_VERSION:
         result["resultType"] = "complete"
     return result
 

@@ -116,10 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     from shadowproxy.cli.admin import register as administering
+    from shadowproxy.cli.sessions import register as sessions
     from shadowproxy.cli.tap import register as tapping
     from shadowproxy.cli.wrap import register as wrapping
     from shadowproxy.rules.cli import register as rules
-    from shadowproxy.stores.cli import register as sessions
 
     return [rules, sessions, wrapping, tapping, administering]  # administering adds to rules: after it
 
@@ -169,7 +169,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     import json
 
     from shadowproxy.ops.admin import masked_config
-    from shadowproxy.proxy.proxy import Proxy, make_app
+    from shadowproxy.proxy.proxy import Proxy
+    from shadowproxy.serve.app import make_app
 
     problems: list[config.ConfigError] = []
     cfg = load_config(args, problems, upstream=args.upstream)

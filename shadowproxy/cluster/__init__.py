@@ -21,8 +21,7 @@ if TYPE_CHECKING:
     from shadowproxy.cluster.member import ClusterMember
     from shadowproxy.config import Config
     from shadowproxy.core.chain import Chain
-    from shadowproxy.proxy.mount import Mount
-    from shadowproxy.sessions.manager import SessionManager
+    from shadowproxy.sessions.manager import Mount, SessionManager
 
 
 def join(

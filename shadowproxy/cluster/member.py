@@ -37,14 +37,13 @@ from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.core.tasks import spawn
-from shadowproxy.sessions.manager import LiveSession
+from shadowproxy.sessions.manager import LiveSession, Mount
 from shadowproxy.stores import StoreError, parse_store_url
 from shadowproxy.stores.base import load_record
 from shadowproxy.upstreams import HttpUpstream
 
 if TYPE_CHECKING:
     from shadowproxy.config import ClusterConfig
-    from shadowproxy.proxy.mount import Mount
     from shadowproxy.sessions.manager import SessionManager
 
 log = logging.getLogger(__name__)

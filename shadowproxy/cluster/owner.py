@@ -18,7 +18,7 @@ from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.tasks import spawn
 
 if TYPE_CHECKING:
-    from shadowproxy.cluster.member import ClusterMember
+    from shadowproxy.cluster.bus import Bus
     from shadowproxy.sessions.manager import LiveSession
     from shadowproxy.upstreams.base import Exchange
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class OwnerSide:
     """Forwarded requests, notifications, cancellations and stream moves for the sessions this instance owns."""
 
-    def __init__(self, member: ClusterMember) -> None:
+    def __init__(self, member: Bus) -> None:
         self.member = member
         self.running: dict[tuple[str, int], Exchange] = {}
 

@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from shadowproxy.cluster.wire import RATE_SCRIPT
 
 if TYPE_CHECKING:
-    from shadowproxy.cluster.member import ClusterMember
+    from shadowproxy.cluster.bus import Bus
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Window:
 class SharedRateCounter:
     """A :class:`~shadowproxy.rules.ratelimit.RateCounter` whose counts are the cluster's."""
 
-    def __init__(self, member: ClusterMember, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, member: Bus, clock: Callable[[], float] = time.time) -> None:
         self.member = member
         self._clock = clock
         self._windows: dict[str, Window] = {}

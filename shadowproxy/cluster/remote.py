@@ -23,7 +23,7 @@ from shadowproxy.sessions.manager import RESTORE_TIMEOUT, LiveSession
 from shadowproxy.upstreams.base import Channel, Exchange
 
 if TYPE_CHECKING:
-    from shadowproxy.cluster.member import ClusterMember
+    from shadowproxy.cluster.bus import Bus
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class RemoteExchange(Inbox[Message]):
     controls: tuple[bytes, ...] = ()
     event_id = None
 
-    def __init__(self, member: ClusterMember, key: int, owner: str, request_id: object) -> None:
+    def __init__(self, member: Bus, key: int, owner: str, request_id: object) -> None:
         super().__init__()
         self.member = member
         self.key = key
@@ -65,7 +65,7 @@ class RemoteChannel:
 
     upstream_session_id = None
 
-    def __init__(self, member: ClusterMember, session: LiveSession, owner: str) -> None:
+    def __init__(self, member: Bus, session: LiveSession, owner: str) -> None:
         self.member = member
         self.session = session
         self.owner = owner

@@ -13,15 +13,14 @@ from typing import Any
 
 import orjson
 
-from shadowproxy.config import limits
-from shadowproxy.core import exact
+from shadowproxy.core import exact, limit_hits
 from shadowproxy.core.errors import INVALID_REQUEST, PARSE_ERROR, JsonRpcError
 
 RequestId = str | int
 # orjson reads an integer beyond 64 bits as a float; only a message with a run of 19 digits can hold one.
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
-_max_depth = limits.Limits().max_json_depth
+_max_depth = limit_hits.DEFAULT_JSON_DEPTH
 
 
 def set_max_depth(depth: int) -> None:
@@ -169,7 +168,7 @@ def decode(raw: bytes) -> Message | list[Message]:
         if str(exc).startswith("depth limit exceeded"):
             raise _too_deep() from None
         raise JsonRpcError(PARSE_ERROR, f"parse error: {exc}") from None
-    if limits.too_deep(raw, data, _max_depth):
+    if limit_hits.too_deep(raw, data, _max_depth):
         raise _too_deep()
     if isinstance(data, list):
         if not data:
@@ -179,7 +178,7 @@ def decode(raw: bytes) -> Message | list[Message]:
 
 
 def _too_deep() -> JsonRpcError:
-    limits.hit("json_depth")
+    limit_hits.hit("json_depth")
     return JsonRpcError(INVALID_REQUEST, f"JSON nested deeper than {_max_depth} levels (limits.max_json_depth)")
 
 

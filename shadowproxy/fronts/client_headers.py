@@ -19,9 +19,8 @@ from types import ModuleType
 from typing import Any
 
 from shadowproxy.core.jsonrpc import RESPONSE, Message
-from shadowproxy.proxy.mount import request_protocol_version
+from shadowproxy.core.protocol import VERSION_HEADER, request_protocol_version
 
-VERSION_HEADER = "MCP-Protocol-Version"
 METHOD_HEADER = "Mcp-Method"
 NAME_HEADER = "Mcp-Name"
 NAME_PARAMS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}

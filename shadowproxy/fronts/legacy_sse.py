@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from shadowproxy.config import limits
-from shadowproxy.core import sse
+from shadowproxy.core import limit_hits, sse
 from shadowproxy.core.errors import INVALID_REQUEST, SESSION_NOT_FOUND, UpstreamError
 from shadowproxy.core.jsonrpc import error_response
+from shadowproxy.core.protocol import EVENT_STREAM, JSON
 from shadowproxy.core.sse import SSE_HEADERS
-from shadowproxy.fronts.http.wire import EVENT_STREAM, JSON, PRINCIPAL, json_error, json_reply, read_message
+from shadowproxy.fronts import http_limits
+from shadowproxy.fronts.http.wire import PRINCIPAL, json_error, json_reply, read_message
 from shadowproxy.fronts.stream_session import DEFAULT_BUFFER, StreamSession, admit, stream_places, stream_sessions
 from shadowproxy.proxy.mount import Mount
 
@@ -52,11 +53,11 @@ class LegacySseEndpoint:
             stream = admit(
                 request, self.mount, transport=TRANSPORT, buffer=self.buffer, request_timeout=self.request_timeout
             )
-            await stream.join(limits.guard_of(request))
+            await stream.join(http_limits.guard_of(request))
         except UpstreamError as exc:
             return json_reply(error_response(None, exc), 502)
-        except limits.LimitExceeded as exc:
-            return limits.refusal(exc)
+        except limit_hits.LimitExceeded as exc:
+            return http_limits.refusal(exc)
         response = web.StreamResponse(status=200, headers=SSE_HEADERS)
         transport = request.transport
         if transport is not None:
@@ -95,7 +96,7 @@ class LegacySseEndpoint:
             return json_error(404, SESSION_NOT_FOUND, "session not found; open a new one with GET /sse")
         if request.content_type != JSON:
             return json_error(415, INVALID_REQUEST, "Content-Type must be application/json")
-        guard = limits.guard_of(request)
+        guard = http_limits.guard_of(request)
         decoded = await read_message(request, guard.limits.body_timeout)
         if isinstance(decoded, web.Response):
             return decoded

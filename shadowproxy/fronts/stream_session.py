@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import Counter
 
-from shadowproxy.config import limits
+from shadowproxy.core import limit_hits
 from shadowproxy.core.chain import Direction
 from shadowproxy.core.errors import (
     INTERNAL_ERROR,
@@ -32,12 +32,15 @@ from shadowproxy.core.errors import (
 )
 from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Kind, Message, RequestId, error_response, notification
+from shadowproxy.core.protocol import bounded_client_info
 from shadowproxy.core.record import SessionRecord, new_session_id
 from shadowproxy.core.tasks import spawn
 from shadowproxy.core.timer import RequestTimer
+from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.client_headers import ToolHeaders, client_headers
 from shadowproxy.fronts.http.wire import LONG_LIVED, PRINCIPAL, answer_for, is_stateless
-from shadowproxy.proxy.mount import Mount, bounded_client_info
+from shadowproxy.proxy.mount import Mount
+from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.base import Channel
 from shadowproxy.upstreams.http import HttpUpstream
@@ -149,15 +152,15 @@ class StreamSession(LiveSession):
         self.channel = await self.mount.upstream.open(self.on_unsolicited)
         self.mount.sessions.add(self)
 
-    async def join(self, guard: limits.Guard) -> None:
+    async def join(self, guard: Guard) -> None:
         """:meth:`open`, then the session limits again: other sessions may have begun while the upstream opened.
 
-        Raises :class:`UpstreamError`, or :class:`limits.LimitExceeded` once what it opened is closed.
+        Raises :class:`UpstreamError`, or :class:`limit_hits.LimitExceeded` once what it opened is closed.
         """
         await self.open()
         try:
             guard.admit_session(self.mount.sessions.live.values(), self.record.principal, joined=True)
-        except limits.LimitExceeded:
+        except limit_hits.LimitExceeded:
             await self.finish()
             raise
 
@@ -165,7 +168,7 @@ class StreamSession(LiveSession):
         """Queue a message that needs no judging: already judged, or made by the proxy (an error, an answer)."""
         self.inbox.put((message, True))
 
-    async def receive(self, message: Message, guard: limits.Guard) -> None:
+    async def receive(self, message: Message, guard: Guard) -> None:
         """One message from the client: judge it, then send it on; a request gets a relay task of its own."""
         if self.closing is not None:
             return
@@ -179,7 +182,7 @@ class StreamSession(LiveSession):
         elif message.is_request and is_stateless(message, None):
             try:
                 session = self.mount.logical_session(message, self.record.principal, guard)
-            except limits.LimitExceeded as exc:
+            except limit_hits.LimitExceeded as exc:
                 self.reply(error_response(message.id, exc))
                 return
         verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, session, self.transport)
@@ -402,7 +405,7 @@ class StreamSession(LiveSession):
 def admit(request: web.Request, mount: Mount, *, transport: str, buffer: int, request_timeout: float) -> StreamSession:
     """A new stream session for the caller, if the session limits let one more begin (else ``LimitExceeded``)."""
     principal = request.get(PRINCIPAL)
-    limits.guard_of(request).admit_session(mount.sessions.live.values(), principal)
+    http_limits.guard_of(request).admit_session(mount.sessions.live.values(), principal)
     record = SessionRecord(id=new_session_id(), upstream=mount.name, principal=principal)
     return StreamSession(record, mount, transport=transport, buffer=buffer, request_timeout=request_timeout)
 

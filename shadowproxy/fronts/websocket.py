@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from shadowproxy.config import limits
+from shadowproxy.core import limit_hits
 from shadowproxy.core.errors import INVALID_REQUEST, JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import decode, error_response, request_id_of
 from shadowproxy.core.tasks import spawn
+from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http.wire import json_error
 from shadowproxy.fronts.stream_session import (
     DEFAULT_BUFFER,
@@ -33,6 +34,7 @@ from shadowproxy.fronts.stream_session import (
     stream_sessions,
 )
 from shadowproxy.proxy.mount import Mount
+from shadowproxy.sessions.admission import Guard
 
 if TYPE_CHECKING:
     from shadowproxy.proxy.proxy import Proxy
@@ -62,20 +64,20 @@ class WebSocketEndpoint:
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
         if SUBPROTOCOL not in offered:
             return json_error(400, INVALID_REQUEST, "the WebSocket subprotocol must be mcp (Sec-WebSocket-Protocol)")
-        guard = limits.guard_of(request)
+        guard = http_limits.guard_of(request)
         try:
             stream = admit(
                 request, self.mount, transport=TRANSPORT, buffer=self.buffer, request_timeout=self.request_timeout
             )
-        except limits.LimitExceeded as exc:
-            return limits.refusal(exc)
+        except limit_hits.LimitExceeded as exc:
+            return http_limits.refusal(exc)
         await ws.prepare(request)
         try:
             await stream.join(guard)
         except UpstreamError as exc:
             await ws.close(code=UPSTREAM_FAILED, message=_reason(f"upstream unavailable: {exc.message}"))
             return ws
-        except limits.LimitExceeded as exc:
+        except limit_hits.LimitExceeded as exc:
             await ws.close(code=TRY_AGAIN_LATER, message=_reason(exc.message))
             return ws
         transport = request.transport
@@ -90,7 +92,7 @@ class WebSocketEndpoint:
         log.info("WebSocket of session %s closed with %s", stream.id[:8], ws.close_code)
         return ws
 
-    async def read(self, ws: web.WebSocketResponse, stream: StreamSession, guard: limits.Guard) -> None:
+    async def read(self, ws: web.WebSocketResponse, stream: StreamSession, guard: Guard) -> None:
         """Frames in: each text frame is one message (or a batch); a bad one is answered and the rest go on."""
         requests = guard.requests
         async for frame in ws:

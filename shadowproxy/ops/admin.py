@@ -32,8 +32,8 @@ from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
 
 if TYPE_CHECKING:
-    from shadowproxy.ops.health import Monitor
     from shadowproxy.proxy.proxy import Proxy
+    from shadowproxy.upstreams.health import Monitor
 
 MIN_TOKEN = 16
 SECRET_WORDS = ("token", "secret", "password", "passwd", "key", "credential", "authorization", "cookie")

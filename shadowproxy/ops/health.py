@@ -1,236 +1,73 @@
-"""Upstream health: one background task per upstream pings it, restarts what died, and reports.
+"""``/healthz`` and ``/readyz``: whether the process serves, and whether it should be sent traffic.
 
-What is checked:
-
-* a stdio upstream: its long-lived children, the one that serves 2026-07-28
-  requests (always there; it doubles as the probe of a server whose sessions
-  each have their own child) and the shared one with ``share: true``. A child
-  that exits is seen at once (its exit future wakes the task); one that stops
-  answering ``ping`` for ``failures`` checks in a row is replaced. Restarts wait
-  a backoff (``initial``, doubled up to ``max``) and go through the upstream's
-  circuit, so a server that dies at start is not spawned in a loop.
-* a URL upstream: a ``ping`` POSTed to its URL (Streamable HTTP) or a TCP
-  connect (legacy SSE, WebSocket). Any HTTP answer below 500 means reachable;
-  the proxy cannot restart it, only report it.
-
-The session store is reported here too (:func:`store_report`), from what the
-persistence worker saw of its last write. A store that fails makes the proxy
-*degraded*, not unready: sessions are served from memory and written once the
-store is back, as when it is down at start, so taking the instance out of a
-load balancer would only lose what it holds.
-
-The hot path never waits on any of this: sessions read nothing from here, and
-the circuit they consult is a timestamp comparison.
+Ready means every upstream's monitor (:mod:`shadowproxy.upstreams.health`) says it can serve. The session store
+is reported here too (:func:`store_report`), from what the persistence worker saw of its last write. A store that
+fails makes the proxy *degraded*, not unready: sessions are served from memory and written once the store is
+back, as when it is down at start, so taking the instance out of a load balancer would only lose what it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
+import functools
+from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import aiohttp
+from aiohttp import web
 
-from shadowproxy.config import HealthConfig
-from shadowproxy.core import counters
-from shadowproxy.core.errors import UpstreamError
-from shadowproxy.core.urls import origin
-from shadowproxy.upstreams.base import Upstream
-from shadowproxy.upstreams.circuit import Circuit, CircuitState
-from shadowproxy.upstreams.stdio import StdioUpstream
+from shadowproxy.fronts.http.endpoint import StreamableHttpEndpoint
+from shadowproxy.sessions.persistence import PersistenceWorker
 
 if TYPE_CHECKING:
-    from shadowproxy.sessions.persistence import PersistenceWorker
-
-log = logging.getLogger(__name__)
-
-STARTING, UP, DOWN = "starting", "up", "down"
-PROBE_PROTOCOL = "2025-11-25"
+    from shadowproxy.proxy.proxy import Proxy
 
 
-class UrlProbe:
-    """Reachability of an upstream the proxy does not run: is something answering at its URL?"""
-
-    def __init__(self, upstream: Any) -> None:
-        self.config = upstream.config
-        self._client: aiohttp.ClientSession | None = None
-
-    async def probe(self, answer_within: float) -> None:
-        url = self.config.url
-        try:
-            async with asyncio.timeout(answer_within):
-                if self.config.transport is None:
-                    await self._post_ping(url)
-                else:
-                    await self._connect(url)
-        except TimeoutError:
-            raise UpstreamError(f"no answer from {origin(url)} within {answer_within:g}s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError(f"cannot reach {origin(url)}: {exc.__class__.__name__}: {exc}") from None
-
-    async def _post_ping(self, url: str) -> None:
-        if self._client is None:
-            self._client = aiohttp.ClientSession()
-        body = {"jsonrpc": "2.0", "id": "shadowproxy-health", "method": "ping"}
-        headers = {
-            **self.config.headers,
-            "Accept": "application/json, text/event-stream",
-            "MCP-Protocol-Version": PROBE_PROTOCOL,
-        }
-        async with self._client.post(url, json=body, headers=headers) as response:
-            if response.status >= 500:
-                raise UpstreamError(f"{origin(url)} answered HTTP {response.status}")
-
-    async def _connect(self, url: str) -> None:
-        parts = urlsplit(url)
-        secure = parts.scheme in ("https", "wss")
-        _, writer = await asyncio.open_connection(parts.hostname, parts.port or (443 if secure else 80))
-        writer.close()
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
 
 
-class Monitor:
-    """The health of one upstream, kept up to date by :meth:`run`."""
-
-    def __init__(self, upstream: Upstream, config: HealthConfig) -> None:
-        self.upstream = upstream
-        self.name = upstream.name
-        self.config = config
-        self.stdio = upstream if isinstance(upstream, StdioUpstream) else None
-        if self.stdio is not None:
-            # The upstream consults its circuit on every start; the monitor gives it the configured one.
-            self.stdio.circuit = Circuit(upstream.name, config.circuit)
-        self.url_probe = None if self.stdio is not None else UrlProbe(upstream)
-        self.status = STARTING
-        self.problem: str | None = None
-        self.checked_at: float | None = None
-        self.failed_checks = 0
-        self._consecutive = 0
-        self._poke: asyncio.Future[None] | None = None
-
-    @property
-    def circuit(self) -> Circuit | None:
-        return self.stdio.circuit if self.stdio is not None else None
-
-    @property
-    def ready(self) -> bool:
-        """Not known to be down, and not refusing new sessions."""
-        circuit = self.circuit
-        return self.status != DOWN and (circuit is None or circuit.state is not CircuitState.OPEN)
-
-    def report(self) -> dict[str, Any]:
-        """What ``/readyz`` and the admin API show about this upstream."""
-        circuit = self.circuit
-        entry: dict[str, Any] = {
-            "status": self.status,
-            "problem": self.problem,
-            "checked_at": self.checked_at,
-            "failed_checks": self.failed_checks,
-            "circuit": circuit.state.label if circuit is not None else None,
-            "restarts": self.stdio.restarts if self.stdio is not None else 0,
-        }
-        if circuit is not None and circuit.state is CircuitState.OPEN:
-            entry["retry_after"] = round(circuit.retry_after(), 1)
-        return entry
-
-    def restart_now(self) -> None:
-        """Cut the current wait short: the admin API asked for a restart."""
-        if self._poke is not None and not self._poke.done():
-            self._poke.set_result(None)
-
-    async def restart(self) -> None:
-        """Restart now (the admin API), then check; the circuit is closed first, since an operator asked."""
-        if self.stdio is None:
-            raise UpstreamError(f"upstream {self.name!r} is not a process the proxy runs; it cannot be restarted")
-        self.stdio.circuit.succeeded()
-        await self.stdio.restart(self.config.timeout)
-        problem = await self._check()
-        self.restart_now()
-        if problem is not None:
-            raise UpstreamError(problem)
-
-    async def run(self) -> None:
-        if self.stdio is None and not self.config.interval:
-            return  # pings are off, and there is no process to watch: nothing is known, nothing to do
-        backoff = self.config.backoff.initial
-        try:
-            while True:
-                problem = await self._check()
-                if problem is None:
-                    backoff = self.config.backoff.initial
-                    await self._idle(self.config.interval or None)
-                    continue
-                self.failed_checks += 1
-                self._consecutive += 1
-                dead = self.stdio is not None and not (
-                    self.stdio.long_lived and all(child.alive for child in self.stdio.long_lived)
-                )
-                if not dead and self._consecutive < self.config.failures:
-                    await self._idle(self.config.interval or None)
-                    continue
-                self._mark(DOWN, problem)
-                if self.stdio is None:
-                    await self._idle(self.config.interval or None)
-                    continue
-                await self._idle(max(backoff, self.stdio.circuit.retry_after()), watch=False)
-                backoff = min(backoff * 2, self.config.backoff.max)
-                if self.status == DOWN:  # not restarted through the admin API meanwhile
-                    await self._restart()
-        finally:
-            if self.url_probe is not None:
-                await self.url_probe.close()
-
-    async def _check(self) -> str | None:
-        """``None`` when the upstream is fine, else what is wrong. With pings off only liveness is checked."""
-        self.checked_at = time.time()
-        try:
-            if self.stdio is not None:
-                await self.stdio.probe(self.config.timeout if self.config.interval else None)
-            elif self.url_probe is not None:
-                await self.url_probe.probe(self.config.timeout)
-        except UpstreamError as exc:
-            return exc.message
-        self._consecutive = 0
-        self._mark(UP, None)
-        return None
-
-    async def _restart(self) -> None:
-        assert self.stdio is not None
-        log.warning("restarting upstream %s: %s", self.name, self.problem)
-        try:
-            await self.stdio.restart(self.config.timeout)
-        except UpstreamError as exc:
-            self.problem = exc.message
-            log.warning("upstream %s did not restart: %s", self.name, exc.message)
-
-    def _mark(self, status: str, problem: str | None) -> None:
-        if status == DOWN and self.status != DOWN:
-            log.error("upstream %s is down: %s", self.name, problem)
-        elif status == UP and self.status == DOWN:
-            log.info("upstream %s is up again", self.name)
-        self.status = status
-        self.problem = problem
-        counters.upstream_checked(self.name, status == UP)
-
-    async def _idle(self, seconds: float | None, *, watch: bool = True) -> None:
-        """Wait ``seconds`` (forever: ``None``), less when a long-lived child exits or a restart is asked for."""
-        self._poke = asyncio.get_running_loop().create_future()
-        waiters: set[asyncio.Future[Any]] = {self._poke}
-        if watch and self.stdio is not None:
-            waiters.update(child.exited for child in self.stdio.long_lived)
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self._poke = None
+def add_routes(app: web.Application, proxy: Proxy, endpoints: Sequence[StreamableHttpEndpoint]) -> None:
+    """``/healthz`` (the process serves) and ``/readyz`` (it should be sent traffic)."""
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", functools.partial(readyz, proxy, endpoints))
 
 
-def monitors(upstreams: list[Upstream], config: HealthConfig) -> dict[str, Monitor]:
-    return {upstream.name: Monitor(upstream, config) for upstream in upstreams}
+async def readyz(proxy: Proxy, endpoints: Sequence[StreamableHttpEndpoint], request: web.Request) -> web.Response:
+    if proxy.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    in_flight = sum(endpoint.in_flight for endpoint in endpoints)
+    upstreams = {name: monitor.report() for name, monitor in proxy.monitors.items()}
+    unready = sorted(name for name, monitor in proxy.monitors.items() if not monitor.ready)
+    store = store_report(proxy.worker)
+    failing = store["status"] != "ok"
+    body = {
+        "status": "unready" if unready else "degraded" if failing else "ready",
+        "sessions": len(proxy.sessions),
+        "in_flight": in_flight,
+        "upstreams": upstreams,
+        "store": store,
+        "tasks": task_census(),
+    }
+    problems = [f"upstream {name}: {describe(upstreams[name])}" for name in unready]
+    if failing:
+        problems.append(f"store: {describe_store(store)}")
+    if problems:
+        body["problems"] = problems
+    return web.json_response(body, status=503 if unready else 200)
+
+
+def describe(report: dict[str, object]) -> str:
+    if report["circuit"] == "open":
+        return f"circuit open (new sessions refused for {report['retry_after']}s) after: {report['problem']}"
+    return f"down: {report['problem']}"
+
+
+def task_census() -> dict[str, int]:
+    """Live asyncio tasks by coroutine, so a leak names itself."""
+    census = Counter(getattr(task.get_coro(), "__qualname__", "?") for task in asyncio.all_tasks())
+    census["total"] = sum(census.values())
+    return dict(census)
 
 
 def store_report(worker: PersistenceWorker) -> dict[str, Any]:

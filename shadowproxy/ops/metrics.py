@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from shadowproxy.core import counters
 from shadowproxy.core.errors import ConfigError
+from shadowproxy.fronts.http.endpoint import StreamableHttpEndpoint
 from shadowproxy.upstreams.stdio import StdioUpstream
 
 if TYPE_CHECKING:
@@ -29,8 +30,9 @@ log = logging.getLogger(__name__)
 class ProxyCollector(Collector):
     """Reads the running proxy's state at scrape time."""
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: Proxy, endpoints: Sequence[StreamableHttpEndpoint]) -> None:
         self.proxy = proxy
+        self.endpoints = endpoints
         self.server: Any = None
 
     def collect(self) -> Iterator[Metric]:
@@ -50,7 +52,7 @@ class ProxyCollector(Collector):
             streams.add_metric([name], listening)
         yield sessions
         yield streams
-        in_flight = sum(endpoint.in_flight for endpoint in proxy.endpoints)
+        in_flight = sum(endpoint.in_flight for endpoint in self.endpoints)
         yield GaugeMetricFamily(
             "shadowproxy_requests_in_flight", "HTTP requests waiting for their upstream.", in_flight
         )
@@ -150,9 +152,9 @@ def watch_server(app: web.Application, server: object) -> None:
     app[COLLECTOR_KEY].server = server
 
 
-def register(app: web.Application, proxy: Proxy) -> None:
+def register(app: web.Application, proxy: Proxy, endpoints: Sequence[StreamableHttpEndpoint]) -> None:
     """Serve ``/metrics`` (on ``metrics_port`` when set) and read ``proxy`` at each scrape."""
-    collector = ProxyCollector(proxy)
+    collector = ProxyCollector(proxy, endpoints)
     app[COLLECTOR_KEY] = collector
     port = proxy.config.metrics_port
     if port is None:

@@ -17,28 +17,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import Any
 
-from shadowproxy.config.limits import Guard
 from shadowproxy.core import counters
 from shadowproxy.core.chain import FORWARD, Chain, Direction, MessageContext, Verdict
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.protocol import (
+    CLIENT_FIELD,
+    KNOWN_VERSIONS,
+    META_CLIENT_INFO,
+    META_PROTOCOL_VERSION,
+    bounded_client_info,
+    meta_of,
+)
 from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.proxy.tap import TAP
+from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession, SessionManager
 from shadowproxy.upstreams.base import Channel, Upstream
 
 log = logging.getLogger(__name__)
-
-MODERN_VERSIONS = frozenset({"2026-07-28"})
-HANDSHAKE_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
-KNOWN_VERSIONS = MODERN_VERSIONS | HANDSHAKE_VERSIONS
-DEFAULT_HANDSHAKE_VERSION = "2025-03-26"
-
-META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
-META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
-CLIENT_FIELD = 256
 
 
 class Mount:
@@ -133,7 +131,7 @@ class Mount:
         Only bounded parts of what the client sent are kept (a client name is its first
         :data:`CLIENT_FIELD` characters), and a new logical session counts against the session limits.
         """
-        meta = _meta(message)
+        meta = meta_of(message)
         client = meta.get(META_CLIENT_INFO)
         name = version = None
         if isinstance(client, dict):
@@ -164,26 +162,6 @@ class Mount:
 
     async def close(self) -> None:
         await self.upstream.close()
-
-
-def _meta(message: Message) -> dict[str, Any]:
-    params = message.params
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    return meta if isinstance(meta, dict) else {}
-
-
-def bounded_client_info(value: object) -> dict[str, str] | None:
-    """What a session record keeps of a client's ``clientInfo``: its name, title and version, each bounded."""
-    if not isinstance(value, dict):
-        return None
-    kept = {key: value[key][:CLIENT_FIELD] for key in ("name", "title", "version") if isinstance(value.get(key), str)}
-    return kept or None
-
-
-def request_protocol_version(message: Message) -> str | None:
-    """The protocol version a 2026-07-28 request names in its ``_meta``."""
-    version = _meta(message).get(META_PROTOCOL_VERSION)
-    return version if isinstance(version, str) else None
 
 
 def _ignore(message: Message) -> None:

@@ -1,44 +1,30 @@
-"""The proxy assembled from its config, and the aiohttp application that serves it.
+"""The composition root: the proxy assembled from its config.
 
-:class:`Proxy` owns the long-lived parts (store, persistence worker, chain,
-upstreams, sessions) and opens and closes them as a pair. :func:`make_app` puts
-each mount's endpoint on its path and builds the :class:`FrontDoor` (Host and Origin checks, authentication)
-that the runner puts in front of the application.
+:class:`Proxy` owns the long-lived parts (store, persistence worker, chain, upstreams and their health monitors,
+sessions, mounts, the cluster) and opens and closes them as a pair. It knows no client transport: the fronts
+serve its mounts (:mod:`shadowproxy.serve.app` puts the HTTP ones on an aiohttp application; the stdio front
+serves one mount itself).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-
-from aiohttp import web
 
 from shadowproxy import cluster
-from shadowproxy.config import Config, UpstreamConfig, limits
-from shadowproxy.core import counters, logs
+from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
-from shadowproxy.fronts import auth, legacy_sse
-from shadowproxy.fronts import websocket as websocket_front
-from shadowproxy.fronts.http.endpoint import StreamableHttpEndpoint
-from shadowproxy.fronts.http.gate import FrontDoor
-from shadowproxy.ops import admin, health
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.proxy.plugins import load_interceptors
+from shadowproxy.sessions import admission
 from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
-from shadowproxy.upstreams import StdioUpstream, create_upstream
+from shadowproxy.upstreams import StdioUpstream, create_upstream, health
 
 log = logging.getLogger(__name__)
-Handler = Callable[[web.Request], Awaitable[web.Response]]
-
-PROXY_KEY = web.AppKey("proxy", "Proxy")
-FRONT_DOOR_KEY = web.AppKey("front_door", FrontDoor)
-"""The server's request handler (Host, Origin, auth, the MCP POST path), installed by the runner."""
 
 
 class Proxy:
@@ -57,24 +43,12 @@ class Proxy:
         self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
         self.chain = Chain(load_interceptors(config.interceptors, config.rules))
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
-        self.guard = limits.Guard(config.limits)
+        self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
         upstreams = {upstream.name: create_upstream(upstream) for upstream in config.upstreams}
         self.mounts = [
             Mount(path, upstreams[upstream.name], self.chain, self.sessions)
             for path, upstream in mount_paths(config.path, config.upstreams)
-        ]
-        self.endpoints = [
-            StreamableHttpEndpoint(
-                mount,
-                guard=self.guard,
-                request_timeout=config.request_timeout,
-                keepalive=config.keepalive_interval,
-                retry=config.sse_retry,
-                poll_after=config.poll_after,
-                stream_after=config.stream_after,
-            )
-            for mount in self.mounts
         ]
         self.draining = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -130,102 +104,3 @@ def mount_paths(base: str, upstreams: tuple[UpstreamConfig, ...]) -> list[tuple[
             paths.append((f"{base}/{only.name}", only))
         return paths
     return [(f"{base}/{upstream.name}", upstream) for upstream in upstreams]
-
-
-async def tag_response(request: web.Request, response: web.StreamResponse) -> None:
-    """``X-Request-Id`` on every answer the router serves, streamed ones too (the front door tags its own)."""
-    logs.tag(response.headers)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    proxy = request.app[PROXY_KEY]
-    if proxy.draining:
-        return web.json_response({"status": "draining"}, status=503)
-    in_flight = sum(endpoint.in_flight for endpoint in proxy.endpoints)
-    upstreams = {name: monitor.report() for name, monitor in proxy.monitors.items()}
-    unready = sorted(name for name, monitor in proxy.monitors.items() if not monitor.ready)
-    store = health.store_report(proxy.worker)
-    failing = store["status"] != "ok"
-    body = {
-        "status": "unready" if unready else "degraded" if failing else "ready",
-        "sessions": len(proxy.sessions),
-        "in_flight": in_flight,
-        "upstreams": upstreams,
-        "store": store,
-        "tasks": task_census(),
-    }
-    problems = [f"upstream {name}: {describe(upstreams[name])}" for name in unready]
-    if failing:
-        problems.append(f"store: {health.describe_store(store)}")
-    if problems:
-        body["problems"] = problems
-    return web.json_response(body, status=503 if unready else 200)
-
-
-def describe(report: dict[str, object]) -> str:
-    if report["circuit"] == "open":
-        return f"circuit open (new sessions refused for {report['retry_after']}s) after: {report['problem']}"
-    return f"down: {report['problem']}"
-
-
-def task_census() -> dict[str, int]:
-    """Live asyncio tasks by coroutine, so a leak names itself."""
-    census = Counter(getattr(task.get_coro(), "__qualname__", "?") for task in asyncio.all_tasks())
-    census["total"] = sum(census.values())
-    return dict(census)
-
-
-def mount_listing(proxy: Proxy) -> Handler:
-    """A 404 that names every mount: where a client lands when it is given the base path of several servers."""
-    mounts = [(mount.name, mount.path) for mount in proxy.mounts]
-    paths = ", ".join(path for _, path in mounts)
-
-    async def listing(request: web.Request) -> web.Response:
-        base = f"{request.scheme}://{request.host}"
-        body = {
-            "error": f"no MCP server at {request.path}; connect to one of: {paths}",
-            "mounts": [{"name": name, "path": path, "url": base + path} for name, path in mounts],
-        }
-        return web.json_response(body, status=404)
-
-    return listing
-
-
-def make_app(proxy: Proxy) -> web.Application:
-    config = proxy.config
-    app = web.Application(client_max_size=config.max_body_size)
-    app[PROXY_KEY] = proxy
-    app[FRONT_DOOR_KEY] = FrontDoor(proxy)
-    limits.install(app, proxy.guard)
-    for endpoint in proxy.endpoints:
-        app.router.add_route("*", endpoint.mount.path, endpoint.handle)
-    listing = mount_listing(proxy)
-    for path in {config.path, "/"} - {mount.path for mount in proxy.mounts}:
-        app.router.add_route("*", path, listing)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    counters.register(app, proxy)
-    admin.register(app, proxy)
-    legacy_sse.add_routes(app, proxy)
-    websocket_front.add_routes(app, proxy)
-    app.router.add_get(auth.METADATA_ROUTE, auth.metadata(config))
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await proxy.start()
-        yield
-        await proxy.stop()
-
-    async def drain(app: web.Application) -> None:
-        proxy.draining = True
-        app[FRONT_DOOR_KEY].drain()
-        for endpoint in proxy.endpoints:
-            endpoint.close_streams()
-
-    app.on_shutdown.append(drain)
-    app.on_response_prepare.append(tag_response)
-    app.cleanup_ctx.append(lifecycle)
-    return app

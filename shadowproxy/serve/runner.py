@@ -19,14 +19,17 @@ from typing import Any
 
 from aiohttp import web
 
-from shadowproxy.config import Config, limits
-from shadowproxy.core import counters, jsonrpc
+from shadowproxy.config import Config
+from shadowproxy.core import jsonrpc
 from shadowproxy.core.errors import ShadowProxyError
 from shadowproxy.core.tasks import spawn
+from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http import fast_path
 from shadowproxy.fronts.stdio.front import StdioFront
-from shadowproxy.proxy.proxy import FRONT_DOOR_KEY, Proxy, make_app
+from shadowproxy.ops import metrics
+from shadowproxy.proxy.proxy import Proxy
 from shadowproxy.serve import banner
+from shadowproxy.serve.app import FRONT_DOOR_KEY, make_app
 
 log = logging.getLogger(__name__)
 FORCED_EXIT = 130
@@ -84,7 +87,7 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
         access_log=None,
         handler_cancellation=True,
         shutdown_timeout=config.shutdown_timeout,
-        **limits.server_options(config.limits),
+        **http_limits.server_options(config.limits),
     )
     stop = asyncio.Event()
     install_signals(stop.set)
@@ -94,7 +97,7 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
     assert runner.server is not None
     door = app[FRONT_DOOR_KEY]
     door.install(runner.server)
-    counters.watch_server(app, runner.server)
+    metrics.watch_server(app, runner.server)
     factory = fast_path.protocols(runner.server, door.connection, config.limits.idle_timeout, config.fast_path)
     listener: asyncio.Server | None = None
     try:

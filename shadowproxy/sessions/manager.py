@@ -13,16 +13,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from shadowproxy.config.limits import Guard, LimitExceeded
 from shadowproxy.core.errors import SESSION_NOT_FOUND, JsonRpcError, ShadowProxyError
 from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.limit_hits import LimitExceeded
 from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.core.tasks import spawn
-from shadowproxy.upstreams.base import Channel
+from shadowproxy.sessions.admission import Guard
+from shadowproxy.upstreams.base import Channel, Upstream
 
 if TYPE_CHECKING:
-    from shadowproxy.proxy.mount import Mount
     from shadowproxy.sessions.eventlog import StreamLog
     from shadowproxy.stores import SessionStore
 
@@ -36,6 +36,15 @@ MAX_ENDED = 10_000
 
 LogicalKey = tuple[str, str | None, str | None, str | None]
 """A logical session's key: mount, principal, client name and client version, each bounded."""
+
+
+class Mount(Protocol):
+    """What sessions and the cluster know of the mount a session lives on (a :class:`shadowproxy.proxy.mount.Mount`):
+    its name and path, and the upstream it opens channels to."""
+
+    name: str
+    path: str
+    upstream: Upstream
 
 
 class ChangeSink(Protocol):

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable, Iterator
 
 from shadowproxy.config import limits
+from shadowproxy.core import limit_hits
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.core.flow import WriteFlow
 from shadowproxy.core.jsonrpc import Message, decode, error_response, notification, request_id_of
@@ -110,11 +111,11 @@ class ChildProcess(WriteFlow, asyncio.SubprocessProtocol):
         """A line over the message limit is skipped to its end, so the child's next message reads fine, and the
         request it answers (found by the id at its head) fails now instead of timing out."""
         bound = self.lines.limit
-        limits.hit("upstream_message")
+        limit_hits.hit("upstream_message")
         log.error("upstream %s wrote a message over %d bytes (limits.message); it is dropped", self.name, bound)
         error = UpstreamError(
             f"the upstream's answer is over {bound} bytes (limits.message of upstream {self.name!r})",
-            code=limits.LIMIT_EXCEEDED,
+            code=limit_hits.LIMIT_EXCEEDED,
             data={"limit": "upstream_message"},
         )
         return self._fail_reply(line.reply_id, error)

@@ -17,12 +17,12 @@ from shadowproxy.config import UpstreamConfig
 from shadowproxy.core import sse
 from shadowproxy.core.errors import JsonRpcError, UpstreamError, UpstreamSessionLost
 from shadowproxy.core.jsonrpc import ERROR, Message, RequestId, decode, error_response
+from shadowproxy.core.protocol import SESSION_HEADER
 from shadowproxy.core.sse import SseError, SseParser
 from shadowproxy.upstreams.base import UnsolicitedHandler
 
 log = logging.getLogger(__name__)
 
-SESSION_HEADER = "Mcp-Session-Id"
 ACCEPT = "application/json, text/event-stream"
 
 

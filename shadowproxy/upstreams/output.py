@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shadowproxy.config.limits import HITS
+from shadowproxy.core.limit_hits import HITS
 from shadowproxy.core.tokenbucket import TokenBucket
 
 

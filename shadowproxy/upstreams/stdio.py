@@ -14,11 +14,13 @@ import os
 from collections.abc import Callable, Iterator
 
 from shadowproxy import __version__
-from shadowproxy.config import CircuitConfig, UpstreamConfig, limits
+from shadowproxy.config import CircuitConfig, UpstreamConfig
 from shadowproxy.core import counters
 from shadowproxy.core.errors import JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.core.logs import REQUEST_ID
+from shadowproxy.core.protocol import MODERN_VERSION
+from shadowproxy.upstreams import rlimits
 from shadowproxy.upstreams.base import UnsolicitedHandler
 from shadowproxy.upstreams.child import MAX_LINE, ChildProcess, ChildRequest
 from shadowproxy.upstreams.child_channel import ChildChannel
@@ -30,7 +32,6 @@ log = logging.getLogger(__name__)
 
 SAFE_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 PRIME_TIMEOUT = 10.0
-MODERN_VERSION = "2026-07-28"
 
 
 def _discover() -> Message:
@@ -82,7 +83,7 @@ async def spawn_child(config: UpstreamConfig) -> ChildProcess:
             env=child_environment(config),
             cwd=config.cwd,
             # CPU, memory and open files, set in the forked child before exec (setrlimit only).
-            preexec_fn=limits.preexec(config.limits),
+            preexec_fn=rlimits.preexec(config.limits),
         )
     except OSError as exc:
         log.error("cannot start upstream %s (%s): %s", config.name, " ".join(config.command), exc)

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from shadowproxy.config.limits import LIMIT_EXCEEDED
+from shadowproxy.core.limit_hits import LIMIT_EXCEEDED
 from tests.ops.helpers import value
 from tests.support import ProxyProcess
 

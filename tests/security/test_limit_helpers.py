@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shadowproxy.config.limits import parse_size, too_deep
+from shadowproxy.config.limits import parse_size
+from shadowproxy.core.limit_hits import too_deep
 from shadowproxy.upstreams.output import BoundedLines, Oversized, StderrLines
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from shadowproxy.config.limits import LIMIT_EXCEEDED
+from shadowproxy.core.limit_hits import LIMIT_EXCEEDED
 from shadowproxy.core.sse import SseParser
 from tests.ops.helpers import Samples, value
 from tests.support import ProxyProcess, until

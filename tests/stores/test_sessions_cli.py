@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from shadowproxy.cli.sessions import register
 from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.stores import open_store
-from shadowproxy.stores.cli import register
 from tests.redis_server import RedisServer
 
 CLI = (
-    "import argparse, sys; from shadowproxy.stores.cli import register; "
+    "import argparse, sys; from shadowproxy.cli.sessions import register; "
     "p = argparse.ArgumentParser(prog='shadowproxy'); register(p.add_subparsers(dest='command', required=True)); "
     "a = p.parse_args(sys.argv[1:]); sys.exit(a.handler(a))"
 )

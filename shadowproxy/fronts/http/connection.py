@@ -30,9 +30,10 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from shadowproxy.config import limits
-from shadowproxy.core import logs
+from shadowproxy.core import limit_hits, logs
 from shadowproxy.core.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from shadowproxy.core.tasks import spawn
+from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http.fast_path import Watched
 from shadowproxy.fronts.http.fast_request import PlainRequest, http_date
 
@@ -366,7 +367,7 @@ class Connection(asyncio.Protocol):
             log.warning("a client sent its body too slowly; closing its connection")
             text = f"the body did not arrive within {self.settings.body_timeout:g}s (limits.body_timeout)"
             self.closing = True
-            self.send_response(limits.refusal(limits.LimitExceeded("body_timeout", 408, text)))
+            self.send_response(http_limits.refusal(limit_hits.LimitExceeded("body_timeout", 408, text)))
         self.transport.close()
 
     def close(self) -> None:

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from shadowproxy.config import limits
-from shadowproxy.core import counters, logs, sse
+from shadowproxy.core import counters, limit_hits, logs, sse
 from shadowproxy.core.chain import C2S, S2C, Direction
 from shadowproxy.core.errors import (
     INTERNAL_ERROR,
@@ -28,21 +27,28 @@ from shadowproxy.core.errors import (
     UpstreamError,
 )
 from shadowproxy.core.jsonrpc import Kind, Message, error_response, notification
+from shadowproxy.core.protocol import (
+    DEFAULT_HANDSHAKE_VERSION,
+    EVENT_STREAM,
+    JSON,
+    KNOWN_VERSIONS,
+    MODERN_VERSIONS,
+    RESUME_HEADER,
+    SESSION_HEADER,
+    VERSION_HEADER,
+    bounded_client_info,
+)
 from shadowproxy.core.record import SessionRecord, new_session_id
 from shadowproxy.core.sse import SSE_HEADERS
 from shadowproxy.core.timer import RequestTimer
+from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http.fast_request import event_stream
 from shadowproxy.fronts.http.get_stream import SessionStreams
 from shadowproxy.fronts.http.wire import (
-    EVENT_STREAM,
-    JSON,
     LONG_LIVED,
     MODERN_ERROR_STATUS,
     OWN_HEADERS,
     PRINCIPAL,
-    RESUME_HEADER,
-    SESSION_HEADER,
-    VERSION_HEADER,
     answer_for,
     is_stateless,
     json_error,
@@ -51,13 +57,8 @@ from shadowproxy.fronts.http.wire import (
     reply_status,
     write_event,
 )
-from shadowproxy.proxy.mount import (
-    DEFAULT_HANDSHAKE_VERSION,
-    KNOWN_VERSIONS,
-    MODERN_VERSIONS,
-    Mount,
-    bounded_client_info,
-)
+from shadowproxy.proxy.mount import Mount
+from shadowproxy.sessions import admission
 from shadowproxy.sessions.eventlog import StreamLog
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.sessions.resumption import Resumption
@@ -80,7 +81,7 @@ class StreamableHttpEndpoint:
         self,
         mount: Mount,
         *,
-        guard: limits.Guard,
+        guard: admission.Guard,
         request_timeout: float,
         keepalive: float,
         retry: float = 1.0,
@@ -166,8 +167,8 @@ class StreamableHttpEndpoint:
         slots = self.guard.requests
         try:
             slots.enter(session.id)
-        except limits.LimitExceeded as exc:
-            return limits.refusal(exc, message.id)
+        except limit_hits.LimitExceeded as exc:
+            return http_limits.refusal(exc, message.id)
         try:
             return await self.exchange(request, message, session, session.channel, wants_sse, modern=False)  # type: ignore[arg-type]
         finally:
@@ -198,9 +199,9 @@ class StreamableHttpEndpoint:
             init_request = message.to_bytes()
             if len(init_request) > MAX_INITIALIZE:
                 text = f"an initialize request is kept for the session's life; this one is over {MAX_INITIALIZE} bytes"
-                raise limits.LimitExceeded("initialize", 413, text)
-        except limits.LimitExceeded as exc:
-            return limits.refusal(exc, message.id)
+                raise limit_hits.LimitExceeded("initialize", 413, text)
+        except limit_hits.LimitExceeded as exc:
+            return http_limits.refusal(exc, message.id)
         params = message.params or {}
         record = SessionRecord(
             id=new_session_id(),
@@ -227,9 +228,9 @@ class StreamableHttpEndpoint:
         try:
             # Again, with no await before add: other sessions may have begun while this upstream opened.
             self.sessions.admit(record.principal, guard)
-        except limits.LimitExceeded as exc:
+        except limit_hits.LimitExceeded as exc:
             await session.channel.close()
-            return limits.refusal(exc, message.id)
+            return http_limits.refusal(exc, message.id)
         self.sessions.add(session)
         headers = {SESSION_HEADER: record.id}
         response, final = await self.relay(request, message, session, session.channel, wants_sse, False, headers)
@@ -246,8 +247,8 @@ class StreamableHttpEndpoint:
     async def stateless(self, request: web.Request, message: Message, wants_sse: bool) -> web.StreamResponse:
         try:
             session = self.mount.logical_session(message, request.get(PRINCIPAL), self.guard)
-        except limits.LimitExceeded as exc:
-            return limits.refusal(exc, message.id)
+        except limit_hits.LimitExceeded as exc:
+            return http_limits.refusal(exc, message.id)
         try:
             channel = await self.mount.stateless_channel(session)
         except UpstreamError as exc:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -31,7 +31,8 @@ from shadowproxy.fronts.http.fast_request import PlainRequest
 from shadowproxy.fronts.http.wire import json_error
 
 if TYPE_CHECKING:
-    from shadowproxy.proxy.proxy import Proxy
+    from shadowproxy.config import Config
+    from shadowproxy.fronts.http.endpoint import StreamableHttpEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,13 @@ async def send_now(request: web.BaseRequest, response: web.Response) -> web.Resp
 class FrontDoor:
     """The aiohttp server's request handler, in front of the application's (:meth:`install`)."""
 
-    def __init__(self, proxy: Proxy) -> None:
-        config = proxy.config
+    def __init__(self, config: Config, endpoints: Iterable[StreamableHttpEndpoint]) -> None:
         self.hosts = tuple(config.allowed_hosts)
         self.origins = tuple(config.allowed_origins)
         # Clients send the same few Host values on every request: each is judged once.
         self.judged_hosts: dict[str, int] = {}
         self.authenticate = auth.gate(config)
-        self.endpoints = {endpoint.mount.path: endpoint for endpoint in proxy.endpoints}
+        self.endpoints = {endpoint.mount.path: endpoint for endpoint in endpoints}
         self.limits = config.limits
         self.max_body_size = config.max_body_size
         self.routed: Handler | None = None

@@ -15,20 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from shadowproxy.config import limits
-from shadowproxy.core import sse
+from shadowproxy.core import limit_hits, sse
 from shadowproxy.core.errors import INVALID_REQUEST, SESSION_NOT_FOUND, JsonRpcError, UpstreamError
 from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Kind, Message
+from shadowproxy.core.protocol import EVENT_STREAM, RESUME_HEADER, SESSION_HEADER
 from shadowproxy.core.sse import SSE_HEADERS
-from shadowproxy.fronts.http.wire import (
-    EVENT_STREAM,
-    PRINCIPAL,
-    RESUME_HEADER,
-    SESSION_HEADER,
-    json_error,
-    write_event,
-)
+from shadowproxy.fronts import http_limits
+from shadowproxy.fronts.http.wire import PRINCIPAL, json_error, write_event
 from shadowproxy.sessions.eventlog import GET_STREAM, StreamLog, stream_of
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.base import Channel, Exchange
@@ -61,9 +55,9 @@ class SessionStreams:
         if session is None:
             return json_error(404, SESSION_NOT_FOUND, "session not found; initialize a new one")
         try:
-            limits.hold_stream(request, session.id)
-        except limits.LimitExceeded as exc:
-            return limits.refusal(exc)
+            http_limits.hold_stream(request, session.id)
+        except limit_hits.LimitExceeded as exc:
+            return http_limits.refusal(exc)
         last_event_id = request.headers.get(RESUME_HEADER)
         if self.endpoint.resumption is not None and last_event_id:
             resumed = stream_of(last_event_id)

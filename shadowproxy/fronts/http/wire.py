@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shadowproxy.config import limits
 from shadowproxy.core import sse
 from shadowproxy.core.chain import Action, Verdict
 from shadowproxy.core.errors import JsonRpcError
 from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Message, decode, error_response, request_id_of, result_response
+from shadowproxy.core.protocol import HANDSHAKE_VERSIONS, JSON, request_protocol_version
+from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http.fast_request import PlainRequest
-from shadowproxy.proxy.mount import HANDSHAKE_VERSIONS, request_protocol_version
 from shadowproxy.upstreams.base import Exchange
 
-SESSION_HEADER = "Mcp-Session-Id"
-VERSION_HEADER = "MCP-Protocol-Version"
-JSON = "application/json"
-EVENT_STREAM = "text/event-stream"
 OWN_HEADERS = frozenset({"mcp-session-id"})
-RESUME_HEADER = "last-event-id"
 MODERN_ERROR_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
 """The HTTP status the 2026-07-28 transport gives a JSON-RPC error code (anything else: 200)."""
 LONG_LIVED = frozenset({"subscriptions/listen"})
@@ -40,7 +35,7 @@ async def read_message(
     request: web.BaseRequest | PlainRequest, body_timeout: float
 ) -> Message | list[Message] | web.Response:
     """The POSTed body decoded (once), or the answer to send instead: 413, 408, or 400 with the JSON-RPC error."""
-    body = request.body if isinstance(request, PlainRequest) else await limits.read_body(request, body_timeout)
+    body = request.body if isinstance(request, PlainRequest) else await http_limits.read_body(request, body_timeout)
     if isinstance(body, web.Response):
         return body
     try:

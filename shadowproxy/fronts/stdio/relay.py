@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import ERROR, NOTIFICATION, REQUEST, RESPONSE, Message, error_response
+from shadowproxy.core.protocol import MODERN_VERSION, MODERN_VERSIONS, request_protocol_version
 from shadowproxy.fronts.client_headers import ToolHeaders
-from shadowproxy.proxy.mount import MODERN_VERSIONS, request_protocol_version
 from shadowproxy.upstreams.base import Channel
 
 log = logging.getLogger("shadowproxy.fronts.stdio.front")
 
-HANDSHAKE, MODERN = "handshake", "2026-07-28"
+HANDSHAKE, MODERN = "handshake", MODERN_VERSION
 Put = Callable[[Message], None]
 
 

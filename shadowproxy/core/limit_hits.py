@@ -1,0 +1,56 @@
+"""A limit hit: the error that says so and the counter that counts it, and the nesting check the codec runs.
+
+The limits themselves are configuration (:mod:`shadowproxy.config.limits`); what refuses at the HTTP edge is
+:mod:`shadowproxy.fronts.http_limits`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import Counter
+
+from shadowproxy.core.errors import INVALID_REQUEST, JsonRpcError
+
+LIMIT_EXCEEDED = -32005
+"""A session, request or stream refused because a limit is reached (HTTP 429, or 503 for the proxy's total)."""
+
+MAX_DEPTH = 1000
+DEFAULT_JSON_DEPTH = 64
+"""``limits.max_json_depth`` unless configured."""
+
+HITS = Counter("shadowproxy_limit_hits", "Requests, messages and connections refused or cut by a limit.", ["limit"])
+
+
+def hit(limit: str) -> None:
+    HITS.labels(limit).inc()
+
+
+def too_deep(raw: bytes, data: Any, limit: int) -> bool:
+    """Whether ``data`` (decoded from ``raw``) nests deeper than ``limit``.
+
+    Counting brackets in the bytes is one C pass; only a message with more than ``limit`` of them is walked.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    return _deeper(data, limit)
+
+
+def _deeper(node: Any, budget: int) -> bool:
+    if budget == 0:
+        return True
+    for value in node.values() if type(node) is dict else node:
+        kind = type(value)
+        if (kind is dict or kind is list) and _deeper(value, budget - 1):
+            return True
+    return False
+
+
+class LimitExceeded(JsonRpcError):
+    """A refusal by a limit, with the HTTP status it is sent with; counted when it is made."""
+
+    def __init__(self, limit: str, status: int, message: str) -> None:
+        super().__init__(LIMIT_EXCEEDED if status != 408 else INVALID_REQUEST, message, {"limit": limit})
+        self.limit = limit
+        self.status = status
+        hit(limit)
