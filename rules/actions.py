@@ -43,7 +43,7 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
+class RuleAction:
     """A compiled action. Only the members its ``effect`` uses are set."""
 
     effect: Effect
@@ -62,7 +62,7 @@ class Action:
     tags: tuple[str, ...] = ()
 
 
-def compile_action(spec: Any, document: Document, path: JsonPath, problems: list[Problem]) -> Action:
+def compile_action(spec: Any, document: Document, path: JsonPath, problems: list[Problem]) -> RuleAction:
     """Compile a schema-valid action spec; semantic problems (bad regex, bad path) go to ``problems``."""
     if isinstance(spec, str):
         name, settings = spec, None
@@ -73,13 +73,13 @@ def compile_action(spec: Any, document: Document, path: JsonPath, problems: list
     where = (*path, name) if not isinstance(spec, str) else path
     if effect is Effect.BLOCK:
         code = settings.get("code", POLICY_BLOCKED)
-        return Action(effect, code=code, message=settings.get("message"), data=settings.get("data"))
+        return RuleAction(effect, code=code, message=settings.get("message"), data=settings.get("data"))
     if effect is Effect.RESPOND:
         if "text" in settings:
             result = {"content": [{"type": "text", "text": settings["text"]}], "isError": False}
         else:
             result = settings["result"]
-        return Action(effect, result=result)
+        return RuleAction(effect, result=result)
     if effect is Effect.MODIFY:
         sets = tuple(
             (root, steps, value)
@@ -92,7 +92,7 @@ def compile_action(spec: Any, document: Document, path: JsonPath, problems: list
             for index, text in enumerate(settings.get("remove", ()))
             if (parsed := _rooted(text, document, (*where, "remove", index), problems)) is not None
         )
-        return Action(effect, sets=sets, removes=removes)
+        return RuleAction(effect, sets=sets, removes=removes)
     if effect is Effect.REDACT:
         patterns = [
             pattern
@@ -100,13 +100,13 @@ def compile_action(spec: Any, document: Document, path: JsonPath, problems: list
             if _regex_ok(pattern, document, (*where, "patterns", index), problems)
         ]
         detectors = settings.get("detectors", DETECTORS)
-        return Action(effect, redactor=Redactor(detectors, patterns, settings.get("mask", DEFAULT_MASK)))
+        return RuleAction(effect, redactor=Redactor(detectors, patterns, settings.get("mask", DEFAULT_MASK)))
     if effect is Effect.DELAY:
         seconds = settings if isinstance(settings, int | float) else settings["seconds"]
-        return Action(effect, seconds=float(seconds))
+        return RuleAction(effect, seconds=float(seconds))
     if effect is Effect.RATE:
         by = settings.get("by", "session")
-        return Action(
+        return RuleAction(
             effect,
             limit=settings["limit"],
             per=float(settings["per"]),
@@ -115,10 +115,10 @@ def compile_action(spec: Any, document: Document, path: JsonPath, problems: list
             message=settings.get("message"),
         )
     if effect is Effect.LOG:
-        return Action(effect, message=settings.get("message"), level=_LEVELS[settings.get("level", "info")])
+        return RuleAction(effect, message=settings.get("message"), level=_LEVELS[settings.get("level", "info")])
     if effect is Effect.TAG:
-        return Action(effect, tags=tuple(settings) if isinstance(settings, list) else (settings,))
-    return Action(effect)
+        return RuleAction(effect, tags=tuple(settings) if isinstance(settings, list) else (settings,))
+    return RuleAction(effect)
 
 
 def _rooted(text: str, document: Document, path: JsonPath, problems: list[Problem]) -> tuple[str, jsonpath.Path] | None:

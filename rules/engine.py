@@ -26,7 +26,7 @@ from shadowproxy.core.errors import POLICY_BLOCKED, JsonRpcError
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.core.protocol import MODERN_VERSION
 from shadowproxy.rules import jsonpath, metrics
-from shadowproxy.rules.actions import Action, Effect
+from shadowproxy.rules.actions import Effect, RuleAction
 from shadowproxy.rules.ratelimit import MemoryRateCounter, RateCounter
 from shadowproxy.rules.ruleset import Rule, RuleSet
 from shadowproxy.rules.subject import Subject, ToolCatalog
@@ -70,7 +70,7 @@ class Draft:
         self.result = message.result
         self.error = message.error
 
-    def modify(self, action: Action) -> None:
+    def modify(self, action: RuleAction) -> None:
         """Apply a ``modify`` action's sets and removes."""
         kind = self.message.kind
         for root, steps, value in action.sets:
@@ -85,7 +85,7 @@ class Draft:
             elif root == "result" and self.result is not None:
                 self.result = jsonpath.remove(self.result, steps)
 
-    def redact(self, action: Action) -> None:
+    def redact(self, action: RuleAction) -> None:
         """Apply a ``redact`` action to params, result and error."""
         redactor = action.redactor
         assert redactor is not None
@@ -183,7 +183,7 @@ class Engine:
         hidden: list[str] = []
         for tool in tools:
             if isinstance(tool, dict) and isinstance(tool.get("name"), str):
-                if not self.callable(rules, subject.as_tool_call(tool)):
+                if not self.could_pass(rules, subject.as_tool_call(tool)):
                     hidden.append(tool["name"])
                     continue
             kept.append(tool)
@@ -193,7 +193,7 @@ class Engine:
         draft.result = {**result, "tools": kept}
         return tuple(hidden)
 
-    def callable(self, rules: RuleSet, call: Subject) -> bool:
+    def could_pass(self, rules: RuleSet, call: Subject) -> bool:
         """Whether some call to this tool could pass: only terminal rules count, with no side effects.
 
         A rule that reads the call's arguments cannot be decided from the name
@@ -212,7 +212,7 @@ class Engine:
         return not rules.default_block
 
 
-def _canned(action: Action, subject: Subject) -> Any:
+def _canned(action: RuleAction, subject: Subject) -> Any:
     """A fresh copy of a canned result, tagged ``resultType: complete`` where the protocol requires it."""
     result = copy.deepcopy(action.result)
     version = subject.protocol_version

@@ -18,7 +18,7 @@ from prometheus_client.metrics import Counter
 from shadowproxy.core.chain import Direction
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.rules import metrics, validate
-from shadowproxy.rules.actions import Action, Effect, compile_action
+from shadowproxy.rules.actions import Effect, RuleAction, compile_action
 from shadowproxy.rules.match import CompiledMatch, MatchCompiler
 from shadowproxy.rules.source import Document, Problem, RulesError, parse, read, resolve
 from shadowproxy.rules.subject import Subject, named, params_of
@@ -36,7 +36,7 @@ class Rule:
     line: int | None
     priority: int
     match: CompiledMatch
-    action: Action
+    action: RuleAction
     description: str | None = None
     counter: Counter | None = field(default=None, repr=False)
 

@@ -123,6 +123,3 @@ def parse_limits(raw: Any, *, source: str | None = None) -> Limits:
 def parse_upstream_limits(raw: Any, *, key: str, source: str | None = None) -> UpstreamLimits:
     """``upstreams.<name>.limits``: cpu, memory, files (``null``: the OS default) and message."""
     return UpstreamLimits(**_values(UpstreamLimits, raw, key, source))
-
-
-# -- JSON nesting ---------------------------------------------------------------------------------------------------

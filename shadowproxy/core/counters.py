@@ -1,29 +1,33 @@
-"""Prometheus metrics of the proxy core, and the ``/metrics`` endpoint.
+"""The instruments the hot path feeds: message, decision and latency counts, kept as plain numbers and read by
+the collector (:mod:`shadowproxy.ops.metrics`) only when Prometheus scrapes.
 
-The hot path pays for one dict increment per message (:func:`judged`) and one
-histogram observation per request (:func:`answered`); everything that is state
-rather than an event (sessions, streams, connections, tasks, upstream children,
-health) is read by a collector only when Prometheus scrapes. Labels stay
-bounded: a method outside :data:`KNOWN_METHODS` is ``other``, upstream and
+The hot path pays for one dict increment per message (:func:`judged`) and one histogram observation per request
+(:func:`answered`). Labels stay bounded: a method outside :data:`KNOWN_METHODS` is ``other``, upstream and
 interceptor names come from config, and no session id is ever a label.
 
-The persistence worker and the rules engine own their instruments (same
-registry, same ``shadowproxy_`` prefix); this module serves them all. So does
-:mod:`shadowproxy.config.limits` (``shadowproxy_limit_hits_total{limit}``), since the
-codec and the stdio children count hits and cannot import this module.
+Latencies are :class:`LatencyHistogram` rather than ``prometheus_client.Histogram``, whose ``observe`` takes a
+lock per bucket and checks its state on every call: the proxy observes one or two latencies per request, all on
+the event loop's thread, so it keeps plain lists of counts and turns them into the same ``_bucket`` / ``_count``
+/ ``_sum`` samples when scraped.
+
+The persistence worker and the rules engine own their instruments (same registry, same ``shadowproxy_`` prefix),
+and so does :mod:`shadowproxy.core.limit_hits` (``shadowproxy_limit_hits_total{limit}``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import MutableMapping
+from bisect import bisect_left
+from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from shadowproxy.core.chain import C2S, S2C, Direction, MessageContext, Verdict
-from shadowproxy.core.histogram import LatencyHistogram, Series
 from shadowproxy.core.jsonrpc import Message
 
 if TYPE_CHECKING:
@@ -69,6 +73,52 @@ KNOWN_METHODS = frozenset(
     }
 )
 """Methods that get their own label value; any other method (or none) is counted as ``other``."""
+
+
+class Series:
+    """One label set's counts: ``counts[i]`` observations in bucket ``i`` (not cumulative), the last one +Inf."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        # bisect_left: a value equal to a bound belongs to that bucket (le is "less than or equal").
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+
+class LatencyHistogram(Collector):
+    """A histogram family with labels; register it once with a registry."""
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...], buckets: tuple[float, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.bounds = tuple(sorted(buckets))
+        self._les = [floatToGoString(bound) for bound in self.bounds] + ["+Inf"]
+        self._series: dict[tuple[str, ...], Series] = {}
+
+    def labels(self, *values: str) -> Series:
+        """The series for ``values``, made on first use; callers keep it to skip this lookup."""
+        series = self._series.get(values)
+        if series is None:
+            series = self._series[values] = Series(self.bounds)
+        return series
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=list(self.labelnames))
+        for values, series in list(self._series.items()):
+            cumulative, buckets = 0, []
+            for le, count in zip(self._les, series.counts, strict=True):
+                cumulative += count
+                buckets.append((le, cumulative))
+            family.add_metric(list(values), buckets, series.total)
+        yield family
+
 
 LATENCY_BUCKETS = (
     0.0001,

@@ -168,7 +168,7 @@ def decode(raw: bytes) -> Message | list[Message]:
         if str(exc).startswith("depth limit exceeded"):
             raise _too_deep() from None
         raise JsonRpcError(PARSE_ERROR, f"parse error: {exc}") from None
-    if limit_hits.too_deep(raw, data, _max_depth):
+    if too_deep(raw, data, _max_depth):
         raise _too_deep()
     if isinstance(data, list):
         if not data:
@@ -212,3 +212,23 @@ def notification(method: str, params: dict[str, Any] | None = None) -> Message:
     if params is not None:
         data["params"] = params
     return Message(NOTIFICATION, data, None)
+
+
+def too_deep(raw: bytes, data: Any, limit: int) -> bool:
+    """Whether ``data`` (decoded from ``raw``) nests deeper than ``limit``.
+
+    Counting brackets in the bytes is one C pass; only a message with more than ``limit`` of them is walked.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    return _deeper(data, limit)
+
+
+def _deeper(node: Any, budget: int) -> bool:
+    if budget == 0:
+        return True
+    for value in node.values() if type(node) is dict else node:
+        kind = type(value)
+        if (kind is dict or kind is list) and _deeper(value, budget - 1):
+            return True
+    return False

@@ -1,12 +1,10 @@
-"""A limit hit: the error that says so and the counter that counts it, and the nesting check the codec runs.
+"""A limit hit: the error that says so and the counter that counts it.
 
 The limits themselves are configuration (:mod:`shadowproxy.config.limits`); what refuses at the HTTP edge is
 :mod:`shadowproxy.fronts.http_limits`.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from prometheus_client import Counter
 
@@ -24,26 +22,6 @@ HITS = Counter("shadowproxy_limit_hits", "Requests, messages and connections ref
 
 def hit(limit: str) -> None:
     HITS.labels(limit).inc()
-
-
-def too_deep(raw: bytes, data: Any, limit: int) -> bool:
-    """Whether ``data`` (decoded from ``raw``) nests deeper than ``limit``.
-
-    Counting brackets in the bytes is one C pass; only a message with more than ``limit`` of them is walked.
-    """
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False
-    return _deeper(data, limit)
-
-
-def _deeper(node: Any, budget: int) -> bool:
-    if budget == 0:
-        return True
-    for value in node.values() if type(node) is dict else node:
-        kind = type(value)
-        if (kind is dict or kind is list) and _deeper(value, budget - 1):
-            return True
-    return False
 
 
 class LimitExceeded(JsonRpcError):

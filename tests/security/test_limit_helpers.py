@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from shadowproxy.config.limits import parse_size
-from shadowproxy.core.limit_hits import too_deep
+from shadowproxy.core.jsonrpc import too_deep
 from shadowproxy.upstreams.output import BoundedLines, Oversized, StderrLines
 
 

@@ -25,7 +25,7 @@ def sqlite_processes(path: Path) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"shadowproxy.stores.sqlite" in argv and str(path).encode() in argv:
+        if b"shadowproxy.stores.sqlite_process" in argv and str(path).encode() in argv:
             found.append(int(entry.name))
     return found
 

@@ -9,7 +9,8 @@ import pytest
 
 from shadowproxy.core.record import SessionRecord
 from shadowproxy.stores import StoreError, open_store
-from shadowproxy.stores.sqlite import SCHEMA_VERSION, SqliteStore
+from shadowproxy.stores.sqlite import SqliteStore
+from shadowproxy.stores.sqlite_process import SCHEMA_VERSION
 
 
 async def test_schema_is_created_versioned_and_in_wal_mode(tmp_path: Path) -> None:
