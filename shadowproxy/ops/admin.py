@@ -26,8 +26,8 @@ from shadowproxy.core import counters
 from shadowproxy.core.errors import ConfigError, UpstreamError
 from shadowproxy.core.record import SessionRecord
 from shadowproxy.core.urls import MASK, mask_url
+from shadowproxy.ops import tap_stream
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
-from shadowproxy.proxy import tap
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
 
@@ -300,8 +300,8 @@ def register(app: web.Application, proxy: Proxy) -> None:
         ("DELETE", "/sessions/{session_id}", api.terminate),
         ("POST", "/rules/reload", api.reload),
         ("GET", "/config", api.config),
-        ("GET", "/tap", tap.stream(config.keepalive_interval)),
+        ("GET", "/tap", tap_stream.stream(config.keepalive_interval)),
     )
     for method, path, handler in routes:
         app.router.add_route(method, PREFIX + path, protected(settings.token, handler))
-    app.on_shutdown.append(tap.close_listeners)
+    app.on_shutdown.append(tap_stream.close_listeners)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shadowproxy.proxy import tap
+from shadowproxy.ops import tap_stream
 
 PREFIX = "/_shadowproxy"
 MAX_LIMIT = 10_000
@@ -193,7 +193,10 @@ def openapi_document() -> dict[str, Any]:
         },
         "/tap": {
             "get": _operation(
-                "tap", "Live feed of every message (SSE)", tap.OPENAPI_RESPONSES, parameters=tap.OPENAPI_QUERY
+                "tap",
+                "Live feed of every message (SSE)",
+                tap_stream.OPENAPI_RESPONSES,
+                parameters=tap_stream.OPENAPI_QUERY,
             )
         },
     }
