@@ -72,7 +72,7 @@ if proxy_available; then
   pairings+=(proxy-http)
 else
   # Counted as runs that never happened: every check passing direct then fails to compare.
-  echo "shadowproxy is not runnable (\`$PYTHON -m shadowproxy.cli.main run --help\` failed); proxy pairings have no results" >&2
+  echo "shadowproxy is not runnable (\`$SHADOWPROXY run --help\` failed); proxy pairings have no results" >&2
   pairings+=(proxy-stdio proxy-http)
 fi
 stop_server fixture-http
