@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 import orjson
-from annotated_types import MinLen
-from pydantic import BeforeValidator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from shadowproxy.config.validation import Section, located, options_from
 from shadowproxy.core.chain import Action, Direction, MessageContext, Verdict
@@ -81,7 +80,7 @@ class AuditOptions(Section):
 
     noun: ClassVar[str] = "option"
 
-    file: Annotated[str, MinLen(1)] | None = None
+    file: Annotated[str, Field(min_length=1)] | None = None
     stream: Annotated[str, BeforeValidator(_stream)] = "stdout"
     max_bytes: Annotated[int, BeforeValidator(_whole)] = MAX_BYTES
     backups: Annotated[int, BeforeValidator(_whole)] = BACKUPS

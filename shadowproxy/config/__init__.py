@@ -14,7 +14,7 @@ from shadowproxy.config.model import (
     UpstreamConfig,
 )
 from shadowproxy.config.show import shown
-from shadowproxy.config.validation import ConfigErrors, located, problems, raise_all
+from shadowproxy.config.validation import ConfigErrors, located, problems_of, raise_all
 from shadowproxy.core.errors import ConfigError
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
     "located",
     "parse_upstream",
     "pinpoint",
-    "problems",
+    "problems_of",
     "raise_all",
     "shown",
 ]

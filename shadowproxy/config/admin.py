@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import ValidationError, ValidationInfo
+from pydantic import ValidationInfo
 
-from shadowproxy.config.validation import FROM_FILE, Section, located, problems, raise_all
+from shadowproxy.config.validation import Section, located
 
 MIN_TOKEN = 16
 
@@ -45,14 +45,3 @@ class AdminConfig(Section):
         if len(token) < MIN_TOKEN or token != token.strip():
             raise located(key, f"the token must be at least {MIN_TOKEN} characters, without surrounding spaces")
         return {"token": token}
-
-
-def parse(raw: Any, source: str | None = None) -> AdminConfig | None:
-    """``raw`` as the ``admin`` section of the file ``source``; ``None`` when it is empty (admin API off)."""
-    if not raw:
-        return None
-    try:
-        return AdminConfig.model_validate(raw, context={FROM_FILE: True})
-    except ValidationError as exc:
-        raise_all(problems(exc, raw, prefix="admin", source=source))
-        raise

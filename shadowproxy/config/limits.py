@@ -13,8 +13,7 @@ import re
 import resource
 from typing import Annotated, Any, ClassVar
 
-from annotated_types import Gt
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from shadowproxy.config.validation import Number, Section, Whole
 from shadowproxy.core.limit_hits import DEFAULT_JSON_DEPTH, MAX_DEPTH
@@ -41,9 +40,9 @@ def _depth(value: int) -> int:
     return value
 
 
-Count = Annotated[Whole, Gt(0)]
-Seconds = Annotated[Number, Gt(0)]
-Size = Annotated[int, BeforeValidator(parse_size), Gt(0)]
+Count = Annotated[Whole, Field(gt=0)]
+Seconds = Annotated[Number, Field(gt=0)]
+Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 
 
 class Limits(Section):

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from shadowproxy.config.auth import SOURCE
 from shadowproxy.config.model import Config, UpstreamConfig
-from shadowproxy.config.validation import FROM_FILE, problems, raise_all, steps_of
+from shadowproxy.config.validation import FROM_FILE, problems_of, raise_all, steps_of
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.rules.source import EMPTY_FILE, Document
 from shadowproxy.rules.source import parse as parse_yaml
@@ -112,7 +112,7 @@ def _validate(data: dict[str, Any], source: str | None) -> tuple[Config, list[Co
         try:
             return Config.model_validate(data, context={FROM_FILE: True, SOURCE: source}), found
         except ValidationError as exc:
-            invalid = problems(exc, data, source=source)
+            invalid = problems_of(exc, data, source=source)
         found += invalid
         paths = [steps_of(error.key) for error in invalid if error.key]
         if not {path[0] for path in paths} & set(data):

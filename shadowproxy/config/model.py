@@ -11,8 +11,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
-from annotated_types import Ge, Gt
-from pydantic import AfterValidator, BeforeValidator, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
@@ -33,9 +32,9 @@ TRANSPORTS = {
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
-Seconds = Annotated[Number, Gt(0)]
-Delay = Annotated[Number, Ge(0)]
-Count = Annotated[Whole, Gt(0)]
+Seconds = Annotated[Number, Field(gt=0)]
+Delay = Annotated[Number, Field(ge=0)]
+Count = Annotated[Whole, Field(gt=0)]
 
 
 def _strings(value: Any) -> Any:

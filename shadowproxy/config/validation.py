@@ -104,7 +104,7 @@ Number = Annotated[float, NotBool]
 Whole = Annotated[int, NotBool]
 
 
-def problems(error: ValidationError, raw: Any, *, prefix: str = "", source: str | None = None) -> list[ConfigError]:
+def problems_of(error: ValidationError, raw: Any, *, prefix: str = "", source: str | None = None) -> list[ConfigError]:
     """Each of ``error``'s problems as a :class:`ConfigError` naming its key, ``raw`` being the data validated.
 
     A position in a list the model made from a mapping (``upstreams``) is named by the mapping's key.
@@ -183,5 +183,5 @@ def options_from(model: type[Model], raw: Any, prefix: str) -> Model:
     try:
         return model.model_validate(raw, context={FROM_FILE: True})
     except ValidationError as exc:
-        raise_all(problems(exc, raw, prefix=prefix))
+        raise_all(problems_of(exc, raw, prefix=prefix))
         raise
