@@ -1,6 +1,6 @@
 """The built-in ``audit`` interceptor: one JSON line per tool call, resource read, prompt get and policy decision.
 
-Options (validated by :func:`create`)::
+Options (:class:`AuditOptions`)::
 
     file:       /var/log/shadowproxy/audit.jsonl   a file, rotated by size; or
     stream:     stdout                             stdout or stderr (the default is stdout;
@@ -32,12 +32,14 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import orjson
+from pydantic import BeforeValidator, Field, model_validator
 
+from shadowproxy.config.validation import Section, located, options_from
 from shadowproxy.core.chain import Action, Direction, MessageContext, Verdict
-from shadowproxy.core.errors import ConfigError, JsonRpcError
+from shadowproxy.core.errors import JsonRpcError
 from shadowproxy.core.jsonrpc import REQUEST, Message
 from shadowproxy.core.redact import DETECTORS, Redactor
 
@@ -46,54 +48,54 @@ AUDITED = {"tools/call": "tool", "resources/read": "resource", "prompts/get": "p
 PENDING_LIMIT = 10_000
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 5
-OPTIONS = ("file", "stream", "max_bytes", "backups", "detectors", "patterns")
 C2S = Direction.CLIENT_TO_SERVER
 
 
-@dataclass(frozen=True, slots=True)
-class AuditOptions:
+def _stream(value: Any) -> Any:
+    if value not in ("stdout", "stderr"):
+        raise ValueError(f"must be stdout or stderr, not {value!r}")
+    return value
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be a whole number >= 0, not {value!r}")
+    return value
+
+
+def _detectors(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or any(name not in DETECTORS for name in value):
+        raise ValueError(f"must be a list of: {', '.join(DETECTORS)}")
+    return tuple(value)
+
+
+def _patterns(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not all(isinstance(pattern, str) for pattern in value):
+        raise ValueError("must be a list of regular expressions")
+    return tuple(value)
+
+
+class AuditOptions(Section):
     """Where the lines go and what is masked in them."""
 
-    file: str | None = None
-    stream: str = "stdout"
-    max_bytes: int = MAX_BYTES
-    backups: int = BACKUPS
-    detectors: tuple[str, ...] = DETECTORS
-    patterns: tuple[str, ...] = ()
+    noun: ClassVar[str] = "option"
 
-    @classmethod
-    def from_mapping(cls, options: Mapping[str, Any]) -> AuditOptions:
-        def fail(key: str, problem: str) -> ConfigError:
-            return ConfigError(problem, key=f"interceptors.audit.{key}")
+    file: Annotated[str, Field(min_length=1)] | None = None
+    stream: Annotated[str, BeforeValidator(_stream)] = "stdout"
+    max_bytes: Annotated[int, BeforeValidator(_whole)] = MAX_BYTES
+    backups: Annotated[int, BeforeValidator(_whole)] = BACKUPS
+    detectors: Annotated[tuple[str, ...], BeforeValidator(_detectors)] = DETECTORS
+    patterns: Annotated[tuple[str, ...], BeforeValidator(_patterns)] = ()
 
-        for key in options:
-            if key not in OPTIONS:
-                raise fail(key, f"unknown option (known: {', '.join(OPTIONS)})")
-        file = options.get("file")
-        if file is not None and (not isinstance(file, str) or not file):
-            raise fail("file", "must be a file path")
-        stream = options.get("stream", "stdout")
-        if stream not in ("stdout", "stderr"):
-            raise fail("stream", f"must be stdout or stderr, not {stream!r}")
-        if file is not None and "stream" in options:
-            raise fail("stream", "give file or stream, not both")
-        numbers = {}
-        for key, default in (("max_bytes", MAX_BYTES), ("backups", BACKUPS)):
-            value = options.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise fail(key, f"must be a whole number >= 0, not {value!r}")
-            numbers[key] = value
-        detectors = options.get("detectors", list(DETECTORS))
-        if not isinstance(detectors, list) or any(name not in DETECTORS for name in detectors):
-            raise fail("detectors", f"must be a list of: {', '.join(DETECTORS)}")
-        patterns = options.get("patterns", [])
-        if not isinstance(patterns, list) or not all(isinstance(pattern, str) for pattern in patterns):
-            raise fail("patterns", "must be a list of regular expressions")
+    @model_validator(mode="after")
+    def _one_place(self) -> AuditOptions:
+        if self.file is not None and "stream" in self.model_fields_set:
+            raise located("stream", "give file or stream, not both")
         try:
-            Redactor(detectors, patterns)
+            Redactor(self.detectors, self.patterns)
         except Exception as exc:
-            raise fail("patterns", f"invalid regular expression: {exc}") from None
-        return cls(file, stream, numbers["max_bytes"], numbers["backups"], tuple(detectors), tuple(patterns))
+            raise located("patterns", f"invalid regular expression: {exc}") from None
+        return self
 
 
 class AuditFormatter(logging.Formatter):
@@ -277,6 +279,8 @@ def decision(verdict: Verdict) -> dict[str, Any]:
     return {"action": action, "by": verdict.by}
 
 
-def create(options: Mapping[str, Any]) -> AuditInterceptor:
-    """The entry point: validate the options."""
-    return AuditInterceptor(AuditOptions.from_mapping(options))
+def create(options: AuditOptions | Mapping[str, Any]) -> AuditInterceptor:
+    """The entry point: the options, validated here when they are a mapping."""
+    if not isinstance(options, AuditOptions):
+        options = options_from(AuditOptions, options, "interceptors.audit")
+    return AuditInterceptor(options)

@@ -1,6 +1,6 @@
 """The built-in ``rules`` interceptor: policy from rules files, reloaded when they change.
 
-Options (all validated by :func:`create`)::
+Options (:class:`RulesOptions`)::
 
     paths:          [files, directories, or builtin:NAME packs]   (required)
     watch:          true     reload when a file changes (polls mtimes)
@@ -19,11 +19,12 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
+from pydantic import BeforeValidator, StrictBool, ValidationInfo
+
+from shadowproxy.config.validation import Section, options_from
 from shadowproxy.core.chain import Direction, MessageContext, Verdict, block, delay, forward, respond
-from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.tasks import spawn
 from shadowproxy.rules import metrics
@@ -38,39 +39,40 @@ log = logging.getLogger(__name__)
 Signature = tuple[tuple[str, int, int], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RulesOptions:
+def _paths(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value or not all(isinstance(path, str) and path for path in value):
+        raise ValueError("must be a non-empty list of files, directories or builtin:NAME packs")
+    return tuple(value)
+
+
+def _interval(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"must be a positive number of seconds, not {value!r}")
+    return value
+
+
+def _backend(value: Any) -> Any:
+    if value != "memory":
+        raise ValueError(f"{value!r} is not available (known: memory)")
+    return value
+
+
+class RulesOptions(Section):
     """The interceptor's configuration."""
 
-    paths: tuple[str, ...]
-    watch: bool = True
-    watch_interval: float = 1.0
-    rate_backend: str = "memory"
+    noun: ClassVar[str] = "option"
+
+    paths: Annotated[tuple[str, ...], BeforeValidator(_paths)]
+    watch: StrictBool = True
+    watch_interval: Annotated[float, BeforeValidator(_interval)] = 1.0
+    rate_backend: Annotated[str, BeforeValidator(_backend)] = "memory"
 
     @classmethod
-    def from_mapping(cls, options: Mapping[str, Any]) -> RulesOptions:
-        """Validate raw options; raise :class:`ConfigError` naming every bad key."""
-        errors: list[str] = []
-        unknown = sorted(set(options) - {"paths", "watch", "watch_interval", "rate_backend"})
-        errors.extend(f"unknown option {key!r} (known: paths, watch, watch_interval, rate_backend)" for key in unknown)
-        paths = options.get("paths")
-        if isinstance(paths, str):
-            paths = [paths]
-        if not isinstance(paths, list | tuple) or not paths or not all(isinstance(p, str) and p for p in paths):
-            errors.append("'paths' must be a non-empty list of files, directories or builtin:NAME packs")
-            paths = []
-        watch = options.get("watch", True)
-        if not isinstance(watch, bool):
-            errors.append(f"'watch' must be true or false, not {watch!r}")
-        interval = options.get("watch_interval", 1.0)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-            errors.append(f"'watch_interval' must be a positive number of seconds, not {interval!r}")
-        backend = options.get("rate_backend", "memory")
-        if backend != "memory":
-            errors.append(f"'rate_backend' {backend!r} is not available (known: memory)")
-        if errors:
-            raise ConfigError("; ".join(errors), key="interceptors.rules")
-        return cls(tuple(paths), watch, float(interval), backend)
+    def prepare(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        data.setdefault("paths", [])
+        return data
 
 
 class RulesInterceptor:
@@ -169,7 +171,9 @@ def _signature(paths: tuple[str, ...]) -> Signature:
     return tuple(entries)
 
 
-def create(options: Mapping[str, Any]) -> RulesInterceptor:
-    """The entry point: validate options, load the rules (raising ConfigError listing every problem)."""
-    parsed = RulesOptions.from_mapping(options)
-    return RulesInterceptor(parsed, load(parsed.paths))
+def create(options: RulesOptions | Mapping[str, Any]) -> RulesInterceptor:
+    """The entry point: the options (validated here when they are a mapping), the rules loaded (raising
+    ConfigError listing every problem)."""
+    if not isinstance(options, RulesOptions):
+        options = options_from(RulesOptions, options, "interceptors.rules")
+    return RulesInterceptor(options, load(options.paths))

@@ -78,7 +78,11 @@ def test_failures_spread_wider_than_the_window_do_not_open_it() -> None:
         ("health:\n  timeout: 0\n", "cfg.yaml:2 [health.timeout]", "greater than 0"),
         ("health:\n  circuit:\n    failures: many\n", "cfg.yaml:3 [health.circuit.failures]", "must be a number"),
         ("health:\n  backoff:\n    initial: 2\n    max: 1\n", "cfg.yaml:4 [health.backoff.max]", "not be less than"),
-        ("health:\n  circuit:\n    open: 1\n", "cfg.yaml:3 [health.circuit.open]", "known: failures, open_for, window"),
+        (
+            "health:\n  circuit:\n    open: 1\n",
+            "cfg.yaml:3 [health.circuit.open]",
+            "known settings are: failures, window, open_for",
+        ),
         ("health: 5\n", "cfg.yaml:1 [health]", "must be a mapping"),
         ("metrics_port: 70000\n", "[metrics_port]", "between 1 and 65535"),
     ],

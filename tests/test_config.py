@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from shadowproxy import config
 from shadowproxy.core.errors import ConfigError
@@ -73,3 +74,37 @@ def test_cli_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     file.write_text("prot: 1\n")
     assert main(["run", "--config", str(file)]) == 2
     assert "bad.yaml:1 [prot]: unknown key" in capsys.readouterr().err
+
+
+def test_an_unknown_variable_is_named_and_the_known_ones_listed() -> None:
+    env = {"SHADOWPROXY_PROT": "9000", "SHADOWPROXY_ADMIN_TOKEN": "read by the admin command", "OTHER": "x"}
+    with pytest.raises(ConfigError) as caught:
+        config.load(None, env=env)
+    assert caught.value.source == "SHADOWPROXY_PROT"
+    assert "unknown variable" in caught.value.problem and "SHADOWPROXY_PORT" in caught.value.problem
+    assert "SHADOWPROXY_ADMIN_TOKEN" not in str(caught.value)
+
+
+def test_variables_and_the_file_are_checked_together(tmp_path: Path) -> None:
+    file = tmp_path / "proxy.yaml"
+    file.write_text("host: h\nport: eighty\n")
+    env = {"SHADOWPROXY_SESSION_TTL": "-1", "SHADOWPROXY_COLOUR": "blue"}
+    with pytest.raises(config.ConfigErrors) as caught:
+        config.load(str(file), env=env)
+    found = {(error.source, error.key) for error in caught.value.errors}
+    assert found == {(f"{file}:2", "port"), ("SHADOWPROXY_SESSION_TTL", "session_ttl"), ("SHADOWPROXY_COLOUR", None)}
+
+
+def test_every_section_is_a_frozen_model_with_plain_attributes(tmp_path: Path) -> None:
+    file = tmp_path / "proxy.yaml"
+    file.write_text(
+        "upstreams:\n  a: {command: x, limits: {memory: 1MiB}}\nlimits: {idle_timeout: 5}\n"
+        "auth: {tokens: [{name: alice, sha256: " + "ab" * 32 + "}]}\nadmin: {token: 0123456789abcdef}\n"
+    )
+    cfg = config.load(str(file), env={})
+    assert cfg.limits.idle_timeout == 5.0 and cfg.upstreams[0].limits.memory == 1024 * 1024
+    assert cfg.auth is not None and cfg.auth.tokens[0].name == "alice" and cfg.auth.tokens[0].digest == b"\xab" * 32
+    assert cfg.admin is not None and cfg.admin.token == "0123456789abcdef"
+    with pytest.raises(ValidationError):
+        cfg.limits.idle_timeout = 1.0  # type: ignore[misc]
+    assert config.Config().auth is None and config.Config().admin is None

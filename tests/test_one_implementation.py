@@ -8,11 +8,10 @@ import os
 
 import pytest
 
-from shadowproxy.config import Config
+from shadowproxy.config import Config, shown
 from shadowproxy.core.flow import WriteFlow
 from shadowproxy.core.tokenbucket import TokenBucket
 from shadowproxy.core.urls import mask_url, origin
-from shadowproxy.ops.admin import masked_config
 from shadowproxy.stores.url import parse_store_url
 
 
@@ -53,7 +52,7 @@ def test_origin_is_scheme_host_and_port() -> None:
 def test_the_store_url_the_config_and_errors_mask_alike() -> None:
     url = "redis://admin:s3cret@localhost:6379/0?prefix=p:"
     assert parse_store_url(url).display == "redis://admin:***@localhost:6379/0?prefix=p:"
-    assert masked_config(Config(store=url))["store"] == "redis://admin:********@localhost:6379/0?********"
+    assert shown(Config(store=url))["store"] == "redis://admin:********@localhost:6379/0?********"
 
 
 class Sink(WriteFlow, asyncio.Protocol):

@@ -162,13 +162,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    """Build the proxy and its application without starting them: every section is validated on the way.
+    """Build the proxy and its application without starting them: the config is validated as it is loaded, each
+    interceptor's options and rules as it is built.
 
-    ``check`` reports every problem at once, each with its file and line, as ``rules check`` does.
+    ``check`` reports every problem at once, each with its file and line, as ``rules check`` does; ``show`` prints
+    the model, secrets masked (:func:`shadowproxy.config.shown`).
     """
     import json
 
-    from shadowproxy.ops.admin import masked_config
     from shadowproxy.proxy.proxy import Proxy
     from shadowproxy.serve.app import make_app
 
@@ -190,7 +191,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         raise config.ConfigErrors(problems) if len(problems) > 1 else problems[0]
     chain = [interceptor.name for interceptor in proxy.chain.interceptors]
     if args.config_command == "show":
-        shown = {**masked_config(cfg), "chain": chain}
+        shown = {**config.shown(cfg), "chain": chain}
         if args.json:
             print(json.dumps(shown, indent=2, default=str))
         else:
@@ -213,29 +214,18 @@ def file_order(problem: config.ConfigError, source: str | None) -> tuple[int, in
 
 
 def section_problems(cfg: config.Config) -> list[config.ConfigError]:
-    """What the modules owning ``auth``, ``admin``, the chain and the rules find wrong, each section on its own."""
-    from shadowproxy.fronts import auth
-    from shadowproxy.ops.admin import AdminConfig
-    from shadowproxy.proxy.plugins import load_interceptors
+    """What loading each interceptor finds wrong (its options, by its own model; its rules files), each on its own."""
+    from shadowproxy.proxy.plugins import chain_configs, load_interceptor
     from shadowproxy.rules.source import RulesError
 
-    checks: list[tuple[str, Callable[[], object]]] = [
-        ("auth", lambda: auth.parse(cfg.auth, cfg.source)),
-        ("admin", lambda: AdminConfig.from_mapping(cfg.admin, cfg.source)),
-    ]
-    for index, item in enumerate(cfg.interceptors):
-        rules = cfg.rules if item.name == "rules" else ()
-        checks.append((f"interceptors[{index}]", lambda item=item, rules=rules: load_interceptors([item], rules)))
-    if cfg.rules and all(item.name != "rules" for item in cfg.interceptors):
-        checks.append(("rules", lambda: load_interceptors([], cfg.rules)))
     found: list[config.ConfigError] = []
     if not cfg.upstreams:
         found.append(
             config.ConfigError("no upstream: give --upstream or a config file with upstreams", key="upstreams")
         )
-    for key, check in checks:
+    for key, item in chain_configs(cfg.interceptors, cfg.rules):
         try:
-            check()
+            load_interceptor(item, key)
         except RulesError as exc:
             for problem in exc.problems:
                 if problem.line is None:
@@ -244,10 +234,10 @@ def section_problems(cfg: config.Config) -> list[config.ConfigError]:
                 else:
                     rule = f"rule {problem.rule!r}: " if problem.rule else ""
                     found.append(config.ConfigError(rule + problem.message, source=f"{problem.file}:{problem.line}"))
+        except config.ConfigErrors as exc:
+            found += [config.pinpoint(error, cfg) for error in exc.errors]
         except config.ConfigError as exc:
-            # An interceptor's error names the whole list; the entry it is about is more precise.
-            precise = key if exc.key in (None, "interceptors") else exc.key
-            found.append(config.pinpoint(config.ConfigError(exc.problem, key=precise, source=exc.source), cfg))
+            found.append(config.pinpoint(exc, cfg))
     return found
 
 

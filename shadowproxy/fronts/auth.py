@@ -1,6 +1,6 @@
 """Client authentication on the HTTP side: static tokens, and OAuth 2.1 resource-server mode.
 
-``config.auth`` (absent: no authentication; the keys are documented in SECURITY.md) names static tokens, kept
+``config.auth`` (:class:`~shadowproxy.config.auth.AuthSettings`; absent: no authentication) names static tokens, kept
 only as SHA-256 digests and compared in constant time, and/or a JWT issuer whose tokens are checked for
 signature (against a JWKS file or URL), issuer, audience, expiry and scopes. The caller's identity (the token's
 name, or the JWT's ``sub``) is left at ``request[PRINCIPAL]``, where the endpoint records it on the session and
@@ -15,10 +15,8 @@ import hashlib
 import hmac
 import logging
 import math
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import orjson
 from aiohttp import web
 
 from shadowproxy.config import Config
+from shadowproxy.config.auth import AuthSettings, quoted, relative_to
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.fronts.http.wire import PRINCIPAL
 
@@ -39,10 +38,6 @@ EXEMPT = frozenset({"/healthz", "/readyz"})
 # The admin API checks its own token (config.admin); a client token must not open it, nor be needed for it.
 EXEMPT_PREFIXES = (WELL_KNOWN, "/_shadowproxy/")
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
-NAME = re.compile(r"[^\s:]+")
-KEYS = ("tokens", "tokens_file", "jwt", "resource", "authorization_servers", "realm")
-JWT_KEYS = ("jwks_file", "jwks_url", "issuer", "audience", "required_scopes", "leeway")
 REFETCH = 30.0
 RETRY = 1.0
 MAX_AGE = 3600.0
@@ -58,148 +53,6 @@ class Refused(Exception):
         self.description = description
         self.status = status
         self.scope = scope
-
-
-@dataclass(frozen=True, slots=True)
-class StaticToken:
-    name: str
-    digest: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class JwtSettings:
-    issuer: str
-    audience: tuple[str, ...]
-    required_scopes: tuple[str, ...] = ()
-    jwks_file: str | None = None
-    jwks_url: str | None = None
-    leeway: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class AuthSettings:
-    """``config.auth``, validated."""
-
-    tokens: tuple[StaticToken, ...] = ()
-    jwt: JwtSettings | None = None
-    resource: str | None = None
-    authorization_servers: tuple[str, ...] = ()
-    realm: str = "shadowproxy"
-
-
-def parse(raw: Mapping[str, Any], source: str | None = None) -> AuthSettings | None:
-    """Validate ``config.auth``; ``None`` when authentication is off. Errors name ``auth.<key>``."""
-    if not raw:
-        return None
-    for key in raw:
-        if key not in KEYS:
-            raise ConfigError(f"unknown key; known keys are: {', '.join(KEYS)}", key=f"auth.{key}", source=source)
-    realm = _string(raw, "realm", source) if "realm" in raw else "shadowproxy"
-    if quoted(realm) != realm:
-        raise ConfigError('must be printable ASCII without " or \\', key="auth.realm", source=source)
-    tokens = _tokens(raw.get("tokens", []), source)
-    if "tokens_file" in raw:
-        tokens += read_tokens_file(_string(raw, "tokens_file", source), source)
-    names = [token.name for token in tokens]
-    duplicate = next((name for name in names if names.count(name) > 1), None)
-    if duplicate is not None:
-        raise ConfigError(f"token name {duplicate!r} is used twice", key="auth.tokens", source=source)
-    resource = _string(raw, "resource", source) if "resource" in raw else None
-    if resource is not None and not resource.startswith(("https://", "http://")):
-        raise ConfigError("must be an http(s) URL", key="auth.resource", source=source)
-    jwt_settings = _jwt(raw["jwt"], resource, source) if "jwt" in raw else None
-    if not tokens and jwt_settings is None:
-        raise ConfigError("give tokens, tokens_file or jwt (or remove auth)", key="auth", source=source)
-    servers = _strings(raw, "authorization_servers", source)
-    if not servers and jwt_settings is not None:
-        servers = (jwt_settings.issuer,)
-    return AuthSettings(tuple(tokens), jwt_settings, resource, servers, realm)
-
-
-def _string(raw: Mapping[str, Any], key: str, source: str | None, prefix: str = "auth") -> str:
-    value = raw[key]
-    if not isinstance(value, str) or not value:
-        raise ConfigError("must be a non-empty string", key=f"{prefix}.{key}", source=source)
-    return value
-
-
-def _strings(raw: Mapping[str, Any], key: str, source: str | None, prefix: str = "auth") -> tuple[str, ...]:
-    value = raw.get(key, [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise ConfigError("must be a string or a list of strings", key=f"{prefix}.{key}", source=source)
-    return tuple(value)
-
-
-def _tokens(value: Any, source: str | None) -> list[StaticToken]:
-    if not isinstance(value, list):
-        raise ConfigError("must be a list of {name, sha256}", key="auth.tokens", source=source)
-    tokens = []
-    for index, item in enumerate(value):
-        where = f"auth.tokens[{index}]"
-        if not isinstance(item, dict) or set(item) != {"name", "sha256"}:
-            hint = "; store the token's sha256, never the token" if isinstance(item, dict) and "token" in item else ""
-            raise ConfigError(f"must be exactly {{name, sha256}}{hint}", key=where, source=source)
-        tokens.append(_token(item["name"], item["sha256"], where, source))
-    return tokens
-
-
-def _token(name: Any, digest: Any, where: str, source: str | None) -> StaticToken:
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise ConfigError("the name must be a non-empty string without spaces or colons", key=where, source=source)
-    if not isinstance(digest, str) or not HEX_DIGEST.fullmatch(digest):
-        raise ConfigError("sha256 must be 64 hex digits (sha256sum of the token)", key=where, source=source)
-    return StaticToken(name, bytes.fromhex(digest))
-
-
-def read_tokens_file(path: str, source: str | None = None) -> list[StaticToken]:
-    """Lines ``name:sha256hex``; blank lines and ``#`` comments are skipped. Relative to the config file."""
-    file = Path(path)
-    if not file.is_absolute() and source is not None:
-        file = Path(source).parent / file
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {file}: {exc}", key="auth.tokens_file", source=source) from None
-    tokens = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, colon, digest = line.partition(":")
-        if not colon:
-            raise ConfigError('expected "name:sha256hex"', key="auth.tokens_file", source=f"{file}:{number}")
-        tokens.append(_token(name.strip(), digest.strip(), "auth.tokens_file", f"{file}:{number}"))
-    return tokens
-
-
-def _jwt(value: Any, resource: str | None, source: str | None) -> JwtSettings:
-    if not isinstance(value, dict):
-        raise ConfigError("must be a mapping", key="auth.jwt", source=source)
-    for key in value:
-        if key not in JWT_KEYS:
-            known = ", ".join(JWT_KEYS)
-            raise ConfigError(f"unknown key; known keys are: {known}", key=f"auth.jwt.{key}", source=source)
-    if ("jwks_file" in value) == ("jwks_url" in value):
-        raise ConfigError("needs exactly one of jwks_file or jwks_url", key="auth.jwt", source=source)
-    if "issuer" not in value:
-        raise ConfigError("is required: the token issuer (iss) to accept", key="auth.jwt.issuer", source=source)
-    issuer = _string(value, "issuer", source, "auth.jwt")
-    audience = _strings(value, "audience", source, "auth.jwt") or ((resource,) if resource else ())
-    if not audience:
-        raise ConfigError("is required (or set auth.resource)", key="auth.jwt.audience", source=source)
-    jwks_url = _string(value, "jwks_url", source, "auth.jwt") if "jwks_url" in value else None
-    if jwks_url is not None and not jwks_url.startswith(("https://", "http://")):
-        raise ConfigError("must be an http(s) URL", key="auth.jwt.jwks_url", source=source)
-    jwks_file = _string(value, "jwks_file", source, "auth.jwt") if "jwks_file" in value else None
-    if jwks_file is not None and not Path(jwks_file).is_absolute() and source is not None:
-        jwks_file = str(Path(source).parent / jwks_file)
-    leeway = value.get("leeway", 30.0)
-    if isinstance(leeway, bool) or not isinstance(leeway, int | float) or not 0 <= leeway <= 600:
-        raise ConfigError("must be a number of seconds from 0 to 600", key="auth.jwt.leeway", source=source)
-    scopes = _strings(value, "required_scopes", source, "auth.jwt")
-    return JwtSettings(issuer, audience, scopes, jwks_file, jwks_url, float(leeway))
 
 
 class JwksUnavailable(Exception):
@@ -276,10 +129,13 @@ class Jwks:
 class Authenticator:
     """Decides who a request is from."""
 
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, source: str | None = None) -> None:
         self.settings = settings
         self.jwt = settings.jwt
-        self.jwks = Jwks(self.jwt.jwks_file, self.jwt.jwks_url) if self.jwt is not None else None
+        self.jwks = None
+        if self.jwt is not None:
+            jwks_file = relative_to(self.jwt.jwks_file, source) if self.jwt.jwks_file is not None else None
+            self.jwks = Jwks(jwks_file, self.jwt.jwks_url)
 
     async def principal(self, request: web.BaseRequest) -> str:
         token = bearer_token(request)
@@ -376,11 +232,6 @@ def metadata_url(request: web.BaseRequest, settings: AuthSettings) -> str:
     return f"{request.scheme}://{request.host}{WELL_KNOWN}{request.path}".rstrip("/")
 
 
-def quoted(text: str) -> str:
-    """``text`` made safe inside a quoted header parameter: printable ASCII, no quote or backslash."""
-    return "".join(char for char in text if " " <= char <= "~" and char not in '"\\')
-
-
 def refusal(request: web.BaseRequest, settings: AuthSettings, refused: Refused) -> web.Response:
     """The 401/403 with a ``WWW-Authenticate`` challenge (RFC 6750 3, MCP authorization)."""
     parts = [f'realm="{settings.realm}"']
@@ -397,10 +248,10 @@ def refusal(request: web.BaseRequest, settings: AuthSettings, refused: Refused) 
 
 def gate(config: Config) -> Callable[[web.BaseRequest], Awaitable[web.Response | None]] | None:
     """The check every request passes (its refusal, or ``None`` to go on), or ``None`` without ``auth``."""
-    settings = parse(config.auth, config.source)
+    settings = config.auth
     if settings is None:
         return None
-    authenticator = Authenticator(settings)
+    authenticator = Authenticator(settings, config.source)
 
     async def authenticate(request: web.BaseRequest) -> web.Response | None:
         path = request.path
@@ -418,7 +269,7 @@ def gate(config: Config) -> Callable[[web.BaseRequest], Awaitable[web.Response |
 
 def metadata(config: Config) -> web.Handler:
     """The protected-resource metadata handler (RFC 9728); ``404`` unless OAuth (``auth.jwt``) is configured."""
-    settings = parse(config.auth, config.source)
+    settings = config.auth
 
     async def handler(request: web.Request) -> web.Response:
         if settings is None or settings.jwt is None:

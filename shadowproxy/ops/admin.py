@@ -4,28 +4,22 @@ Off unless ``admin`` is configured (its paths are then plain 404s); every call
 needs ``Authorization: Bearer <token>``. The API is described by the OpenAPI
 document :func:`openapi_document`, served at ``/_shadowproxy/openapi.json``.
 
-Config::
-
-    admin:
-      token: "at least 16 characters"     # or
-      token_file: /run/secrets/shadowproxy-admin
+Its token is ``config.admin`` (:class:`~shadowproxy.config.admin.AdminConfig`).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, fields, is_dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from shadowproxy.config import Config
+from shadowproxy.config import shown
 from shadowproxy.core import counters
 from shadowproxy.core.errors import ConfigError, UpstreamError
 from shadowproxy.core.record import SessionRecord
-from shadowproxy.core.urls import MASK, mask_url
+from shadowproxy.core.urls import mask_url
 from shadowproxy.ops import tap_stream
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
 from shadowproxy.sessions.manager import LiveSession
@@ -35,42 +29,7 @@ if TYPE_CHECKING:
     from shadowproxy.proxy.proxy import Proxy
     from shadowproxy.upstreams.health import Monitor
 
-MIN_TOKEN = 16
-SECRET_WORDS = ("token", "secret", "password", "passwd", "key", "credential", "authorization", "cookie")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class AdminConfig:
-    """The validated ``admin`` section."""
-
-    token: str
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], source: str | None = None) -> AdminConfig | None:
-        """``None`` when the section is empty (admin API off); :class:`ConfigError` naming ``admin.<key>``."""
-        if not raw:
-            return None
-        unknown = sorted(set(raw) - {"token", "token_file"})
-        if unknown:
-            raise ConfigError("unknown setting; known: token, token_file", key=f"admin.{unknown[0]}", source=source)
-        if ("token" in raw) == ("token_file" in raw):
-            raise ConfigError("give exactly one of token and token_file", key="admin", source=source)
-        if "token" in raw:
-            key, token = "admin.token", raw["token"]
-            if not isinstance(token, str):
-                raise ConfigError(f"must be a string, not {type(token).__name__}", key=key, source=source)
-        else:
-            key, path = "admin.token_file", raw["token_file"]
-            if not isinstance(path, str) or not path:
-                raise ConfigError("must be a file path", key=key, source=source)
-            try:
-                token = Path(path).read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}", key=key) from None
-        if len(token) < MIN_TOKEN or token != token.strip():
-            raise ConfigError(f"the token must be at least {MIN_TOKEN} characters, without surrounding spaces", key=key)
-        return cls(token)
 
 
 def error(status: int, text: str) -> web.Response:
@@ -233,53 +192,9 @@ def every_instance(request: web.Request) -> bool | None:
     return {"true": True, "false": False}.get(request.query.get("all", "false"))
 
 
-def masked(value: Any, secret: bool = False) -> Any:
-    """``value`` with every value under a secret-sounding key (and every value when ``secret``) replaced."""
-    if isinstance(value, Mapping):
-        return {
-            str(key): masked(item, secret or any(word in str(key).lower() for word in SECRET_WORDS))
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [masked(item, secret) for item in value]
-    if secret and value is not None and not isinstance(value, bool):
-        return MASK
-    return value
-
-
 def effective_config(proxy: Proxy) -> dict[str, Any]:
     """The config in force, with secrets masked: tokens, passwords, upstream env and header values."""
-    return masked_config(proxy.config)
-
-
-def masked_config(config: Config) -> dict[str, Any]:
-    """``config`` as plain data, with secrets masked."""
-    data: dict[str, Any] = {}
-    for field in fields(config):
-        value = getattr(config, field.name)
-        if field.name == "upstreams":
-            value = [
-                {
-                    "name": upstream.name,
-                    "command": list(upstream.command),
-                    "url": mask_url(upstream.url) if upstream.url else None,
-                    "env": masked(upstream.env, secret=True),
-                    "inherit_env": upstream.inherit_env,
-                    "cwd": upstream.cwd,
-                    "share": upstream.share,
-                    "headers": masked(upstream.headers, secret=True),
-                }
-                for upstream in value
-            ]
-        elif field.name == "interceptors":
-            value = [{"name": item.name, "options": masked(item.options)} for item in value]
-        elif field.name == "store":
-            value = mask_url(value)
-        else:
-            # Typed sections (health, limits) are dataclasses: plain data first, then masked like the rest.
-            value = masked(asdict(value) if is_dataclass(value) else value)
-        data[field.name] = value
-    return data
+    return shown(proxy.config)
 
 
 def register(app: web.Application, proxy: Proxy) -> None:
@@ -287,7 +202,7 @@ def register(app: web.Application, proxy: Proxy) -> None:
     config = proxy.config
     if config.path == PREFIX or config.path.startswith(f"{PREFIX}/"):
         raise ConfigError(f"the MCP path must not be under {PREFIX}/, which is the admin API's", key="path")
-    settings = AdminConfig.from_mapping(config.admin, config.source)
+    settings = config.admin
     if settings is None:
         return
     api = AdminApi(proxy)

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.core.urls import mask_url
-from shadowproxy.fronts import auth
-from shadowproxy.ops.admin import AdminConfig
 from shadowproxy.ops.admin_openapi import PREFIX
 from shadowproxy.rules.ruleset import RuleSet
 from shadowproxy.stores.url import redact
@@ -72,13 +70,13 @@ def describe_rules(proxy: Proxy) -> str:
 
 
 def describe_access(config: Config) -> str:
-    settings = auth.parse(config.auth, config.source)
+    settings = config.auth
     if settings is None:
         who = "off (any client that reaches the port may connect)"
     else:
         kinds = [kind for kind, on in (("bearer tokens", settings.tokens), ("OAuth JWTs", settings.jwt)) if on]
         who = f"on ({', '.join(kinds)})"
-    admin = AdminConfig.from_mapping(config.admin, config.source) is not None
+    admin = config.admin is not None
     api = f"on at {PREFIX}/" if admin else "off"
     tap = f"on at {PREFIX}/tap" if admin else "off"
     return f"auth: {who}; admin API: {api}; tap: {tap}"

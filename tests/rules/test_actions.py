@@ -246,7 +246,7 @@ rules:
     )
     now = [1000.0]
     engine = Engine(MemoryRateCounter(clock=lambda: now[0]))
-    rules = RulesInterceptor(RulesOptions((str(file),), watch=False), load([str(file)]), engine)
+    rules = RulesInterceptor(RulesOptions(paths=(str(file),), watch=False), load([str(file)]), engine)
     one, two = session(id="one"), session(id="two")
     assert (await rules.on_message(ctx(call("search"), session_record=one))) is FORWARD
     assert (await rules.on_message(ctx(call("search"), session_record=one))) is FORWARD
@@ -332,7 +332,7 @@ rules:
     )
     rules = load([str(tmp_path)])
     assert [rule.id for rule in rules.rules] == ["b-allow", "a-block", "b-block-y", "b-allow-y"]
-    chain_rules = RulesInterceptor(RulesOptions((str(tmp_path),), watch=False), rules)
+    chain_rules = RulesInterceptor(RulesOptions(paths=(str(tmp_path),), watch=False), rules)
     assert (await chain_rules.on_message(ctx(call("x")))) is FORWARD
     assert (await chain_rules.on_message(ctx(call("y")))).action is Action.BLOCK
     assert rules.summary()["disabled"] == 1
@@ -341,7 +341,7 @@ rules:
 async def test_default_block_is_for_client_requests_only(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", "rules:\n  - {id: ok, match: {direction: client_to_server, tool: ok}, action: allow}\n")
     write(tmp_path / "b.yaml", "default: block\nrules: []\n")
-    rules = RulesInterceptor(RulesOptions((str(tmp_path),), watch=False), load([str(tmp_path)]))
+    rules = RulesInterceptor(RulesOptions(paths=(str(tmp_path),), watch=False), load([str(tmp_path)]))
     assert (await rules.on_message(ctx(call("ok")))) is FORWARD
     denied = await rules.on_message(ctx(call("other")))
     assert denied.action is Action.BLOCK and denied.error is not None

@@ -157,12 +157,12 @@ def test_create_raises_config_error_listing_everything(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({}, "'paths' must be a non-empty list"),
-        ({"paths": []}, "'paths' must be a non-empty list"),
-        ({"paths": ["builtin:pii"], "wach": True}, "unknown option 'wach'"),
-        ({"paths": ["builtin:pii"], "watch": "yes"}, "'watch' must be true or false"),
-        ({"paths": ["builtin:pii"], "watch_interval": 0}, "'watch_interval' must be a positive number"),
-        ({"paths": ["builtin:pii"], "rate_backend": "redis"}, "'rate_backend' 'redis' is not available"),
+        ({}, "[interceptors.rules.paths]: must be a non-empty list"),
+        ({"paths": []}, "[interceptors.rules.paths]: must be a non-empty list"),
+        ({"paths": ["builtin:pii"], "wach": True}, "[interceptors.rules.wach]: unknown option"),
+        ({"paths": ["builtin:pii"], "watch": "yes"}, "[interceptors.rules.watch]: must be true or false"),
+        ({"paths": ["builtin:pii"], "watch_interval": 0}, "[interceptors.rules.watch_interval]: must be a positive"),
+        ({"paths": ["builtin:pii"], "rate_backend": "redis"}, "[interceptors.rules.rate_backend]: 'redis' is not"),
     ],
 )
 def test_bad_options(options: dict, expected: str) -> None:  # type: ignore[type-arg]

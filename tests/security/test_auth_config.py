@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shadowproxy.config import Config
+from shadowproxy.config import Config, from_mapping
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.fronts import auth
 from tests.support import REPO, child_env, sdk_server_command
@@ -48,14 +48,14 @@ DIGEST = sha256("t")
 )
 def test_config_errors_name_the_key(raw: dict[str, Any], key: str, words: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        auth.parse(raw, "sp.yaml")
+        from_mapping({"auth": raw}, source="sp.yaml")
     assert caught.value.key is not None and caught.value.key.endswith(key)
     assert words in caught.value.problem
     assert caught.value.source == "sp.yaml"
 
 
 def test_no_auth_means_no_gate() -> None:
-    assert auth.parse({}) is None
+    assert from_mapping({"auth": {}}).auth is None
     assert auth.gate(Config()) is None
 
 
@@ -63,14 +63,14 @@ def test_tokens_file_errors_name_file_and_line(tmp_path: Path) -> None:
     file = tmp_path / "tokens.txt"
     file.write_text(f"# ok\nalice:{DIGEST}\n\nbob {DIGEST}\n")
     with pytest.raises(ConfigError) as caught:
-        auth.parse({"tokens_file": str(file)})
+        from_mapping({"auth": {"tokens_file": str(file)}})
     assert caught.value.source == f"{file}:4" and "name:sha256hex" in caught.value.problem
     file.write_text(f"alice:{DIGEST}\nbob:nothex\n")
     with pytest.raises(ConfigError) as caught:
-        auth.parse({"tokens_file": str(file)})
+        from_mapping({"auth": {"tokens_file": str(file)}})
     assert caught.value.source == f"{file}:2"
     with pytest.raises(ConfigError, match="cannot read") as caught:
-        auth.parse({"tokens_file": "missing.txt"}, str(tmp_path / "sp.yaml"))
+        from_mapping({"auth": {"tokens_file": "missing.txt"}}, source=str(tmp_path / "sp.yaml"))
     assert caught.value.key == "auth.tokens_file" and str(tmp_path / "missing.txt") in str(caught.value)
 
 

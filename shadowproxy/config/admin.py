@@ -1,0 +1,47 @@
+"""The ``admin`` section: the token the admin API (:mod:`shadowproxy.ops.admin`) asks every call for.
+
+::
+
+    admin:
+      token: "at least 16 characters"     # or
+      token_file: /run/secrets/shadowproxy-admin
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import ValidationInfo
+
+from shadowproxy.config.validation import Section, located
+
+MIN_TOKEN = 16
+
+
+class AdminConfig(Section):
+    """The validated ``admin`` section."""
+
+    file_keys: ClassVar[tuple[str, ...]] = ("token_file",)
+
+    token: str
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if ("token" in data) == ("token_file" in data):
+            raise ValueError("give exactly one of token and token_file")
+        if "token" in data:
+            key, token = "token", data["token"]
+            if not isinstance(token, str):
+                raise located(key, f"must be a string, not {type(token).__name__}")
+        else:
+            key, path = "token_file", data.pop("token_file")
+            if not isinstance(path, str) or not path:
+                raise located(key, "must be a file path")
+            try:
+                token = Path(path).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise located(key, f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        if len(token) < MIN_TOKEN or token != token.strip():
+            raise located(key, f"the token must be at least {MIN_TOKEN} characters, without surrounding spaces")
+        return {"token": token}
