@@ -37,7 +37,8 @@ from shadowproxy.core.tasks import spawn
 from shadowproxy.core.timer import RequestTimer
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.client_headers import ToolHeaders, client_headers
-from shadowproxy.fronts.http.wire import LONG_LIVED, PRINCIPAL, is_stateless
+from shadowproxy.fronts.http.wire import LONG_LIVED, is_stateless
+from shadowproxy.fronts.principal import PRINCIPAL
 from shadowproxy.fronts.session_front import (
     SessionFront,
     answer_for,
@@ -293,14 +294,11 @@ class StreamSession(LiveSession, SessionFront):
     def _initialized(self, response: Message) -> None:
         result = response.result if isinstance(response.result, dict) else {}
         self.mount.sessions.activate(self, result.get("protocolVersion"))
-        if self.listener is None:
-            self.listener = spawn(self.listen(), name=f"{self.transport}-listen")
-
-    async def listen(self) -> None:
-        """The upstream's own stream, when it has one; stdio children call ``on_unsolicited``."""
-        assert self.channel is not None
-        headers = self.headers(notification("notifications/initialized"))
-        await listen_upstream(self.channel, headers, self.on_unsolicited, self.id)
+        if self.listener is None and self.channel is not None:
+            # The upstream's own stream, when it has one; a stdio child calls ``on_unsolicited`` itself.
+            headers = self.headers(notification("notifications/initialized"))
+            listening = listen_upstream(self.channel, headers, self.on_unsolicited, self.id)
+            self.listener = spawn(listening, name=f"{self.transport}-listen")
 
     async def answer_server(self, answer: Message, channel: Channel | None) -> None:
         if channel is None:

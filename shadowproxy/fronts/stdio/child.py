@@ -41,9 +41,9 @@ class StdioChildFront(StdioFront):
     async def start(self) -> None:
         upstream = self.mount.upstream
         assert isinstance(upstream, StdioUpstream)
-        self.child = await upstream.attach(lambda messages: self.receive(SERVER, messages))
+        child = self.child = await upstream.attach(lambda messages: self.receive(SERVER, messages))
         count_start(upstream)
-        self.child.finished.add_done_callback(lambda done: self.inbox.put((SERVER_EXIT, done.result())))
+        child.finished.add_done_callback(lambda _: self.inbox.put((SERVER_EXIT, child.returncode)))
 
     def flush(self) -> None:
         """One write per pipe for all that is queued."""
