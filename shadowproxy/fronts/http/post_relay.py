@@ -146,7 +146,13 @@ class PostRelay:
         finally:
             timer.stop()
             endpoint.in_flight -= 1
-            await self.finish()
+            events = self.events
+            if events is not None:
+                if self.stream is not None:
+                    session.live_streams.pop(events.stream_id, None)
+                events.end()
+            if self.exchange is not None:
+                await self.exchange.close()
         assert self.stream is not None
         await self.stream.write_eof()
         return self.stream, self.final
@@ -243,15 +249,6 @@ class PostRelay:
         message, session, channel, deadline = self.message, self.session, self.channel, self.deadline
         resumption.detach(exchange, events, message, session, channel, deadline, judge, reason, self.unlogged)
         self.exchange = self.events = None
-
-    async def finish(self) -> None:
-        events = self.events
-        if events is not None:
-            if self.stream is not None:
-                self.session.live_streams.pop(events.stream_id, None)
-            events.end()
-        if self.exchange is not None:
-            await self.exchange.close()
 
     def stream_log(self) -> StreamLog | None:
         """The event log of this request's stream, when the proxy makes the ids and the client can resume."""
