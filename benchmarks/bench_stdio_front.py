@@ -16,7 +16,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.recorder import TEXT, call_body
 from shadowproxy import config
-from shadowproxy.fronts.stdio.front import SERVER, LineReader, StdioFront
+from shadowproxy.fronts.stdio.child import StdioChildFront
+from shadowproxy.fronts.stdio.front import SERVER, LineReader
 from shadowproxy.proxy.proxy import Proxy
 from shadowproxy.upstreams.child import ChildProcess
 
@@ -37,11 +38,11 @@ class Pipe:
 
 
 @pytest.fixture
-def front() -> Iterator[tuple[StdioFront, ChildProcess]]:
+def front() -> Iterator[tuple[StdioChildFront, ChildProcess]]:
     with asyncio.Runner() as runner:
 
-        async def build() -> tuple[StdioFront, ChildProcess]:
-            front = StdioFront(Proxy(config.load(None, upstream="unused")).mounts[0])
+        async def build() -> tuple[StdioChildFront, ChildProcess]:
+            front = StdioChildFront(Proxy(config.load(None, upstream="unused")).mounts[0])
             child = ChildProcess("bench")  # reads what the "child" writes; needs a loop to be made
             child.sink = lambda messages: front.receive(SERVER, messages)
             return front, child
@@ -55,7 +56,7 @@ def front() -> Iterator[tuple[StdioFront, ChildProcess]]:
 
 @pytest.mark.parametrize("per_read", [1, 16])
 def test_stdio_front_request(
-    benchmark: BenchmarkFixture, front: tuple[StdioFront, ChildProcess], per_read: int
+    benchmark: BenchmarkFixture, front: tuple[StdioChildFront, ChildProcess], per_read: int
 ) -> None:
     stdio, child = front
     reader = LineReader(stdio.receive, stdio.reject, lambda: None)

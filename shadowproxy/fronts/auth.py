@@ -28,7 +28,7 @@ from aiohttp import web
 from shadowproxy.config import Config
 from shadowproxy.config.auth import AuthSettings, quoted, relative_to
 from shadowproxy.core.errors import ConfigError
-from shadowproxy.fronts.http.wire import PRINCIPAL
+from shadowproxy.fronts.principal import PRINCIPAL
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from shadowproxy.core import limit_hits
-from shadowproxy.core.chain import Direction
+from shadowproxy.core.chain import C2S
 from shadowproxy.core.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -32,13 +32,20 @@ from shadowproxy.core.errors import (
 )
 from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Kind, Message, RequestId, error_response, notification
-from shadowproxy.core.protocol import bounded_client_info
 from shadowproxy.core.record import SessionRecord, new_session_id
 from shadowproxy.core.tasks import spawn
 from shadowproxy.core.timer import RequestTimer
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.client_headers import ToolHeaders, client_headers
-from shadowproxy.fronts.http.wire import LONG_LIVED, PRINCIPAL, answer_for, is_stateless
+from shadowproxy.fronts.http.wire import LONG_LIVED, is_stateless
+from shadowproxy.fronts.principal import PRINCIPAL
+from shadowproxy.fronts.session_front import (
+    SessionFront,
+    answer_for,
+    cancel_upstream,
+    capture_initialize,
+    listen_upstream,
+)
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession
@@ -107,7 +114,7 @@ class Outbox(Inbox[Outgoing]):
         self.fail(error)
 
 
-class StreamSession(LiveSession):
+class StreamSession(LiveSession, SessionFront):
     """A session whose server messages all go to one client stream.
 
     Its 2026-07-28 requests take the mount's stateless path, as they would through the Streamable HTTP front:
@@ -174,18 +181,14 @@ class StreamSession(LiveSession):
             return
         session: LiveSession = self
         if message.is_request and message.method == "initialize":
-            params = message.params if isinstance(message.params, dict) else {}
-            self.record.client_info = bounded_client_info(params.get("clientInfo"))
-            self.record.client_capabilities = params.get("capabilities")
-            self.record.protocol_version = params.get("protocolVersion")
-            self.record.init_request = message.to_bytes().decode()
+            capture_initialize(self.record, message)
         elif message.is_request and is_stateless(message, None):
             try:
                 session = self.mount.logical_session(message, self.record.principal, guard)
             except limit_hits.LimitExceeded as exc:
                 self.reply(error_response(message.id, exc))
                 return
-        verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, session, self.transport)
+        verdict = await self.mount.judge(message, C2S, session, self.transport)
         self.mount.sessions.touch(session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
@@ -248,7 +251,7 @@ class StreamSession(LiveSession):
                 while True:
                     incoming = await exchange.next()
                     final = incoming.is_reply and incoming.id == message.id
-                    outgoing = await self.judge_reply(incoming, message if final else None, session, channel)
+                    outgoing = await self.judge_server(incoming, session, channel, message)
                     if final and stateless and self.tools is not None and outgoing is not None:
                         # Learnt before the client sees the list, so its first call carries the headers.
                         await self.tools.learn(message, outgoing)
@@ -271,7 +274,8 @@ class StreamSession(LiveSession):
                 await exchange.close(cancel=True)
                 exchange = None
             if isinstance(exc, TimeoutError) and not stateless:
-                await self._send_cancel(message.id)
+                assert self.channel is not None
+                await cancel_upstream(self.channel, message.id, "timed out")
             log.warning("request %r failed: %s", message.method, error.message)
             self.mount.sessions.touch(session, errors=1)
             self.reply(error_response(message.id, error))
@@ -287,55 +291,22 @@ class StreamSession(LiveSession):
             if self.draining and not self.relays:
                 self.end(Closing(GOING_AWAY, "the proxy is shutting down"))
 
-    async def _send_cancel(self, request_id: RequestId) -> None:
-        assert self.channel is not None
-        try:
-            await self.channel.send(notification("notifications/cancelled", {"requestId": request_id}), {})
-        except UpstreamError:
-            pass
-
     def _initialized(self, response: Message) -> None:
         result = response.result if isinstance(response.result, dict) else {}
         self.mount.sessions.activate(self, result.get("protocolVersion"))
-        if self.listener is None:
-            self.listener = spawn(self.listen(), name=f"{self.transport}-listen")
+        if self.listener is None and self.channel is not None:
+            # The upstream's own stream, when it has one; a stdio child calls ``on_unsolicited`` itself.
+            headers = self.headers(notification("notifications/initialized"))
+            listening = listen_upstream(self.channel, headers, self.on_unsolicited, self.id)
+            self.listener = spawn(listening, name=f"{self.transport}-listen")
 
-    async def listen(self) -> None:
-        """The upstream's own stream (an HTTP GET), when it has one; stdio children call ``on_unsolicited``."""
-        assert self.channel is not None
+    async def answer_server(self, answer: Message, channel: Channel | None) -> None:
+        if channel is None:
+            return
         try:
-            source = await self.channel.listen(self.headers(notification("notifications/initialized")))
+            await channel.send(answer, {})
         except UpstreamError as exc:
-            log.warning("no upstream stream for session %s: %s", self.id[:8], exc.message)
-            return
-        if source is None:
-            return
-        try:
-            while True:
-                self.on_unsolicited(await source.next())
-        except JsonRpcError as exc:
-            log.info("the upstream stream of session %s ended: %s", self.id[:8], exc.message)
-        finally:
-            await source.close(cancel=True)
-
-    async def judge_reply(
-        self, incoming: Message, request: Message | None, session: LiveSession, channel: Channel | None
-    ) -> Message | None:
-        """Run a server message of ``session`` through the chain; ``None`` means nothing goes to the client."""
-        self.mount.sessions.touch(session, errors=incoming.error is not None)
-        verdict = await self.mount.judge(incoming, Direction.SERVER_TO_CLIENT, session, self.transport, request)
-        if verdict.is_forward:
-            return verdict.message or incoming
-        if incoming.is_reply:
-            return error_response(incoming.id, verdict.error or JsonRpcError(INTERNAL_ERROR, "blocked"))
-        answer = answer_for(incoming, verdict)
-        if answer is not None and channel is not None:
-            # A server request the proxy answered or refused: the answer goes back to the server.
-            try:
-                await channel.send(answer, {})
-            except UpstreamError as exc:
-                log.warning("could not answer the server's %s: %s", incoming.method, exc.message)
-        return None
+            log.warning("could not answer the server's request %r: %s", answer.id, exc.message)
 
     async def pump(
         self, write: Callable[[bytes], Awaitable[object]], idle: Callable[[], Awaitable[object]], interval: float
@@ -352,7 +323,7 @@ class StreamSession(LiveSession):
             except JsonRpcError as exc:
                 return self.closing or Closing(GOING_AWAY, exc.message)
             if not judged:
-                outgoing = await self.judge_reply(message, None, self, self.channel)
+                outgoing = await self.judge_server(message, self, self.channel, None)
                 if outgoing is None:
                     continue
                 message = outgoing

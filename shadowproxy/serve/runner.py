@@ -25,11 +25,13 @@ from shadowproxy.core.errors import ShadowProxyError
 from shadowproxy.core.tasks import spawn
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http import fast_path
-from shadowproxy.fronts.stdio.front import StdioFront
+from shadowproxy.fronts.stdio.bridge import StdioBridgeFront
+from shadowproxy.fronts.stdio.child import StdioChildFront
 from shadowproxy.ops import metrics
 from shadowproxy.proxy.proxy import Proxy
 from shadowproxy.serve import banner
 from shadowproxy.serve.app import FRONT_DOOR_KEY, make_app
+from shadowproxy.upstreams.stdio import StdioUpstream
 
 log = logging.getLogger(__name__)
 FORCED_EXIT = 130
@@ -126,7 +128,9 @@ async def serve_stdio(config: Config) -> int:
     proxy = Proxy(config)
     # One client, one server process (the front's child): none is started ahead for requests it may never send.
     await proxy.start(on_demand=True)
-    front = StdioFront(proxy.mounts[0], request_timeout=config.request_timeout)
+    mount = proxy.mounts[0]
+    front_class = StdioChildFront if isinstance(mount.upstream, StdioUpstream) else StdioBridgeFront
+    front = front_class(mount, request_timeout=config.request_timeout)
     install_signals(front.stop)
     try:
         return await front.serve()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httptools
 from aiohttp import web
@@ -35,11 +35,7 @@ from shadowproxy.core.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from shadowproxy.core.tasks import spawn
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http.fast_path import Watched
-from shadowproxy.fronts.http.fast_request import PlainRequest, http_date
-
-if TYPE_CHECKING:
-    from shadowproxy.fronts.http.endpoint import StreamableHttpEndpoint
-    from shadowproxy.fronts.http.gate import FrontDoor
+from shadowproxy.fronts.http.fast_request import Door, PlainRequest, PostEndpoint, http_date
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +76,7 @@ class Connection(asyncio.Protocol):
     # aiohttp's Server.connection_lost looks for its handler's task here; none of ours is one of its handlers.
     _task_handler = None
 
-    def __init__(self, door: FrontDoor, server: web.Server, settings: limits.Limits, max_body_size: int) -> None:
+    def __init__(self, door: Door, server: web.Server, settings: limits.Limits, max_body_size: int) -> None:
         self.door = door
         self.server = server
         self.settings = settings
@@ -90,7 +86,7 @@ class Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
-        self.current: tuple[PlainRequest, StreamableHttpEndpoint] | None = None
+        self.current: tuple[PlainRequest, PostEndpoint] | None = None
         self.task: asyncio.Task[None] | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.drained: asyncio.Future[None] | None = None
@@ -100,7 +96,7 @@ class Connection(asyncio.Protocol):
         # A client sends the same head again and again (only Content-Length tells its requests apart, and not
         # always): the last one read is kept, and the same bytes are not read twice.
         self.last_head = b""
-        self.last_found: tuple[StreamableHttpEndpoint, CIMultiDictProxy[str], int] | None = None
+        self.last_found: tuple[PostEndpoint, CIMultiDictProxy[str], int] | None = None
         self.reading = True
         self.closing = False
         self.handed_off = False
@@ -193,7 +189,7 @@ class Connection(asyncio.Protocol):
         elif self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    def plain_post(self, head: bytes) -> tuple[StreamableHttpEndpoint, CIMultiDictProxy[str], int] | None:
+    def plain_post(self, head: bytes) -> tuple[PostEndpoint, CIMultiDictProxy[str], int] | None:
         """The endpoint, headers and body length of a request served here; ``None`` for one aiohttp serves."""
         if b"\n\n" in head:
             return None
@@ -291,7 +287,7 @@ class Connection(asyncio.Protocol):
             if not self.handed_off:
                 self.transport.close()
 
-    async def answer(self, request: PlainRequest, endpoint: StreamableHttpEndpoint) -> web.StreamResponse:
+    async def answer(self, request: PlainRequest, endpoint: PostEndpoint) -> web.StreamResponse:
         try:
             return await self.door.answer(request, endpoint.post, timed=True)  # type: ignore[arg-type]
         except web.HTTPException as exc:

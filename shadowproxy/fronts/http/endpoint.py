@@ -1,32 +1,26 @@
-"""The Streamable HTTP client side at each mount's path: POST and DELETE here, GET in :mod:`http_get`.
+"""The Streamable HTTP client side at each mount's path: POST and DELETE here, GET in
+:mod:`~shadowproxy.fronts.http.get_stream`.
 
 Each POST is served in the aiohttp task of its request: the message is
 decoded once, judged by the chain, sent upstream, and the upstream's answer is
-read in the same task. A request whose answer is a single response gets it as
-``application/json``; one that brings notifications or server requests first,
-or (for upstreams without event ids) takes longer than ``stream_after``, is
-switched to ``text/event-stream`` and streamed, never buffered.
+read in the same task (:class:`~shadowproxy.fronts.http.post_relay.PostRelay`).
+A request whose answer is a single response gets it as ``application/json``; one
+that brings notifications or server requests first, or (for upstreams without
+event ids) takes longer than ``stream_after``, is switched to
+``text/event-stream`` and streamed, never buffered.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from shadowproxy.core import counters, limit_hits, logs, sse
-from shadowproxy.core.chain import C2S, S2C, Direction
-from shadowproxy.core.errors import (
-    INTERNAL_ERROR,
-    INVALID_REQUEST,
-    REQUEST_TIMEOUT,
-    SESSION_NOT_FOUND,
-    JsonRpcError,
-    UpstreamError,
-)
-from shadowproxy.core.jsonrpc import Kind, Message, error_response, notification
+from shadowproxy.core import counters, limit_hits
+from shadowproxy.core.chain import C2S
+from shadowproxy.core.errors import INVALID_REQUEST, SESSION_NOT_FOUND, UpstreamError
+from shadowproxy.core.jsonrpc import Kind, Message, error_response
 from shadowproxy.core.protocol import (
     DEFAULT_HANDSHAKE_VERSION,
     EVENT_STREAM,
@@ -36,34 +30,27 @@ from shadowproxy.core.protocol import (
     RESUME_HEADER,
     SESSION_HEADER,
     VERSION_HEADER,
-    bounded_client_info,
 )
 from shadowproxy.core.record import SessionRecord, new_session_id
-from shadowproxy.core.sse import SSE_HEADERS
-from shadowproxy.core.timer import RequestTimer
 from shadowproxy.fronts import http_limits
-from shadowproxy.fronts.http.fast_request import event_stream
 from shadowproxy.fronts.http.get_stream import SessionStreams
+from shadowproxy.fronts.http.post_relay import PostRelay
 from shadowproxy.fronts.http.wire import (
-    LONG_LIVED,
     MODERN_ERROR_STATUS,
     OWN_HEADERS,
-    PRINCIPAL,
-    answer_for,
     is_stateless,
     json_error,
     json_reply,
     read_message,
-    reply_status,
-    write_event,
 )
+from shadowproxy.fronts.principal import PRINCIPAL
+from shadowproxy.fronts.session_front import SessionFront, answer_for, capture_initialize
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.sessions import admission
-from shadowproxy.sessions.eventlog import StreamLog
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.sessions.resumption import Resumption
-from shadowproxy.upstreams.base import Channel, Exchange
-from shadowproxy.upstreams.http import HttpUpstream, StreamPaused, UpstreamSessionLost
+from shadowproxy.upstreams.base import Channel
+from shadowproxy.upstreams.http import HttpUpstream, UpstreamSessionLost
 from shadowproxy.upstreams.stdio import count_start
 
 if TYPE_CHECKING:
@@ -74,8 +61,10 @@ log = logging.getLogger(__name__)
 MAX_INITIALIZE = 256 * 1024
 
 
-class StreamableHttpEndpoint:
+class StreamableHttpEndpoint(SessionFront):
     """The MCP endpoint of one mount."""
+
+    transport = "http"
 
     def __init__(
         self,
@@ -202,18 +191,10 @@ class StreamableHttpEndpoint:
                 raise limit_hits.LimitExceeded("initialize", 413, text)
         except limit_hits.LimitExceeded as exc:
             return http_limits.refusal(exc, message.id)
-        params = message.params or {}
-        record = SessionRecord(
-            id=new_session_id(),
-            upstream=self.mount.name,
-            protocol_version=params.get("protocolVersion"),
-            client_info=bounded_client_info(params.get("clientInfo")),
-            client_capabilities=params.get("capabilities"),
-            init_request=init_request.decode(),
-            principal=request.get(PRINCIPAL),
-        )
+        record = SessionRecord(id=new_session_id(), upstream=self.mount.name, principal=request.get(PRINCIPAL))
+        capture_initialize(record, message)
         session = LiveSession(record, self.mount)
-        verdict = await self.mount.judge(message, Direction.CLIENT_TO_SERVER, session, "http")
+        verdict = await self.mount.judge(message, C2S, session, "http")
         if not verdict.is_forward:
             # Refused or answered by the chain: no session begins, so no id is given.
             return json_reply(answer_for(message, verdict))  # type: ignore[arg-type]
@@ -233,7 +214,8 @@ class StreamableHttpEndpoint:
             return http_limits.refusal(exc, message.id)
         self.sessions.add(session)
         headers = {SESSION_HEADER: record.id}
-        response, final = await self.relay(request, message, session, session.channel, wants_sse, False, headers)
+        relay = PostRelay(self, request, message, session, session.channel, wants_sse, False, headers)
+        response, final = await relay.run()
         if final is not None and final.kind is Kind.RESPONSE and isinstance(final.result, dict):
             record.upstream_session_id = session.channel.upstream_session_id
             self.sessions.activate(session, final.result.get("protocolVersion"))
@@ -285,203 +267,16 @@ class StreamableHttpEndpoint:
                 log.warning("could not pass a %s upstream: %s", message.kind.value, exc.message)
                 return json_reply(error_response(None, exc), 502)
             return web.Response(status=202)
-        response, _ = await self.relay(request, message, session, channel, wants_sse, modern)
+        response, _ = await PostRelay(self, request, message, session, channel, wants_sse, modern, None).run()
         return response
 
     async def lost(self, session: LiveSession, message: Message) -> web.Response:
         await self.sessions.close(session.id)
         return json_error(404, SESSION_NOT_FOUND, "the upstream lost this session; initialize a new one", message.id)
 
-    async def relay(
-        self,
-        request: web.Request,
-        message: Message,
-        session: LiveSession,
-        channel: Channel,
-        wants_sse: bool,
-        modern: bool,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[web.StreamResponse, Message | None]:
-        """Send ``message`` upstream and carry everything the server says for it back to the client."""
-        stream: web.StreamResponse | None = None
-        exchange: Exchange | None = None
-        final: Message | None = None
-        resumption = self.resumption
-        # The proxy's own event ids, for a session's requests (not its initialize) when the upstream has none.
-        events = self.stream_log(session, wants_sse, modern) if headers is None else None
-        unlogged: Message | None = None
-        loop = asyncio.get_running_loop()
-        deadline = None if message.method in LONG_LIVED else loop.time() + self.request_timeout
-        idle = self.keepalive if resumption is None else resumption.idle_limit(session, events, stream)
-        timer = RequestTimer(deadline, idle)
-        self.in_flight += 1
-        try:
-            try:
-                sent = counters.clock()
-                exchange = await channel.request(message, self.upstream_headers(request))
-                if events is not None and resumption is not None and resumption.streams_at_once(session):
-                    stream = await self.open_stream(request, headers, session, events)
-                while final is None:
-                    if resumption is not None:
-                        idle = resumption.idle_limit(session, events, stream)
-                    timer.wait(idle)
-                    try:
-                        incoming = await exchange.next()
-                    except asyncio.CancelledError:
-                        if not timer.expired():
-                            raise
-                        if timer.past_deadline():
-                            raise TimeoutError from None
-                        if events is not None and stream is None and resumption is not None:
-                            # A slow answer becomes a resumable stream: a priming event, then what follows.
-                            stream = await self.open_stream(request, headers, session, events)
-                            if resumption.primes(session):
-                                continue
-                        elif resumption is not None and resumption.polls(events, stream):
-                            # Polling: the client holds an event id; it comes back for the rest.
-                            assert stream is not None and events is not None
-                            resumption.detach(
-                                exchange, events, message, session, channel, deadline, self.judge_reply, "poll", None
-                            )
-                            exchange = events = None
-                            break
-                        # A silent answer becomes an event stream with keep-alive comments, so that
-                        # intermediaries do not cut it.
-                        if wants_sse:
-                            if stream is None:
-                                stream = await self.open_stream(request, headers, session, events)
-                            await stream.write(sse.KEEPALIVE)
-                        continue
-                    timer.waiting = False
-                    if incoming.is_reply and incoming.id == message.id:
-                        final = incoming
-                        if modern and self.header_check is not None and message.method == "tools/list":
-                            self.header_check.learn(incoming)
-                        counters.answered(request, self.mount.name, message.method, sent)
-                    outgoing = await self.judge_reply(incoming, session, channel, message)
-                    if outgoing is None:
-                        continue
-                    if final is not None and stream is None and not (exchange.streaming and wants_sse):
-                        return json_reply(outgoing, reply_status(exchange, outgoing, modern), headers), final
-                    if stream is None:
-                        if not wants_sse:
-                            continue
-                        stream = await self.open_stream(request, headers, session, events)
-                    if events is not None:
-                        # Logged before it is written: until the log holds it, a disconnect must not lose it.
-                        unlogged = outgoing
-                        data = outgoing.to_bytes()
-                        event_id = await events.append(data)
-                        unlogged = None
-                        await stream.write(sse.encode(data, event_id=event_id))
-                    else:
-                        await write_event(stream, exchange, outgoing)
-            except asyncio.CancelledError:
-                if timer.expired():
-                    raise TimeoutError from None
-                raise
-        except StreamPaused:
-            # The upstream closed a resumable stream mid-answer (2025-11-25 polling): the client gets the
-            # same priming event and retry hint, and resumes at the upstream through its GET stream.
-            if stream is None:
-                stream = await self.open_stream(request, headers, session, None)
-            if exchange is not None and exchange.controls:
-                await stream.write(b"".join(exchange.controls))
-        except (asyncio.CancelledError, ConnectionResetError) as exc:
-            # The client went away. In 2026-07-28 that is cancellation; in the handshake era it is not, and
-            # a client that holds an event id resumes the answer from the event log.
-            if exchange is not None:
-                if events is not None and stream is not None and resumption is not None and (final is None or unlogged):
-                    resumption.detach(
-                        exchange, events, message, session, channel, deadline, self.judge_reply, "disconnect", unlogged
-                    )
-                    events = None
-                else:
-                    await exchange.close(cancel=modern)
-                exchange = None
-            if isinstance(exc, asyncio.CancelledError) or stream is None:
-                raise
-            return stream, final
-        except UpstreamSessionLost:
-            return await self.lost(session, message), None
-        except (UpstreamError, TimeoutError) as exc:
-            error = exc if isinstance(exc, JsonRpcError) else JsonRpcError(REQUEST_TIMEOUT, "the request timed out")
-            if exchange is not None:
-                await self.cancel_upstream(channel, exchange, message, error)
-                exchange = None
-            log.warning("request %r failed: %s", message.method, error.message)
-            counters.upstream_failed(self.mount.name)
-            self.sessions.touch(session, errors=1)
-            final = error_response(message.id, error)
-            if stream is None:
-                return json_reply(final, 200 if isinstance(exc, TimeoutError) else 502, headers), final
-            if events is not None and resumption is not None:
-                await resumption.emit(stream, events, final)
-            else:
-                await stream.write(sse.encode(final.to_bytes()))
-        except JsonRpcError as exc:
-            return json_reply(error_response(message.id, exc), 400, headers), None
-        finally:
-            timer.stop()
-            self.in_flight -= 1
-            if events is not None:
-                if stream is not None:
-                    session.live_streams.pop(events.stream_id, None)
-                events.end()
-            if exchange is not None:
-                await exchange.close()
-        assert stream is not None
-        await stream.write_eof()
-        return stream, final
-
-    def stream_log(self, session: LiveSession, wants_sse: bool, modern: bool) -> StreamLog | None:
-        """The event log of this request's stream, when the proxy makes the ids and the client can resume."""
-        if self.resumption is None or modern or not wants_sse or session.id not in self.sessions.live:
-            return None
-        return self.resumption.log_for(session)
-
-    async def open_stream(
-        self,
-        request: web.Request,
-        headers: dict[str, str] | None,
-        session: LiveSession,
-        events: StreamLog | None,
-    ) -> web.StreamResponse:
-        stream = event_stream(request, {**SSE_HEADERS, **headers} if headers else SSE_HEADERS)
-        # Prepared here, before the front door could tag the answer.
-        logs.tag(stream.headers)
-        await stream.prepare(request)
-        if events is not None and self.resumption is not None:
-            session.live_streams[events.stream_id] = events
-            if self.resumption.primes(session):
-                await self.resumption.prime(stream, events)
-        return stream
-
-    async def judge_reply(
-        self, incoming: Message, session: LiveSession, channel: Channel, request: Message
-    ) -> Message | None:
-        """Run a server message through the chain; ``None`` means nothing goes to the client."""
-        self.sessions.touch(session, errors=incoming.error is not None)
-        related = request if incoming.is_reply else None
-        verdict = await self.mount.judge(incoming, S2C, session, "http", related)
-        if verdict.is_forward:
-            return verdict.message or incoming
-        if incoming.is_reply:
-            return error_response(incoming.id, verdict.error or JsonRpcError(INTERNAL_ERROR, "blocked"))
-        answer = answer_for(incoming, verdict)
-        if answer is not None:
-            # A server request the proxy answered or refused: the answer goes back to the server.
-            await channel.send(answer, {})
-        return None
-
-    async def cancel_upstream(self, channel: Channel, exchange: Exchange, message: Message, error: Exception) -> None:
-        await exchange.close(cancel=True)
-        if isinstance(error, TimeoutError) or getattr(error, "code", None) == REQUEST_TIMEOUT:
-            cancel = notification("notifications/cancelled", {"requestId": message.id, "reason": "timed out"})
-            try:
-                await channel.send(cancel, {})
-            except UpstreamError:
-                pass
+    async def answer_server(self, answer: Message, channel: Channel | None) -> None:
+        assert channel is not None
+        await channel.send(answer, {})
 
     async def batch(
         self, request: web.Request, messages: list[Message], session_id: str | None, version: str | None

@@ -1,29 +1,41 @@
 """MCP POSTs that a :class:`~shadowproxy.fronts.http.connection.Connection` read itself: the request the front
 door and the endpoint see, and the event stream that answers one, in the shape of aiohttp's so that both serve
-them alike."""
+them alike; and what a connection needs of the front door and the endpoints it brings them to."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from aiohttp import web
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
-if TYPE_CHECKING:
-    from shadowproxy.fronts.http.connection import Connection
+from shadowproxy.proxy.mount import Mount
+
+
+class ClientConnection(Protocol):
+    """What a :class:`PlainStream` writes through: the client connection its request came on."""
+
+    def send_head(
+        self, status: int, reason: str, headers: CIMultiDict[str], extra: bytes = b"", body: bytes = b""
+    ) -> None: ...
+
+    async def send(self, data: bytes) -> None:
+        """Part of a streamed answer, waiting while the client reads slower than it is written."""
+        ...
 
 
 class PlainRequest(dict[str, Any]):
-    """An MCP POST read by a :class:`Connection`: what the front door, authentication and the endpoint read of a
+    """An MCP POST read by a :class:`ClientConnection`: what the front door, authentication and the endpoint read of a
     request (its mapping holds what they leave on it, as an aiohttp request's does)."""
 
     __slots__ = ("body", "connection", "content_type", "headers", "path")
     method = "POST"
     scheme = "http"
 
-    def __init__(self, connection: Connection, path: str, headers: CIMultiDictProxy[str], body: bytes) -> None:
+    def __init__(self, connection: ClientConnection, path: str, headers: CIMultiDictProxy[str], body: bytes) -> None:
         super().__init__()
         self.connection = connection
         self.path = path
@@ -36,13 +48,41 @@ class PlainRequest(dict[str, Any]):
         return self.headers.get("Host", "")
 
 
+class PostEndpoint(Protocol):
+    """An MCP endpoint, as a connection serves it: at its mount's path, taking POSTs."""
+
+    @property
+    def mount(self) -> Mount: ...
+
+    async def post(self, request: web.Request) -> web.StreamResponse: ...
+
+
+class Door(Protocol):
+    """The front door, as a connection brings it the requests it read."""
+
+    @property
+    def endpoints(self) -> Mapping[str, PostEndpoint]:
+        """The MCP endpoints by path."""
+        ...
+
+    async def answer(
+        self, request: PlainRequest, handler: Callable[[web.Request], Awaitable[web.StreamResponse]], *, timed: bool
+    ) -> web.StreamResponse:
+        """``handler``'s answer to ``request``, or the refusal that comes first."""
+        ...
+
+    def unfinished(self, request_id: str | None) -> web.Response:
+        """503 to a request whose body was still arriving when shutdown began."""
+        ...
+
+
 class PlainStream(web.StreamResponse):
-    """A ``text/event-stream`` answer on a :class:`Connection`, in chunked encoding: the part of aiohttp's
+    """A ``text/event-stream`` answer on a :class:`ClientConnection`, in chunked encoding: the part of aiohttp's
     :class:`~aiohttp.web.StreamResponse` that the endpoint uses, so that it streams the same way to both."""
 
     def __init__(self, headers: dict[str, str]) -> None:
         super().__init__(status=200, headers=headers)
-        self.connection: Connection | None = None
+        self.connection: ClientConnection | None = None
 
     @property
     def prepared(self) -> bool:

@@ -27,12 +27,11 @@ from shadowproxy.core.errors import UPSTREAM_UNAVAILABLE
 from shadowproxy.core.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from shadowproxy.fronts import auth
 from shadowproxy.fronts.http.connection import Connection
-from shadowproxy.fronts.http.fast_request import PlainRequest
+from shadowproxy.fronts.http.fast_request import PlainRequest, PostEndpoint
 from shadowproxy.fronts.http.wire import json_error
 
 if TYPE_CHECKING:
     from shadowproxy.config import Config
-    from shadowproxy.fronts.http.endpoint import StreamableHttpEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ async def send_now(request: web.BaseRequest, response: web.Response) -> web.Resp
 class FrontDoor:
     """The aiohttp server's request handler, in front of the application's (:meth:`install`)."""
 
-    def __init__(self, config: Config, endpoints: Iterable[StreamableHttpEndpoint]) -> None:
+    def __init__(self, config: Config, endpoints: Iterable[PostEndpoint]) -> None:
         self.hosts = tuple(config.allowed_hosts)
         self.origins = tuple(config.allowed_origins)
         # Clients send the same few Host values on every request: each is judged once.

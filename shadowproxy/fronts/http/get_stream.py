@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -22,14 +22,13 @@ from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.core.protocol import EVENT_STREAM, RESUME_HEADER, SESSION_HEADER
 from shadowproxy.core.sse import SSE_HEADERS
 from shadowproxy.fronts import http_limits
-from shadowproxy.fronts.http.wire import PRINCIPAL, json_error, write_event
+from shadowproxy.fronts.http.endpoint_api import McpEndpoint
+from shadowproxy.fronts.http.wire import json_error, write_event
+from shadowproxy.fronts.principal import PRINCIPAL
 from shadowproxy.sessions.eventlog import GET_STREAM, StreamLog, stream_of
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.base import Channel, Exchange
 from shadowproxy.upstreams.http import UpstreamSessionLost
-
-if TYPE_CHECKING:
-    from shadowproxy.fronts.http.endpoint import StreamableHttpEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ log = logging.getLogger(__name__)
 class SessionStreams:
     """The GET streams of one endpoint, and the tasks that serve them (for shutdown to end)."""
 
-    def __init__(self, endpoint: StreamableHttpEndpoint) -> None:
+    def __init__(self, endpoint: McpEndpoint) -> None:
         self.endpoint = endpoint
         self.streams: set[asyncio.Task[object]] = set()
         self.listeners: dict[str, asyncio.Task[object]] = {}
@@ -146,7 +145,7 @@ class SessionStreams:
                 # Only a stream the proxy logs has events, and its source is the session's inbox.
                 await self.emit(stream, events, message, session, channel)
                 continue
-            outgoing = await self.endpoint.judge_reply(message, session, channel, None)
+            outgoing = await self.endpoint.judge_server(message, session, channel, None)
             if outgoing is not None:
                 await write_event(stream, source, outgoing)
 
@@ -162,7 +161,7 @@ class SessionStreams:
         loses nothing: the message goes back to the inbox, or into the log, for the client's next stream."""
         outgoing = None
         try:
-            outgoing = await self.endpoint.judge_reply(message, session, channel, None)
+            outgoing = await self.endpoint.judge_server(message, session, channel, None)
             if outgoing is None:
                 return
             data = outgoing.to_bytes()

@@ -5,10 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from shadowproxy.core import sse
-from shadowproxy.core.chain import Action, Verdict
 from shadowproxy.core.errors import JsonRpcError
 from shadowproxy.core.inbox import Inbox
-from shadowproxy.core.jsonrpc import Message, decode, error_response, request_id_of, result_response
+from shadowproxy.core.jsonrpc import Message, decode, error_response, request_id_of
 from shadowproxy.core.protocol import HANDSHAKE_VERSIONS, JSON, request_protocol_version
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http.fast_request import PlainRequest
@@ -19,8 +18,6 @@ MODERN_ERROR_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -3202
 """The HTTP status the 2026-07-28 transport gives a JSON-RPC error code (anything else: 200)."""
 LONG_LIVED = frozenset({"subscriptions/listen"})
 """Requests that are meant to stay open: no request timeout applies to them."""
-PRINCIPAL = "shadowproxy.principal"
-"""Where authentication leaves the caller's identity (a string) on the aiohttp request."""
 
 
 def json_reply(message: Message, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -76,13 +73,3 @@ def reply_status(exchange: Exchange, reply: Message, modern: bool) -> int:
     if modern and error is not None:
         return MODERN_ERROR_STATUS.get(error.get("code"), 200)  # type: ignore[arg-type]
     return 200
-
-
-def answer_for(message: Message, verdict: Verdict) -> Message | None:
-    """The reply the proxy sends for a request a verdict stopped; ``None`` for anything that is not a request."""
-    if not message.is_request:
-        return None
-    if verdict.action is Action.RESPOND:
-        return result_response(message.id, verdict.result)  # type: ignore[arg-type]
-    assert verdict.error is not None
-    return error_response(message.id, verdict.error)

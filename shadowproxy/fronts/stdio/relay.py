@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
+from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError
 from shadowproxy.core.jsonrpc import ERROR, NOTIFICATION, REQUEST, RESPONSE, Message, error_response
 from shadowproxy.core.protocol import MODERN_VERSION, MODERN_VERSIONS, request_protocol_version
 from shadowproxy.fronts.client_headers import ToolHeaders
@@ -98,21 +98,3 @@ async def relay(
     finally:
         if exchange is not None:
             await exchange.close()
-
-
-async def listen(channel: Channel, headers: dict[str, str], put: Put) -> None:
-    """The HTTP upstream's GET stream: server requests and notifications tied to no request."""
-    try:
-        source = await channel.listen(headers)
-    except UpstreamError as exc:
-        log.warning("no upstream GET stream: %s", exc.message)
-        return
-    if source is None:
-        return
-    try:
-        while True:
-            put(await source.next())
-    except JsonRpcError as exc:
-        log.info("the upstream GET stream ended: %s", exc.message)
-    finally:
-        await source.close(cancel=True)
