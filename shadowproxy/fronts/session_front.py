@@ -7,11 +7,7 @@ a stopped reply into the client's "blocked" error (:meth:`SessionFront.judge_ser
 stream of messages tied to no request (:func:`listen_upstream`), and tells the upstream a request is abandoned
 (:func:`cancel_upstream`).
 
-Adding a transport is one module: a class that mixes in :class:`SessionFront` and provides what
-:class:`ClientTransport` lists (its mount, its name, and where the proxy's answer to a server request goes),
-then, for each message the client sends, judges it with ``mount.judge(message, C2S, session, transport)``
-and either sends it upstream or gives the client ``answer_for(message, verdict)``; each message the upstream
-sends goes through :meth:`SessionFront.judge_server` before the client sees it.
+A new transport is one module that implements :class:`ClientTransport` (which says how).
 """
 
 from __future__ import annotations
@@ -33,7 +29,16 @@ log = logging.getLogger(__name__)
 
 
 class ClientTransport(Protocol):
-    """What a client-side transport provides to the shared pieces of :class:`SessionFront`."""
+    """What a client-side transport provides to the shared pieces of :class:`SessionFront`.
+
+    To add a transport, write one module with a class that subclasses :class:`SessionFront` and has these three
+    members. Give a session its :class:`~shadowproxy.core.record.SessionRecord` and call :func:`capture_initialize`
+    on the client's ``initialize``; judge each client message with ``mount.judge(message, C2S, session,
+    self.transport)`` and send what it forwards upstream, or give the client :func:`answer_for` the verdict; pass
+    every message from the upstream through :meth:`SessionFront.judge_server` and give the client what it returns;
+    on a request that times out, :func:`cancel_upstream`. :mod:`~shadowproxy.fronts.stream_session` is the
+    shortest complete example.
+    """
 
     @property
     def mount(self) -> Mount:
