@@ -69,7 +69,6 @@ def load(
             flags["upstreams"] = (parse_upstream("default", flags.pop("upstream")),)
         except ConfigError as exc:
             found.append(exc)
-            flags.pop("upstream", None)
     for key, value in flags.items():
         data[key], setters[key] = (tuple(value) if key in LISTS else value), None
     config, invalid = _validate(data, source)
