@@ -44,7 +44,10 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rules = Path(tmp) / "rules.yaml"
         rules.write_text(RULES)
-        config = load(None, upstream=f"{sys.executable} -m shadowproxy.demo", rules=[str(rules)], port=0)
+        # The persistence worker writes in the background; with an hour between flushes none lands in the window.
+        config = load(
+            None, upstream=f"{sys.executable} -m shadowproxy.demo", rules=[str(rules)], port=0, flush_interval=3600
+        )
         proxy = Proxy(config)
         app = make_app(proxy)
         runner = aiohttp.web.AppRunner(app, handle_signals=False, access_log=None)
