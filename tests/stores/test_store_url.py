@@ -74,3 +74,12 @@ def test_prefix_is_taken_out_of_the_url_given_to_redis() -> None:
 def test_limits_must_be_positive(option: str, value: float) -> None:
     with pytest.raises(ConfigError, match="must be positive"):
         open_store("memory://", **{option: value})  # type: ignore[arg-type]
+
+
+def test_a_password_in_the_query_is_not_shown() -> None:
+    spec = parse_store_url("redis://localhost:6379/0?password=hunter2&prefix=team-a:&db=0")
+    assert "hunter2" not in spec.display
+    assert spec.display == "redis://localhost:6379/0?password=***&prefix=team-a:&db=***"
+    with pytest.raises(ConfigError) as refused:
+        parse_store_url("redis://localhost:6379/x?password=hunter2")
+    assert "hunter2" not in str(refused.value)
