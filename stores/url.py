@@ -27,15 +27,8 @@ class StoreUrl:
 def redact(url: str) -> str:
     """``url`` for messages and logs: its password replaced by ``***``, and in a Redis URL every query value but
     ``prefix`` too (redis-py takes ``?password=``); the key prefix stays, since it tells stores apart."""
-    shown = mask_url(url, "***", query=False)
-    head, mark, query = shown.partition("?")
-    if not mark or not head.lower().lstrip().startswith("redis"):
-        return shown
-    kept = []
-    for field in query.split("&"):
-        name, equals, _ = field.partition("=")
-        kept.append(field if name == "prefix" or not equals else f"{name}=***")
-    return f"{head}?{'&'.join(kept)}"
+    redis = urlsplit(url).scheme.lower() in ("redis", "rediss")
+    return mask_url(url, "***", query=redis, keep=("prefix",))
 
 
 def parse_store_url(url: str) -> StoreUrl:

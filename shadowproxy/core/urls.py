@@ -7,13 +7,15 @@ address keeps its brackets.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 MASK = "********"
 
 
-def mask_url(url: str, mask: str = MASK, *, query: bool = True) -> str:
-    """``url`` with its password replaced by ``mask``, and its query too unless ``query`` is false."""
+def mask_url(url: str, mask: str = MASK, *, query: bool = True, keep: Collection[str] = ()) -> str:
+    """``url`` with its password replaced by ``mask``, and its query too unless ``query`` is false: the whole
+    query, or with ``keep`` the value of every query field not named there."""
     parts = urlsplit(url)
     hide_query = query and bool(parts.query)
     if parts.password is None and not hide_query:
@@ -21,7 +23,10 @@ def mask_url(url: str, mask: str = MASK, *, query: bool = True) -> str:
     netloc = parts.netloc
     if parts.password is not None:
         netloc = f"{parts.username or ''}:{mask}@{_host(parts)}"
-    return urlunsplit(parts._replace(netloc=netloc, query=mask if hide_query else parts.query))
+    shown_query = parts.query
+    if hide_query:
+        shown_query = "&".join(_masked_field(field, mask, keep) for field in parts.query.split("&")) if keep else mask
+    return urlunsplit(parts._replace(netloc=netloc, query=shown_query))
 
 
 def origin(url: str) -> str:
@@ -33,3 +38,8 @@ def origin(url: str) -> str:
 def _host(parts: SplitResult) -> str:
     """The host and port as written, after any user information."""
     return parts.netloc.rpartition("@")[2]
+
+
+def _masked_field(field: str, mask: str, keep: Collection[str]) -> str:
+    name, equals, _ = field.partition("=")
+    return field if name in keep or not equals else f"{name}={mask}"
