@@ -33,15 +33,16 @@ def redact(url: str) -> str:
 
 def parse_store_url(url: str) -> StoreUrl:
     """Validate ``url``; :class:`ConfigError` (key ``store``) names the URL and what is wrong with it."""
-    shown = redact(url)
+    try:
+        shown = redact(url)
+        parts = urlsplit(url.strip() or DEFAULT_URL)
+    except ValueError as exc:
+        # Nothing of a URL that does not split can be shown safely: where its password ends is unknown.
+        raise ConfigError(f"store URL: malformed ({exc})", key="store") from None
 
     def bad(problem: str) -> ConfigError:
         return ConfigError(f"store URL {shown!r}: {problem}", key="store")
 
-    try:
-        parts = urlsplit(url.strip() or DEFAULT_URL)
-    except ValueError as exc:
-        raise bad(f"malformed ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme == "memory":
         if parts.netloc or parts.path or parts.query:

@@ -83,3 +83,9 @@ def test_a_password_in_the_query_is_not_shown() -> None:
     with pytest.raises(ConfigError) as refused:
         parse_store_url("redis://localhost:6379/x?password=hunter2")
     assert "hunter2" not in str(refused.value)
+
+
+def test_a_url_that_does_not_split_is_a_config_error_that_shows_none_of_it() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_store_url("redis://:hunter2@[::1/0")
+    assert "malformed" in str(refused.value) and "hunter2" not in str(refused.value)
