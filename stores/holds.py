@@ -5,27 +5,21 @@ A hold is a JSON object with at least ``id``, ``state`` and ``created_at``. It i
 Redis, a conditional ``UPDATE`` in SQLite), so two deciders racing on two instances cannot both win. The
 book is a seam of its own beside :class:`~shadowproxy.stores.base.SessionStore`, on the same backend and
 connection: holds are rare, and no session code needs to know about them.
-
-    Keys in Redis (under the store's prefix):
-    <prefix>hold:<id>     hash: record (the hold as written), state, ending (what settled it); expires ``KEEP``
-                          seconds after it was written or settled
-    <prefix>holds         sorted set id -> created_at (listing)
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from redis.exceptions import RedisError
 
 from shadowproxy.stores.base import SessionStore, StoreError
-from shadowproxy.stores.memory import MemoryStore
-from shadowproxy.stores.redis_store import RedisStore
-from shadowproxy.stores.sqlite import SqliteStore
-from shadowproxy.stores.sqlite_process import Step
+
+if TYPE_CHECKING:
+    from shadowproxy.stores.sqlite import SqliteStore
+    from shadowproxy.stores.sqlite_process import Step
 
 Hold = dict[str, Any]
 PENDING = "pending"
@@ -33,13 +27,6 @@ KEEP = 7 * 24 * 3600.0
 """Seconds a settled hold stays listed, for the record of how it ended."""
 MAX_MEMORY = 10_000
 
-# The hold's JSON is never re-encoded in Lua (cjson turns [] into {}): the ending is kept beside it.
-_SETTLE_SCRIPT = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return false end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'ending', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return redis.call('HGET', KEYS[1], 'record')
-"""
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS holds (id TEXT PRIMARY KEY, created_at REAL NOT NULL, state TEXT NOT NULL,"
     " record BLOB NOT NULL)"
@@ -130,72 +117,15 @@ class SqliteHoldBook:
         return [orjson.loads(row[0]) for row in rows]
 
 
-class RedisHoldBook:
-    """Holds as keys with an expiry and one sorted set to list them, on the store's connection."""
-
-    def __init__(self, store: RedisStore) -> None:
-        self.store = store
-        self.redis = store._redis
-        self.index = f"{store.prefix}holds"
-        self._settle = self.redis.register_script(_SETTLE_SCRIPT)
-
-    def _key(self, hold_id: str) -> str:
-        return f"{self.store.prefix}hold:{hold_id}"
-
-    async def add(self, hold: Hold) -> None:
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                key = self._key(hold["id"])
-                pipe.hset(key, mapping={"record": orjson.dumps(hold), "state": hold["state"]})
-                pipe.pexpire(key, int(KEEP * 1000))
-                pipe.zadd(self.index, {hold["id"]: hold["created_at"]})
-                pipe.zremrangebyscore(self.index, "-inf", time.time() - KEEP)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise self.store._error(exc) from exc
-
-    async def get(self, hold_id: str) -> Hold | None:
-        try:
-            fields = await self.redis.hmget(self._key(hold_id), "record", "ending")
-        except (RedisError, OSError) as exc:
-            raise self.store._error(exc) from exc
-        return _merged(*fields)
-
-    async def settle(self, hold_id: str, ending: Hold) -> Hold | None:
-        try:
-            args = [ending["state"], orjson.dumps(ending), int(KEEP * 1000)]
-            raw = await self._settle(keys=[self._key(hold_id)], args=args)
-        except (RedisError, OSError) as exc:
-            raise self.store._error(exc) from exc
-        return {**orjson.loads(raw), **ending} if raw else None
-
-    async def list(self, limit: int = 100) -> list[Hold]:
-        try:
-            ids = await self.redis.zrevrange(self.index, 0, limit - 1)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for hold_id in ids:
-                    pipe.hmget(self._key(hold_id.decode()), "record", "ending")
-                rows = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise self.store._error(exc) from exc
-        return [hold for fields in rows if (hold := _merged(*fields)) is not None]
-
-
-def _merged(record: bytes | None, ending: bytes | None) -> Hold | None:
-    if record is None:
-        return None
-    hold: Hold = orjson.loads(record)
-    if ending is not None:
-        hold.update(orjson.loads(ending))
-    return hold
-
-
 def hold_book(store: SessionStore) -> HoldBook:
-    """The book on the same backend as ``store``."""
-    if isinstance(store, SqliteStore):
-        return SqliteHoldBook(store)
-    if isinstance(store, RedisStore):
-        return RedisHoldBook(store)
-    if isinstance(store, MemoryStore):
+    """The book on the same backend as ``store`` (each imported only when used, as :func:`open_store` does)."""
+    kind = type(store).__name__
+    if kind == "SqliteStore":
+        return SqliteHoldBook(store)  # type: ignore[arg-type]
+    if kind == "RedisStore":
+        from shadowproxy.stores.holds_redis import RedisHoldBook
+
+        return RedisHoldBook(store)  # type: ignore[arg-type]
+    if kind == "MemoryStore":
         return MemoryHoldBook()
     raise StoreError(f"a {type(store).__name__} cannot keep held messages")
