@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from shadowproxy.stores.base import SessionStore, StoreError
-
 if TYPE_CHECKING:
     from shadowproxy.stores.sqlite import SqliteStore
     from shadowproxy.stores.sqlite_process import Step
@@ -115,17 +113,3 @@ class SqliteHoldBook:
     async def list(self, limit: int = 100) -> list[Hold]:
         (rows,) = await self._run(("SELECT record FROM holds ORDER BY created_at DESC LIMIT ?", (limit,), False))
         return [orjson.loads(row[0]) for row in rows]
-
-
-def hold_book(store: SessionStore) -> HoldBook:
-    """The book on the same backend as ``store`` (each imported only when used, as :func:`open_store` does)."""
-    kind = type(store).__name__
-    if kind == "SqliteStore":
-        return SqliteHoldBook(store)  # type: ignore[arg-type]
-    if kind == "RedisStore":
-        from shadowproxy.stores.holds_redis import RedisHoldBook
-
-        return RedisHoldBook(store)  # type: ignore[arg-type]
-    if kind == "MemoryStore":
-        return MemoryHoldBook()
-    raise StoreError(f"a {type(store).__name__} cannot keep held messages")

@@ -24,7 +24,7 @@ from shadowproxy.sessions import admission
 from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
-from shadowproxy.stores.holds import hold_book
+from shadowproxy.stores.url import hold_book
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
 
 log = logging.getLogger(__name__)
