@@ -136,6 +136,8 @@ class Engine:
                     continue
                 _count(rule)
                 return Outcome("block", rule, error=_rate_error(rule, retry), delay=delay, matched=matched)
+            if effect is Effect.APPROVE and subject.kind is not Kind.REQUEST:
+                continue  # only a request waits for a person: its reply, or a notification, has no one waiting
             _count(rule)
             if effect is Effect.ALLOW:
                 allowed_by = rule
