@@ -17,6 +17,7 @@ import yaml
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from shadowproxy.core.tasks import spawn
 from tests.ops.helpers import AUTH, TOKEN
 from tests.support import REPO, ProxyProcess, child_env, until
 
@@ -97,14 +98,15 @@ async def test_approved_call_gets_the_servers_answer_and_progress_while_held(pro
         progress.append(value)
 
     async with Client(process.url, mode="legacy") as client:
-        call = asyncio.ensure_future(client.call_tool("pay", {"amount": 5, "to": "bob"}, progress_callback=on_progress))
+        pay = client.call_tool("pay", {"amount": 5, "to": "bob"}, progress_callback=on_progress)
+        call = spawn(pay, name="pay")
         (held,) = await pending(process.base)
         assert held["rule"] == "payments-need-a-human" and held["tool"] == "pay"
         assert held["arguments"] == {"amount": 5, "to": "bob"} and held["message"]["method"] == "tools/call"
         assert calls(tmp_path) == []  # the upstream sees nothing until the decision
         await until(lambda: len(progress) >= 2, "progress while held")
-        status, decided = await api(process.base, "POST", f"/approvals/{held['id']}",
-                                    {"decision": "approve", "arguments": {"amount": 7, "to": "bob"}, "by": "ann"})  # fmt: skip
+        decision = {"decision": "approve", "arguments": {"amount": 7, "to": "bob"}, "by": "ann"}
+        status, decided = await api(process.base, "POST", f"/approvals/{held['id']}", decision)
         assert status == 200 and decided["state"] == "approved" and decided["decided_by"] == "ann"
         result = await call
     assert result.content[0].text == "paid 7 to bob"  # type: ignore[union-attr]
@@ -117,7 +119,7 @@ async def test_denied_call_gets_32010_and_never_reaches_the_server(proxy) -> Non
     process, tmp_path = proxy
     before = len(calls(tmp_path))
     async with Client(process.url, mode="legacy") as client:
-        call = asyncio.ensure_future(client.call_tool("pay", {"amount": 1000, "to": "mallory"}))
+        call = spawn(client.call_tool("pay", {"amount": 1000, "to": "mallory"}), name="pay")
         (held,) = await pending(process.base)
         await api(process.base, "POST", f"/approvals/{held['id']}", {"decision": "deny", "reason": "too much",
                                                                      "by": "ann"})  # fmt: skip
@@ -132,7 +134,7 @@ async def test_denied_call_gets_32010_and_never_reaches_the_server(proxy) -> Non
 
 
 async def test_timeout_follows_on_timeout(proxy) -> None:  # type: ignore[no-untyped-def]
-    process, tmp_path = proxy
+    process, _ = proxy
     async with Client(process.url, mode="legacy") as client:
         result = await client.call_tool("echo", {"text": "wait"})
     assert result.content[0].text == "wait"  # type: ignore[union-attr]
@@ -149,7 +151,7 @@ async def test_breakpoint_edits_a_request_the_server_sees_the_edit(proxy) -> Non
     assert status == 400 and "colour" in bad["error"]
     try:
         async with Client(process.url, mode="legacy") as client:
-            call = asyncio.ensure_future(client.call_tool("echo", {"text": "original"}))
+            call = spawn(client.call_tool("echo", {"text": "original"}), name="echo")
             (held,) = await pending(process.base)
             assert held["kind"] == "breakpoint"
             edited = held["message"]
