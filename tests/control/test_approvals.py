@@ -4,6 +4,11 @@ reaches it, decisions made through the admin API."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shlex
+import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +22,7 @@ import yaml
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from shadowproxy.cli.admin import TOKEN_ENV
 from shadowproxy.core.tasks import spawn
 from tests.ops.helpers import AUTH, TOKEN
 from tests.support import REPO, ProxyProcess, child_env, until
@@ -165,3 +171,89 @@ async def test_breakpoint_edits_a_request_the_server_sees_the_edit(proxy) -> Non
     assert status == 204
     assert result.content[0].text == "edited"  # type: ignore[union-attr]
     assert calls(tmp_path)[-1] == {"tool": "echo", "arguments": {"text": "edited"}}
+
+
+class Terminal:
+    """A command in a tmux session of a private tmux server, driven by keys and read off the screen."""
+
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.socket = f"sp-{name}-{os.getpid()}"
+        env = " ".join(f"{key}={shlex.quote(value)}" for key, value in child_env(**{TOKEN_ENV: TOKEN}).items())
+        shell = f"env {env} {shlex.join(command)}; sleep 30"
+        self.tmux(["new-session", "-d", "-s", "t", "-x", "200", "-y", "60", shell], cwd=REPO)
+
+    def tmux(self, args: list[str], cwd: Path | None = None) -> str:
+        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, cwd=cwd, check=True)
+        return done.stdout
+
+    def screen(self) -> str:
+        return self.tmux(["capture-pane", "-p", "-t", "t", "-S", "-200"])
+
+    async def shows(self, text: str) -> None:
+        for _ in range(600):
+            if text in self.screen():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{text!r} never appeared:\n{self.screen()}")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux(["send-keys", "-t", "t", *keys])
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
+
+
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+@needs_tmux
+async def test_approvals_watch_in_a_terminal(proxy) -> None:  # type: ignore[no-untyped-def]
+    process, _ = proxy
+    command = [sys.executable, "-m", "shadowproxy", "approvals", "watch", "--url", process.base, "--by", "tess"]
+    terminal = Terminal("watch", command)
+    try:
+        await terminal.shows("watching for held calls")
+        async with Client(process.url, mode="legacy") as client:
+            call = spawn(client.call_tool("pay", {"amount": 3, "to": "carol"}), name="pay")
+            await terminal.shows("[a]pprove, [d]eny, [s]kip?")
+            assert '{"amount": 3, "to": "carol"}' in terminal.screen()
+            terminal.keys("a", "Enter")
+            result = await call
+        await terminal.shows("approved")
+    finally:
+        terminal.close()
+    assert result.content[0].text == "paid 3 to carol"  # type: ignore[union-attr]
+    _, body = await api(process.base, "GET", "/approvals")
+    assert body["approvals"][0]["decided_by"] == "tess"
+
+
+@needs_tmux
+async def test_intercept_edits_a_request_in_a_terminal(proxy) -> None:  # type: ignore[no-untyped-def]
+    process, tmp_path = proxy
+    command = [sys.executable, "-m", "shadowproxy", "intercept", "--url", process.base, "--tool", "echo",
+               "--direction", "client_to_server"]  # fmt: skip
+    terminal = Terminal("intercept", command)
+    try:
+        await terminal.shows("breakpoint")
+        async with Client(process.url, mode="legacy") as client:
+            call = spawn(client.call_tool("echo", {"text": "typed"}), name="echo")
+            await terminal.shows("[r]esume [e]dit [d]rop [a]nswer [q]uit?")
+            assert '"text": "typed"' in terminal.screen()
+            terminal.keys("e", "Enter")
+            await terminal.shows("message JSON>")
+            edited = {"method": "tools/call", "params": {"name": "echo", "arguments": {"text": "from tmux"}}}
+            terminal.keys("-l", json.dumps(edited))
+            terminal.keys("Enter")
+            result = await call
+        await terminal.shows("approved")
+        terminal.keys("C-c")
+        for _ in range(200):
+            _, listed = await api(process.base, "GET", "/breakpoints")
+            if not listed["breakpoints"]:
+                break
+            await asyncio.sleep(0.05)
+        assert listed["breakpoints"] == []  # removed as the command ended
+    finally:
+        terminal.close()
+    assert result.content[0].text == "from tmux"  # type: ignore[union-attr]
+    assert calls(tmp_path)[-1] == {"tool": "echo", "arguments": {"text": "from tmux"}}
