@@ -40,7 +40,7 @@ rules:
 """
 
 
-def proxy_config(tmp_path: Path, store: str = "memory://") -> Path:
+def proxy_config(tmp_path: Path, store: str = "memory://", name: str = "proxy", **extra: Any) -> Path:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     config = {
@@ -50,8 +50,9 @@ def proxy_config(tmp_path: Path, store: str = "memory://") -> Path:
         "admin": {"token": TOKEN},
         "keepalive_interval": 0.3,
         "interceptors": [{"name": "rules", "paths": [str(policy)], "watch": False}],
+        **extra,
     }  # fmt: skip
-    path = tmp_path / "proxy.yaml"
+    path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
