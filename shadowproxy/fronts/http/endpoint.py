@@ -36,6 +36,7 @@ from shadowproxy.core.protocol import (
 from shadowproxy.core.record import SessionRecord, new_session_id
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http.get_stream import SessionStreams
+from shadowproxy.fronts.http.held import KeptOpen
 from shadowproxy.fronts.http.post_relay import PostRelay
 from shadowproxy.fronts.http.wire import (
     MODERN_ERROR_STATUS,
@@ -258,10 +259,13 @@ class StreamableHttpEndpoint(SessionFront):
         *,
         modern: bool,
     ) -> web.StreamResponse:
-        verdict = await self.mount.judge(message, C2S, session, "http")
+        kept = KeptOpen(request, message, wants_sse) if message.is_request else None
+        verdict = await self.mount.judge(message, C2S, session, "http", waiting=kept.tick if kept else None)
         self.sessions.touch(session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
+            if kept is not None and kept.stream is not None:
+                return await kept.finish(answer)
             return json_reply(answer) if answer is not None else web.Response(status=202)
         if verdict.message is not None:
             message = verdict.message
@@ -274,7 +278,11 @@ class StreamableHttpEndpoint(SessionFront):
                 log.warning("could not pass a %s upstream: %s", message.kind.value, exc.message)
                 return json_reply(error_response(None, exc), 502)
             return web.Response(status=202)
-        response, _ = await PostRelay(self, request, message, session, channel, wants_sse, modern, None).run()
+        relay = PostRelay(self, request, message, session, channel, wants_sse, modern, None)
+        if kept is not None and kept.stream is not None:
+            # Held, then let go: the answer follows on the stream that kept the client waiting.
+            relay.stream, relay.events = kept.stream, None
+        response, _ = await relay.run()
         return response
 
     async def lost(self, session: LiveSession, message: Message) -> web.Response:
