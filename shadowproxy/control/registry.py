@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from shadowproxy.control import metrics
+from shadowproxy.control.asking import Asker, can_elicit, decision_of, hold_answered, question
 from shadowproxy.control.breakpoints import Breakpoint
 from shadowproxy.control.decisions import DECISIONS, ending_for, verdict_for
 from shadowproxy.core.chain import Direction, Verdict, block
@@ -113,10 +114,14 @@ class HoldRegistry:
         upstream: str,
         request: Message | None,
         waiting: Waiting | None = None,
+        ask: Asker | None = None,
     ) -> Verdict:
-        """Hold ``message`` until it is decided, and return the chain's verdict for it."""
-        if spec.by == USER:
-            # The client's own user is asked through elicitation by the front that can; here it falls back.
+        """Hold ``message`` until it is decided, and return the chain's verdict for it.
+
+        ``ask`` is how the front reaches its client with a request of the proxy's own: given, and the client
+        able to elicit, ``by: user`` asks the client's user; otherwise it becomes its ``fallback``.
+        """
+        if spec.by == USER and (ask is None or not can_elicit(session)):
             spec = _fallback(spec)
             if spec.by == BLOCK:
                 return _refused(spec)
@@ -135,6 +140,8 @@ class HoldRegistry:
         loop = asyncio.get_running_loop()
         parked.timer = loop.call_later(spec.timeout, self._time_out, hold["id"])
         try:
+            if ask is not None and spec.by == USER and not await ask(question(hold)) and spec.fallback == BLOCK:
+                await self._settle(hold["id"], ending_for("deny", "user", "the client could not be asked"))
             settled = await self._wait(parked, waiting)
         except asyncio.CancelledError:
             spawn(self._settle(hold["id"], ending_for("deny", "client", "the client went away")), name="hold-gone")
@@ -208,6 +215,7 @@ class HoldRegistry:
         arguments: Any = None,
         message: Any = None,
         result: Any = None,
+        decider: str = "operator",
     ) -> Hold:
         """Settle a pending hold, on whichever instance it is parked; :class:`HoldError` if it cannot be."""
         if decision not in DECISIONS:
@@ -223,7 +231,7 @@ class HoldRegistry:
                 classify({**message, "jsonrpc": "2.0"}, None)
             except JsonRpcError as exc:
                 raise HoldError(400, f"the edited message is not a JSON-RPC message: {exc.message}") from None
-        ending = ending_for(decision, "operator", reason, by=by, arguments=arguments, message=message, result=result)
+        ending = ending_for(decision, decider, reason, by=by, arguments=arguments, message=message, result=result)
         try:
             settled = await self._settle(hold_id, ending)
         except StoreError as exc:
@@ -255,6 +263,25 @@ class HoldRegistry:
         elif self.announce is not None:
             self.announce(hold_id)
         return settled
+
+    async def answered(self, message: Message, session_id: str | None) -> None:
+        """The client's answer to the proxy's ``elicitation/create`` for a hold: the user's decision.
+
+        Only the session whose message is held may answer it; any other answer is dropped.
+        """
+        hold_id = hold_answered(message)
+        if hold_id is None:
+            return
+        parked = self.parked.get(hold_id)
+        hold = parked.hold if parked is not None else await self.book.get(hold_id)
+        if hold is None or hold["session"] != session_id or hold["by"] != USER:
+            log.warning("dropped an answer to held message %s: not a question to this session", hold_id)
+            return
+        decision, reason = decision_of(message)
+        try:
+            await self.decide(hold_id, decision, "user", reason, decider="user")
+        except HoldError as exc:
+            log.info("the user's answer to held message %s came too late: %s", hold_id, exc.message)
 
     def settled_elsewhere(self, hold_id: str) -> None:
         """Another instance settled a hold: if it is parked here, fetch how and let its message go on."""

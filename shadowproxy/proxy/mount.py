@@ -19,6 +19,7 @@ import hashlib
 import logging
 
 from shadowproxy.control import HoldRegistry
+from shadowproxy.control.asking import Asker
 from shadowproxy.control.registry import Waiting
 from shadowproxy.core import counters
 from shadowproxy.core.chain import FORWARD, Action, Chain, Direction, MessageContext, Verdict
@@ -94,11 +95,13 @@ class Mount:
         transport: str,
         request: Message | None = None,
         waiting: Waiting | None = None,
+        ask: Asker | None = None,
     ) -> Verdict:
         """Run the chain on one message; an empty chain costs one truth test, the tap one more when no one listens.
 
         A message the chain holds (a rule's ``approve``) or a breakpoint stops is parked until it is decided;
-        ``waiting`` is called while it waits (see :class:`~shadowproxy.control.registry.HoldRegistry`).
+        ``waiting`` is called while it waits and ``ask`` sends the client the proxy's question for ``by: user``
+        (see :class:`~shadowproxy.control.registry.HoldRegistry`).
         """
         if self.passes(message, direction, session, transport, request):
             return FORWARD
@@ -117,7 +120,7 @@ class Mount:
         holds = self.holds
         if verdict.action is _HOLD:
             held = verdict.message or ctx.message
-            verdict = await holds.park(held, direction, verdict.result, record, self.name, request, waiting)
+            verdict = await holds.park(held, direction, verdict.result, record, self.name, request, waiting, ask)
         elif holds.breakpoints and verdict.is_forward:
             held = verdict.message or ctx.message
             if holds.stops(held, direction, record.id if record else None, self.name, request):

@@ -21,6 +21,7 @@ import pytest_asyncio
 import yaml
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from mcp_types import ElicitRequestParams, ElicitResult
 
 from shadowproxy.cli.admin import TOKEN_ENV
 from shadowproxy.core.tasks import spawn
@@ -34,6 +35,9 @@ rules:
   - id: payments-need-a-human
     match: {method: tools/call, tool: "pay"}
     action: {approve: {by: operator, timeout: 60, on_timeout: block}}
+  - id: the-user-decides
+    match: {method: tools/call, tool: echo, params: {arguments.text: {equals: "ask"}}}
+    action: {approve: {by: user, timeout: 60, fallback: block}}
   - id: echo-times-out
     match: {method: tools/call, tool: echo, params: {arguments.text: {equals: "wait"}}}
     action: {approve: {timeout: 0.5, on_timeout: approve}}
@@ -138,6 +142,47 @@ async def test_denied_call_gets_32010_and_never_reaches_the_server(proxy) -> Non
     assert len(calls(tmp_path)) == before
     status, hold = await api(process.base, "GET", f"/approvals/{held['id']}")
     assert status == 200 and hold["state"] == "denied" and hold["reason"] == "too much"
+
+
+@pytest.mark.parametrize("action", ["accept", "decline"])
+async def test_by_user_asks_through_the_clients_elicitation(proxy, action: str) -> None:  # type: ignore[no-untyped-def]
+    process, tmp_path = proxy
+    before = len(calls(tmp_path))
+    asked: list[ElicitRequestParams] = []
+
+    async def the_user(context: object, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params)
+        assert calls(tmp_path)[before:] == []  # the upstream sees nothing while the user decides
+        return ElicitResult(action=action, content={"reason": f"user said {action}"})  # type: ignore[arg-type]
+
+    async with Client(process.url, mode="legacy", elicitation_callback=the_user) as client:
+        if action == "accept":
+            result = await client.call_tool("echo", {"text": "ask"})
+            assert result.content[0].text == "ask"  # type: ignore[union-attr]
+        else:
+            with pytest.raises(MCPError) as caught:
+                await client.call_tool("echo", {"text": "ask"})
+            assert caught.value.error.code == -32010 and "denied by user" in caught.value.error.message
+            assert caught.value.error.data["rule"] == "the-user-decides"  # type: ignore[index]
+    (question,) = asked
+    assert "'echo'" in question.message and '{"text":"ask"}' in question.message
+    assert "the-user-decides" in question.message
+    hold_id = question.meta["io.shadowproxy/hold"]["id"]  # type: ignore[index]
+    status, hold = await api(process.base, "GET", f"/approvals/{hold_id}")
+    assert status == 200 and hold["by"] == "user" and hold["decider"] == "user"
+    assert hold["state"] == ("approved" if action == "accept" else "denied")
+    assert hold["reason"] == f"user said {action}"
+    assert calls(tmp_path)[before:] == ([{"tool": "echo", "arguments": {"text": "ask"}}] if action == "accept" else [])
+
+
+async def test_by_user_without_elicitation_falls_back(proxy) -> None:  # type: ignore[no-untyped-def]
+    process, tmp_path = proxy
+    before = len(calls(tmp_path))
+    async with Client(process.url, mode="legacy") as client:
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool("echo", {"text": "ask"})
+    assert caught.value.error.code == -32010 and "cannot be asked" in caught.value.error.message
+    assert len(calls(tmp_path)) == before
 
 
 async def test_timeout_follows_on_timeout(proxy) -> None:  # type: ignore[no-untyped-def]

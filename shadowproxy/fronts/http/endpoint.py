@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from shadowproxy.control.asking import hold_answered
 from shadowproxy.core import counters, limit_hits
 from shadowproxy.core.chain import C2S
 from shadowproxy.core.errors import INVALID_REQUEST, SESSION_NOT_FOUND, UpstreamError
@@ -259,8 +260,17 @@ class StreamableHttpEndpoint(SessionFront):
         *,
         modern: bool,
     ) -> web.StreamResponse:
+        if message.is_reply and hold_answered(message) is not None:
+            # The answer to the proxy's own question about a held call: the upstream never asked it.
+            await self.mount.holds.answered(message, session.id)
+            return web.Response(status=202)
         kept = KeptOpen(request, message, wants_sse) if message.is_request else None
-        verdict = await self.mount.judge(message, C2S, session, "http", waiting=kept.tick if kept else None)
+        if kept is None:
+            verdict = await self.mount.judge(message, C2S, session, "http")
+        else:
+            # The 2026-07-28 era has no server-to-client request on a POST: a user is not asked there.
+            ask = None if modern else kept.ask
+            verdict = await self.mount.judge(message, C2S, session, "http", waiting=kept.tick, ask=ask)
         self.sessions.touch(session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)

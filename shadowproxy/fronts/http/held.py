@@ -2,8 +2,9 @@
 
 Every ``keepalive`` seconds the client that takes an event stream gets one (opened at the first tick) with a
 keep-alive comment, and, when its request carried a ``progressToken``, a ``notifications/progress`` saying
-what it waits for; a client that takes only JSON waits for its one reply. The stream then carries the answer:
-the upstream's, once the message is let go, or the proxy's refusal.
+what it waits for; a client that takes only JSON waits for its one reply. A held call its client's user is to
+decide (``by: user``) has the proxy's ``elicitation/create`` on that stream, opened for it. The stream then
+carries the answer: the upstream's, once the message is let go, or the proxy's refusal.
 """
 
 from __future__ import annotations
@@ -27,14 +28,29 @@ class KeptOpen:
         self.wants_sse = wants_sse
         self.stream: web.StreamResponse | None = None
 
-    async def tick(self, ticks: int) -> None:
-        if not self.wants_sse:
-            return
+    async def opened(self) -> web.StreamResponse:
         stream = self.stream
         if stream is None:
             stream = self.stream = event_stream(self.request, SSE_HEADERS)
             logs.tag(stream.headers)
             await stream.prepare(self.request)  # type: ignore[arg-type]
+        return stream
+
+    async def ask(self, question: Message) -> bool:
+        """The proxy's own request to the client, on this POST's stream (a client that takes only JSON cannot
+        be asked)."""
+        if not self.wants_sse:
+            return False
+        try:
+            await (await self.opened()).write(sse.encode(question.to_bytes()))
+        except ConnectionResetError:
+            return False
+        return True
+
+    async def tick(self, ticks: int) -> None:
+        if not self.wants_sse:
+            return
+        stream = await self.opened()
         await stream.write(sse.KEEPALIVE)
         params = self.message.params
         meta = params.get("_meta") if isinstance(params, dict) else None
