@@ -20,6 +20,7 @@ from shadowproxy.core.errors import JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.core.logs import REQUEST_ID
 from shadowproxy.core.protocol import MODERN_VERSION
+from shadowproxy.core.tasks import spawn
 from shadowproxy.upstreams import rlimits
 from shadowproxy.upstreams.base import UnsolicitedHandler
 from shadowproxy.upstreams.child import MAX_LINE, ChildProcess, ChildRequest
@@ -164,11 +165,13 @@ class StdioUpstream:
                 self._shared = await self._start()
             return self._shared
 
-    async def _stateless_child(self, prime: float = PRIME_TIMEOUT) -> ChildProcess:
+    async def _stateless_child(self) -> ChildProcess:
         """The child for 2026-07-28 requests: its own, opened with an enveloped request.
 
         A server picks a connection's protocol era from its first request; a request that lacks the
-        2026-07-28 envelope arriving first would tie every later stateless request to the handshake era.
+        2026-07-28 envelope arriving first would tie every later stateless request to the handshake era. Its
+        ``server/discover`` is written first, and that is enough: stdin is read in order, so no one waits for
+        its answer (a server slow to start, or one that never answers, costs the requests behind it nothing).
         """
         async with self._lock:
             if self._stateless is None or not self._stateless.alive:
@@ -176,29 +179,32 @@ class StdioUpstream:
                 child = await self._start()
                 channel = ChildChannel(child, rewrite=True, owned=False, handler=_drop)
                 exchange = await channel.request(_discover(), {})
-                try:
-                    async with asyncio.timeout(prime):
-                        while not (await exchange.next()).is_reply:
-                            pass
-                except (TimeoutError, JsonRpcError) as exc:
-                    log.warning("upstream %s did not answer server/discover: %r", self.name, exc)
-                finally:
-                    await exchange.close()
+                spawn(self._primed(exchange), name=f"discover-{self.name}")
                 self._stateless = child
             return self._stateless
 
-    async def restart(self, prime: float = PRIME_TIMEOUT) -> None:
+    async def _primed(self, exchange: ChildRequest) -> None:
+        """Read the answer to the opening ``server/discover`` (a server that gives none is worth a warning)."""
+        try:
+            async with asyncio.timeout(PRIME_TIMEOUT):
+                while not (await exchange.next()).is_reply:
+                    pass
+        except (TimeoutError, JsonRpcError) as exc:
+            log.warning("upstream %s did not answer server/discover: %r", self.name, exc)
+        finally:
+            await exchange.close()
+
+    async def restart(self) -> None:
         """Replace the long-lived children with new ones; per-session children stay with their sessions.
 
         Sessions of a shared child are bound to it and end with it (their clients initialize again).
-        ``prime`` bounds the wait for the new stateless child's first answer.
         """
         async with self._lock:
             old, had_shared = self.long_lived, self._shared is not None
             self._shared = self._stateless = None
         await asyncio.gather(*(child.terminate() for child in old))
         self.restarts += 1
-        await self._stateless_child(prime)
+        await self._stateless_child()
         if had_shared:
             await self._shared_child()
 

@@ -49,7 +49,7 @@ def proxy_config(tmp_path: Path, store: str = "memory://", name: str = "proxy", 
     policy.write_text(POLICY)
     config = {
         "upstreams": {"pay": {"command": [sys.executable, "-m", "tests.servers.recorder"],
-                              "env": {"RECORD": str(tmp_path / "calls.jsonl")}}},
+                              "env": {"RECORD": str(tmp_path / "calls.jsonl")}, "share": True}},
         "store": store,
         "admin": {"token": TOKEN},
         "keepalive_interval": 0.3,
