@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shadowproxy.ops import tap_stream
+from shadowproxy.ops import approvals_openapi, tap_stream
 
 PREFIX = "/_shadowproxy"
 MAX_LIMIT = 10_000
@@ -199,7 +199,9 @@ def openapi_document() -> dict[str, Any]:
                 parameters=tap_stream.OPENAPI_QUERY,
             )
         },
+        **approvals_openapi.paths(_operation, _json, _ref),
     }
+    schemas |= approvals_openapi.SCHEMAS
     return {
         "openapi": "3.0.3",
         "info": {"title": "ShadowProxy admin API", "version": "1"},
