@@ -218,6 +218,8 @@ class HoldRegistry:
         decider: str = "operator",
     ) -> Hold:
         """Settle a pending hold, on whichever instance it is parked; :class:`HoldError` if it cannot be."""
+        if hold_id not in self.parked and not await self._known(hold_id):
+            raise HoldError(404, f"no held message {hold_id}")
         if decision not in DECISIONS:
             raise HoldError(400, f"decision must be one of {', '.join(DECISIONS)}")
         if arguments is not None and not isinstance(arguments, dict):
@@ -242,6 +244,12 @@ class HoldRegistry:
                 raise HoldError(404, f"no held message {hold_id}")
             raise HoldError(409, f"held message {hold_id} was already settled: {hold['state']}")
         return settled
+
+    async def _known(self, hold_id: str) -> bool:
+        try:
+            return await self.book.get(hold_id) is not None
+        except StoreError:
+            return True  # the store is asked again when settling, and says so
 
     async def _settle(self, hold_id: str, ending: Hold) -> Hold | None:
         parked = self.parked.get(hold_id)

@@ -12,6 +12,7 @@ STRING: Part = {"type": "string"}
 NULLABLE_STRING: Part = {"type": "string", "nullable": True}
 TIME: Part = {"type": "number"}
 STATES = ["pending", "approved", "denied", "answered", "expired"]
+DIRECTIONS = ["both", "client_to_server", "server_to_client"]
 
 SCHEMAS: dict[str, Part] = {
     "Hold": {
@@ -49,7 +50,7 @@ SCHEMAS: dict[str, Part] = {
         "required": ["id", "direction", "method", "tool", "session", "upstream"],
         "properties": {
             "id": STRING,
-            "direction": {"type": "string", "enum": ["both", "client_to_server", "server_to_client"]},
+            "direction": {"type": "string", "enum": DIRECTIONS},
             "method": NULLABLE_STRING,
             "tool": NULLABLE_STRING,
             "session": NULLABLE_STRING,
@@ -76,12 +77,13 @@ assert set(DECISION["properties"]) == DECISION_FIELDS
 NEW_BREAKPOINT: Part = {
     "type": "object",
     "additionalProperties": False,
+    "description": "Every part given must match; a part left out or null matches anything",
     "properties": {
-        "direction": {"type": "string", "enum": ["both", "client_to_server", "server_to_client"]},
-        "method": {"type": "string", "description": "glob"},
-        "tool": {"type": "string", "description": "glob, of tools/call"},
-        "session": {"type": "string", "description": "session id prefix"},
-        "upstream": STRING,
+        "direction": {"type": "string", "enum": [*DIRECTIONS, None], "nullable": True},
+        "method": {**NULLABLE_STRING, "description": "glob"},
+        "tool": {**NULLABLE_STRING, "description": "glob, of tools/call"},
+        "session": {**NULLABLE_STRING, "description": "session id prefix"},
+        "upstream": NULLABLE_STRING,
     },
 }
 

@@ -139,7 +139,7 @@ class Monitor:
         if self.stdio is None:
             raise UpstreamError(f"upstream {self.name!r} is not a process the proxy runs; it cannot be restarted")
         self.stdio.circuit.succeeded()
-        await self.stdio.restart()
+        await self.stdio.restart(self.config.timeout)
         problem = await self._check()
         self.restart_now()
         if problem is not None:
@@ -194,7 +194,7 @@ class Monitor:
         assert self.stdio is not None
         log.warning("restarting upstream %s: %s", self.name, self.problem)
         try:
-            await self.stdio.restart()
+            await self.stdio.restart(self.config.timeout)
         except UpstreamError as exc:
             self.problem = exc.message
             log.warning("upstream %s did not restart: %s", self.name, exc.message)

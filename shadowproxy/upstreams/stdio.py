@@ -106,6 +106,7 @@ class StdioUpstream:
         self.children: set[ChildProcess] = set()
         self._shared: ChildProcess | None = None
         self._stateless: ChildProcess | None = None
+        self._priming: asyncio.Task[None] | None = None
         self.restarts = 0
         self.crashes = 0
         self.circuit = Circuit(config.name, CircuitConfig())
@@ -179,7 +180,7 @@ class StdioUpstream:
                 child = await self._start()
                 channel = ChildChannel(child, rewrite=True, owned=False, handler=_drop)
                 exchange = await channel.request(_discover(), {})
-                spawn(self._primed(exchange), name=f"discover-{self.name}")
+                self._priming = spawn(self._primed(exchange), name=f"discover-{self.name}")
                 self._stateless = child
             return self._stateless
 
@@ -194,10 +195,12 @@ class StdioUpstream:
         finally:
             await exchange.close()
 
-    async def restart(self) -> None:
+    async def restart(self, prime: float = PRIME_TIMEOUT) -> None:
         """Replace the long-lived children with new ones; per-session children stay with their sessions.
 
         Sessions of a shared child are bound to it and end with it (their clients initialize again).
+        ``prime`` bounds the wait for the new stateless child's first answer: whoever restarts it wants to
+        know it is up (the health check that follows then measures the server, not its start).
         """
         async with self._lock:
             old, had_shared = self.long_lived, self._shared is not None
@@ -205,6 +208,8 @@ class StdioUpstream:
         await asyncio.gather(*(child.terminate() for child in old))
         self.restarts += 1
         await self._stateless_child()
+        if self._priming is not None:
+            await asyncio.wait({self._priming}, timeout=prime)
         if had_shared:
             await self._shared_child()
 

@@ -24,10 +24,14 @@ async def test_held_on_a_decided_on_b(tmp_path: Path) -> None:
         pytest.skip(str(exc))
     instances: list[ProxyProcess] = []
     try:
+        starts = []
         for name in ("a", "b"):
             cluster = {"instance_id": name, "heartbeat_interval": 0.5, "heartbeat_ttl": 3}
             config = proxy_config(tmp_path, server.url, name=name, cluster=cluster)
-            instances.append(await ProxyProcess(tmp_path / f"{name}.log").start("--config", str(config)))
+            instances.append(ProxyProcess(tmp_path / f"{name}.log"))
+            starts.append(instances[-1].start("--config", str(config)))
+        # Side by side: each start is mostly the interpreter's imports.
+        await asyncio.gather(*starts)
         a, b = instances
         async with Client(a.url, mode="legacy") as client:
             call = spawn(client.call_tool("pay", {"amount": 9, "to": "dora"}), name="pay")
@@ -41,8 +45,7 @@ async def test_held_on_a_decided_on_b(tmp_path: Path) -> None:
         assert result.content[0].text == "paid 9 to dora"  # type: ignore[union-attr]
         assert calls(tmp_path)[-1]["arguments"] == {"amount": 9, "to": "dora"}
     finally:
-        for instance in instances:
-            await instance.stop()
+        await asyncio.gather(*(instance.stop() for instance in instances))
         server.__exit__(None, None, None)
 
 
