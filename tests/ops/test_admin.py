@@ -177,5 +177,5 @@ async def test_schemathesis(proxy: ProxyProcess) -> None:
     selected = re.search(r"Selected: (\d+)/(\d+)", report)
     tested = re.search(r"Tested: (\d+)", report)
     assert selected is not None and tested is not None, report
-    assert int(selected[1]) == int(tested[1]) >= int(selected[2]) - 1 >= 6, report
+    assert int(selected[1]) == int(tested[1]) >= int(selected[2]) - 2 >= 11, report  # all but the two streams
     assert "No issues found" in report, report
