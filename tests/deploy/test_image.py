@@ -22,8 +22,6 @@ from shadowproxy.config import load
 from tests.deploy.dockerfile import Stage, copy_context, exec_form, stages
 from tests.support import REPO, Process, free_port, sdk_server_command, until
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
 DOCKERFILE = REPO / "Dockerfile"
 VENV = "/opt/shadowproxy"
 CONFIG = "/etc/shadowproxy/shadowproxy.yaml"
@@ -105,6 +103,7 @@ async def installed(tmp_path_factory: pytest.TempPathFactory, build: Stage) -> A
     yield venv
 
 
+@pytest.mark.asyncio(loop_scope="module")
 async def test_the_build_commands_make_a_venv_that_serves_and_stops(
     installed: Path, final: Stage, tmp_path: Path
 ) -> None:
