@@ -18,6 +18,7 @@ from tests.support import ProxyProcess, sdk_server_command
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 POD = "10.244.1.7:8765"
+ADMIN = "Authorization: Bearer probe-test-admin-token\r\n"
 KUBE = "User-Agent: kube-probe/1.32\r\nAccept: */*\r\nConnection: close\r\n"
 
 
@@ -25,7 +26,8 @@ KUBE = "User-Agent: kube-probe/1.32\r\nAccept: */*\r\nConnection: close\r\n"
 async def proxy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ProxyProcess]:
     folder: Path = tmp_path_factory.mktemp("probes")
     config = folder / "shadowproxy.yaml"
-    config.write_text(f"upstreams:\n  default:\n    command: {shlex.join(sdk_server_command())!r}\nadmin:\n  token: probe-test-admin-token\n")
+    upstream = shlex.join(sdk_server_command())
+    config.write_text(f"upstreams:\n  default:\n    command: {upstream!r}\nadmin:\n  token: probe-test-admin-token\n")
     started = ProxyProcess(folder / "proxy.log")
     try:
         yield await started.start("--config", str(config))
@@ -86,8 +88,8 @@ async def test_a_kubernetes_probe_naming_the_pod_ip_is_answered(
         # The MCP and admin paths keep their Host check for IP addresses and for a missing Host.
         (f"GET /mcp HTTP/1.1\r\nHost: {POD}\r\nAccept: text/event-stream\r\n{KUBE}", 421),
         (f"DELETE /mcp HTTP/1.1\r\nHost: {POD}\r\n{KUBE}", 421),
-        (f"GET /_shadowproxy/sessions HTTP/1.1\r\nHost: {POD}\r\nAuthorization: Bearer probe-test-admin-token\r\n{KUBE}", 421),
-        ("GET /_shadowproxy/sessions HTTP/1.0\r\nAuthorization: Bearer probe-test-admin-token\r\n", 400),
+        (f"GET /_shadowproxy/sessions HTTP/1.1\r\nHost: {POD}\r\n{ADMIN}{KUBE}", 421),
+        (f"GET /_shadowproxy/sessions HTTP/1.0\r\n{ADMIN}", 400),
         # Only reads are probes.
         (f"POST /healthz HTTP/1.1\r\nHost: {POD}\r\nContent-Length: 0\r\n{KUBE}", 421),
         # Origin is judged as before.
