@@ -82,7 +82,8 @@ class HAProxy(Process):
 
 
 def test_the_config_and_the_script_check() -> None:
-    env = child_env(LB_BIND="127.0.0.1:8765", BACKEND_A="127.0.0.1:8766", BACKEND_B="[::1]:8767", BACKEND_C="localhost:8768")
+    backends = {"BACKEND_A": "127.0.0.1:8766", "BACKEND_B": "[::1]:8767", "BACKEND_C": "localhost:8768"}
+    env = child_env(LB_BIND="127.0.0.1:8765", **backends)
     done = subprocess.run(["haproxy", "-c", "-f", str(CONFIG)], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
     script = CONFIG.parent / "run.sh"
