@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import logging
 
+from shadowproxy.bridge.era import EraBridge
 from shadowproxy.core import counters
 from shadowproxy.core.chain import FORWARD, Chain, Direction, MessageContext, Verdict
 from shadowproxy.core.errors import UpstreamError
@@ -42,13 +43,17 @@ log = logging.getLogger(__name__)
 class Mount:
     """One upstream at one path."""
 
-    def __init__(self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager) -> None:
+    def __init__(
+        self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager, bridge: EraBridge | None = None
+    ) -> None:
         self.path = path
         self.name = upstream.name
         self.upstream = upstream
         self.chain = chain
         self.sessions = sessions
         self._stateless_lock = asyncio.Lock()
+        # Carries 2026-07-28 requests to a server that speaks only the handshake era (shadowproxy.bridge).
+        self.bridge = bridge
 
     def passes(
         self,
@@ -115,7 +120,9 @@ class Mount:
             async with self._stateless_lock:
                 channel = session.channel
                 if channel is None:
-                    channel = session.channel = await self.upstream.open(_ignore, shared=True)
+                    bridged = await self.bridge.channel_for(session.record.principal) if self.bridge else None
+                    channel = bridged or await self.upstream.open(_ignore, shared=True)
+                    session.channel = channel
         return channel
 
     async def warm(self) -> None:
@@ -161,6 +168,8 @@ class Mount:
         return session
 
     async def close(self) -> None:
+        if self.bridge is not None:
+            await self.bridge.close()
         await self.upstream.close()
 
 

@@ -1,0 +1,102 @@
+"""The 2026-07-28 shapes the bridge makes from handshake-era messages, and the reverse: pure functions.
+
+A handshake-era server never sees the 2026-07-28 envelope (an SDK server on a handshake connection refuses a
+request carrying it), and a 2026-07-28 client gets the fields its schema requires: ``resultType`` on every
+result, the cache hints on cacheable ones, ``supportedVersions`` on ``server/discover``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.protocol import MODERN_VERSION
+
+ENVELOPE_PREFIX = "io.modelcontextprotocol/"
+META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+CACHEABLE = frozenset(
+    {"prompts/list", "resources/list", "resources/read", "resources/templates/list", "server/discover", "tools/list"}
+)
+"""The methods whose 2026-07-28 results carry ``ttlMs`` and ``cacheScope``."""
+INPUT_REQUIRED = frozenset({"tools/call", "prompts/get", "resources/read"})
+"""The requests a 2026-07-28 server may answer with an ``InputRequiredResult``."""
+RETRY_FIELDS = ("inputResponses", "requestState")
+HANDSHAKE_VERSION = "2025-11-25"
+
+
+def strip_envelope(message: Message, request_id: object) -> Message:
+    """``message`` as a handshake-era server reads it: the 2026-07-28 ``_meta`` keys and the retry fields gone,
+    the id the bridge's own (``progressToken`` is kept: the server reports progress against it)."""
+    params = message.params
+    if not isinstance(params, dict):
+        return message.evolve(id=request_id)
+    kept = {key: value for key, value in params.items() if key not in RETRY_FIELDS}
+    meta = params.get("_meta")
+    if isinstance(meta, dict):
+        inner = {key: value for key, value in meta.items() if not key.startswith(ENVELOPE_PREFIX)}
+        if inner:
+            kept["_meta"] = inner
+        else:
+            kept.pop("_meta", None)
+    return message.evolve(id=request_id, params=kept)
+
+
+def client_capabilities(message: Message) -> dict[str, Any]:
+    params = message.params
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    capabilities = meta.get(META_CLIENT_CAPABILITIES) if isinstance(meta, dict) else None
+    return capabilities if isinstance(capabilities, dict) else {}
+
+
+def initialize_request(capabilities: dict[str, Any], client_info: dict[str, Any]) -> dict[str, Any]:
+    """The params of the ``initialize`` the bridge sends for a pooled session."""
+    return {"protocolVersion": HANDSHAKE_VERSION, "capabilities": capabilities, "clientInfo": client_info}
+
+
+def modern_result(method: str | None, result: Any) -> Any:
+    """A handshake-era result with the fields a 2026-07-28 client validates (ones already present are kept)."""
+    if not isinstance(result, dict):
+        return result
+    if "resultType" in result and (method not in CACHEABLE or "ttlMs" in result):
+        return result
+    shaped = {**result}
+    shaped.setdefault("resultType", "complete")
+    if method in CACHEABLE:
+        shaped.setdefault("ttlMs", 0)
+        shaped.setdefault("cacheScope", "private")
+    return shaped
+
+
+def discover_result(initialized: dict[str, Any]) -> dict[str, Any]:
+    """``server/discover`` answered from the upstream's ``initialize`` result."""
+    result: dict[str, Any] = {
+        "supportedVersions": [MODERN_VERSION],
+        "capabilities": initialized.get("capabilities") or {},
+        "resultType": "complete",
+        "ttlMs": 0,
+        "cacheScope": "private",
+    }
+    if isinstance(initialized.get("serverInfo"), dict):
+        result["_meta"] = {SERVER_INFO: initialized["serverInfo"]}
+    if isinstance(initialized.get("instructions"), str):
+        result["instructions"] = initialized["instructions"]
+    return result
+
+
+def input_required(key: str, server_request: Message, state: str) -> dict[str, Any]:
+    """The ``InputRequiredResult`` that carries one server-to-client request to a 2026-07-28 client."""
+    embedded: dict[str, Any] = {"method": server_request.method}
+    if server_request.params is not None:
+        embedded["params"] = server_request.params
+    return {"resultType": "input_required", "inputRequests": {key: embedded}, "requestState": state}
+
+
+def retry_fields(message: Message) -> tuple[dict[str, Any] | None, str | None]:
+    """The ``inputResponses`` and ``requestState`` of a client's retry, when it is one."""
+    params = message.params
+    if not isinstance(params, dict):
+        return None, None
+    responses, state = params.get("inputResponses"), params.get("requestState")
+    return (responses if isinstance(responses, dict) else None), (state if isinstance(state, str) else None)
