@@ -42,7 +42,7 @@ class BridgedChannel:
             return await bridge.parking.resume(message, state, responses, self.principal)
         capabilities = client_capabilities(message)
         if message.method == "subscriptions/listen":
-            return await open_listen(bridge.pool.upstream, message, capabilities)
+            return await open_listen(bridge.pool, self.principal, message, capabilities)
         pooled = await bridge.pool.session(self.principal, capabilities)
         if message.method == "server/discover":
             return Answered(result_response(message.id, discover_result(pooled.initialized)))  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import logging
 import secrets
 from typing import Any
 
-from shadowproxy.core.errors import INVALID_PARAMS, JsonRpcError, UpstreamError
+from shadowproxy.core.errors import INVALID_PARAMS, JsonRpcError, UpstreamError, UpstreamSessionLost
 from shadowproxy.core.jsonrpc import Message, error_response, notification, result_response
 from shadowproxy.core.tasks import spawn
 from shadowproxy.bridge.pool import HandshakePool, PooledSession
@@ -79,7 +79,13 @@ class BridgedExchange:
     async def next(self) -> Message:
         if self.over:
             raise UpstreamError("the exchange is over")
-        message = await self.inner.next()
+        try:
+            message = await self.inner.next()
+        except UpstreamSessionLost as exc:
+            # Not the client's session that is lost but the bridge's: the next request opens another.
+            self._end()
+            await self.bridge.pool.forget(self.pooled)
+            raise UpstreamError(exc.message) from None
         request = self.client_request
         if message.is_reply:
             self._end()
@@ -107,6 +113,7 @@ class BridgedExchange:
         self._end()
         await self.inner.close()
         if cancel:
+            log.info("bridge: the client left; cancelling %r upstream", self.client_request.method)
             await cancel_upstream(self.pooled, self.upstream_id, "the client closed its stream")
 
     def resumed(self, retry: Message) -> BridgedExchange:

@@ -1,7 +1,8 @@
 """``subscriptions/listen`` for a handshake-era server: a session of its own, ``resources/subscribe`` for each
 resource the client follows, and the server's unsolicited notifications as the listen stream's events.
 
-The listening session is not pooled: everything the server sends on it unasked belongs to this one stream.
+The listening session is not pooled, and the stream also hears what the server sends unasked on any pooled
+session of the same principal (a handshake server often tells only the session that changed something).
 The stream starts with ``notifications/subscriptions/acknowledged`` naming what is honoured (a resource the
 server would not subscribe to is left out), carries only the notifications the client opted in to, each
 stamped with the listen request's id, and ends the upstream session when the client closes it.
@@ -12,12 +13,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from shadowproxy.bridge.pool import OPEN_TIMEOUT, PooledSession, open_session
+from shadowproxy.bridge.pool import OPEN_TIMEOUT, HandshakePool, PooledSession, open_session
 from shadowproxy.bridge.shapes import SUBSCRIPTION_ID
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Kind, Message, notification
-from shadowproxy.upstreams.base import Exchange, Upstream
+from shadowproxy.upstreams.base import Exchange
 
 LIST_CHANGED = {
     "toolsListChanged": "notifications/tools/list_changed",
@@ -35,14 +36,15 @@ class ListenExchange:
     controls: tuple[bytes, ...] = ()
     event_id = None
 
-    def __init__(self, pooled: PooledSession, request: Message, honored: dict[str, Any]) -> None:
+    def __init__(self, pool: HandshakePool, pooled: PooledSession, request: Message, honored: dict[str, Any]) -> None:
+        self.pool = pool
         self.pooled = pooled
         self.request = request
         self.wanted = {method for flag, method in LIST_CHANGED.items() if honored.get(flag) is True}
         self.uris = frozenset(honored.get("resourceSubscriptions") or ())
         self.inbox: Inbox[Message] = Inbox(MAX_QUEUED)
         self.source: Exchange | None = None
-        pooled.listeners.append(self._heard)
+        pool.listeners.setdefault(pooled.key[0], []).append(self._heard)
         ack = notification("notifications/subscriptions/acknowledged", {"notifications": honored})
         self.inbox.put(self._stamp(ack))
 
@@ -71,8 +73,11 @@ class ListenExchange:
         return await self.inbox.next()
 
     async def close(self, *, cancel: bool = False) -> None:
-        if self._heard in self.pooled.listeners:
-            self.pooled.listeners.remove(self._heard)
+        listeners = self.pool.listeners.get(self.pooled.key[0], [])
+        if self._heard in listeners:
+            listeners.remove(self._heard)
+            if not listeners:
+                del self.pool.listeners[self.pooled.key[0]]
         if self.source is not None:
             await self.source.close(cancel=True)
         if self.pooled.channel is not None:
@@ -95,18 +100,20 @@ async def _subscribed(pooled: PooledSession, uri: str, request_id: int) -> bool:
     return reply.kind is Kind.RESPONSE
 
 
-async def open_listen(upstream: Upstream, request: Message, capabilities: dict[str, Any]) -> ListenExchange:
+async def open_listen(
+    pool: HandshakePool, principal: str | None, request: Message, capabilities: dict[str, Any]
+) -> ListenExchange:
     params = request.params or {}
     asked = params.get("notifications")
     asked = asked if isinstance(asked, dict) else {}
-    pooled = await open_session(upstream, (None, b"listen"), capabilities)
+    pooled = await open_session(pool.upstream, (principal, b"listen"), capabilities, pool.heard)
     honored: dict[str, Any] = {flag: True for flag in LIST_CHANGED if asked.get(flag) is True}
     uris = [uri for uri in asked.get("resourceSubscriptions") or () if isinstance(uri, str)]
     try:
         kept = [uri for uri in uris if await _subscribed(pooled, uri, next(pooled.ids))]
         if kept:
             honored["resourceSubscriptions"] = kept
-        exchange = ListenExchange(pooled, request, honored)
+        exchange = ListenExchange(pool, pooled, request, honored)
         assert pooled.channel is not None
         exchange.source = await pooled.channel.listen(pooled.headers)
     except UpstreamError:

@@ -20,6 +20,7 @@ import orjson
 from shadowproxy import __version__
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message, notification
+from shadowproxy.upstreams.attribution import refusal
 from shadowproxy.core.tasks import spawn
 from shadowproxy.bridge.shapes import initialize_request
 from shadowproxy.upstreams.base import Channel, Upstream
@@ -34,15 +35,15 @@ OPEN_TIMEOUT = 30.0
 class PooledSession:
     """One handshake session upstream: its channel, what ``initialize`` answered, the ids the bridge gives."""
 
-    def __init__(self, key: PoolKey) -> None:
+    def __init__(self, key: PoolKey, heard: Callable[[str | None, Message], None]) -> None:
         self.key = key
+        self.heard = heard
         self.channel: Channel | None = None
         self.initialized: dict[str, Any] = {}
         self.version = ""
         self.ids = itertools.count(1)
         self.busy = 0
         self.last_used = asyncio.get_running_loop().time()
-        self.listeners: list[Callable[[Message], None]] = []
 
     @property
     def headers(self) -> dict[str, str]:
@@ -50,16 +51,22 @@ class PooledSession:
         return {"MCP-Protocol-Version": self.version} if self.version else {}
 
     def on_unsolicited(self, message: Message) -> None:
-        for listener in self.listeners:
-            listener(message)
+        if message.is_request and self.channel is not None:
+            # No 2026-07-28 client can be asked outside a request: the server is told so at once.
+            spawn(self.channel.send(refusal(message), self.headers), name="bridge-refuse")
+            return
+        self.heard(self.key[0], message)
 
     def touch(self) -> None:
         self.last_used = asyncio.get_running_loop().time()
 
 
-async def open_session(upstream: Upstream, key: PoolKey, capabilities: dict[str, Any]) -> PooledSession:
-    """A new handshake session on ``upstream``: initialize, then initialized."""
-    pooled = PooledSession(key)
+async def open_session(
+    upstream: Upstream, key: PoolKey, capabilities: dict[str, Any], heard: Callable[[str | None, Message], None]
+) -> PooledSession:
+    """A new handshake session on ``upstream``: initialize, then initialized; what the server sends on it unasked
+    goes to ``heard`` with the session's principal."""
+    pooled = PooledSession(key, heard)
     channel = pooled.channel = await upstream.open(pooled.on_unsolicited)
     params = initialize_request(capabilities, CLIENT_INFO)
     request = Message(Kind.REQUEST, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params})
@@ -97,6 +104,12 @@ class HandshakePool:
         self._opening: dict[PoolKey, asyncio.Future[PooledSession]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.opened = 0
+        # The listen streams of each principal: what any of its sessions hears unasked is offered to them.
+        self.listeners: dict[str | None, list[Callable[[Message], None]]] = {}
+
+    def heard(self, principal: str | None, message: Message) -> None:
+        for listener in self.listeners.get(principal, ()):
+            listener(message)
 
     @staticmethod
     def key(principal: str | None, capabilities: dict[str, Any]) -> PoolKey:
@@ -115,7 +128,7 @@ class HandshakePool:
         future: asyncio.Future[PooledSession] = asyncio.get_running_loop().create_future()
         self._opening[key] = future
         try:
-            pooled = await open_session(self.upstream, key, capabilities)
+            pooled = await open_session(self.upstream, key, capabilities, self.heard)
         except BaseException as exc:
             future.set_exception(exc if isinstance(exc, Exception) else UpstreamError("the bridge's open was cut"))
             future.exception()  # read, so an unawaited failure is not reported as lost

@@ -6,10 +6,12 @@ import shlex
 import sys
 from typing import Any
 
+import anyio
 import mcp_types as types
 from mcp import Client
+from mcp.client.subscriptions import ToolsListChanged
 
-from tests.support import REPO, ProxyProcess
+from tests.support import REPO, STARTUP, ProxyProcess, until
 
 HANDSHAKE_ONLY = [sys.executable, str(REPO / "tests" / "servers" / "handshake_only.py")]
 
@@ -45,3 +47,20 @@ async def test_a_modern_client_uses_a_handshake_only_server(start_proxy) -> None
         assert text_of(answer) == "model said: answer to life"
         resource = await client.read_resource("test://static")
         assert resource.contents[0].text == "static text"  # type: ignore[union-attr]
+
+
+async def test_closing_the_stream_cancels_upstream_and_listen_hears_changes(start_proxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proxy: ProxyProcess = await start_proxy("--upstream", shlex.join(HANDSHAKE_ONLY))
+    marker = tmp_path / "cancelled"
+    async with Client(proxy.url, mode="2026-07-28") as client:
+        assert (await client.list_tools()).tools  # the upstream session is open: what follows is the call alone
+        with anyio.move_on_after(1.0):
+            await client.call_tool("until_cancelled", {"marker": str(marker)})
+        await until(marker.exists, "the server to see the cancellation")
+
+        async with client.listen(tools_list_changed=True) as subscription:
+            assert subscription.honored.tools_list_changed is True
+            assert text_of(await client.call_tool("changed", {"after": 0.1})) == "scheduled"
+            with anyio.fail_after(STARTUP):
+                event = await anext(aiter(subscription))
+            assert isinstance(event, ToolsListChanged)

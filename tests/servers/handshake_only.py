@@ -18,6 +18,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.servers.sdk_server import server  # noqa: E402
 
 
+@server.tool()
+async def until_cancelled(marker: str) -> str:
+    """Wait until cancelled, then write ``marker`` (a file path): the test sees the cancellation arrived."""
+    try:
+        await anyio.sleep(60)
+    except anyio.get_cancelled_exc_class():
+        Path(marker).write_text("cancelled")
+        raise
+    return "not cancelled"
+
+
 async def main() -> None:
     low = server._lowlevel_server
     async with stdio_server() as (read_stream, write_stream), low.lifespan(low) as state:
