@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
 from prometheus_client import Counter
 
 from shadowproxy import __version__
 from shadowproxy.bridge.channel import BridgedChannel
 from shadowproxy.bridge.exchanges import Parking
 from shadowproxy.bridge.pool import HandshakePool
+from shadowproxy.bridge.shapes import META_CLIENT_CAPABILITIES
 from shadowproxy.config.bridge import BridgeMode as Mode
 from shadowproxy.config.bridge import Era
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.core.protocol import META_CLIENT_INFO, META_PROTOCOL_VERSION, MODERN_VERSION, VERSION_HEADER
-from shadowproxy.bridge.shapes import META_CLIENT_CAPABILITIES
 from shadowproxy.upstreams.base import Upstream
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,18 @@ MODERN_TO_HANDSHAKE = "modern_to_handshake"
 PROBE_TIMEOUT = 10.0
 IDLE = 300.0
 COUNTED = frozenset(
-    {"server/discover", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
-     "resources/read", "resources/templates/list", "completion/complete", "subscriptions/listen"}
+    {
+        "server/discover",
+        "tools/list",
+        "tools/call",
+        "prompts/list",
+        "prompts/get",
+        "resources/list",
+        "resources/read",
+        "resources/templates/list",
+        "completion/complete",
+        "subscriptions/listen",
+    }
 )
 """The methods the metric names; any other is counted as ``other`` (a client cannot grow the label set)."""
 
@@ -59,7 +70,9 @@ def _ignore(message: Message) -> None:
 async def speaks_modern(upstream: Upstream) -> bool:
     """Whether ``upstream`` answers ``server/discover`` naming 2026-07-28; raises when it cannot be reached."""
     channel = await upstream.open(_ignore, shared=True)
-    exchange = await channel.request(discover_probe(), {VERSION_HEADER: MODERN_VERSION, "Mcp-Method": "server/discover"})
+    exchange = await channel.request(
+        discover_probe(), {VERSION_HEADER: MODERN_VERSION, "Mcp-Method": "server/discover"}
+    )
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             reply = await exchange.next()
@@ -96,8 +109,11 @@ class EraBridge:
                 if self.bridged is None:
                     self.bridged = not await speaks_modern(self.upstream)
                     if self.bridged:
-                        log.info("upstream %s speaks only the handshake era: 2026-07-28 requests are bridged", self.upstream.name)
-        return BridgedChannel(self, principal) if self.bridged else None
+                        log.info(
+                            "upstream %s speaks only the handshake era: 2026-07-28 requests are bridged",
+                            self.upstream.name,
+                        )
+        return BridgedChannel(self.pool, self.parking, self.count, principal) if self.bridged else None
 
     def count(self, method: str | None) -> None:
         BRIDGED.labels(self.upstream.name, MODERN_TO_HANDSHAKE, method if method in COUNTED else "other").inc()

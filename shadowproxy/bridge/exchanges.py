@@ -15,11 +15,11 @@ import logging
 import secrets
 from typing import Any
 
+from shadowproxy.bridge.pool import HandshakePool, PooledSession
+from shadowproxy.bridge.shapes import input_required, modern_result
 from shadowproxy.core.errors import INVALID_PARAMS, JsonRpcError, UpstreamError, UpstreamSessionLost
 from shadowproxy.core.jsonrpc import Message, error_response, notification, result_response
 from shadowproxy.core.tasks import spawn
-from shadowproxy.bridge.pool import HandshakePool, PooledSession
-from shadowproxy.bridge.shapes import input_required, modern_result
 from shadowproxy.upstreams.base import Exchange
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,9 @@ class Parking:
             exchange.over = False
             spawn(exchange.close(cancel=True), name="bridge-expire")
 
-    async def resume(self, retry: Message, state: str, responses: dict[str, Any] | None, principal: str | None) -> Exchange:
+    async def resume(
+        self, retry: Message, state: str, responses: dict[str, Any] | None, principal: str | None
+    ) -> Exchange:
         """The client's retry: its answer goes to the server, and the parked request carries on for it."""
         parked = self.parked.get(state)
         if parked is None or parked.exchange.principal != principal:

@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 
 from shadowproxy import __version__
+from shadowproxy.bridge.shapes import initialize_request
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message, notification
-from shadowproxy.upstreams.attribution import refusal
 from shadowproxy.core.tasks import spawn
-from shadowproxy.bridge.shapes import initialize_request
+from shadowproxy.upstreams.attribution import refusal
 from shadowproxy.upstreams.base import Channel, Upstream
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
-from shadowproxy.config.limits import Limits, UpstreamLimits
 from shadowproxy.config.bridge import BridgeMode, Era
+from shadowproxy.config.limits import Limits, UpstreamLimits
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.stores import parse_store_url

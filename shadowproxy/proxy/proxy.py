@@ -47,7 +47,10 @@ class Proxy:
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
         upstreams = {upstream.name: create_upstream(upstream) for upstream in config.upstreams}
-        bridges = {upstream.name: create_bridge(upstreams[upstream.name], upstream.bridge, upstream.era) for upstream in config.upstreams}
+        bridges = {
+            upstream.name: create_bridge(upstreams[upstream.name], upstream.bridge, upstream.era)
+            for upstream in config.upstreams
+        }
         self.mounts = [
             Mount(path, upstreams[upstream.name], self.chain, self.sessions, bridges[upstream.name])
             for path, upstream in mount_paths(config.path, config.upstreams)

@@ -15,7 +15,7 @@ from mcp.server.stdio import stdio_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.servers.sdk_server import server  # noqa: E402
+from tests.servers.sdk_server import server
 
 
 @server.tool()
@@ -24,7 +24,7 @@ async def until_cancelled(marker: str) -> str:
     try:
         await anyio.sleep(60)
     except anyio.get_cancelled_exc_class():
-        Path(marker).write_text("cancelled")
+        await anyio.Path(marker).write_text("cancelled")
         raise
     return "not cancelled"
 
