@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
+import asyncio
+import json
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import mcp_types as types
+import pytest
 from mcp import Client
 from mcp.client.subscriptions import ToolsListChanged
+from mcp.shared.exceptions import MCPError
 
-from tests.support import REPO, STARTUP, ProxyProcess, until
+from shadowproxy.core.tasks import spawn
+from tests.bridge.conftest import admin_get
+from tests.ops.helpers import AUTH
+from tests.support import STARTUP, ProxyProcess, until
 
-HANDSHAKE_ONLY = [sys.executable, str(REPO / "tests" / "servers" / "handshake_only.py")]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 def text_of(result: Any) -> str:
@@ -27,36 +35,67 @@ async def sampling(context: Any, params: types.CreateMessageRequestParams) -> ty
     )
 
 
-async def test_a_modern_client_uses_a_handshake_only_server(start_proxy) -> None:  # type: ignore[no-untyped-def]
-    proxy: ProxyProcess = await start_proxy("--upstream", shlex.join(HANDSHAKE_ONLY))
+async def tap_events(base: str, into: list[dict[str, Any]], ready: asyncio.Event) -> None:
+    async with aiohttp.ClientSession() as client, client.get(f"{base}/_shadowproxy/tap", headers=AUTH) as response:
+        ready.set()
+        async for line in response.content:
+            if line.startswith(b"data: "):
+                into.append(json.loads(line[6:]))
+
+
+async def test_discover_lists_calls_progress_and_sampling(proxy: ProxyProcess) -> None:
+    events: list[dict[str, Any]] = []
+    ready = asyncio.Event()
+    tap = spawn(tap_events(proxy.base, events, ready), name="tap-reader")
+    await ready.wait()
     progress: list[float] = []
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
         progress.append(value)
 
-    async with Client(proxy.url, mode="2026-07-28", sampling_callback=sampling) as client:
-        discovered = types.DiscoverResult.model_validate(await client.session.send_discover("2026-07-28"))
-        assert discovered.supported_versions == ["2026-07-28"]
-        assert discovered.capabilities.tools is not None
-        tools = {tool.name for tool in (await client.list_tools()).tools}
-        assert {"echo", "progress", "ask"} <= tools
-        assert text_of(await client.call_tool("echo", {"text": "hello"})) == "hello"
-        result = await client.call_tool("progress", {"steps": 3}, progress_callback=on_progress)
-        assert text_of(result) == "done 3" and progress == [1, 2, 3]
-        answer = await client.call_tool("ask", {"question": "life"})
-        assert text_of(answer) == "model said: answer to life"
-        resource = await client.read_resource("test://static")
-        assert resource.contents[0].text == "static text"  # type: ignore[union-attr]
+    try:
+        async with Client(f"{proxy.base}/mcp/old", mode="2026-07-28", sampling_callback=sampling) as client:
+            # First: the bridge finds out the server's era and opens its session (a slow start under load).
+            assert {"echo", "progress", "ask"} <= {tool.name for tool in (await client.list_tools()).tools}
+            discovered = types.DiscoverResult.model_validate(await client.session.send_discover("2026-07-28"))
+            assert discovered.supported_versions == ["2026-07-28"] and discovered.capabilities.tools is not None
+            assert text_of(await client.call_tool("echo", {"text": "hello"})) == "hello"
+            result = await client.call_tool("progress", {"steps": 3}, progress_callback=on_progress)
+            assert text_of(result) == "done 3" and progress == [1, 2, 3]
+            # The server asks the client's model during the call: an InputRequiredResult and the client's retry.
+            assert text_of(await client.call_tool("ask", {"question": "life"})) == "model said: answer to life"
+            resource = await client.read_resource("test://static")
+            assert resource.contents[0].text == "static text"  # type: ignore[union-attr]
+            prompt = await client.get_prompt("greet", {"name": "Ada"})
+            assert prompt.messages[0].content.text == "Hello, Ada!"  # type: ignore[union-attr]
+        await until(lambda: any(e["method"] == "prompts/get" and e["kind"] == "response" for e in events), "tap")
+    finally:
+        tap.cancel()
+        with suppress(asyncio.CancelledError):
+            await tap
+    asked = [e for e in events if e["method"] == "tools/call" and e["kind"] == "response"]
+    assert asked and all(e.get("bridged") is True for e in asked)
+
+    upstreams = {
+        entry["name"]: entry for entry in (await admin_get(proxy.base, "/_shadowproxy/upstreams"))["upstreams"]
+    }
+    assert upstreams["old"]["bridge"]["bridged"] is True and upstreams["old"]["bridge"]["upstream_sessions"] == 1
+    assert "bridge" not in upstreams["off"]
+    ready_body = await admin_get(proxy.base, "/readyz")
+    assert ready_body["upstreams"]["old"]["bridge"]["mode"] == "auto"
 
 
-async def test_closing_the_stream_cancels_upstream_and_listen_hears_changes(start_proxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    proxy: ProxyProcess = await start_proxy("--upstream", shlex.join(HANDSHAKE_ONLY))
+async def test_closing_the_stream_cancels_upstream_and_listen_hears_changes(
+    proxy: ProxyProcess, tmp_path: Path
+) -> None:
     marker = tmp_path / "cancelled"
-    async with Client(proxy.url, mode="2026-07-28") as client:
+    async with Client(f"{proxy.base}/mcp/old", mode="2026-07-28") as client:
         assert (await client.list_tools()).tools  # the upstream session is open: what follows is the call alone
-        with anyio.move_on_after(1.0):
-            await client.call_tool("until_cancelled", {"marker": str(marker)})
-        await until(marker.exists, "the server to see the cancellation")
+        async with anyio.create_task_group() as group:
+            group.start_soon(client.call_tool, "until_cancelled", {"marker": str(marker)})
+            await until(marker.exists, "the server to start the call")
+            group.cancel_scope.cancel()
+        await until(lambda: marker.read_text() == "cancelled", "the server to see the cancellation")
 
         async with client.listen(tools_list_changed=True) as subscription:
             assert subscription.honored.tools_list_changed is True
@@ -64,3 +103,9 @@ async def test_closing_the_stream_cancels_upstream_and_listen_hears_changes(star
             with anyio.fail_after(STARTUP):
                 event = await anext(aiter(subscription))
             assert isinstance(event, ToolsListChanged)
+
+
+async def test_bridge_off_passes_requests_untouched(proxy: ProxyProcess) -> None:
+    async with Client(f"{proxy.base}/mcp/off", mode="2026-07-28") as client:
+        with pytest.raises(MCPError):
+            await client.list_tools()

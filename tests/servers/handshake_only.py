@@ -20,11 +20,13 @@ from tests.servers.sdk_server import server
 
 @server.tool()
 async def until_cancelled(marker: str) -> str:
-    """Wait until cancelled, then write ``marker`` (a file path): the test sees the cancellation arrived."""
+    """Write ``marker`` (a file path) with ``started``, wait until cancelled, then write ``cancelled`` to it."""
+    await anyio.Path(marker).write_text("started")
     try:
         await anyio.sleep(60)
     except anyio.get_cancelled_exc_class():
-        await anyio.Path(marker).write_text("cancelled")
+        with anyio.CancelScope(shield=True):
+            await anyio.Path(marker).write_text("cancelled")
         raise
     return "not cancelled"
 
