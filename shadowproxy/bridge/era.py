@@ -16,7 +16,9 @@ from prometheus_client import Counter
 
 from shadowproxy import __version__
 from shadowproxy.bridge.channel import BridgedChannel
+from shadowproxy.bridge.deciding import DecidingChannel
 from shadowproxy.bridge.exchanges import Parking
+from shadowproxy.bridge.legacy_client import LegacyChannel
 from shadowproxy.bridge.pool import HandshakePool
 from shadowproxy.bridge.shapes import META_CLIENT_CAPABILITIES
 from shadowproxy.config.bridge import BridgeMode as Mode
@@ -24,7 +26,7 @@ from shadowproxy.config.bridge import Era
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.core.protocol import META_CLIENT_INFO, META_PROTOCOL_VERSION, MODERN_VERSION, VERSION_HEADER
-from shadowproxy.upstreams.base import Upstream
+from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ class EraBridge:
         if era == "modern" and mode == "auto":
             self.bridged = False
         self._deciding = asyncio.Lock()
+        # Whether handshake-era clients need the bridge: the server refuses initialize (None: not known yet).
+        self.legacy: bool | None = True if era == "modern" else False if era == "handshake" else None
 
     async def channel_for(self, principal: str | None) -> BridgedChannel | None:
         """The bridged channel for a logical session of ``principal``, or ``None`` when it meets the upstream
@@ -115,6 +119,21 @@ class EraBridge:
                         )
         return BridgedChannel(self.pool, self.parking, self.count, principal) if self.bridged else None
 
+    async def session_channel(self, on_unsolicited: UnsolicitedHandler) -> Channel:
+        """The channel of a handshake-era client's session: the upstream's own, unless the server speaks only
+        2026-07-28 (or may: the session's ``initialize`` decides, once)."""
+        upstream = self.upstream
+        if self.legacy is False or self.bridged is True:
+            return await upstream.open(on_unsolicited)
+        if self.legacy:
+            return LegacyChannel(await upstream.open(on_unsolicited, shared=True))
+        return DecidingChannel(upstream, await upstream.open(on_unsolicited), on_unsolicited, self._decided)
+
+    def _decided(self, legacy: bool) -> None:
+        if legacy and not self.legacy:
+            log.info("upstream %s refuses initialize: handshake-era clients are bridged", self.upstream.name)
+        self.legacy = legacy
+
     def count(self, method: str | None) -> None:
         BRIDGED.labels(self.upstream.name, MODERN_TO_HANDSHAKE, method if method in COUNTED else "other").inc()
 
@@ -123,6 +142,7 @@ class EraBridge:
         return {
             "mode": self.mode,
             "bridged": self.bridged,
+            "handshake_clients_bridged": self.legacy,
             "upstream_sessions": len(self.pool.sessions),
             "parked": len(self.parking.parked),
         }
@@ -133,7 +153,7 @@ class EraBridge:
 
 
 def create_bridge(upstream: Upstream, mode: Mode, era: Era) -> EraBridge | None:
-    """The mount's bridge; ``None`` for ``bridge: off``, and for ``era: modern`` unless bridging is forced."""
-    if mode == "off" or (mode == "auto" and era == "modern"):
+    """The mount's bridge; ``None`` for ``bridge: off``."""
+    if mode == "off":
         return None
     return EraBridge(upstream, mode, era)

@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from shadowproxy.core.jsonrpc import Message
-from shadowproxy.core.protocol import MODERN_VERSION
+from shadowproxy.core.protocol import (
+    HANDSHAKE_VERSIONS,
+    META_CLIENT_INFO,
+    META_PROTOCOL_VERSION,
+    MODERN_VERSION,
+    VERSION_HEADER,
+)
 
 ENVELOPE_PREFIX = "io.modelcontextprotocol/"
 META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
@@ -100,3 +106,45 @@ def retry_fields(message: Message) -> tuple[dict[str, Any] | None, str | None]:
         return None, None
     responses, state = params.get("inputResponses"), params.get("requestState")
     return (responses if isinstance(responses, dict) else None), (state if isinstance(state, str) else None)
+
+
+def envelope(message: Message, client: dict[str, Any]) -> Message:
+    """``message`` with the 2026-07-28 ``_meta`` a handshake-era client's session stands for (``client``: its
+    ``protocolVersion``-free ``clientInfo`` and ``capabilities``)."""
+    params = message.params if isinstance(message.params, dict) else {}
+    meta = params.get("_meta")
+    stamped = {
+        **(meta if isinstance(meta, dict) else {}),
+        META_PROTOCOL_VERSION: MODERN_VERSION,
+        META_CLIENT_INFO: client.get("clientInfo") or {"name": "unknown", "version": "0"},
+        META_CLIENT_CAPABILITIES: client.get("capabilities") or {},
+    }
+    return message.evolve(params={**params, "_meta": stamped})
+
+
+NAMED_BY = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+def modern_headers(message: Message) -> dict[str, str]:
+    """The 2026-07-28 HTTP headers of a request: its version, method and (for the three that name one) name."""
+    headers = {VERSION_HEADER: MODERN_VERSION, "Mcp-Method": message.method or ""}
+    field = NAMED_BY.get(message.method or "")
+    name = message.params.get(field) if field and isinstance(message.params, dict) else None
+    if isinstance(name, str) and name.isascii() and name.isprintable():
+        headers["Mcp-Name"] = name
+    return headers
+
+
+def initialize_result(discovered: dict[str, Any], asked_version: object) -> dict[str, Any]:
+    """A handshake-era ``initialize`` answered from the server's ``server/discover``."""
+    version = asked_version if asked_version in HANDSHAKE_VERSIONS else HANDSHAKE_VERSION
+    meta = discovered.get("_meta")
+    server_info = meta.get(SERVER_INFO) if isinstance(meta, dict) else None
+    result: dict[str, Any] = {
+        "protocolVersion": version,
+        "capabilities": discovered.get("capabilities") or {},
+        "serverInfo": server_info if isinstance(server_info, dict) else {"name": "unknown", "version": "0"},
+    }
+    if isinstance(discovered.get("instructions"), str):
+        result["instructions"] = discovered["instructions"]
+    return result

@@ -35,7 +35,7 @@ from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.proxy.tap import TAP
 from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession, SessionManager
-from shadowproxy.upstreams.base import Channel, Upstream
+from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,12 @@ class Mount:
         if TAP.listeners:
             TAP.publish(message, direction, session, transport, self.name, request, verdict)
         return verdict
+
+    async def open_channel(self, on_unsolicited: UnsolicitedHandler) -> Channel:
+        """A new client session's channel: the upstream's own, or the era bridge's."""
+        if self.bridge is not None:
+            return await self.bridge.session_channel(on_unsolicited)
+        return await self.upstream.open(on_unsolicited)
 
     async def stateless_channel(self, session: LiveSession) -> Channel:
         """The channel that serves a logical session's 2026-07-28 requests.

@@ -15,16 +15,19 @@ from tests.ops.helpers import AUTH, TOKEN
 from tests.support import REPO, ProxyProcess
 
 HANDSHAKE_ONLY = [sys.executable, str(REPO / "tests" / "servers" / "handshake_only.py")]
+MODERN_ONLY = [sys.executable, str(REPO / "tests" / "servers" / "modern_only.py")]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
 async def proxy(tmp_path_factory: Any) -> AsyncIterator[ProxyProcess]:
-    """Mounts: ``old`` (a handshake-only server, bridged when need be) and ``off`` (the same, ``bridge: off``)."""
+    """Mounts: ``old`` (a handshake-only server, bridged when need be), ``off`` (the same, ``bridge: off``) and
+    ``new`` (a server that speaks only 2026-07-28)."""
     tmp: Path = tmp_path_factory.mktemp("bridge")
     config = {
         "upstreams": {
             "old": {"command": HANDSHAKE_ONLY},
             "off": {"command": HANDSHAKE_ONLY, "bridge": "off"},
+            "new": {"command": MODERN_ONLY},
         },
         "admin": {"token": TOKEN},
     }

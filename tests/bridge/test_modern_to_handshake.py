@@ -21,7 +21,7 @@ from tests.bridge.conftest import admin_get
 from tests.ops.helpers import AUTH
 from tests.support import STARTUP, ProxyProcess, until
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = pytest.mark.asyncio(loop_scope="package")
 
 
 def text_of(result: Any) -> str:

@@ -1,0 +1,41 @@
+"""A handshake-era client (the official SDK's, ``mode="legacy"``) through the proxy to a 2026-07-28-only server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from tests.bridge.conftest import admin_get
+from tests.bridge.test_modern_to_handshake import sampling, text_of
+from tests.support import ProxyProcess
+
+pytestmark = pytest.mark.asyncio(loop_scope="package")
+
+
+async def test_a_legacy_client_uses_a_modern_only_server(proxy: ProxyProcess) -> None:
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async with Client(f"{proxy.base}/mcp/new", mode="legacy", sampling_callback=sampling) as client:
+        assert client.protocol_version == "2025-11-25"
+        assert client.server_info is not None and client.server_info.name == "modern-only"
+        assert {"echo", "count", "ask"} <= {tool.name for tool in (await client.list_tools()).tools}
+        assert text_of(await client.call_tool("echo", {"text": "hi"})) == "hi"
+        result = await client.call_tool("count", {"steps": 2}, progress_callback=on_progress)
+        assert text_of(result) == "counted 2" and progress == [1, 2]
+        # The server's InputRequiredResult reaches this client as a sampling request; its answer completes the call.
+        assert text_of(await client.call_tool("ask", {"question": "life"})) == "model said: answer to life"
+        resource = await client.read_resource("test://static")
+        assert resource.contents[0].text == "static text"  # type: ignore[union-attr]
+        prompt = await client.get_prompt("greet", {"name": "Ada"})
+        assert prompt.messages[0].content.text == "Hello, Ada!"  # type: ignore[union-attr]
+        await client.send_ping()
+    upstreams: dict[str, Any] = {
+        entry["name"]: entry for entry in (await admin_get(proxy.base, "/_shadowproxy/upstreams"))["upstreams"]
+    }
+    assert upstreams["new"]["bridge"]["handshake_clients_bridged"] is True
+    assert upstreams["old"]["bridge"]["handshake_clients_bridged"] is not True
