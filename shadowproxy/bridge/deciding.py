@@ -22,6 +22,10 @@ def refused_initialize(reply: Message) -> bool:
     return reply.kind is Kind.ERROR and (reply.error or {}).get("code") in REFUSALS
 
 
+def _ignore(message: Message) -> None:
+    """The stateless channel's unsolicited messages: a 2026-07-28 server sends none outside a listen stream."""
+
+
 class DecidingChannel:
     """A session's channel until its ``initialize`` is answered; then the upstream's own or a bridged one."""
 
@@ -50,7 +54,7 @@ class DecidingChannel:
             return Answered(reply)
         self.decided(True)
         await self.current.close()
-        self.current = LegacyChannel(await self.upstream.open(self.on_unsolicited, shared=True))
+        self.current = LegacyChannel(await self.upstream.open(_ignore, shared=True), self.on_unsolicited)
         return await self.current.request(message, headers)
 
     async def send(self, message: Message, headers: Mapping[str, str]) -> None:

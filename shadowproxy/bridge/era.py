@@ -126,7 +126,7 @@ class EraBridge:
         if self.legacy is False or self.bridged is True:
             return await upstream.open(on_unsolicited)
         if self.legacy:
-            return LegacyChannel(await upstream.open(on_unsolicited, shared=True))
+            return LegacyChannel(await upstream.open(_ignore, shared=True), on_unsolicited)
         return DecidingChannel(upstream, await upstream.open(on_unsolicited), on_unsolicited, self._decided)
 
     def _decided(self, legacy: bool) -> None:

@@ -6,7 +6,8 @@ envelope in ``_meta`` built from what the client said in ``initialize``, and the
 ``Mcp-Method`` and ``Mcp-Name`` headers. An ``InputRequiredResult`` becomes the matching server-to-client
 requests on the request's stream; once the client has answered them all, the request is sent again with the
 answers and the ``requestState``, and its stream carries on. ``ping`` and ``logging/setLevel``, which
-2026-07-28 dropped, are answered by the proxy.
+2026-07-28 dropped, are answered by the proxy; the GET stream and ``resources/subscribe`` become
+``subscriptions/listen`` streams (:mod:`~shadowproxy.bridge.legacy_listen`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from shadowproxy.bridge.exchanges import Answered
+from shadowproxy.bridge.legacy_listen import LIST_CHANGED, LISTED, Subscriptions, listen_request, pump
 from shadowproxy.bridge.shapes import envelope, initialize_result, modern_headers
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message, decode, result_response
-from shadowproxy.upstreams.base import Channel, Exchange
+from shadowproxy.core.tasks import spawn
+from shadowproxy.upstreams.base import Channel, Exchange, UnsolicitedHandler
 
 ANSWERED_HERE = frozenset({"ping", "logging/setLevel"})
 DROPPED = frozenset({"notifications/initialized", "notifications/roots/list_changed"})
@@ -48,8 +51,10 @@ class LegacyChannel:
     upstream_session_id = None
     bridged = True
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, on_unsolicited: UnsolicitedHandler) -> None:
         self.channel = channel
+        self.on_unsolicited = on_unsolicited
+        self.subscriptions = Subscriptions()
         self.client: dict[str, Any] = {}
         self.asked: dict[object, tuple[ModernExchange, str]] = {}
         self.exchanges: dict[object, ModernExchange] = {}
@@ -73,6 +78,11 @@ class LegacyChannel:
         if method == "initialize":
             return Answered(await self.answer_initialize(message))
         if method in ANSWERED_HERE:
+            return Answered(result_response(message.id, {}))  # type: ignore[arg-type]
+        if method in ("resources/subscribe", "resources/unsubscribe"):
+            uri = (message.params or {}).get("uri")
+            if isinstance(uri, str):
+                await self.follow(uri, method == "resources/subscribe")
             return Answered(result_response(message.id, {}))  # type: ignore[arg-type]
         exchange = ModernExchange(self, message)
         await exchange.start(message)
@@ -102,10 +112,24 @@ class LegacyChannel:
             if isinstance(initialize, Message):
                 self.remember(initialize)
 
+    async def follow(self, uri: str, subscribe: bool) -> None:
+        """``resources/subscribe`` as a listen stream of its own; ``resources/unsubscribe`` ends it."""
+        self.subscriptions.stop(uri)
+        if subscribe:
+            await self._pump(uri, {"resourceSubscriptions": [uri]})
+
     async def listen(self, headers: Mapping[str, str]) -> None:
-        return None
+        """The client's GET stream: a listen stream for the list-changed notifications, into the session's
+        unsolicited messages like the resources' (the front reads them all from the session)."""
+        self.subscriptions.stop(LISTED)
+        await self._pump(LISTED, dict(LIST_CHANGED))
+
+    async def _pump(self, name: str, notifications: dict[str, Any]) -> None:
+        stream = await self.up(listen_request(notifications))
+        self.subscriptions.pumps[name] = spawn(pump(stream, self.on_unsolicited), name="bridge-listen")
 
     async def close(self) -> None:
+        self.subscriptions.stop_all()
         for exchange in list(self.exchanges.values()):
             await exchange.close(cancel=True)
         await self.channel.close()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import mcp_types as types
 import pytest
 from mcp import Client
 
 from tests.bridge.conftest import admin_get
 from tests.bridge.test_modern_to_handshake import sampling, text_of
-from tests.support import ProxyProcess
+from tests.support import STARTUP, ProxyProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
 
@@ -20,7 +22,15 @@ async def test_a_legacy_client_uses_a_modern_only_server(proxy: ProxyProcess) ->
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
         progress.append(value)
 
-    async with Client(f"{proxy.base}/mcp/new", mode="legacy", sampling_callback=sampling) as client:
+    updated = asyncio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updated.set()
+
+    async with Client(
+        f"{proxy.base}/mcp/new", mode="legacy", sampling_callback=sampling, message_handler=on_message
+    ) as client:
         assert client.protocol_version == "2025-11-25"
         assert client.server_info is not None and client.server_info.name == "modern-only"
         assert {"echo", "count", "ask"} <= {tool.name for tool in (await client.list_tools()).tools}
@@ -34,6 +44,10 @@ async def test_a_legacy_client_uses_a_modern_only_server(proxy: ProxyProcess) ->
         prompt = await client.get_prompt("greet", {"name": "Ada"})
         assert prompt.messages[0].content.text == "Hello, Ada!"  # type: ignore[union-attr]
         await client.send_ping()
+        # resources/subscribe becomes a subscriptions/listen stream upstream; its update reaches this session.
+        await client.subscribe_resource("test://static")
+        assert text_of(await client.call_tool("touch", {"uri": "test://static"})) == "touched"
+        await asyncio.wait_for(updated.wait(), STARTUP)
     upstreams: dict[str, Any] = {
         entry["name"]: entry for entry in (await admin_get(proxy.base, "/_shadowproxy/upstreams"))["upstreams"]
     }

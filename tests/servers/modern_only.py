@@ -45,6 +45,13 @@ async def ask(question: str, ctx: Context) -> types.CallToolResult | types.Input
     return types.CallToolResult(content=[types.TextContent(type="text", text=f"model said: {text}")])
 
 
+@server.tool()
+async def touch(uri: str, ctx: Context) -> str:
+    """Tell the listen streams that follow ``uri`` it changed."""
+    await ctx.notify_resource_updated(uri)
+    return "touched"
+
+
 @server.resource("test://static")
 def static() -> str:
     """A fixed text."""
