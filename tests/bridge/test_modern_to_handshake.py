@@ -109,3 +109,40 @@ async def test_bridge_off_passes_requests_untouched(proxy: ProxyProcess) -> None
     async with Client(f"{proxy.base}/mcp/off", mode="2026-07-28") as client:
         with pytest.raises(MCPError):
             await client.list_tools()
+
+
+def modern(request_id: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "ws-client", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
+    }
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**params, "_meta": meta}}
+
+
+async def test_over_websocket_a_server_request_is_an_input_required_result(proxy: ProxyProcess) -> None:
+    url = proxy.base.replace("http://", "ws://") + "/mcp/old/ws"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, protocols=("mcp",)) as ws:
+
+        async def ask(request: dict[str, Any]) -> dict[str, Any]:
+            await ws.send_json(request)
+            async with asyncio.timeout(STARTUP):
+                while True:
+                    reply = await ws.receive_json()
+                    if reply.get("id") == request["id"]:
+                        return reply
+
+        discovered = await ask(modern(1, "server/discover", {}))
+        assert discovered["result"]["supportedVersions"] == ["2026-07-28"]
+        call = {"name": "ask", "arguments": {"question": "life"}}
+        first = (await ask(modern(2, "tools/call", call)))["result"]
+        assert first["resultType"] == "input_required"
+        [(key, asked)] = first["inputRequests"].items()
+        assert asked["method"] == "sampling/createMessage"
+        answer = {"role": "assistant", "content": {"type": "text", "text": "42"}, "model": "test"}
+        retry = {**call, "inputResponses": {key: answer}, "requestState": first["requestState"]}
+        done = (await ask(modern(3, "tools/call", retry)))["result"]
+        assert done["resultType"] == "complete" and done["content"][0]["text"] == "model said: 42"
+        # The state was used up: a replay of it is refused.
+        stale = await ask(modern(4, "tools/call", retry))
+        assert stale["error"]["code"] == -32602
