@@ -30,9 +30,15 @@ class DecidingChannel:
     """A session's channel until its ``initialize`` is answered; then the upstream's own or a bridged one."""
 
     def __init__(
-        self, upstream: Upstream, direct: Channel, on_unsolicited: UnsolicitedHandler, decided: Callable[[bool], None]
+        self,
+        upstream: Upstream,
+        direct: Channel,
+        on_unsolicited: UnsolicitedHandler,
+        decided: Callable[[bool], None],
+        count: Callable[[str | None], None],
     ) -> None:
         self.upstream = upstream
+        self.count = count
         self.current: Channel = direct
         self.on_unsolicited = on_unsolicited
         self.decided = decided
@@ -52,10 +58,16 @@ class DecidingChannel:
         if not refused_initialize(reply):
             self.decided(False)
             return Answered(reply)
+        # Refused: bridged only if the server answers server/discover as a 2026-07-28 server does.
+        legacy = LegacyChannel(await self.upstream.open(_ignore, shared=True), self.on_unsolicited, self.count)
+        answer = await legacy.answer_initialize(message)
+        if answer.kind is not Kind.RESPONSE:
+            await legacy.channel.close()
+            return Answered(reply)
         self.decided(True)
         await self.current.close()
-        self.current = LegacyChannel(await self.upstream.open(_ignore, shared=True), self.on_unsolicited)
-        return await self.current.request(message, headers)
+        self.current = legacy
+        return Answered(answer)
 
     async def send(self, message: Message, headers: Mapping[str, str]) -> None:
         await self.current.send(message, headers)

@@ -36,6 +36,7 @@ BRIDGED = Counter(
     ["upstream", "direction", "method"],
 )
 MODERN_TO_HANDSHAKE = "modern_to_handshake"
+HANDSHAKE_TO_MODERN = "handshake_to_modern"
 PROBE_TIMEOUT = 10.0
 IDLE = 300.0
 COUNTED = frozenset(
@@ -126,8 +127,9 @@ class EraBridge:
         if self.legacy is False or self.bridged is True:
             return await upstream.open(on_unsolicited)
         if self.legacy:
-            return LegacyChannel(await upstream.open(_ignore, shared=True), on_unsolicited)
-        return DecidingChannel(upstream, await upstream.open(on_unsolicited), on_unsolicited, self._decided)
+            return LegacyChannel(await upstream.open(_ignore, shared=True), on_unsolicited, self.count_legacy)
+        direct = await upstream.open(on_unsolicited)
+        return DecidingChannel(upstream, direct, on_unsolicited, self._decided, self.count_legacy)
 
     def _decided(self, legacy: bool) -> None:
         if legacy and not self.legacy:
@@ -136,6 +138,9 @@ class EraBridge:
 
     def count(self, method: str | None) -> None:
         BRIDGED.labels(self.upstream.name, MODERN_TO_HANDSHAKE, method if method in COUNTED else "other").inc()
+
+    def count_legacy(self, method: str | None) -> None:
+        BRIDGED.labels(self.upstream.name, HANDSHAKE_TO_MODERN, method if method in COUNTED else "other").inc()
 
     def status(self) -> dict[str, object]:
         """What ``/readyz`` and the admin API show of the bridge."""

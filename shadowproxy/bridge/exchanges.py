@@ -16,8 +16,14 @@ import secrets
 from typing import Any
 
 from shadowproxy.bridge.pool import HandshakePool, PooledSession
-from shadowproxy.bridge.shapes import input_required, modern_result
-from shadowproxy.core.errors import INVALID_PARAMS, JsonRpcError, UpstreamError, UpstreamSessionLost
+from shadowproxy.bridge.shapes import INPUT_REQUIRED, input_required, modern_result
+from shadowproxy.core.errors import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    JsonRpcError,
+    UpstreamError,
+    UpstreamSessionLost,
+)
 from shadowproxy.core.jsonrpc import Message, error_response, notification, result_response
 from shadowproxy.core.tasks import spawn
 from shadowproxy.upstreams.base import Exchange
@@ -92,6 +98,10 @@ class BridgedExchange:
             if message.result is not None:
                 return result_response(request.id, modern_result(request.method, message.result))  # type: ignore[arg-type]
             return message.evolve(id=request.id)
+        if message.is_request and (request.method not in INPUT_REQUIRED or message.method == "ping"):
+            # Only these three requests can answer with an InputRequiredResult; ping needs no client.
+            await self._answer_here(message)
+            return await self.next()
         if message.is_request:
             state = self.bridge.park(self, message)
             self.over = True
@@ -100,6 +110,17 @@ class BridgedExchange:
             params = message.params or {}
             message = message.evolve(params={**params, "progressToken": self.token})
         return message
+
+    async def _answer_here(self, server_request: Message) -> None:
+        if server_request.method == "ping":
+            reply = result_response(server_request.id, {})  # type: ignore[arg-type]
+        else:
+            text = (
+                f"a 2026-07-28 client cannot be asked {server_request.method!r} during {self.client_request.method!r}"
+            )
+            reply = error_response(server_request.id, JsonRpcError(METHOD_NOT_FOUND, text))
+        assert self.pooled.channel is not None
+        await self.pooled.channel.send(reply, self.pooled.headers)
 
     def _end(self) -> None:
         if not self.over:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shadowproxy.bridge.exchanges import Answered
@@ -51,8 +51,11 @@ class LegacyChannel:
     upstream_session_id = None
     bridged = True
 
-    def __init__(self, channel: Channel, on_unsolicited: UnsolicitedHandler) -> None:
+    def __init__(
+        self, channel: Channel, on_unsolicited: UnsolicitedHandler, count: Callable[[str | None], None]
+    ) -> None:
         self.channel = channel
+        self.count = count
         self.on_unsolicited = on_unsolicited
         self.subscriptions = Subscriptions()
         self.client: dict[str, Any] = {}
@@ -75,6 +78,7 @@ class LegacyChannel:
 
     async def request(self, message: Message, headers: Mapping[str, str]) -> Exchange:
         method = message.method
+        self.count(method)
         if method == "initialize":
             return Answered(await self.answer_initialize(message))
         if method in ANSWERED_HERE:

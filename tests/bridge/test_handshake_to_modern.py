@@ -11,6 +11,7 @@ from mcp import Client
 
 from tests.bridge.conftest import admin_get
 from tests.bridge.test_modern_to_handshake import sampling, text_of
+from tests.ops.helpers import scrape
 from tests.support import STARTUP, ProxyProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
@@ -53,3 +54,6 @@ async def test_a_legacy_client_uses_a_modern_only_server(proxy: ProxyProcess) ->
     }
     assert upstreams["new"]["bridge"]["handshake_clients_bridged"] is True
     assert upstreams["old"]["bridge"]["handshake_clients_bridged"] is not True
+    samples = await scrape(proxy.base)
+    labels = frozenset({("upstream", "new"), ("direction", "handshake_to_modern"), ("method", "tools/call")})
+    assert samples[("shadowproxy_bridged_requests_total", labels)] >= 4
