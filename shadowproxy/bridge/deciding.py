@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from shadowproxy.bridge.exchanges import Answered
-from shadowproxy.bridge.legacy_client import DISCOVER_TIMEOUT, LegacyChannel, final_reply
+from shadowproxy.bridge.legacy_client import LegacyChannel
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.upstreams.base import Channel, Exchange, UnsolicitedHandler, Upstream
 
@@ -52,22 +51,23 @@ class DecidingChannel:
         return isinstance(self.current, LegacyChannel)
 
     async def request(self, message: Message, headers: Mapping[str, str]) -> Exchange:
+        exchange = await self.current.request(message, headers)
         if message.method != "initialize" or isinstance(self.current, LegacyChannel):
-            return await self.current.request(message, headers)
-        reply = await final_reply(await self.current.request(message, headers), DISCOVER_TIMEOUT)
-        if not refused_initialize(reply):
-            self.decided(False)
-            return Answered(reply)
-        # Refused: bridged only if the server answers server/discover as a 2026-07-28 server does.
+            return exchange
+        return DecidingExchange(self, message, exchange)
+
+    async def bridge(self, initialize: Message, refusal: Message) -> Message:
+        """The server refused ``initialize``: bridged if it answers ``server/discover`` as a 2026-07-28 server
+        does (and the client gets the answer made from it), else the client gets the refusal."""
         legacy = LegacyChannel(await self.upstream.open(_ignore, shared=True), self.on_unsolicited, self.count)
-        answer = await legacy.answer_initialize(message)
+        answer = await legacy.answer_initialize(initialize)
         if answer.kind is not Kind.RESPONSE:
             await legacy.channel.close()
-            return Answered(reply)
+            return refusal
         self.decided(True)
         await self.current.close()
         self.current = legacy
-        return Answered(answer)
+        return answer
 
     async def send(self, message: Message, headers: Mapping[str, str]) -> None:
         await self.current.send(message, headers)
@@ -83,3 +83,41 @@ class DecidingChannel:
 
     async def detach(self) -> None:
         await self.current.detach()
+
+
+class DecidingExchange:
+    """The answer to the first ``initialize``, read as it comes (the front streams and times it as any other);
+    its reply decides."""
+
+    def __init__(self, owner: DecidingChannel, initialize: Message, inner: Exchange) -> None:
+        self.owner = owner
+        self.initialize = initialize
+        self.inner = inner
+
+    @property
+    def status(self) -> int | None:
+        return self.inner.status
+
+    @property
+    def streaming(self) -> bool:
+        return self.inner.streaming
+
+    @property
+    def controls(self) -> list[bytes] | tuple[bytes, ...]:
+        return self.inner.controls
+
+    @property
+    def event_id(self) -> str | None:
+        return self.inner.event_id
+
+    async def next(self) -> Message:
+        message = await self.inner.next()
+        if not message.is_reply:
+            return message
+        if not refused_initialize(message):
+            self.owner.decided(False)
+            return message
+        return await self.owner.bridge(self.initialize, message)
+
+    async def close(self, *, cancel: bool = False) -> None:
+        await self.inner.close(cancel=cancel)
