@@ -35,6 +35,10 @@ async def sampling(context: Any, params: types.CreateMessageRequestParams) -> ty
     )
 
 
+async def elicitation(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+
 async def tap_events(base: str, into: list[dict[str, Any]], ready: asyncio.Event) -> None:
     async with aiohttp.ClientSession() as client, client.get(f"{base}/_shadowproxy/tap", headers=AUTH) as response:
         ready.set()
@@ -54,7 +58,9 @@ async def test_discover_lists_calls_progress_and_sampling(proxy: ProxyProcess) -
         progress.append(value)
 
     try:
-        async with Client(f"{proxy.base}/mcp/old", mode="2026-07-28", sampling_callback=sampling) as client:
+        async with Client(
+            f"{proxy.base}/mcp/old", mode="2026-07-28", sampling_callback=sampling, elicitation_callback=elicitation
+        ) as client:
             # First: the bridge finds out the server's era and opens its session (a slow start under load).
             assert {"echo", "progress", "ask"} <= {tool.name for tool in (await client.list_tools()).tools}
             discovered = types.DiscoverResult.model_validate(await client.session.send_discover("2026-07-28"))
@@ -64,6 +70,8 @@ async def test_discover_lists_calls_progress_and_sampling(proxy: ProxyProcess) -
             assert text_of(result) == "done 3" and progress == [1, 2, 3]
             # The server asks the client's model during the call: an InputRequiredResult and the client's retry.
             assert text_of(await client.call_tool("ask", {"question": "life"})) == "model said: answer to life"
+            # And an elicitation, the same way.
+            assert text_of(await client.call_tool("greet_me", {})) == "Hello, Ada!"
             resource = await client.read_resource("test://static")
             assert resource.contents[0].text == "static text"  # type: ignore[union-attr]
             prompt = await client.get_prompt("greet", {"name": "Ada"})

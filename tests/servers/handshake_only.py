@@ -10,12 +10,26 @@ import sys
 from pathlib import Path
 
 import anyio
+from mcp.server.elicitation import AcceptedElicitation
+from mcp.server.mcpserver import Context
 from mcp.server.runner import serve_loop
 from mcp.server.stdio import stdio_server
+from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.servers.sdk_server import server
+
+
+class Name(BaseModel):
+    name: str
+
+
+@server.tool()
+async def greet_me(ctx: Context) -> str:
+    """Ask the user's name (an elicitation request), then greet them."""
+    answer = await ctx.elicit("What is your name?", Name)
+    return f"Hello, {answer.data.name}!" if isinstance(answer, AcceptedElicitation) else f"no name: {answer.action}"
 
 
 @server.tool()
