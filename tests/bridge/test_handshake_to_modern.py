@@ -12,6 +12,7 @@ from mcp import Client
 from tests.bridge.conftest import admin_get
 from tests.bridge.test_modern_to_handshake import sampling, text_of
 from tests.ops.helpers import scrape
+from tests.streams.ws_transport import websocket_client
 from tests.support import STARTUP, ProxyProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
@@ -57,3 +58,10 @@ async def test_a_legacy_client_uses_a_modern_only_server(proxy: ProxyProcess) ->
     samples = await scrape(proxy.base)
     labels = frozenset({("upstream", "new"), ("direction", "handshake_to_modern"), ("method", "tools/call")})
     assert samples[("shadowproxy_bridged_requests_total", labels)] >= 4
+
+
+async def test_over_websocket_a_legacy_client_gets_the_server_request(proxy: ProxyProcess) -> None:
+    url = proxy.base.replace("http://", "ws://") + "/mcp/new/ws"
+    async with Client(websocket_client(url), mode="legacy", sampling_callback=sampling) as client:
+        assert text_of(await client.call_tool("echo", {"text": "ws"})) == "ws"
+        assert text_of(await client.call_tool("ask", {"question": "ws"})) == "model said: answer to ws"

@@ -13,6 +13,7 @@ import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.client.subscriptions import ToolsListChanged
 from mcp.shared.exceptions import MCPError
 
@@ -154,3 +155,10 @@ async def test_over_websocket_a_server_request_is_an_input_required_result(proxy
         # The state was used up: a replay of it is refused.
         stale = await ask(modern(4, "tools/call", retry))
         assert stale["error"]["code"] == -32602
+
+
+async def test_over_legacy_sse_a_modern_client_reaches_the_handshake_server(proxy: ProxyProcess) -> None:
+    transport = sse_client(f"{proxy.base}/mcp/old/sse")
+    async with Client(transport, mode="2026-07-28", sampling_callback=sampling) as client:
+        assert "echo" in {tool.name for tool in (await client.list_tools()).tools}
+        assert text_of(await client.call_tool("ask", {"question": "sse"})) == "model said: answer to sse"
