@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
+from shadowproxy.config.bridge import BridgeMode, Era
 from shadowproxy.config.limits import Limits, UpstreamLimits
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
@@ -66,6 +67,8 @@ class UpstreamConfig(Section):
     """``sse`` (the 2024-11-05 HTTP+SSE transport) or ``websocket``; ``None``: stdio or Streamable HTTP."""
     limits: UpstreamLimits = UpstreamLimits()
     """What each child of a stdio server may use."""
+    bridge: BridgeMode = "auto"
+    era: Era = "auto"
 
     @property
     def is_stdio(self) -> bool:
