@@ -7,7 +7,8 @@ Each message, judged or skipped, is then shown to its observers here, by
 :meth:`Mount.passes` and :meth:`Mount.judge` and nowhere else: the chain's
 :class:`~shadowproxy.core.chain.VerdictObserver` hooks (the audit log), and the
 proxy's own, which every proxy has and no config names: the counters of
-:mod:`~shadowproxy.core.counters` and the live :data:`~shadowproxy.proxy.tap.TAP`. Those two
+:mod:`~shadowproxy.core.counters` and the live :data:`~shadowproxy.proxy.tap.TAP`; and the
+:class:`~shadowproxy.tapes.writer.Recorder` when ``tapes`` is configured. Those
 are not interceptors and the chain does not run them; each is one call by name,
 taking the message as it is, so a skipped message builds no context for them.
 """
@@ -34,6 +35,7 @@ from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.proxy.tap import TAP
 from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession, SessionManager
+from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams.base import Channel, Upstream
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,11 @@ log = logging.getLogger(__name__)
 class Mount:
     """One upstream at one path."""
 
-    def __init__(self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager) -> None:
+    def __init__(
+        self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager, tapes: Recorder | None = None
+    ) -> None:
         self.path = path
+        self.tapes = tapes
         self.name = upstream.name
         self.upstream = upstream
         self.chain = chain
@@ -72,6 +77,8 @@ class Mount:
         counters.passed(direction, message, request)
         if TAP.listeners:
             TAP.publish(message, direction, session, transport, self.name, request, FORWARD)
+        if self.tapes is not None:
+            self.tapes.record(message, direction, session.record if session is not None else None, transport, FORWARD)
         return True
 
     async def judge(
@@ -102,6 +109,8 @@ class Mount:
             chain.observe(ctx, verdict)
         if TAP.listeners:
             TAP.publish(message, direction, session, transport, self.name, request, verdict)
+        if self.tapes is not None:
+            self.tapes.record(message, direction, record, transport, verdict)
         return verdict
 
     async def stateless_channel(self, session: LiveSession) -> Channel:

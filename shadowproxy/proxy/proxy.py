@@ -22,6 +22,7 @@ from shadowproxy.sessions import admission
 from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
+from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,9 @@ class Proxy:
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
         upstreams = {upstream.name: create_upstream(upstream) for upstream in config.upstreams}
+        self.tapes = Recorder(config.tapes) if config.tapes is not None else None
         self.mounts = [
-            Mount(path, upstreams[upstream.name], self.chain, self.sessions)
+            Mount(path, upstreams[upstream.name], self.chain, self.sessions, self.tapes)
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
         self.draining = False
@@ -64,6 +66,8 @@ class Proxy:
             await self.cluster.start()
         for hook in self.chain.startables:
             await hook.start()
+        if self.tapes is not None:
+            self.tapes.start()
         self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
         if on_demand:
             return
@@ -91,6 +95,8 @@ class Proxy:
         await asyncio.gather(*(mount.close() for mount in self.mounts))
         for hook in self.chain.closables:
             await hook.close()
+        if self.tapes is not None:
+            await asyncio.to_thread(self.tapes.stop)
         await self.worker.stop()
         await self.store.close()
 
