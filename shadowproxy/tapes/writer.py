@@ -26,7 +26,7 @@ import orjson
 from shadowproxy import __version__
 from shadowproxy.core.chain import Action, Direction, Verdict
 from shadowproxy.core.counters import verdict_label
-from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.jsonrpc import Message, error_response, result_response
 from shadowproxy.core.record import SessionRecord
 from shadowproxy.tapes.format import SUFFIX, VERSION
 
@@ -168,7 +168,7 @@ class Recorder:
             "client": self._masked(tape.client),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(tape.started)) + "Z",
             "part": tape.part,
-            "redacted": self.redactor is not None,
+            "redact": self.config.redact.model_dump() if self.config.redact is not None else None,
         }
         self._file(record.id, tape).write(orjson.dumps(header) + b"\n")
 
@@ -231,6 +231,6 @@ def _proxy_answer(message: Message, verdict: Verdict) -> dict[str, Any] | None:
     if not message.is_request or verdict.action not in (Action.BLOCK, Action.RESPOND):
         return None
     if verdict.action is Action.RESPOND:
-        return {"jsonrpc": "2.0", "id": message.id, "result": verdict.result}
-    error = verdict.error.to_error() if verdict.error is not None else {"code": -32001, "message": "blocked"}
-    return {"jsonrpc": "2.0", "id": message.id, "error": error}
+        return result_response(message.id, verdict.result).data  # type: ignore[arg-type]
+    assert verdict.error is not None
+    return error_response(message.id, verdict.error).data

@@ -1,0 +1,150 @@
+"""``tape replay``: play a tape's client side against a server and compare each answer with the recorded one.
+
+A new session on the server: the tape's requests and notifications in order, as they went on (after the
+chain; what the chain stopped is not sent). A request the server makes meanwhile (sampling, elicitation) is
+answered with the client's recorded answer to the next recorded request of that method. Each answer is
+compared with the recorded one by :mod:`shadowproxy.tapes.compare`, after the tape's redaction is applied to
+it too, so a secret masked on the tape does not count as a difference. The chain does not run here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from shadowproxy.config import parse_upstream
+from shadowproxy.core.errors import JsonRpcError, UpstreamError
+from shadowproxy.core.jsonrpc import Message, classify, error_response
+from shadowproxy.core.redact import Redactor
+from shadowproxy.tapes.compare import Difference, Pattern, differences
+from shadowproxy.tapes.format import C2S, S2C, Entry, Tape
+from shadowproxy.upstreams import Channel, create_upstream
+
+TIMEOUT = 60.0
+METHOD_NOT_FOUND = -32601
+
+
+@dataclass(slots=True)
+class Mismatch:
+    """A request whose answer differs: where it is on the tape, and how."""
+
+    line: int
+    what: str
+    differences: list[Difference]
+
+
+@dataclass(slots=True)
+class Report:
+    compared: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return not self.mismatches
+
+    def text(self) -> str:
+        lines = [f"{mismatch.what} (tape line {mismatch.line}): {d.text()}"
+                 for mismatch in self.mismatches for d in mismatch.differences]  # fmt: skip
+        verdict = "equal" if self.equal else f"{len(self.mismatches)} of them differ"
+        return "\n".join([*lines, f"{self.compared} answers compared: {verdict}"]) + "\n"
+
+
+class ServerAnswers:
+    """The client's recorded answers to the server's requests, by method, in the order they were asked."""
+
+    def __init__(self, entries: tuple[Entry, ...]) -> None:
+        replies = {(entry.data.get("id")): entry for entry in entries
+                   if entry.direction == C2S and "method" not in entry.data}  # fmt: skip
+        self.by_method: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        for entry in entries:
+            if entry.direction == S2C and entry.method and "id" in entry.data and not entry.from_proxy:
+                reply = replies.get(entry.data["id"])
+                if reply is not None:
+                    self.by_method[entry.method].append(reply.data)
+
+    def answer(self, request: Message) -> Message:
+        recorded = self.by_method.get(request.method or "")
+        if not recorded:
+            error = JsonRpcError(METHOD_NOT_FOUND, f"the tape has no answer to {request.method}")
+            return error_response(request.id, error)
+        data = recorded.popleft() if len(recorded) > 1 else recorded[0]
+        return classify({**data, "id": request.id}, None)
+
+
+def recorded_answer(entries: tuple[Entry, ...], index: int) -> Entry | None:
+    """The server's (or the proxy's) answer to the request at ``index``."""
+    request_id = entries[index].data["id"]
+    for entry in entries[index + 1 :]:
+        if entry.direction == S2C and "method" not in entry.data and entry.data.get("id") == request_id:
+            return entry
+    return None
+
+
+async def replay(
+    tape: Tape, upstream: str, *, ignore: tuple[Pattern, ...] = (), speed: float = 0.0, timeout: float = TIMEOUT
+) -> Report:
+    """Replay ``tape`` against ``upstream`` (a command line or URL); :class:`UpstreamError` when it cannot be
+    reached. ``speed`` 1 keeps the recorded timing, 2 twice as fast, 0 as fast as possible."""
+    config = parse_upstream("replay", upstream)
+    server = create_upstream(config.model_copy(update={"inherit_env": True}) if config.is_stdio else config)
+    entries = tape.entries
+    stateless = not any(entry.method == "initialize" for entry in entries)
+    redaction = tape.header.get("redact")
+    redactor = Redactor(redaction["detectors"], redaction["patterns"]) if isinstance(redaction, dict) else None
+    answers = ServerAnswers(entries)
+    report = Report()
+    channel = await server.open(_unsolicited, shared=stateless)
+    began = asyncio.get_running_loop().time()
+    try:
+        for index, entry in enumerate(entries):
+            if entry.direction != C2S or not entry.went_on or entry.method is None:
+                continue  # the client's answers go when the server asks; what the chain stopped never went on
+            if speed > 0:
+                wait = began + entry.t / speed - asyncio.get_running_loop().time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            message = classify(entry.data, None)
+            if "id" not in entry.data:
+                await channel.send(message, {})
+                continue
+            recorded = recorded_answer(entries, index)
+            live = await asyncio.wait_for(_ask(channel, message, answers), timeout)
+            if recorded is None or recorded.from_proxy:
+                continue
+            now = redactor.value(live.data) if redactor is not None else live.data
+            report.compared += 1
+            found = differences(recorded.data, now, ignore)
+            if found:
+                report.mismatches.append(Mismatch(entry.line, _what(entry), found))
+    finally:
+        await channel.close()
+        await server.close()
+    return report
+
+
+async def _ask(channel: Channel, message: Message, answers: ServerAnswers) -> Message:
+    exchange = await channel.request(message, {})
+    try:
+        while True:
+            incoming = await exchange.next()
+            if incoming.is_request:
+                await channel.send(answers.answer(incoming), {})
+            elif incoming.is_reply:
+                return incoming
+    finally:
+        await exchange.close()
+
+
+def _what(entry: Entry) -> str:
+    params = entry.data.get("params")
+    name = params.get("name") if isinstance(params, dict) else None
+    return f"{entry.method}{' ' + name if isinstance(name, str) else ''}"
+
+
+def _unsolicited(message: Message) -> None:
+    """Messages of no request (list changes, unrelated logs) are not compared: their timing is the server's."""
+
+
+__all__ = ["Report", "UpstreamError", "replay"]
