@@ -75,8 +75,7 @@ def render(tape: Tape, *, bodies: bool = True) -> str:
         data = entry.data
         what = _what(data)
         verdict = "" if entry.verdict == "forward" else f"  [{entry.verdict}{' by ' + entry.by if entry.by else ''}]"
-        arrow = "->" if entry.direction == C2S else "<-"
-        lines.append(f"[{entry.t:9.3f}s] {sender} {arrow} {what}{verdict}")
+        lines.append(f"[{entry.t:9.3f}s] {sender} -> {receiver}: {what}{verdict}")
         if bodies and "params" in data:
             lines.append(f"{'':13}params: {_short(data['params'])}")
         for note in turn.under:

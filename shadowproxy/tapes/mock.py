@@ -97,10 +97,17 @@ class Mock:
             known = ", ".join(sorted(self.methods)) or "none"
             return JsonRpcError(METHOD_NOT_FOUND, f"{method} is not on the tape (recorded: {known})")
         wanted = orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode()
-        texts = [orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode() for item in recorded]
-        closest = max(texts, key=lambda text: difflib.SequenceMatcher(None, wanted, text).ratio())
-        text = f"no recorded {method} with these params; the closest recorded: {closest}"
-        return JsonRpcError(INVALID_PARAMS, text, {"closest": orjson.loads(closest)})
+        name = params.get("name") if isinstance(params, dict) else None
+
+        def likeness(item: Any) -> tuple[bool, float]:
+            text = orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode()
+            same_name = isinstance(item, dict) and name is not None and item.get("name") == name
+            return (same_name, difflib.SequenceMatcher(None, wanted, text).ratio())
+
+        closest = max(recorded, key=likeness)
+        shown = orjson.dumps(closest, option=orjson.OPT_SORT_KEYS).decode()
+        text = f"no recorded {method} with these params; the closest recorded: {shown}"
+        return JsonRpcError(INVALID_PARAMS, text, {"closest": closest})
 
 
 def _answer_and_during(entries: tuple[Entry, ...], index: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
