@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="serve every request with aiohttp's own handler (fast_path: false)",
     )
-    run.add_argument("--record", metavar="DIR", help="record every session to a tape in DIR (tapes: {dir, record: all})")
+    run.add_argument("--record", metavar="DIR", help="record every session to a tape in DIR (tapes: {dir: DIR})")
     run.set_defaults(handler=cmd_run)
 
     stdio = commands.add_parser(
@@ -251,7 +251,9 @@ def recording(cfg: config.Config, directory: str | None) -> config.Config:
 
     if directory is None:
         return cfg
-    tapes = cfg.tapes.model_copy(update={"dir": directory, "record": "all"}) if cfg.tapes else TapesConfig(dir=directory)
+    if cfg.tapes is None:
+        return cfg.model_copy(update={"tapes": TapesConfig(dir=directory)})
+    tapes = cfg.tapes.model_copy(update={"dir": directory, "record": "all"})
     return cfg.model_copy(update={"tapes": tapes})
 
 

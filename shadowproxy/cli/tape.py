@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +68,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     serve.add_argument("--port", type=int, help="serve Streamable HTTP on this port (0: a free one); else stdio")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--path", default="/mcp", help="the MCP endpoint path (default /mcp)")
-    serve.add_argument("--match", choices=["params", "method"], default="params",
-                       help="answer a request recorded with the same method and params (default), or method only")
+    serve.add_argument(
+        "--match",
+        choices=["params", "method"],
+        default="params",
+        help="answer a request recorded with the same method and params (default), or method only",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     diff = actions.add_parser("diff", help="where two tapes part", epilog=EXAMPLES, formatter_class=formatter)
@@ -112,7 +115,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         print(f"shadowproxy: {folder}: no such folder", file=sys.stderr)
         return FAILED
-    rows = [describe(path) for path in tape_format.tapes_in(folder)]
+    rows = [tape_format.describe(path) for path in tape_format.tapes_in(folder)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return OK
@@ -122,27 +125,6 @@ def cmd_list(args: argparse.Namespace) -> int:
               f"  {client.get('name', '?')} {client.get('version', '')}  {row['started']}")  # fmt: skip
     print(f"{len(rows)} tape(s) in {folder}")
     return OK
-
-
-def describe(path: Path) -> dict[str, Any]:
-    """A tape's listing: name, size, modification time and its header's summary (the lines counted, not read)."""
-    stat = path.stat()
-    with path.open("rb") as file:
-        first = file.readline()
-        count = sum(1 for line in file if line.strip())
-    try:
-        header = json.loads(first)
-    except ValueError:
-        header = {}
-    header = header if isinstance(header, dict) else {}
-    return {
-        "name": path.name,
-        "size": stat.st_size,
-        "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime)),
-        "messages": count,
-        **{key: header.get(key) for key in ("session", "upstream", "transport", "protocol_version", "client")},
-        "started": header.get("started"),
-    }
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -164,7 +146,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     tape = tape_format.read(args.tape)
     ignore = _patterns(args)
     try:
-        report = asyncio.run(replay(tape, args.upstream, ignore=ignore, speed=args.speed, timeout=args.timeout))
+        report = asyncio.run(replay(tape, args.upstream, ignore=ignore, speed=args.speed, within=args.timeout))
     except UpstreamError as exc:
         print(f"shadowproxy: {args.upstream}: {exc.message}", file=sys.stderr)
         return FAILED

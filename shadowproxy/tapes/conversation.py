@@ -67,7 +67,8 @@ def render(tape: Tape, *, bodies: bool = True) -> str:
     lines = [
         f"tape {tape.name}: session {header.get('session')} on {header.get('upstream')} over "
         f"{header.get('transport')}, protocol {header.get('protocol_version') or '?'}, client "
-        f"{client.get('name', '?')} {client.get('version', '')}".rstrip() + f", started {header.get('started')}",
+        f"{client.get('name', '?')} {client.get('version', '')}".rstrip()
+        + f", started {header.get('started')}",
     ]
     for turn in turns(tape):
         entry = turn.entry

@@ -27,7 +27,7 @@ class Part:
     differences: tuple[Difference, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        kind = "changed" if self.a is not None and self.b is not None else ("only_in_a" if self.b is None else "only_in_b")
+        kind = "only_in_a" if self.b is None else "only_in_b" if self.a is None else "changed"
         return {
             "kind": kind,
             "a_line": self.a,

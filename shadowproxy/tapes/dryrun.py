@@ -58,8 +58,10 @@ class DryRun:
             "tapes": self.tapes,
             "messages": self.judged,
             "newly_blocked": self.newly_blocked,
-            "rules": [{"rule": r.rule, "action": r.action, "where": r.where, "would_have": r.counts,
-                       "messages": r.messages} for r in self.rules.values()],  # fmt: skip
+            "rules": [
+                {"rule": r.rule, "action": r.action, "where": r.where, "would_have": r.counts, "messages": r.messages}
+                for r in self.rules.values()
+            ],
         }
 
     def text(self) -> str:

@@ -18,6 +18,7 @@ them a live session.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,24 @@ def _decoded(path: Path, number: int, raw: bytes) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise TapeError(f"{path}:{number}: a tape line is a JSON object")
     return item
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """A tape's listing: name, size, modification time, its message count and its header's summary."""
+    stat = path.stat()
+    with path.open("rb") as file:
+        first = file.readline()
+        count = sum(1 for line in file if line.strip())
+    try:
+        header = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        header = {}
+    header = header if isinstance(header, dict) else {}
+    return {
+        "name": path.name,
+        "size": stat.st_size,
+        "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime)),
+        "messages": count,
+        **{key: header.get(key) for key in ("session", "upstream", "transport", "protocol_version", "client")},
+        "started": header.get("started"),
+    }

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import orjson
 
-from shadowproxy.core.jsonrpc import Message, classify, error_response
 from shadowproxy.core.errors import JsonRpcError
+from shadowproxy.core.jsonrpc import Message, classify, error_response
 from shadowproxy.tapes.format import C2S, S2C, Entry, Tape
 
 METHOD_NOT_FOUND, INVALID_PARAMS = -32601, -32602

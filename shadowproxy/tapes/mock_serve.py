@@ -91,4 +91,3 @@ async def serve_http(mock: Mock, host: str, port: int, path: str, ready: Callabl
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
-

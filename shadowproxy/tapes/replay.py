@@ -83,10 +83,13 @@ def recorded_answer(entries: tuple[Entry, ...], index: int) -> Entry | None:
 
 
 async def replay(
-    tape: Tape, upstream: str, *, ignore: tuple[Pattern, ...] = (), speed: float = 0.0, timeout: float = TIMEOUT
+    tape: Tape, upstream: str, *, ignore: tuple[Pattern, ...] = (), speed: float = 0.0, within: float = TIMEOUT
 ) -> Report:
-    """Replay ``tape`` against ``upstream`` (a command line or URL); :class:`UpstreamError` when it cannot be
-    reached. ``speed`` 1 keeps the recorded timing, 2 twice as fast, 0 as fast as possible."""
+    """Replay ``tape`` against ``upstream`` (a command line or URL).
+
+    :class:`UpstreamError` when the server cannot be reached, :class:`TimeoutError` when an answer takes over
+    ``within`` seconds. ``speed`` 1 keeps the recorded timing, 2 twice as fast, 0 as fast as possible.
+    """
     config = parse_upstream("replay", upstream)
     server = create_upstream(config.model_copy(update={"inherit_env": True}) if config.is_stdio else config)
     entries = tape.entries
@@ -110,7 +113,7 @@ async def replay(
                 await channel.send(message, {})
                 continue
             recorded = recorded_answer(entries, index)
-            live = await asyncio.wait_for(_ask(channel, message, answers), timeout)
+            live = await asyncio.wait_for(_ask(channel, message, answers), within)
             if recorded is None or recorded.from_proxy:
                 continue
             now = redactor.value(live.data) if redactor is not None else live.data
