@@ -157,7 +157,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         mismatches = [{"line": m.line, "what": m.what,
                        "differences": [{"path": d.path, "recorded": d.recorded, "now": d.now} for d in m.differences]}
                       for m in report.mismatches]  # fmt: skip
-        print(json.dumps({"compared": report.compared, "equal": report.equal, "mismatches": mismatches}, indent=2))
+        summary = {"compared": report.compared, "equal": report.equal, "not_compared": report.changed_by_chain}
+        print(json.dumps({**summary, "mismatches": mismatches}, indent=2))
     else:
         sys.stdout.write(report.text())
     return OK if report.equal else DIFFERENT

@@ -2,7 +2,8 @@
 member by member.
 
 Left out always: the JSON-RPC ``id`` and ``jsonrpc``, every ``_meta`` (progress tokens, related ids),
-members named like a session id, and strings that are timestamps (ISO 8601). Left out on request: the paths
+members named like a session id, and strings that are timestamps (ISO 8601). A list of objects with distinct
+names (tools, prompts) or URIs (resources) is compared by them: ``result.tools[name=echo].description``. Left out on request: the paths
 given as ``--ignore`` (``result.content[*].text``, ``result.structuredContent.now``; ``*`` is any member or
 item).
 """
@@ -69,6 +70,14 @@ def _walk(old: Any, new: Any, path: tuple[str, ...], ignore: Sequence[Pattern], 
             _walk(old.get(key, _MISSING), new.get(key, _MISSING), (*path, str(key)), ignore, found)
         return
     if isinstance(old, list) and isinstance(new, list):
+        key = _named_items(old, new)
+        if key is not None:
+            before = {item[key]: item for item in old}
+            after = {item[key]: item for item in new}
+            for name in list(before) + [name for name in after if name not in before]:
+                step = f"{key}={name}"
+                _walk(before.get(name, _MISSING), after.get(name, _MISSING), (*path, step), ignore, found)
+            return
         for index in range(max(len(old), len(new))):
             _walk(old[index] if index < len(old) else _MISSING, new[index] if index < len(new) else _MISSING,
                   (*path, str(index)), ignore, found)  # fmt: skip
@@ -79,10 +88,21 @@ def _walk(old: Any, new: Any, path: tuple[str, ...], ignore: Sequence[Pattern], 
         found.append(Difference(render(path), None if old is _MISSING else old, None if new is _MISSING else new))
 
 
+def _named_items(old: list[Any], new: list[Any]) -> str | None:
+    """``name`` or ``uri`` when every item of both lists is an object with a distinct one (tools, resources):
+    such a list is compared by name, so one tool added does not make every later one differ."""
+    for key in ("name", "uri"):
+        names = [item.get(key) if isinstance(item, dict) else None for item in (*old, *new)]
+        if names and all(isinstance(name, str) for name in names):
+            if len(set(names[: len(old)])) == len(old) and len(set(names[len(old) :])) == len(new):
+                return key
+    return None
+
+
 def render(path: Sequence[str]) -> str:
     text = ""
     for step in path:
-        text += f"[{step}]" if step.isdigit() else (f".{step}" if text else step)
+        text += f"[{step}]" if step.isdigit() or "=" in step else (f".{step}" if text else step)
     return text
 
 

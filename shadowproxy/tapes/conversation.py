@@ -33,8 +33,7 @@ def turns(tape: Tape) -> list[Turn]:
         if "method" in data and "id" in data:
             turn = Turn(entry)
             found.append(turn)
-            if entry.went_on or entry.from_proxy:
-                open_requests[(entry.direction, data["id"])] = turn
+            open_requests[(entry.direction, data["id"])] = turn
             token = _progress_token(data)
             if token is not None:
                 by_token[token] = turn

@@ -1,7 +1,7 @@
 """``rules test POLICY --tape TAPE|DIR``: a rules set judged against recorded traffic, per rule.
 
 Each message on the tapes (as it went on when it was recorded, the proxy's own answers left out) is judged
-by the rules, with the session it was in (client, protocol version, upstream from the tape's header) and, for
+by the rules, the answers to requests the rules stop left out, with the session it was in (client, protocol version, upstream from the tape's header) and, for
 an answer, its request. Each rule that matched reports what it would have done (blocked, answered, modified,
 redacted, held, logged, tagged, recorded) and the messages it would have touched. A message the policy would
 block that passed when recorded is counted in ``newly_blocked``: the command exits 1 when there is one.
@@ -91,6 +91,7 @@ def dry_run(rules: RuleSet, tapes: list[Tape], *, limit: int = 20) -> DryRun:
         session = {key: value for key, value in session.items() if value is not None}
         engine = Engine()
         asked: dict[tuple[str, Any], Message] = {}
+        stopped: set[tuple[str, Any]] = set()
         for entry, what in zip(tape.entries, labels(tape), strict=True):
             if entry.from_proxy:
                 continue
@@ -100,12 +101,16 @@ def dry_run(rules: RuleSet, tapes: list[Tape], *, limit: int = 20) -> DryRun:
                 asked[(entry.direction, message.id)] = message
             elif message.is_reply:
                 asker = "server_to_client" if entry.direction == C2S else C2S
+                if (asker, message.id) in stopped:
+                    continue  # the policy stops its request: this answer would never come
                 request = asked.get((asker, message.id))
             subject = subject_for(message, Direction(entry.direction), request=request, session=session,
                                   upstream=str(header.get("upstream") or "default"), engine=engine)  # fmt: skip
             outcome = engine.evaluate(rules, subject, trace=True)
             result.judged += 1
             _note(result, outcome, tape, entry.line, what, limit)
+            if outcome.verdict != "forward" and message.is_request:
+                stopped.add((entry.direction, message.id))
             if outcome.verdict == "block" and entry.went_on:
                 result.newly_blocked += 1
     return result

@@ -4,7 +4,8 @@ A new session on the server: the tape's requests and notifications in order, as 
 chain; what the chain stopped is not sent). A request the server makes meanwhile (sampling, elicitation) is
 answered with the client's recorded answer to the next recorded request of that method. Each answer is
 compared with the recorded one by :mod:`shadowproxy.tapes.compare`, after the tape's redaction is applied to
-it too, so a secret masked on the tape does not count as a difference. The chain does not run here.
+it too, so a secret masked on the tape does not count as a difference. The chain does not run here, so an
+answer the chain changed when it was recorded (a tools list the rules filtered) is not compared but listed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Mismatch:
 class Report:
     compared: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
+    changed_by_chain: list[int] = field(default_factory=list)
+    """Lines of recorded answers the chain had changed (a tools list filtered, a redaction): not compared, since
+    the server's own answer is not on the tape."""
 
     @property
     def equal(self) -> bool:
@@ -48,7 +52,11 @@ class Report:
         lines = [f"{mismatch.what} (tape line {mismatch.line}): {d.text()}"
                  for mismatch in self.mismatches for d in mismatch.differences]  # fmt: skip
         verdict = "equal" if self.equal else f"{len(self.mismatches)} of them differ"
-        return "\n".join([*lines, f"{self.compared} answers compared: {verdict}"]) + "\n"
+        lines.append(f"{self.compared} answers compared: {verdict}")
+        if self.changed_by_chain:
+            where = ", ".join(str(line) for line in self.changed_by_chain)
+            lines.append(f"not compared: {len(self.changed_by_chain)} answer(s) the chain changed (tape lines {where})")
+        return "\n".join(lines) + "\n"
 
 
 class ServerAnswers:
@@ -115,6 +123,9 @@ async def replay(
             recorded = recorded_answer(entries, index)
             live = await asyncio.wait_for(_ask(channel, message, answers), within)
             if recorded is None or recorded.from_proxy:
+                continue
+            if recorded.verdict == "modified":
+                report.changed_by_chain.append(recorded.line)
                 continue
             now = redactor.value(live.data) if redactor is not None else live.data
             report.compared += 1
