@@ -2,10 +2,10 @@
 member by member.
 
 Left out always: the JSON-RPC ``id`` and ``jsonrpc``, every ``_meta`` (progress tokens, related ids),
-members named like a session id, and strings that are timestamps (ISO 8601). A list of objects with distinct
-names (tools, prompts) or URIs (resources) is compared by them: ``result.tools[name=echo].description``. Left out on request: the paths
+members named like a session id, and strings that are timestamps (ISO 8601). Left out on request: the paths
 given as ``--ignore`` (``result.content[*].text``, ``result.structuredContent.now``; ``*`` is any member or
-item).
+item). A list of objects with distinct names (tools, prompts) or URIs (resources) is compared by them, so one
+tool added does not shift the rest: ``result.tools[name=echo].description``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 
 SESSION_KEYS = frozenset({"sessionId", "session_id", "mcp-session-id"})
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
-_STEP = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
+_PATH = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+|\[(?:\d+|\*|[^\]=]+=[^\]]+)\])*")
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+|\*|[^\]=]+=[^\]]+)\]")
 
 Pattern = tuple[str, ...]
 
@@ -36,10 +37,9 @@ class Difference:
 
 def parse_ignore(text: str) -> Pattern:
     """``a.b[0].c`` or ``result.*.x`` as steps; :class:`ValueError` when it is not a path."""
-    steps = tuple(match.group(1) or match.group(2) for match in _STEP.finditer(text))
-    if not steps or "".join(f".{step}" for step in steps).replace(".", "") != re.sub(r"[.\[\]]", "", text):
+    if not _PATH.fullmatch(text):
         raise ValueError(f"not a path: {text!r} (like result.content[0].text, * for any)")
-    return steps
+    return tuple(match.group(1) or match.group(2) for match in _STEP.finditer(text))
 
 
 def differences(recorded: Any, now: Any, ignore: Sequence[Pattern] = ()) -> list[Difference]:

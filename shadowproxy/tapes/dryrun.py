@@ -1,10 +1,11 @@
 """``rules test POLICY --tape TAPE|DIR``: a rules set judged against recorded traffic, per rule.
 
-Each message on the tapes (as it went on when it was recorded, the proxy's own answers left out) is judged
-by the rules, the answers to requests the rules stop left out, with the session it was in (client, protocol version, upstream from the tape's header) and, for
-an answer, its request. Each rule that matched reports what it would have done (blocked, answered, modified,
-redacted, held, logged, tagged, recorded) and the messages it would have touched. A message the policy would
-block that passed when recorded is counted in ``newly_blocked``: the command exits 1 when there is one.
+Each message on the tapes (as it went on when it was recorded; the proxy's own answers, and the answers to
+requests the rules would stop, left out) is judged by the rules with the session it was in (client, protocol
+version and upstream from the tape's header) and, for an answer, its request. Each rule that matched reports
+what it would have done (blocked, answered, modified, redacted, held, logged, tagged, recorded) and the
+messages it would have touched. A message the policy would block that passed when it was recorded is counted
+in ``newly_blocked``: the command exits 1 when there is one.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
+from shadowproxy.cli.main import main
 from tests.support import REPO, ProxyProcess, child_env, sdk_server_command, until
 
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123"
@@ -94,7 +95,7 @@ async def tape_in(folder: Path, last_method: str | None = None) -> Path:
         return last_method is None or last_method in text
 
     await until(written, f"a tape in {folder}", WAIT)
-    return next(folder.glob("*.jsonl"))
+    return next(iter(await asyncio.to_thread(lambda: list(folder.glob("*.jsonl")))))
 
 
 async def record(tmp: Path) -> Recorded:
@@ -141,14 +142,12 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     return asyncio.run(asyncio.wait_for(record(tmp_path_factory.mktemp("tapes")), 240))
 
 
-async def shadowproxy(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shadowproxy", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env=env or child_env(), cwd=REPO,
-    )  # fmt: skip
-    output, _ = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+def shadowproxy(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The command in this process (no interpreter to start): its exit code and what it printed."""
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
 
 
 def test_http_tape_holds_every_message_both_ways_and_no_secret(recorded: Recorded) -> None:
@@ -163,10 +162,11 @@ def test_http_tape_holds_every_message_both_ways_and_no_secret(recorded: Recorde
                    (c, "tools/call"), (s, "notifications/progress"), (s, "sampling/createMessage")]:  # fmt: skip
         assert wanted in seen, wanted
     # the client's answer to the server's sampling request, and the server's answers to the client's requests
-    asked = {entry["msg"]["id"] for entry in entries if entry["dir"][0] == c and {"method", "id"} <= entry["msg"].keys()}
-    answered = {entry["msg"]["id"] for entry in entries if entry["dir"][0] == s and "method" not in entry["msg"]}
-    assert asked <= answered
-    assert any(entry["dir"][0] == c and entry["msg"].get("result", {}).get("model") == "test-model" for entry in entries)
+    requests = [entry for entry in entries if {"method", "id"} <= entry["msg"].keys()]
+    answers = [entry for entry in entries if "method" not in entry["msg"]]
+    asked = {entry["msg"]["id"] for entry in requests if entry["dir"][0] == c}
+    assert asked <= {entry["msg"]["id"] for entry in answers if entry["dir"][0] == s}
+    assert any(entry["dir"][0] == c and entry["msg"]["result"].get("model") == "test-model" for entry in answers)
     blocked = [entry for entry in entries if entry["verdict"] == "block"]
     assert [entry.get("from") for entry in blocked] == [None, "proxy"]
     assert blocked[0]["msg"]["params"]["name"] == "slow" and blocked[0]["by"] == "rules"
@@ -180,8 +180,8 @@ def test_stdio_tape_is_recorded_too(recorded: Recorded) -> None:
     assert header["transport"] == "stdio"
     text = recorded.stdio_tape.read_text()
     assert SECRET not in text and "MY KEY IS API_KEY=[REDACTED:API_KEY]" not in text
-    methods = [entry["msg"].get("method") for entry in entries]
-    assert {"initialize", "tools/list", "tools/call", "notifications/progress", "sampling/createMessage"} <= set(methods)
+    methods = {entry["msg"].get("method") for entry in entries}
+    assert {"initialize", "tools/list", "tools/call", "notifications/progress", "sampling/createMessage"} <= methods
 
 
 def test_admin_api_lists_shows_and_downloads(recorded: Recorded) -> None:
@@ -197,13 +197,13 @@ def test_admin_api_lists_shows_and_downloads(recorded: Recorded) -> None:
     assert admin["traversal"] in (400, 404) and admin["no_token"] == 401
 
 
-async def test_show_prints_the_conversation(recorded: Recorded) -> None:
-    code, out = await shadowproxy("tape", "show", str(recorded.http_tape))
+def test_show_prints_the_conversation(recorded: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = shadowproxy(capsys, "tape", "show", str(recorded.http_tape))
     assert code == 0, out
     assert re.search(r"client -> server: tools/call progress \(id \d+\)", out), out
     assert "~ +" in out and "notifications/progress" in out  # under the call it belongs to
     assert "[block by rules]" in out and "the proxy answered" in out and "slow is not for agents" in out
-    code, out = await shadowproxy("tape", "list", str(recorded.http_tape.parent))
+    code, out = shadowproxy(capsys, "tape", "list", str(recorded.http_tape.parent))
     assert code == 0 and recorded.http_tape.name in out and "1 tape(s)" in out
 
 
@@ -256,39 +256,43 @@ async def test_serve_over_http(recorded: Recorded, tmp_path: Path) -> None:
         await process.wait()
 
 
-async def test_replay_against_the_same_server_is_equal(recorded: Recorded) -> None:
-    code, out = await shadowproxy("tape", "replay", str(recorded.http_tape), "--upstream", shlex.join(sdk_server_command()))
+def test_replay_against_the_same_server_is_equal(recorded: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+    command = shlex.join(sdk_server_command())
+    code, out = shadowproxy(capsys, "tape", "replay", str(recorded.http_tape), "--upstream", command)
     assert code == 0, out
     assert "answers compared: equal" in out
     assert "not compared: 1 answer(s) the chain changed" in out  # the tools list the rules filtered (no slow)
 
 
-async def test_replay_against_a_changed_server_names_the_difference(recorded: Recorded) -> None:
+def test_replay_against_a_changed_server_names_the_difference(
+    recorded: Recorded, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SDK_SERVER_SHOUT", "1")  # the server the replay starts inherits it: echo in capitals
     command = shlex.join(sdk_server_command())
-    code, out = await shadowproxy("tape", "replay", str(recorded.http_tape), "--upstream", command,
-                                  env=child_env(SDK_SERVER_SHOUT="1"))  # fmt: skip
+    code, out = shadowproxy(capsys, "tape", "replay", str(recorded.http_tape), "--upstream", command)
     assert code == 1, out
     assert "tools/call echo" in out and "result.content[0].text" in out and "1 of them differ" in out
-    ignored = ("--ignore", "result.content[*].text", "--ignore", "result.structuredContent.result")
-    code, out = await shadowproxy("tape", "replay", str(recorded.http_tape), "--upstream", command, *ignored,
-                                  env=child_env(SDK_SERVER_SHOUT="1"))  # fmt: skip
-    assert code == 0, out
 
 
-async def test_diff_of_the_two_tapes(recorded: Recorded) -> None:
-    code, out = await shadowproxy("tape", "diff", str(recorded.http_tape), str(recorded.stdio_tape), "--json")
+def test_diff_of_the_two_tapes(recorded: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = shadowproxy(capsys, "tape", "diff", str(recorded.http_tape), str(recorded.stdio_tape), "--json")
     assert code == 1, out
     parts = json.loads(out)["parts"]
     changed = [part for part in parts if part["kind"] == "changed"]
-    assert any(part["what"] == "<- answer to tools/call echo" and
-               any(d["path"] == "result.content[0].text" for d in part["differences"]) for part in changed), parts  # fmt: skip
+    echoed = [part for part in changed if part["what"] == "<- answer to tools/call echo"]
+    assert echoed and "result.content[0].text" in [d["path"] for d in echoed[0]["differences"]], parts
     only_a = [part["what"] for part in parts if part["kind"] == "only_in_a"]
     assert "-> request tools/call slow" in only_a
-    code, out = await shadowproxy("tape", "diff", str(recorded.http_tape), str(recorded.http_tape))
+    ignored = ("--ignore", "result.content[*].text", "--ignore", "result.structuredContent.result")
+    code, out = shadowproxy(capsys, "tape", "diff", str(recorded.http_tape), str(recorded.stdio_tape), *ignored)
+    assert "answer to tools/call echo" not in out and "only in A" in out and "tools/call slow" in out
+    code, out = shadowproxy(capsys, "tape", "diff", str(recorded.http_tape), str(recorded.http_tape))
     assert code == 0 and "the tapes agree" in out
 
 
-async def test_rules_test_on_tapes_reports_what_a_new_rule_would_block(recorded: Recorded, tmp_path: Path) -> None:
+def test_rules_test_on_tapes_reports_what_a_new_rule_would_block(
+    recorded: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     policy = tmp_path / "new.yaml"
     policy.write_text(
         "rules:\n"
@@ -296,12 +300,12 @@ async def test_rules_test_on_tapes_reports_what_a_new_rule_would_block(recorded:
         "  - id: mask-answers\n    match: {direction: server_to_client, tool: echo}\n"
         "    action: {redact: {detectors: [api_key]}}\n"
     )
-    code, out = await shadowproxy("rules", "test", str(policy), "--tape", str(recorded.http_tape.parent), "--json")
+    code, out = shadowproxy(capsys, "rules", "test", str(policy), "--tape", str(recorded.http_tape.parent), "--json")
     assert code == 1, out
     report = json.loads(out)
     rules = {rule["rule"]: rule for rule in report["rules"]}
     assert rules["no-sampling-tools"]["would_have"] == {"blocked": 1}
     assert rules["no-sampling-tools"]["messages"][0]["what"] == "-> request tools/call ask"
     assert "mask-answers" in rules and report["newly_blocked"] == 1
-    code, out = await shadowproxy("rules", "test", str(policy), "--tape", str(recorded.http_tape))
+    code, out = shadowproxy(capsys, "rules", "test", str(policy), "--tape", str(recorded.http_tape))
     assert code == 1 and "rule no-sampling-tools (block" in out and "would block 1 message(s)" in out
