@@ -5,8 +5,8 @@ audit log): it tests whether the session is recorded (``record: all``, or a rule
 :attr:`SessionRecord.recording`) and puts one tuple on a bounded queue, never waiting: a full queue drops the
 message and counts it (``dropped``). A thread takes the queue, redacts each message with the tape's
 :class:`~shadowproxy.core.redact.Redactor`, encodes it and appends it to the session's tape; it rotates a
-tape past ``max_tape_bytes`` into a new part and, every :data:`SWEEP_EVERY` seconds, deletes tapes older
-than ``max_age`` and the oldest while the folder holds more than ``max_total_bytes``.
+tape past ``max_tape_bytes`` into a new part and, as it starts and every :data:`SWEEP_EVERY` seconds,
+deletes tapes older than ``max_age`` and the oldest while the folder holds more than ``max_total_bytes``.
 """
 
 from __future__ import annotations
@@ -97,6 +97,10 @@ class Recorder:
             thread.join()
 
     def _run(self) -> None:
+        try:
+            self._sweep()  # what expired while the proxy was down
+        except OSError as exc:
+            log.warning("could not expire the tapes in %s: %s", self.dir, exc)
         while True:
             try:
                 item = self._queue.get(timeout=SWEEP_EVERY)
