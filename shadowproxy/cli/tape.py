@@ -18,16 +18,19 @@ from shadowproxy.core.errors import ShadowProxyError, UpstreamError
 from shadowproxy.tapes import format as tape_format
 from shadowproxy.tapes.compare import Pattern, parse_ignore
 
-EXAMPLES = """examples:
-  shadowproxy run --upstream "python -m shadowproxy.demo" --record tapes/
-  shadowproxy tape list tapes/
-  shadowproxy tape show tapes/20261204T180000-1f2e3d4c5b6a7980.jsonl
-  shadowproxy tape replay TAPE --upstream "python -m shadowproxy.demo"       # exit 1 when an answer differs
-  shadowproxy tape replay TAPE --upstream http://127.0.0.1:8000/mcp --ignore 'result.content[*].text'
-  shadowproxy tape serve TAPE                  # a mock server on stdio; --port 9000 for Streamable HTTP
-  shadowproxy tape diff A.jsonl B.jsonl --json
-  shadowproxy rules test policy.yaml --tape tapes/
+DEMO_TAPE = "shadowproxy/demo/tapes/demo-session.jsonl"
+EXAMPLES = f"""examples:
+  shadowproxy run --demo --rules shadowproxy/demo/policy.yaml --record tapes/
+  shadowproxy tape list shadowproxy/demo/tapes/
+  shadowproxy tape show {DEMO_TAPE}
+  shadowproxy tape replay {DEMO_TAPE} --upstream "python -m shadowproxy.demo"
+  shadowproxy tape replay {DEMO_TAPE} --upstream "python -m shadowproxy.demo" --ignore 'result.content[*].text'
+  shadowproxy tape serve {DEMO_TAPE}                # a mock server on stdio
+  shadowproxy tape serve {DEMO_TAPE} --port 9000    # on Streamable HTTP
+  shadowproxy tape diff {DEMO_TAPE} {DEMO_TAPE} --json
+  shadowproxy rules test shadowproxy/demo/policy.yaml --tape shadowproxy/demo/tapes/
 
+files named shadowproxy/demo/... are examples in a clone of the repository
 exit codes: 0 equal / done; 1 a difference (replay, diff), or rules test --tape would block what passed;
 2 usage, an unreadable tape, or a server that cannot be reached.
 """

@@ -109,7 +109,7 @@ def dry_run(rules: RuleSet, tapes: list[Tape], *, limit: int = 20) -> DryRun:
                                   upstream=str(header.get("upstream") or "default"), engine=engine)  # fmt: skip
             outcome = engine.evaluate(rules, subject, trace=True)
             result.judged += 1
-            _note(result, outcome, tape, entry.line, what, limit)
+            _note(result, outcome, message, tape, entry.line, what, limit)
             if outcome.verdict != "forward" and message.is_request:
                 stopped.add((entry.direction, message.id))
             if outcome.verdict == "block" and entry.went_on:
@@ -117,7 +117,7 @@ def dry_run(rules: RuleSet, tapes: list[Tape], *, limit: int = 20) -> DryRun:
     return result
 
 
-def _note(result: DryRun, outcome: Outcome, tape: Tape, line: int, what: str, limit: int) -> None:
+def _note(result: DryRun, outcome: Outcome, message: Message, tape: Tape, line: int, what: str, limit: int) -> None:
     deciding = outcome.rule
     for rule in outcome.matched or ():
         effect = rule.action.effect
@@ -125,6 +125,8 @@ def _note(result: DryRun, outcome: Outcome, tape: Tape, line: int, what: str, li
             if rule is not deciding:
                 continue
             did = {"block": "blocked", "respond": "answered"}.get(outcome.verdict, "allowed")
+        elif effect is Effect.REDACT and not _masks(rule, message):
+            did = "matched, nothing to redact"
         else:
             did = DONE.get(effect, effect.value)
         _report(result, rule).add(did, tape, line, what, limit)
@@ -133,6 +135,14 @@ def _note(result: DryRun, outcome: Outcome, tape: Tape, line: int, what: str, li
     if outcome.hidden_tools:
         text = f"{what} (hid {', '.join(outcome.hidden_tools)})"
         _report(result, None).add("modified", tape, line, text, limit)
+
+
+def _masks(rule: Rule, message: Message) -> bool:
+    redactor = rule.action.redactor
+    data = message.data
+    return redactor is not None and any(
+        redactor.value(data[part]) is not data[part] for part in ("params", "result", "error") if part in data
+    )
 
 
 def _report(result: DryRun, rule: Rule | None) -> RuleReport:

@@ -81,9 +81,7 @@ def test_blocked_request_gets_the_proxys_answer_and_secrets_are_masked(tmp_path:
     assert SECRET not in text
     _, asked, answered = lines(tape)
     assert asked["verdict"] == "block" and answered["from"] == "proxy" and answered["dir"] == "server_to_client"
-    assert answered["msg"] == {"jsonrpc": "2.0", "id": 7, "error": {"code": -32001, "message": "no"}} or (
-        answered["msg"]["error"]["message"] == "no"
-    )
+    assert answered["msg"]["id"] == 7 and answered["msg"]["error"]["message"] == "no"
 
 
 def test_raw_recording_only_when_asked(tmp_path: Path) -> None:
