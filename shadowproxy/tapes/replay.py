@@ -18,10 +18,12 @@ from typing import Any
 from shadowproxy.config import parse_upstream
 from shadowproxy.core.errors import JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Message, classify, error_response
+from shadowproxy.core.protocol import VERSION_HEADER
 from shadowproxy.core.redact import Redactor
+from shadowproxy.core.tasks import spawn
 from shadowproxy.tapes.compare import Difference, Pattern, differences
 from shadowproxy.tapes.format import C2S, S2C, Entry, Tape
-from shadowproxy.upstreams import Channel, create_upstream
+from shadowproxy.upstreams import Channel, Exchange, Upstream, create_upstream
 
 TIMEOUT = 60.0
 METHOD_NOT_FOUND = -32601
@@ -100,65 +102,113 @@ async def replay(
     """
     config = parse_upstream("replay", upstream)
     server = create_upstream(config.model_copy(update={"inherit_env": True}) if config.is_stdio else config)
-    entries = tape.entries
-    stateless = not any(entry.method == "initialize" for entry in entries)
-    redaction = tape.header.get("redact")
-    redactor = Redactor(redaction["detectors"], redaction["patterns"]) if isinstance(redaction, dict) else None
-    answers = ServerAnswers(entries)
-    report = Report()
-    channel = await server.open(_unsolicited, shared=stateless)
-    began = asyncio.get_running_loop().time()
+    session = Replay(tape, ignore)
     try:
-        for index, entry in enumerate(entries):
-            if entry.direction != C2S or not entry.went_on or entry.method is None:
-                continue  # the client's answers go when the server asks; what the chain stopped never went on
-            if speed > 0:
-                wait = began + entry.t / speed - asyncio.get_running_loop().time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            message = classify(entry.data, None)
-            if "id" not in entry.data:
-                await channel.send(message, {})
-                continue
-            recorded = recorded_answer(entries, index)
-            live = await asyncio.wait_for(_ask(channel, message, answers), within)
-            if recorded is None or recorded.from_proxy:
-                continue
-            if recorded.verdict == "modified":
-                report.changed_by_chain.append(recorded.line)
-                continue
-            now = redactor.value(live.data) if redactor is not None else live.data
-            report.compared += 1
-            found = differences(recorded.data, now, ignore)
-            if found:
-                report.mismatches.append(Mismatch(entry.line, _what(entry), found))
+        await session.run(server, speed, within)
     finally:
-        await channel.close()
         await server.close()
-    return report
+    return session.report
 
 
-async def _ask(channel: Channel, message: Message, answers: ServerAnswers) -> Message:
-    exchange = await channel.request(message, {})
-    try:
-        while True:
-            incoming = await exchange.next()
-            if incoming.is_request:
-                await channel.send(answers.answer(incoming), {})
-            elif incoming.is_reply:
-                return incoming
-    finally:
-        await exchange.close()
+class Replay:
+    """One replayed session: the client's side of a tape, the server's requests answered from it."""
+
+    def __init__(self, tape: Tape, ignore: tuple[Pattern, ...]) -> None:
+        self.tape = tape
+        self.ignore = ignore
+        self.answers = ServerAnswers(tape.entries)
+        self.report = Report()
+        redaction = tape.header.get("redact")
+        self.redactor = Redactor(redaction["detectors"], redaction["patterns"]) if isinstance(redaction, dict) else None
+        self.stateless = not any(entry.method == "initialize" for entry in tape.entries)
+        # As a client over HTTP does: each request after the handshake names the protocol version in force.
+        version = tape.header.get("protocol_version") if self.stateless else None
+        self.headers: dict[str, str] = {VERSION_HEADER: version} if isinstance(version, str) else {}
+        self.channel: Channel | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def run(self, server: Upstream, speed: float, within: float) -> None:
+        self.channel = channel = await server.open(self.unsolicited, shared=self.stateless)
+        entries = self.tape.entries
+        began = asyncio.get_running_loop().time()
+        try:
+            for index, entry in enumerate(entries):
+                if entry.direction != C2S or not entry.went_on or entry.method is None:
+                    continue  # the client's answers go when the server asks; what the chain stopped never went on
+                if speed > 0:
+                    wait = began + entry.t / speed - asyncio.get_running_loop().time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                message = classify(entry.data, None)
+                if "id" not in entry.data:
+                    await channel.send(message, self.headers)
+                    if entry.method == "notifications/initialized":
+                        await self.listen(channel)
+                    continue
+                live = await asyncio.wait_for(self.ask(channel, message), within)
+                result = live.result
+                if entry.method == "initialize" and isinstance(result, dict) and "protocolVersion" in result:
+                    self.headers = {VERSION_HEADER: str(result["protocolVersion"])}
+                self.compare(entry, recorded_answer(entries, index), live)
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await channel.close()
+
+    def compare(self, entry: Entry, recorded: Entry | None, live: Message) -> None:
+        if recorded is None or recorded.from_proxy:
+            return
+        if recorded.verdict == "modified":
+            self.report.changed_by_chain.append(recorded.line)
+            return
+        now = self.redactor.value(live.data) if self.redactor is not None else live.data
+        self.report.compared += 1
+        found = differences(recorded.data, now, self.ignore)
+        if found:
+            self.report.mismatches.append(Mismatch(entry.line, _what(entry), found))
+
+    async def ask(self, channel: Channel, message: Message) -> Message:
+        exchange = await channel.request(message, self.headers)
+        try:
+            while True:
+                incoming = await exchange.next()
+                if incoming.is_request:
+                    await channel.send(self.answers.answer(incoming), self.headers)
+                elif incoming.is_reply:
+                    return incoming
+        finally:
+            await exchange.close()
+
+    async def listen(self, channel: Channel) -> None:
+        """The server's stream of messages outside any request (an HTTP GET), where a server may ask for
+        sampling: read for the rest of the session, as a client would."""
+        stream = await channel.listen(self.headers)
+        if stream is not None:
+            self.tasks.append(spawn(self._drain(channel, stream), name="replay-listen"))
+
+    async def _drain(self, channel: Channel, stream: Exchange) -> None:
+        try:
+            while True:
+                incoming = await stream.next()
+                if incoming.is_request:
+                    await channel.send(self.answers.answer(incoming), self.headers)
+        except UpstreamError:
+            return  # the stream ended
+        finally:
+            await stream.close()
+
+    def unsolicited(self, message: Message) -> None:
+        """A message of no request in flight (list changes, logs): not compared, its timing is the server's; a
+        request among them is answered from the tape."""
+        if message.is_request and self.channel is not None:
+            self.tasks.append(spawn(self._answer(self.channel, message), name="replay-answer"))
+
+    async def _answer(self, channel: Channel, request: Message) -> None:
+        await channel.send(self.answers.answer(request), self.headers)
 
 
 def _what(entry: Entry) -> str:
     params = entry.data.get("params")
     name = params.get("name") if isinstance(params, dict) else None
     return f"{entry.method}{' ' + name if isinstance(name, str) else ''}"
-
-
-def _unsolicited(message: Message) -> None:
-    """Messages of no request (list changes, unrelated logs) are not compared: their timing is the server's."""
-
-
-__all__ = ["Report", "UpstreamError", "replay"]

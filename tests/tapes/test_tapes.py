@@ -23,7 +23,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from shadowproxy.cli.main import main
-from tests.support import REPO, ProxyProcess, child_env, sdk_server_command, until
+from tests.support import REPO, HttpServerProcess, ProxyProcess, child_env, sdk_server_command, until
 
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123"
 TOKEN = "tape-admin-token-0123456789"
@@ -262,6 +262,20 @@ def test_replay_against_the_same_server_is_equal(recorded: Recorded, capsys: pyt
     assert code == 0, out
     assert "answers compared: equal" in out
     assert "not compared: 1 answer(s) the chain changed" in out  # the tools list the rules filtered (no slow)
+
+
+async def test_replay_against_the_server_over_http(recorded: Recorded, tmp_path: Path) -> None:
+    """Over HTTP the server asks for sampling on the session's GET stream, which the replay reads as a client."""
+    from shadowproxy.tapes.format import read
+    from shadowproxy.tapes.replay import replay
+
+    server = HttpServerProcess(tmp_path / "server.log")
+    await server.start()
+    try:
+        report = await replay(read(recorded.http_tape), server.url, within=WAIT)
+    finally:
+        await server.stop()
+    assert report.equal and report.compared == 4, report.text()  # the tools list the rules filtered is left out
 
 
 def test_replay_against_a_changed_server_names_the_difference(
