@@ -32,7 +32,8 @@ class TapesApi:
         if recorder is None:
             return _error(404, "no tapes are configured (tapes: {dir: ...} or --record DIR)")
         rows = await asyncio.to_thread(_listing, recorder.dir)
-        return web.json_response({"tapes": rows, "written": recorder.written, "dropped": recorder.dropped})
+        counts = {"written": recorder.written, "dropped": recorder.dropped, "unattributed": recorder.unattributed}
+        return web.json_response({"tapes": rows, **counts})
 
     async def show(self, request: web.Request) -> web.Response:
         found = self._path(request)
@@ -95,9 +96,17 @@ def _operation(name: str, summary: str, ok: dict[str, Any], *codes: tuple[str, s
 
 _NAME_SCHEMA = {"type": "string", "pattern": tape_format.NAME.pattern}
 _NAME = {"name": "name", "in": "path", "required": True, "schema": _NAME_SCHEMA}
-_LISTED = {"type": "object", "required": ["tapes", "written", "dropped"],
-           "properties": {"tapes": {"type": "array", "items": {"type": "object"}},
-                          "written": {"type": "integer"}, "dropped": {"type": "integer"}}}  # fmt: skip
+_COUNT = {"type": "integer", "minimum": 0}
+_LISTED = {
+    "type": "object",
+    "required": ["tapes", "written", "dropped", "unattributed"],
+    "properties": {
+        "tapes": {"type": "array", "items": {"type": "object"}},
+        "written": _COUNT,
+        "dropped": _COUNT,
+        "unattributed": _COUNT,
+    },
+}
 _NO_TAPES = ("404", "No tapes configured, or no tape of this name")
 OPENAPI_PATHS: dict[str, Any] = {
     "/tapes": {

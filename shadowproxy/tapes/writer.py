@@ -68,7 +68,11 @@ class Recorder:
         self.redactor: Redactor | None = config.redact.redactor() if config.redact is not None else None
         self.dropped = 0
         self.written = 0
-        self._queue: queue.Queue[Item] = queue.Queue(config.queue)
+        self.unattributed = 0
+        """Messages of no session, recorded nowhere (``record: all``)."""
+        # SimpleQueue is C and lock-free to put on; the bound is kept by its size, tested before each put.
+        self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self._limit = config.queue
         self._thread: threading.Thread | None = None
         self._tapes: OrderedDict[str, _Tape] = OrderedDict()
         self._files: OrderedDict[str, IO[bytes]] = OrderedDict()
@@ -77,12 +81,15 @@ class Recorder:
     def record(self, message: Message, direction: Direction, record: SessionRecord | None, transport: str,
                verdict: Verdict) -> None:  # fmt: skip
         """Queue one judged message of a recorded session; never waits, drops (counted) when the queue is full."""
-        if record is None or not (self.all or record.recording):
-            return  # a message outside a session belongs on no session's tape
-        try:
-            self._queue.put_nowait((record, time.time(), direction, message, verdict, transport))
-        except queue.Full:
+        if record is None:
+            self.unattributed += self.all  # a message outside a session belongs on no session's tape
+            return
+        if not (self.all or record.recording):
+            return
+        if self._queue.qsize() >= self._limit:
             self.dropped += 1
+            return
+        self._queue.put_nowait((record, time.time(), direction, message, verdict, transport))
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +140,7 @@ class Recorder:
             "dir": direction.value,
             "verdict": verdict_label(verdict.action.value, verdict.message is not None),
             "by": verdict.by,
-            "msg": self._masked(shown.data),
+            "msg": self._masked_message(shown.data),
         }
         lines = [orjson.dumps(line)]
         answer = _proxy_answer(message, verdict)
@@ -144,6 +151,23 @@ class Recorder:
 
     def _masked(self, data: Any) -> Any:
         return self.redactor.value(data) if self.redactor is not None else data
+
+    def _masked_message(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Params, result and error masked, as the rules' ``redact`` does: the envelope (version, id, method)
+        carries no secret, and leaving it out of the scan saves half its work on a small message."""
+        redactor = self.redactor
+        if redactor is None:
+            return data
+        masked = None
+        for part in ("params", "result", "error"):
+            value = data.get(part)
+            if value is not None:
+                new = redactor.value(value)
+                if new is not value:
+                    if masked is None:
+                        masked = dict(data)
+                    masked[part] = new
+        return data if masked is None else masked
 
     def _begin(self, record: SessionRecord, now: float, transport: str, first: Message) -> _Tape:
         digest = hashlib.blake2b(record.id.encode(), digest_size=8).hexdigest()
