@@ -124,7 +124,7 @@ def _note(result: DryRun, outcome: Outcome, message: Message, tape: Tape, line: 
         if effect.terminal or effect is Effect.RATE:
             if rule is not deciding:
                 continue
-            did = {"block": "blocked", "respond": "answered"}.get(outcome.verdict, "allowed")
+            did = {"block": "blocked", "respond": "answered", "hold": "held for approval"}.get(outcome.verdict, "allowed")
         elif effect is Effect.REDACT and not _masks(rule, message):
             did = "matched, nothing to redact"
         else:
