@@ -23,6 +23,7 @@ from shadowproxy.tapes.diff import labels
 from shadowproxy.tapes.format import C2S, Tape
 
 DEFAULT = "(default)"
+TERMINAL_DONE = {"block": "blocked", "respond": "answered", "hold": "held for approval"}
 DONE = {
     Effect.MODIFY: "modified",
     Effect.REDACT: "redacted",
@@ -124,7 +125,7 @@ def _note(result: DryRun, outcome: Outcome, message: Message, tape: Tape, line: 
         if effect.terminal or effect is Effect.RATE:
             if rule is not deciding:
                 continue
-            did = {"block": "blocked", "respond": "answered", "hold": "held for approval"}.get(outcome.verdict, "allowed")
+            did = TERMINAL_DONE.get(outcome.verdict, "allowed")
         elif effect is Effect.REDACT and not _masks(rule, message):
             did = "matched, nothing to redact"
         else:
