@@ -2,7 +2,7 @@
 
 Terminal actions (allow, block, respond, approve) end the evaluation; the others
 accumulate: modify and redact change the message, delay adds up, rate blocks
-only when over its limit, log and tag record and continue.
+only when over its limit, log and tag note and continue, record puts the session on tape.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Effect(enum.Enum):
     LOG = "log"
     TAG = "tag"
     APPROVE = "approve"
+    RECORD = "record"
 
     @property
     def terminal(self) -> bool:

@@ -164,6 +164,8 @@ class Engine:
             elif effect is Effect.TAG and subject.session is not None:
                 for tag in action.tags:
                     subject.session.add_tag(tag)
+            elif effect is Effect.RECORD and subject.session is not None:
+                subject.session.recording = True
         else:
             if rules.default_block and _defaulted(subject):
                 _DEFAULT_COUNTER.inc()

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="serve every request with aiohttp's own handler (fast_path: false)",
     )
+    run.add_argument("--record", metavar="DIR", help="record every session to a tape in DIR (tapes: {dir: DIR})")
     run.set_defaults(handler=cmd_run)
 
     stdio = commands.add_parser(
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     common_options(stdio)
     stdio.add_argument("--upstream", help="an http(s) URL to bridge to, instead of a command")
     stdio.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...: the server to spawn")
+    stdio.add_argument("--record", metavar="DIR", help="record the session to a tape in DIR")
     stdio.set_defaults(handler=cmd_stdio)
 
     config_parser = commands.add_parser(
@@ -120,6 +122,7 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # t
     from shadowproxy.cli.intercept import register as intercepting
     from shadowproxy.cli.sessions import register as sessions
     from shadowproxy.cli.tap import register as tapping
+    from shadowproxy.cli.tape import register as taping
     from shadowproxy.cli.wrap import register as wrapping
     from shadowproxy.rules.cli import register as rules
 
@@ -131,7 +134,8 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # t
         administering,
         approving,
         intercepting,
-    ]  # administering adds to rules: after it
+        taping,
+    ]  # administering and taping add to rules: after it
 
 
 def load_config(
@@ -166,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     upstream = args.upstream
     if args.demo:
         upstream = shlex.join([sys.executable, "-m", "shadowproxy.demo"])
-    cfg = load_config(args, upstream=upstream)
+    cfg = recording(load_config(args, upstream=upstream), args.record)
     logs.setup(cfg.log_level, cfg.log_format)
     return run_loop(lambda: serve(cfg))
 
@@ -251,6 +255,18 @@ def section_problems(cfg: config.Config) -> list[config.ConfigError]:
     return found
 
 
+def recording(cfg: config.Config, directory: str | None) -> config.Config:
+    """``--record DIR``: every session on tape in DIR, the file's other ``tapes`` settings kept."""
+    from shadowproxy.config.tapes import TapesConfig
+
+    if directory is None:
+        return cfg
+    if cfg.tapes is None:
+        return cfg.model_copy(update={"tapes": TapesConfig(dir=directory)})
+    tapes = cfg.tapes.model_copy(update={"dir": directory, "record": "all"})
+    return cfg.model_copy(update={"tapes": tapes})
+
+
 def cmd_stdio(args: argparse.Namespace) -> int:
     from shadowproxy.serve.runner import run_loop, serve_stdio
 
@@ -258,6 +274,7 @@ def cmd_stdio(args: argparse.Namespace) -> int:
     if bool(command) == bool(args.upstream):
         raise config.ConfigError("give either -- CMD ARGS... or --upstream URL", key="upstream")
     cfg = config.for_stdio(load_config(args, upstream=args.upstream or shlex.join(command)))
+    cfg = recording(cfg, args.record)
     logs.setup(cfg.log_level, cfg.log_format)
     return run_loop(lambda: serve_stdio(cfg))
 

@@ -17,6 +17,7 @@ from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
 from shadowproxy.config.bridge import BridgeMode, Era
 from shadowproxy.config.limits import Limits, UpstreamLimits
+from shadowproxy.config.tapes import TapesConfig
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.stores import parse_store_url
@@ -322,6 +323,8 @@ class Config(Section):
     """Who may use the proxy; ``None``: anyone who reaches the port."""
     admin: Annotated[AdminConfig | None, BeforeValidator(_section)] = None
     """The admin API's token; ``None``: the admin API is off."""
+    tapes: Annotated[TapesConfig | None, BeforeValidator(_section)] = None
+    """Where and which sessions are recorded; ``None``: no tapes."""
     source: str | None = None
     implicit_source: bool = False
     """``source`` was not named (``--config``) but found in the working directory."""

@@ -46,6 +46,8 @@ class SessionRecord:
     event_cursor: str | None = None
     init_request: str | None = None
     owner: str | None = None
+    recording: bool = False
+    """A rules ``record`` action put this session on tape (:mod:`shadowproxy.tapes.writer`)."""
 
     @property
     def client_name(self) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shadowproxy.ops import tap_stream
+from shadowproxy.ops import tap_stream, tapes_api
 
 PREFIX = "/_shadowproxy"
 MAX_LIMIT = 10_000
@@ -210,6 +210,7 @@ def openapi_document() -> dict[str, Any]:
                 parameters=tap_stream.OPENAPI_QUERY,
             )
         },
+        **tapes_api.OPENAPI_PATHS,
     }
     return {
         "openapi": "3.0.3",

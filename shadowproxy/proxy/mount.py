@@ -7,7 +7,8 @@ Each message, judged or skipped, is then shown to its observers here, by
 :meth:`Mount.passes` and :meth:`Mount.judge` and nowhere else: the chain's
 :class:`~shadowproxy.core.chain.VerdictObserver` hooks (the audit log), and the
 proxy's own, which every proxy has and no config names: the counters of
-:mod:`~shadowproxy.core.counters` and the live :data:`~shadowproxy.proxy.tap.TAP`. Those two
+:mod:`~shadowproxy.core.counters` and the live :data:`~shadowproxy.proxy.tap.TAP`; and the
+:class:`~shadowproxy.tapes.writer.Recorder` when ``tapes`` is configured. Those
 are not interceptors and the chain does not run them; each is one call by name,
 taking the message as it is, so a skipped message builds no context for them.
 """
@@ -38,6 +39,7 @@ from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.proxy.tap import TAP
 from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession, SessionManager
+from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,10 @@ class Mount:
         sessions: SessionManager,
         holds: HoldRegistry | None = None,
         bridge: EraBridge | None = None,
+        tapes: Recorder | None = None,
     ) -> None:
         self.path = path
+        self.tapes = tapes
         self.name = upstream.name
         self.upstream = upstream
         self.chain = chain
@@ -93,6 +97,8 @@ class Mount:
         counters.passed(direction, message, request)
         if TAP.listeners:
             TAP.publish(message, direction, session, transport, self.name, request, FORWARD)
+        if self.tapes is not None:
+            self.tapes.record(message, direction, session.record if session is not None else None, transport, FORWARD)
         return True
 
     async def judge(
@@ -136,6 +142,8 @@ class Mount:
             chain.observe(ctx, verdict)
         if TAP.listeners:
             TAP.publish(message, direction, session, transport, self.name, request, verdict)
+        if self.tapes is not None:
+            self.tapes.record(message, direction, record, transport, verdict)
         return verdict
 
     async def open_channel(self, on_unsolicited: UnsolicitedHandler) -> Channel:

@@ -26,6 +26,7 @@ from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
 from shadowproxy.stores.url import hold_book
+from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,17 @@ class Proxy:
             upstream.name: create_bridge(upstreams[upstream.name], upstream.bridge, upstream.era)
             for upstream in config.upstreams
         }
+        self.tapes = Recorder(config.tapes) if config.tapes is not None else None
         self.mounts = [
-            Mount(path, upstreams[upstream.name], self.chain, self.sessions, self.holds, bridges[upstream.name])
+            Mount(
+                path,
+                upstreams[upstream.name],
+                self.chain,
+                self.sessions,
+                holds=self.holds,
+                bridge=bridges[upstream.name],
+                tapes=self.tapes,
+            )
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
         self.draining = False
@@ -76,6 +86,8 @@ class Proxy:
         await self.holds.start()
         for hook in self.chain.startables:
             await hook.start()
+        if self.tapes is not None:
+            self.tapes.start()
         self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
         if on_demand:
             return
@@ -104,6 +116,8 @@ class Proxy:
         await asyncio.gather(*(mount.close() for mount in self.mounts))
         for hook in self.chain.closables:
             await hook.close()
+        if self.tapes is not None:
+            await asyncio.to_thread(self.tapes.stop)
         await self.worker.stop()
         await self.store.close()
 
