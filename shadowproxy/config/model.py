@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
+from shadowproxy.config.gateway import VirtualServerConfig, check_members, server_list
 from shadowproxy.config.limits import Limits, UpstreamLimits
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
@@ -286,6 +287,7 @@ class Config(Section):
     port: Annotated[Whole, AfterValidator(_port)] = 8765
     path: Annotated[str, AfterValidator(_path)] = "/mcp"
     upstreams: Annotated[tuple[UpstreamConfig, ...], BeforeValidator(_upstreams)] = ()
+    virtual_servers: Annotated[tuple[VirtualServerConfig, ...], BeforeValidator(server_list)] = ()
     interceptors: Annotated[tuple[InterceptorConfig, ...], BeforeValidator(_interceptors)] = ()
     rules: Strings = ()
     store: Annotated[str, AfterValidator(_store)] = "memory://"
@@ -328,4 +330,5 @@ class Config(Section):
         names = [upstream.name for upstream in self.upstreams]
         if len(names) != len(set(names)):
             raise located("upstreams", "server names must be unique")
+        check_members(names, self.virtual_servers)
         return self

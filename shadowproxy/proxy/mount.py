@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 
 from shadowproxy.core import counters
-from shadowproxy.core.chain import FORWARD, Chain, Direction, MessageContext, Verdict
+from shadowproxy.core.chain import C2S, FORWARD, Chain, Direction, MessageContext, Verdict, forward
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.protocol import (
@@ -49,6 +50,10 @@ class Mount:
         self.chain = chain
         self.sessions = sessions
         self._stateless_lock = asyncio.Lock()
+        # A virtual server's: which member a message is for (the chain's ``upstream``), and the tool a
+        # ``call_tool`` meta-tool stands for, judged in its place.
+        self.member_of: Callable[[Message, Message | None], str | None] | None = getattr(upstream, "member_of", None)
+        self.unwrap: Callable[[Message], Message | None] | None = getattr(upstream, "unwrap", None)
 
     def passes(
         self,
@@ -83,6 +88,11 @@ class Mount:
         request: Message | None = None,
     ) -> Verdict:
         """Run the chain on one message; an empty chain costs one truth test, the tap one more when no one listens."""
+        if self.unwrap is not None and direction is C2S:
+            inner = self.unwrap(message)
+            if inner is not None:
+                verdict = await self.judge(inner, direction, session, transport, request)
+                return forward(verdict.message or inner) if verdict.is_forward else verdict
         if self.passes(message, direction, session, transport, request):
             return FORWARD
         record = session.record if session is not None else None
@@ -91,7 +101,7 @@ class Mount:
             direction,
             session=record,
             transport=transport,
-            upstream=self.name,
+            upstream=self.name if self.member_of is None else self.member_of(message, request) or self.name,
             principal=record.principal if record is not None else None,
             request=request,
         )

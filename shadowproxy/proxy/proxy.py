@@ -16,6 +16,7 @@ from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
+from shadowproxy.gateway import AggregateUpstream
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.proxy.plugins import load_interceptors
 from shadowproxy.sessions import admission
@@ -50,6 +51,8 @@ class Proxy:
             Mount(path, upstreams[upstream.name], self.chain, self.sessions)
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
+        self.virtual = [AggregateUpstream(server, upstreams) for server in config.virtual_servers]
+        self.mounts += [Mount(f"{config.path}/{vs.name}", vs, self.chain, self.sessions) for vs in self.virtual]
         self.draining = False
         self._sweeper: asyncio.Task[None] | None = None
         self.monitors = health.monitors(list(upstreams.values()), config.health)
@@ -75,6 +78,8 @@ class Proxy:
     async def reload(self) -> bool:
         """Reload every hook that can (the rules); true when all took their new configuration."""
         results = [await hook.reload() for hook in self.chain.reloadables]
+        for gateway in self.virtual:
+            gateway.reload()
         return all(results)
 
     async def stop(self) -> None:
