@@ -21,6 +21,7 @@ from shadowproxy.core.errors import (
 )
 from shadowproxy.core.jsonrpc import Message, RequestId, decode, error_response, notification
 from shadowproxy.core.tasks import spawn
+from shadowproxy.gateway import headers as member_headers
 from shadowproxy.gateway import lists, merge, routes
 from shadowproxy.gateway.exchange import MemberExchange, Reply
 from shadowproxy.gateway.member import MemberLink, ask, gateway_id
@@ -168,7 +169,7 @@ class AggregateChannel:
         if not link.up or link.channel is None:
             raise self.unavailable(member)
         try:
-            inner = await link.channel.request(routed, headers)
+            inner = await link.channel.request(routed, self.headers_for(link, routed, headers))
         except UpstreamError as exc:
             raise self.lost(member, exc) from None
         if len(self.inflight) >= MAX_TRACKED:
@@ -182,7 +183,8 @@ class AggregateChannel:
         async def one(link: MemberLink) -> dict[str, Any] | None:
             assert link.channel is not None
             try:
-                reply = await ask(link.channel, message.evolve(id=gateway_id()), headers, self._other(link.name))
+                asked = message.evolve(id=gateway_id())
+                reply = await ask(link.channel, asked, self.headers_for(link, asked, headers), self._other(link.name))
             except UpstreamError as exc:
                 self.lost(link.name, exc)
                 return None
@@ -214,7 +216,9 @@ class AggregateChannel:
         items = cache.get(link.name, method, self.scope)
         if items is None:
             try:
-                raw, first = await lists.fetch(link.channel, message, headers, self._other(link.name))
+                raw, first = await lists.fetch(
+                    link.channel, message, self.headers_for(link, message, headers), self._other(link.name)
+                )
             except UpstreamError as exc:
                 self.lost(link.name, exc)
                 return []
@@ -227,6 +231,9 @@ class AggregateChannel:
             for resource in items:
                 self.index(resource.get("uri"), link.name)
         return items
+
+    def headers_for(self, link: MemberLink, message: Message, passed: Mapping[str, str]) -> dict[str, str]:
+        return member_headers.for_member(message, passed, link.result.get("protocolVersion"))
 
     def index(self, uri: Any, member: str) -> None:
         if not isinstance(uri, str):
@@ -256,7 +263,7 @@ class AggregateChannel:
         if not link.up or link.channel is None:
             return
         try:
-            await link.channel.send(message, headers)
+            await link.channel.send(message, self.headers_for(link, message, headers))
         except UpstreamError as exc:
             self.lost(member, exc)
 
@@ -282,7 +289,8 @@ class AggregateChannel:
     async def _pump(self, link: MemberLink) -> None:
         assert link.channel is not None and self.listen_headers is not None
         try:
-            source = await link.channel.listen(self.listen_headers)
+            negotiated = link.result.get("protocolVersion")
+            source = await link.channel.listen(member_headers.for_stream(self.listen_headers, negotiated))
         except UpstreamError as exc:
             log.info("no stream from member %s: %s", link.name, exc.message)
             return
