@@ -36,9 +36,9 @@ def config_text(remote_url: str) -> str:
     python = sys.executable
     return f"""
 upstreams:
-  local: {{command: "{python} {REPO / "tests/servers/sdk_server.py"}"}}
+  local: {{command: "{python} {REPO / "tests/servers/sdk_server.py"}", share: true}}
   remote: {{url: "{remote_url}"}}
-  counter: {{command: "{python} {MEMBER}"}}
+  counter: {{command: "{python} {MEMBER}", share: true}}
 virtual_servers:
   all:
     upstreams: [local, remote, counter]
@@ -162,18 +162,29 @@ async def test_stdio_front(proxy: ProxyProcess, remote: HttpServerProcess, tmp_p
         assert text_of(await client.call_tool("remote__echo", {"text": "via stdio"})) == "via stdio"
 
 
+async def list_count(client: Client) -> int:
+    return int(text_of(await client.call_tool("counter__list_count", {})))
+
+
 async def test_lists_are_cached(proxy: ProxyProcess) -> None:
-    """Each session of the counter has its own server process: a second session's lists come from the cache,
-    so its process never answers a tools/list."""
+    """The counter counts the tools/list it answers: a new session's lists come from the cache."""
     url = f"{proxy.base}/mcp/counted"
     async with Client(url, mode="legacy") as first:
         await first.list_tools(cache_mode="bypass")
+        before = await list_count(first)
     async with Client(url, mode="legacy") as second:
         for _ in range(3):
             await second.list_tools(cache_mode="bypass")
-        async with Client(f"{proxy.base}/mcp/counter", mode="legacy") as direct:
-            assert text_of(await direct.call_tool("list_count", {})) == "0"  # a server of its own: none yet
-        assert text_of(await second.call_tool("counter__list_count", {})) == "0"
+        assert await list_count(second) == before
+
+
+async def test_the_members_ttl_is_honoured(proxy: ProxyProcess) -> None:
+    """In the 2026-07-28 era the SDK server says ``ttlMs: 0``: its lists are not kept."""
+    async with Client(f"{proxy.base}/mcp/counted", mode="2026-07-28") as client:
+        before = await list_count(client)
+        for _ in range(2):
+            await client.list_tools(cache_mode="bypass")
+        assert await list_count(client) >= before + 2
 
 
 async def test_results_of_read_only_idempotent_tools_are_cached(proxy: ProxyProcess) -> None:
