@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -11,11 +11,8 @@ from shadowproxy.core.errors import INVALID_PARAMS, JsonRpcError
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.gateway import merge, search
 from shadowproxy.gateway.exchange import Reply
+from shadowproxy.gateway.seams import Gateway, Session
 from shadowproxy.upstreams.base import Exchange
-
-if TYPE_CHECKING:
-    from shadowproxy.gateway.channel import AggregateChannel
-    from shadowproxy.gateway.upstream import AggregateUpstream
 
 
 def unwrap(message: Message) -> Message | None:
@@ -32,14 +29,14 @@ def unwrap(message: Message) -> Message | None:
 
 
 class Calls:
-    def __init__(self, gateway: AggregateUpstream) -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
     @staticmethod
     def meta_tools() -> list[dict[str, Any]]:
         return search.META_TOOLS
 
-    async def call(self, channel: AggregateChannel, message: Message, headers: Mapping[str, str]) -> Exchange:
+    async def call(self, channel: Session, message: Message, headers: Mapping[str, str]) -> Exchange:
         gateway = self.gateway
         params = message.params or {}
         name = params.get("name")
@@ -64,7 +61,7 @@ class Calls:
         return await channel.forward(member, routed, message, headers, keep)
 
     async def search(
-        self, channel: AggregateChannel, message: Message, headers: Mapping[str, str], arguments: Any
+        self, channel: Session, message: Message, headers: Mapping[str, str], arguments: Any
     ) -> dict[str, Any]:
         meta = (message.params or {}).get("_meta")
         listing = message.evolve(method="tools/list", params={"_meta": meta} if isinstance(meta, dict) else None)

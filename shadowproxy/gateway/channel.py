@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from shadowproxy.core.errors import (
     INVALID_PARAMS,
@@ -25,10 +25,8 @@ from shadowproxy.gateway import headers as member_headers
 from shadowproxy.gateway import lists, merge, routes
 from shadowproxy.gateway.exchange import MemberExchange, Reply
 from shadowproxy.gateway.member import MemberLink, ask, gateway_id
+from shadowproxy.gateway.seams import Gateway
 from shadowproxy.upstreams.base import Exchange, UnsolicitedHandler
-
-if TYPE_CHECKING:
-    from shadowproxy.gateway.upstream import AggregateUpstream
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ class AggregateChannel:
 
     upstream_session_id = None
 
-    def __init__(self, gateway: AggregateUpstream, handler: UnsolicitedHandler, *, shared: bool, scope: object):
+    def __init__(self, gateway: Gateway, handler: UnsolicitedHandler, *, shared: bool, scope: object):
         self.gateway = gateway
         self.handler = handler
         self.shared = shared
@@ -155,12 +153,17 @@ class AggregateChannel:
             result = merge.discover(self.gateway.name, answers) if method == "server/discover" else {}
             return Reply(merge.answer(message, result))
         if method == "tools/call":
-            return await self.gateway.calls.call(self, message, headers)
+            return await self.gateway.call(self, message, headers)
         member, routed = await routes.route(self, message, headers)
         return await self.forward(member, routed, message, headers)
 
     async def forward(
-        self, member: str, routed: Message, original: Message, headers: Mapping[str, str], keep: Any = None
+        self,
+        member: str,
+        routed: Message,
+        original: Message,
+        headers: Mapping[str, str],
+        keep: Callable[[Any], None] | None = None,
     ) -> Exchange:
         """Send ``routed`` to ``member``; its answer goes back under ``original``'s id."""
         link = self.links.get(member)

@@ -7,19 +7,17 @@ listing a URI wins), then by the members' URI templates; completions by the prom
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shadowproxy.core.errors import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
 from shadowproxy.core.jsonrpc import Message
-
-if TYPE_CHECKING:
-    from shadowproxy.gateway.channel import AggregateChannel
+from shadowproxy.gateway.seams import Session
 
 RESOURCE_NOT_FOUND = -32002
 BY_URI = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
 
 
-async def route(channel: AggregateChannel, message: Message, headers: Mapping[str, str]) -> tuple[str, Message]:
+async def route(channel: Session, message: Message, headers: Mapping[str, str]) -> tuple[str, Message]:
     method = message.method or ""
     params = message.params or {}
     if method == "prompts/get":
@@ -36,14 +34,14 @@ async def route(channel: AggregateChannel, message: Message, headers: Mapping[st
     raise JsonRpcError(METHOD_NOT_FOUND, f"virtual server {channel.gateway.name!r} does not route {method}")
 
 
-def prompt_target(channel: AggregateChannel, name: Any) -> tuple[str, str]:
+def prompt_target(channel: Session, name: Any) -> tuple[str, str]:
     target = channel.gateway.names.split(name) if isinstance(name, str) else None
     if target is None:
         raise JsonRpcError(INVALID_PARAMS, f"unknown prompt {name!r}")
     return target
 
 
-async def resource_owner(channel: AggregateChannel, uri: Any, message: Message, headers: Mapping[str, str]) -> str:
+async def resource_owner(channel: Session, uri: Any, message: Message, headers: Mapping[str, str]) -> str:
     if not isinstance(uri, str):
         raise JsonRpcError(INVALID_PARAMS, "params.uri must be a string")
     owner = channel.resources.get(uri)

@@ -22,8 +22,9 @@ from shadowproxy.gateway.cache import ListCache, ResultCache
 from shadowproxy.gateway.calls import Calls, unwrap
 from shadowproxy.gateway.channel import AggregateChannel
 from shadowproxy.gateway.names import Names
+from shadowproxy.gateway.seams import Session
 from shadowproxy.sessions.manager import LiveSession
-from shadowproxy.upstreams.base import UnsolicitedHandler, Upstream
+from shadowproxy.upstreams.base import Exchange, UnsolicitedHandler, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class AggregateUpstream:
         return None
 
     unwrap = staticmethod(unwrap)
+
+    async def call(self, session: Session, message: Message, headers: Mapping[str, str]) -> Exchange:
+        return await self.calls.call(session, message, headers)
 
     def shown(self, member: str, method: str, items: list[Any]) -> list[Any]:
         """A member's list items as clients see them."""
