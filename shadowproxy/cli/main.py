@@ -31,7 +31,7 @@ EXAMPLES_STDIO = """examples (as an MCP client's server command):
   shadowproxy stdio -- python -m shadowproxy.demo
   shadowproxy stdio --rules builtin:read-only -- python -m shadowproxy.demo
   shadowproxy stdio --upstream http://127.0.0.1:8765/mcp
-  shadowproxy stdio --config shadowproxy.yaml --server all
+  shadowproxy stdio --config shadowproxy/demo/gateway.yaml --server all
 """
 EXAMPLES_CONFIG = f"""examples:
   shadowproxy config check --config shadowproxy/demo/shadowproxy.yaml
