@@ -22,7 +22,7 @@ from tests.support import REPO, ProxyProcess
 MEMBER = REPO / "tests" / "servers" / "gateway_member.py"
 
 
-SLOW = REPO / "benchmarks" / "slow_start_server.py"
+SLOW = REPO / "tests" / "servers" / "slow_start.py"
 
 
 def member(*args: str, share: bool = False) -> str:

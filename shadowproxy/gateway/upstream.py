@@ -124,10 +124,8 @@ class AggregateUpstream:
             await asyncio.sleep(self.config.retry)
             tasks = [task for channel in list(self.channels) for task in channel.rejoin()]
             if not tasks:
-                if not self._down or not self.channels:
-                    self._down.clear()
-                    return
-                continue
+                self._down.clear()
+                return
             await asyncio.wait(tasks)
 
     def reload(self) -> None:

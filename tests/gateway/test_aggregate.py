@@ -39,6 +39,7 @@ upstreams:
   local: {{command: "{python} {REPO / "tests/servers/sdk_server.py"}", share: true}}
   remote: {{url: "{remote_url}"}}
   counter: {{command: "{python} {MEMBER}", share: true}}
+  sleepy: {{command: "{python} {REPO / "tests/servers/slow_start.py"} 600"}}
 virtual_servers:
   all:
     upstreams: [local, remote, counter]
@@ -57,6 +58,9 @@ virtual_servers:
   counted:
     upstreams: [counter]
     join_timeout: 60
+  waiting:
+    upstreams: [local, sleepy]
+    join_timeout: 1
 health: {{interval: 0}}
 """
 
@@ -172,10 +176,21 @@ async def test_lists_are_cached(proxy: ProxyProcess) -> None:
     async with Client(url, mode="legacy") as first:
         await first.list_tools(cache_mode="bypass")
         before = await list_count(first)
-    async with Client(url, mode="legacy") as second:
+    changed = asyncio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    async with Client(url, mode="legacy", message_handler=on_message) as second:
         for _ in range(3):
             await second.list_tools(cache_mode="bypass")
         assert await list_count(second) == before
+        # The member's list_changed reaches the client, and the next tools/list reaches the member.
+        await second.call_tool("counter__change", {})
+        await asyncio.wait_for(changed.wait(), 30)
+        await second.list_tools(cache_mode="bypass")
+        assert await list_count(second) == before + 1
 
 
 async def test_the_members_ttl_is_honoured(proxy: ProxyProcess) -> None:
@@ -245,3 +260,13 @@ async def test_member_down_and_back(proxy: ProxyProcess, remote: HttpServerProce
 
 async def _no_gateway_problems(proxy: ProxyProcess) -> bool:
     return not any("virtual server" in problem for problem in (await readyz(proxy)).get("problems", []))
+
+
+async def test_a_slow_member_does_not_hold_the_others_back(proxy: ProxyProcess) -> None:
+    """A member still starting after ``join_timeout`` is left out of the session's first answers."""
+    async with Client(f"{proxy.base}/mcp/waiting", mode="legacy") as client:
+        names, _ = await every_tool(client)
+        assert "local__progress" in names and not any(name.startswith("sleepy__") for name in names)
+        with pytest.raises(MCPError, match="upstream 'sleepy' of virtual server 'waiting' is unavailable: still"):
+            await client.call_tool("sleepy__noop", {})
+        assert text_of(await client.call_tool("local__echo", {"text": "not held"})) == "not held"

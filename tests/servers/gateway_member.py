@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from typing import Any
 
 import mcp_types as types
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 
 
 class CountingServer(MCPServer):
@@ -37,6 +39,22 @@ def lookup(key: str) -> str:
     """Look a key up (read-only and idempotent); the answer says how many lookups this server ran."""
     calls["lookup"] += 1
     return f"{key}: lookup {calls['lookup']}"
+
+
+@server.tool()
+async def change(ctx: Context) -> str:
+    """Tell the client the tool list changed, just after answering."""
+    session = ctx.session
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await session.send_tool_list_changed()
+
+    _later.add(asyncio.get_running_loop().create_task(later()))
+    return "changing"
+
+
+_later: set[asyncio.Task[None]] = set()
 
 
 def generated(count: int) -> None:
