@@ -16,6 +16,7 @@ import pytest_asyncio
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
+from openapi_spec_validator import validate
 
 from tests.streams.ws_transport import websocket_client
 from tests.support import REPO, HttpServerProcess, ProxyProcess, child_env, sdk_server_command, until
@@ -270,3 +271,34 @@ async def test_a_slow_member_does_not_hold_the_others_back(proxy: ProxyProcess) 
         with pytest.raises(MCPError, match="upstream 'sleepy' of virtual server 'waiting' is unavailable: still"):
             await client.call_tool("sleepy__noop", {})
         assert text_of(await client.call_tool("local__echo", {"text": "not held"})) == "not held"
+
+
+async def test_rest_facade(proxy: ProxyProcess) -> None:
+    base = f"{proxy.base}/v1/mcp/servers"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as response:
+            servers = {server["name"]: server for server in (await response.json())["servers"]}
+        assert servers["all"]["kind"] == "virtual" and servers["local"]["kind"] == "upstream"
+        async with http.get(f"{base}/all/openapi.json") as response:
+            document = await response.json()
+        validate(document)
+        path = "/v1/mcp/servers/all/tools/remote__echo"
+        assert document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+            "text"
+        ]
+        async with http.post(proxy.base + path, json={"text": "rest"}) as response:
+            assert response.status == 200 and (await response.json())["content"][0]["text"] == "rest"
+        for tool, body, status in (
+            ("remote__fail", {"reason": "x"}, 200),  # a tool error is the tool's result
+            ("local__fail", {"reason": "x"}, 403),  # the rule naming the member
+            ("nobody__echo", {}, 404),
+            ("remote__echo", {"txt": "typo"}, 422),
+        ):
+            async with http.post(f"{base}/all/tools/{tool}", json=body) as response:
+                assert response.status == status, (tool, await response.text())
+        async with http.get(f"{base}/all/resources/read", params={"uri": "test://static"}) as response:
+            assert (await response.json())["contents"][0]["text"] == "static text"
+        async with http.post(f"{base}/all/prompts/remote__greet", json={"name": "Ada"}) as response:
+            assert (await response.json())["messages"][0]["content"]["text"] == "Hello, Ada!"
+        async with http.get(f"{base}/nothing/tools") as response:
+            assert response.status == 404
