@@ -120,10 +120,11 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # t
     from shadowproxy.cli.admin import register as administering
     from shadowproxy.cli.sessions import register as sessions
     from shadowproxy.cli.tap import register as tapping
+    from shadowproxy.cli.tools import register as tooling
     from shadowproxy.cli.wrap import register as wrapping
     from shadowproxy.rules.cli import register as rules
 
-    return [rules, sessions, wrapping, tapping, administering]  # administering adds to rules: after it
+    return [rules, sessions, wrapping, tapping, administering, tooling]  # administering adds to rules: after it
 
 
 def load_config(

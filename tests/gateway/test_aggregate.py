@@ -4,7 +4,9 @@ driven by the official SDK client in both eras over Streamable HTTP, WebSocket a
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -302,3 +304,24 @@ async def test_rest_facade(proxy: ProxyProcess) -> None:
             assert (await response.json())["messages"][0]["content"]["text"] == "Hello, Ada!"
         async with http.get(f"{base}/nothing/tools") as response:
             assert response.status == 404
+
+
+async def shadowproxy(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shadowproxy", *args, stdout=PIPE, stderr=PIPE, env=child_env(), cwd=REPO
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_tools_commands(proxy: ProxyProcess) -> None:
+    code, out, _ = await shadowproxy(
+        "tools", "call", "all", "remote__echo", "--args", '{"text": "cli"}', "--url", proxy.base
+    )
+    assert (code, out) == (0, "cli\n")
+    code, _, err = await shadowproxy(
+        "tools", "call", "all", "local__fail", "--args", '{"reason": "x"}', "--url", proxy.base
+    )
+    assert code == 1 and "HTTP 403" in err
+    code, out, _ = await shadowproxy("tools", "list", "found", "--json", "--url", proxy.base)
+    assert code == 0 and [tool["name"] for tool in json.loads(out)["found"]] == ["search_tools", "call_tool"]
