@@ -17,7 +17,7 @@ import orjson
 
 from shadowproxy.config.gateway import CacheConfig
 
-MAX_ENTRIES = 4096
+MAX_ENTRIES = 512
 
 ListKey = tuple[str, str, object]
 
