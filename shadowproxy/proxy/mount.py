@@ -19,9 +19,12 @@ import hashlib
 import logging
 from collections.abc import Callable
 
+from shadowproxy.control import HoldRegistry
+from shadowproxy.control.registry import Waiting
 from shadowproxy.core import counters
-from shadowproxy.core.chain import C2S, FORWARD, Chain, Direction, MessageContext, Verdict, forward
+from shadowproxy.core.chain import C2S, FORWARD, Action, Chain, Direction, MessageContext, Verdict, forward
 from shadowproxy.core.errors import UpstreamError
+from shadowproxy.core.hold import BREAKPOINT, HoldSpec
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.protocol import (
     CLIENT_FIELD,
@@ -38,17 +41,23 @@ from shadowproxy.sessions.manager import LiveSession, SessionManager
 from shadowproxy.upstreams.base import Channel, Upstream
 
 log = logging.getLogger(__name__)
+_HOLD = Action.HOLD
+STOP = HoldSpec(BREAKPOINT, timeout=3600.0, on_timeout="approve")
+"""A breakpoint's hold: an operator who walks away lets the message go on after an hour."""
 
 
 class Mount:
     """One upstream at one path."""
 
-    def __init__(self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager) -> None:
+    def __init__(
+        self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager, holds: HoldRegistry | None = None
+    ) -> None:
         self.path = path
         self.name = upstream.name
         self.upstream = upstream
         self.chain = chain
         self.sessions = sessions
+        self.holds = holds if holds is not None else HoldRegistry()
         self._stateless_lock = asyncio.Lock()
         # A virtual server's: which member a message is for (the chain's ``upstream``), and the tool a
         # ``call_tool`` meta-tool stands for, judged in its place.
@@ -67,6 +76,9 @@ class Mount:
 
         Synchronous, so that a front end can forward at once, in the callback the message arrived in.
         """
+        holds = self.holds
+        if holds.breakpoints and holds.stops(message, direction, session.id if session else None, self.name, request):
+            return False
         chain = self.chain
         if chain.interceptors:  # the one test an empty chain pays
             if not chain.declines(message, direction, request):
@@ -86,12 +98,17 @@ class Mount:
         session: LiveSession | None,
         transport: str,
         request: Message | None = None,
+        waiting: Waiting | None = None,
     ) -> Verdict:
-        """Run the chain on one message; an empty chain costs one truth test, the tap one more when no one listens."""
+        """Run the chain on one message; an empty chain costs one truth test, the tap one more when no one listens.
+
+        A message the chain holds (a rule's ``approve``) or a breakpoint stops is parked until it is decided;
+        ``waiting`` is called while it waits (see :class:`~shadowproxy.control.registry.HoldRegistry`).
+        """
         if self.unwrap is not None and direction is C2S:
             inner = self.unwrap(message)
             if inner is not None:
-                verdict = await self.judge(inner, direction, session, transport, request)
+                verdict = await self.judge(inner, direction, session, transport, request, waiting)
                 return forward(verdict.message or inner) if verdict.is_forward else verdict
         if self.passes(message, direction, session, transport, request):
             return FORWARD
@@ -107,6 +124,14 @@ class Mount:
         )
         chain = self.chain
         verdict = await chain.run(ctx)
+        holds = self.holds
+        if verdict.action is _HOLD:
+            held = verdict.message or ctx.message
+            verdict = await holds.park(held, direction, verdict.result, record, self.name, request, waiting)
+        elif holds.breakpoints and verdict.is_forward:
+            held = verdict.message or ctx.message
+            if holds.stops(held, direction, record.id if record else None, self.name, request):
+                verdict = await holds.park(held, direction, STOP, record, self.name, request, waiting)
         counters.judged(ctx, verdict)
         if chain.observers:
             chain.observe(ctx, verdict)
