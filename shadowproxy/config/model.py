@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
 from shadowproxy.config.bridge import BridgeMode, Era
+from shadowproxy.config.gateway import VirtualServerConfig, check_members, server_list
 from shadowproxy.config.limits import Limits, UpstreamLimits
 from shadowproxy.config.tapes import TapesConfig
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
@@ -290,6 +291,7 @@ class Config(Section):
     port: Annotated[Whole, AfterValidator(_port)] = 8765
     path: Annotated[str, AfterValidator(_path)] = "/mcp"
     upstreams: Annotated[tuple[UpstreamConfig, ...], BeforeValidator(_upstreams)] = ()
+    virtual_servers: Annotated[tuple[VirtualServerConfig, ...], BeforeValidator(server_list)] = ()
     interceptors: Annotated[tuple[InterceptorConfig, ...], BeforeValidator(_interceptors)] = ()
     rules: Strings = ()
     store: Annotated[str, AfterValidator(_store)] = "memory://"
@@ -334,4 +336,5 @@ class Config(Section):
         names = [upstream.name for upstream in self.upstreams]
         if len(names) != len(set(names)):
             raise located("upstreams", "server names must be unique")
+        check_members(names, self.virtual_servers)
         return self

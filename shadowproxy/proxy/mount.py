@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 
 from shadowproxy.bridge.era import EraBridge
 from shadowproxy.control import HoldRegistry
 from shadowproxy.control.registry import Waiting
 from shadowproxy.core import counters
-from shadowproxy.core.chain import FORWARD, Action, Chain, Direction, MessageContext, Verdict
+from shadowproxy.core.chain import C2S, FORWARD, Action, Chain, Direction, MessageContext, Verdict, forward
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.hold import BREAKPOINT, HoldSpec
 from shadowproxy.core.jsonrpc import Message
@@ -71,6 +72,10 @@ class Mount:
         self._stateless_lock = asyncio.Lock()
         # Carries 2026-07-28 requests to a server that speaks only the handshake era (shadowproxy.bridge).
         self.bridge = bridge
+        # A virtual server's: which member a message is for (the chain's ``upstream``), and the tool a
+        # ``call_tool`` meta-tool stands for, judged in its place.
+        self.member_of: Callable[[Message, Message | None], str | None] | None = getattr(upstream, "member_of", None)
+        self.unwrap: Callable[[Message], Message | None] | None = getattr(upstream, "unwrap", None)
 
     def passes(
         self,
@@ -115,6 +120,11 @@ class Mount:
         A message the chain holds (a rule's ``approve``) or a breakpoint stops is parked until it is decided;
         ``waiting`` is called while it waits (see :class:`~shadowproxy.control.registry.HoldRegistry`).
         """
+        if self.unwrap is not None and direction is C2S:
+            inner = self.unwrap(message)
+            if inner is not None:
+                verdict = await self.judge(inner, direction, session, transport, request, waiting)
+                return forward(verdict.message or inner) if verdict.is_forward else verdict
         if self.passes(message, direction, session, transport, request):
             return FORWARD
         record = session.record if session is not None else None
@@ -123,7 +133,7 @@ class Mount:
             direction,
             session=record,
             transport=transport,
-            upstream=self.name,
+            upstream=self.name if self.member_of is None else self.member_of(message, request) or self.name,
             principal=record.principal if record is not None else None,
             request=request,
         )

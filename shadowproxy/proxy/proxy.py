@@ -19,6 +19,7 @@ from shadowproxy.control import HoldRegistry
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
+from shadowproxy.gateway import AggregateUpstream
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.proxy.plugins import load_interceptors
 from shadowproxy.sessions import admission
@@ -69,6 +70,11 @@ class Proxy:
             )
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
+        self.virtual = [AggregateUpstream(server, upstreams) for server in config.virtual_servers]
+        self.mounts += [
+            Mount(f"{config.path}/{vs.name}", vs, self.chain, self.sessions, holds=self.holds, tapes=self.tapes)
+            for vs in self.virtual
+        ]
         self.draining = False
         self._sweeper: asyncio.Task[None] | None = None
         self.monitors = health.monitors(list(upstreams.values()), config.health)
@@ -99,6 +105,8 @@ class Proxy:
     async def reload(self) -> bool:
         """Reload every hook that can (the rules); true when all took their new configuration."""
         results = [await hook.reload() for hook in self.chain.reloadables]
+        for gateway in self.virtual:
+            gateway.reload()
         return all(results)
 
     async def stop(self) -> None:
