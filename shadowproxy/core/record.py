@@ -46,6 +46,8 @@ class SessionRecord:
     event_cursor: str | None = None
     init_request: str | None = None
     owner: str | None = None
+    transport: str | None = None
+    """How the client reached the proxy (http, websocket, sse, stdio); ``None`` in records from before it was kept."""
 
     @property
     def client_name(self) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shadowproxy.ops import tap_stream
+from shadowproxy.ops import admin_rules, admin_summary, tap_stream
 
 PREFIX = "/_shadowproxy"
 MAX_LIMIT = 10_000
@@ -84,6 +84,7 @@ def openapi_document() -> dict[str, Any]:
                 "tags": {"type": "array", "items": string},
                 "event_cursor": nullable_string,
                 "owner": nullable_string,
+                "transport": nullable_string,
                 "listening": boolean,
             },
         },
@@ -199,6 +200,8 @@ def openapi_document() -> dict[str, Any]:
                 parameters=tap_stream.OPENAPI_QUERY,
             )
         },
+        **admin_summary.OPENAPI_PATHS,
+        **admin_rules.OPENAPI_PATHS,
     }
     return {
         "openapi": "3.0.3",
