@@ -36,7 +36,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 AXE = Path(__file__).with_name("axe.min.js")
 STATIC = REPO / "shadowproxy" / "ops" / "console" / "static"
 SHOTS = REPO / "docs" / "console"
-GOOD_RULES = "rules:\n  - id: no-fail\n    description: the fail tool is off limits\n    match: {tool: fail}\n    action: block\n"
+GOOD_RULES = (
+    "rules:\n  - id: no-fail\n    description: the fail tool is off limits\n"
+    "    match: {tool: fail}\n    action: block\n"
+)
 BAD_RULES = "rules:\n  - id: no-fail\n    match: {tool: fail}\n    action: explode\n"
 WAIT = 30_000  # ms: generous, the machine is shared
 
@@ -117,6 +120,10 @@ async def shot(page: Any, name: str, tmp_path: Path) -> None:
     if os.environ.get("SHADOWPROXY_SCREENSHOTS") == "1":
         SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, SHOTS / path.name)
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text)
 
 
 async def until(page: Any, expression: str) -> None:
@@ -258,9 +265,7 @@ async def test_restart_an_upstream(page: Any, tmp_path: Path) -> None:
     await shot(page, "upstreams", tmp_path)
     await row.get_by_role("button", name="Restart files").click()
     await page.locator("#view .status", has_text="Restarted files").wait_for()
-    await until(page, 
-        "[...document.querySelectorAll('#view tbody tr td')][3]?.textContent === '1'"
-    )
+    await until(page, "[...document.querySelectorAll('#view tbody tr td')][3]?.textContent === '1'")
 
 
 async def test_policy_hits_and_a_refused_reload(page: Any, rules_file: Path, tmp_path: Path) -> None:
@@ -271,11 +276,11 @@ async def test_policy_hits_and_a_refused_reload(page: Any, rules_file: Path, tmp
     assert cells[0] == "block" and cells[1].endswith("policy.yaml:2") and int(cells[3]) >= 1, cells
     await axe(page)
     await shot(page, "policy", tmp_path)
-    rules_file.write_text(BAD_RULES)
+    write(rules_file, BAD_RULES)
     await page.click("#policy-reload")
     await page.locator("#view .refused pre", has_text="explode").wait_for()
     assert "Refused" in await page.inner_text("#view .status")
-    rules_file.write_text(GOOD_RULES)
+    write(rules_file, GOOD_RULES)
     await page.click("#policy-reload")
     await page.locator("#view .status", has_text="Reloaded").wait_for()
     await page.locator("#view .refused").wait_for(state="detached")
@@ -313,7 +318,12 @@ async def test_the_flow_view_stays_bounded_under_a_burst(page: Any, proxy: Proxy
     session = {**HEADERS, "Mcp-Session-Id": await open_session(proxy.url), "MCP-Protocol-Version": "2025-11-25"}
 
     async def echo(client: aiohttp.ClientSession, n: int) -> None:
-        body = {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
+        body = {
+            "jsonrpc": "2.0",
+            "id": n,
+            "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "x"}},
+        }
         async with client.post(proxy.url, json=body, headers=session) as response:
             assert response.status == 200
 
