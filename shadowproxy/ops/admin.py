@@ -23,6 +23,7 @@ from shadowproxy.core.record import SessionRecord
 from shadowproxy.core.urls import mask_url
 from shadowproxy.ops import admin_rules, admin_summary, console, tap_stream
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
+from shadowproxy.ops.approvals import ApprovalsApi
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
 
@@ -219,6 +220,7 @@ def register(app: web.Application, proxy: Proxy) -> None:
         ("GET", "/tap", tap_stream.stream(config.keepalive_interval)),
         ("GET", "/summary", admin_summary.handler(proxy)),
         ("GET", "/rules", admin_rules.handler(proxy)),
+        *ApprovalsApi(proxy.holds, config.keepalive_interval).routes(),
     )
     for method, path, handler in routes:
         app.router.add_route(method, PREFIX + path, protected(settings.token, handler))
