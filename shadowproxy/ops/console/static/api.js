@@ -32,8 +32,13 @@ export function refused() {
 }
 
 /** Call the admin API: {status, ok, data} (data is the JSON body or null); 401 logs out and throws. */
-export async function call(method, path) {
-  const response = await fetch(url(path), { method, headers: headers(), credentials: "omit", cache: "no-store" });
+export async function call(method, path, body) {
+  const sent = { method, headers: headers(), credentials: "omit", cache: "no-store" };
+  if (body !== undefined) {
+    sent.headers["Content-Type"] = "application/json";
+    sent.body = JSON.stringify(body);
+  }
+  const response = await fetch(url(path), sent);
   if (response.status === 401) {
     refused();
     throw new Unauthorized("the admin token was refused");
@@ -44,4 +49,4 @@ export async function call(method, path) {
 }
 
 export const get = (path) => call("GET", path);
-export const post = (path) => call("POST", path);
+export const post = (path, body) => call("POST", path, body);

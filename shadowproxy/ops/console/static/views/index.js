@@ -7,4 +7,5 @@ export const VIEWS = [
   { path: "flow", title: "Flow", load: () => import("./flow.js") },
   { path: "upstreams", title: "Upstreams", load: () => import("./upstreams.js") },
   { path: "policy", title: "Policy", load: () => import("./policy.js") },
+  { path: "approvals", title: "Approvals", load: () => import("./approvals.js") },
 ];
