@@ -3,7 +3,7 @@
 One proxy and one browser for the module; the tests run in order on one page, as an operator would: log in,
 watch a session appear, open its timeline, filter the flow, see a blocked call, restart the upstream, reload the
 policy. Each view is checked with axe-core (vendored here, injected by the test only) and shot at 1280x800;
-``SHADOWPROXY_SCREENSHOTS=1`` writes the shots to ``docs/console/``.
+``SAVE_CONSOLE_SCREENSHOTS=1`` writes the shots to ``docs/console/``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import yaml
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from shadowproxy.core.tasks import spawn
 from tests.ops.helpers import AUTH, TOKEN
 from tests.security.helpers import HEADERS, open_session
 from tests.support import REPO, ProxyProcess, sdk_server_command
@@ -39,6 +40,8 @@ SHOTS = REPO / "docs" / "console"
 GOOD_RULES = (
     "rules:\n  - id: no-fail\n    description: the fail tool is off limits\n"
     "    match: {tool: fail}\n    action: block\n"
+    "  - id: slow-needs-a-human\n    match: {tool: slow}\n"
+    "    action: {approve: {by: operator, timeout: 120, on_timeout: block}}\n"
 )
 BAD_RULES = "rules:\n  - id: no-fail\n    match: {tool: fail}\n    action: explode\n"
 WAIT = 30_000  # ms: generous, the machine is shared
@@ -47,7 +50,7 @@ WAIT = 30_000  # ms: generous, the machine is shared
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if not Path(CHROMIUM).exists():
-        if os.environ.get("SHADOWPROXY_REQUIRE_CHROMIUM") == "1":
+        if os.environ.get("REQUIRE_CHROMIUM") == "1":
             pytest.fail("chromium is required (apt-get install chromium)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return CHROMIUM
@@ -117,7 +120,7 @@ async def shot(page: Any, name: str, tmp_path: Path) -> None:
     path = tmp_path / f"{name}.png"
     await page.screenshot(path=str(path))
     assert path.stat().st_size > 10_000
-    if os.environ.get("SHADOWPROXY_SCREENSHOTS") == "1":
+    if os.environ.get("SAVE_CONSOLE_SCREENSHOTS") == "1":
         SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, SHOTS / path.name)
 
@@ -284,6 +287,23 @@ async def test_policy_hits_and_a_refused_reload(page: Any, rules_file: Path, tmp
     await page.click("#policy-reload")
     await page.locator("#view .status", has_text="Reloaded").wait_for()
     await page.locator("#view .refused").wait_for(state="detached")
+
+
+async def test_approve_a_held_call_with_new_arguments(page: Any, proxy: ProxyProcess, tmp_path: Path) -> None:
+    await visit(page, "#/approvals")
+    async with Client(proxy.url, mode="legacy") as client:
+        call = spawn(client.call_tool("slow", {"seconds": 60}), name="held-call")
+        held = page.locator("form.hold", has_text="slow")
+        await held.wait_for()
+        assert "slow-needs-a-human" in await held.inner_text()
+        await axe(page)
+        await shot(page, "approvals", tmp_path)
+        await held.locator("textarea").fill('{"seconds": 0}')
+        await held.get_by_role("button", name="Approve").click()
+        result = await asyncio.wait_for(call, 30)
+        assert result.content[0].text.startswith("slept 0")
+    await page.locator("#view tbody tr", has_text="approved").wait_for()
+    await held.wait_for(state="detached")
 
 
 async def test_keyboard_and_phone_width(page: Any, tmp_path: Path) -> None:
