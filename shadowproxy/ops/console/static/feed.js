@@ -74,12 +74,12 @@ export class Feed {
     while (!signal.aborted) {
       const { value, done } = await reader.read();
       if (done) return;
-      buffer += value.replace(/\r\n?/g, "\n");
+      // One split per chunk: the frames it completes, and the unfinished rest kept for the next chunk.
+      const frames = (buffer + value.replace(/\r\n?/g, "\n")).split("\n\n");
+      buffer = frames.pop();
       const batch = [];
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const event = this.parse(buffer.slice(0, cut));
-        buffer = buffer.slice(cut + 2);
+      for (const frame of frames) {
+        const event = this.parse(frame);
         if (event) batch.push(event);
       }
       if (batch.length) this.publish(batch);

@@ -1,15 +1,17 @@
 // Flow: the live message stream, filtered by method, tool, session, direction and verdict, with pause.
 //
 // Built to keep up with 1,000 messages a second: events arrive in batches (feed.js), are filtered at once, and
-// drawn once per animation frame; a frame draws at most MAX_ROWS rows (the newest; the rest are counted as
-// "not drawn") and the table keeps only the newest MAX_ROWS rows. While paused, up to PAUSED_LIMIT events wait;
+// drawn in an animation frame at most every DRAW_EVERY_MS; a draw adds at most PER_FRAME rows (the newest; the
+// rest are counted as "not drawn", and stay in feed.recent) and the table keeps only the newest MAX_ROWS rows. While paused, up to PAUSED_LIMIT events wait;
 // beyond that they are counted as dropped by the console. The proxy's own drops (a reader too slow for its
 // queue) are counted apart.
 
 import { h, table } from "../dom.js";
 import { ARROW, DIRECTION, bytes, clock, json, ms, shortId } from "../format.js";
 
-const MAX_ROWS = 200;
+const MAX_ROWS = 100;
+const PER_FRAME = 40;
+const DRAW_EVERY_MS = 100;
 const PAUSED_LIMIT = 5000;
 const COLUMNS = ["Time", "Dir", "Session", "Kind", "Method", "Tool", "Id", "Verdict", "Latency", "Size", "Body"];
 
@@ -26,6 +28,7 @@ export function mount(root, { feed }) {
   const counters = h("p.counters", { id: "flow-counters", "aria-live": "off" });
   const detail = h("section.detail", { "aria-label": "Message body", hidden: true });
   const { box, body } = table("Messages, newest first", COLUMNS);
+  box.classList.add("flow-table");
   const label = (id, text) => h("label", { for: id }, text);
   root.append(
     h("h1", { tabindex: "-1" }, "Flow"),
@@ -40,21 +43,22 @@ export function mount(root, { feed }) {
       h("div.buttons", {}, pause, clearButton),
     ),
     counters,
-    h("p.hint", {}, `Drawn in batches once per frame; the newest ${MAX_ROWS} rows are kept.`),
+    h("p.hint", {}, `Drawn in batches, at most ${1000 / DRAW_EVERY_MS} times a second and ${PER_FRAME} new rows each (the newest); the newest ${MAX_ROWS} rows are kept.`),
     detail,
     box,
   );
 
-  const state = { paused: false, waiting: [], pending: [], shown: 0, matched: 0, notDrawn: 0, consoleDropped: 0, frame: 0, bodies: new Map() };
+  const state = { paused: false, waiting: [], pending: [], shown: 0, matched: 0, notDrawn: 0, consoleDropped: 0, frame: 0, drawn: 0, bodies: new Map() };
   let test = matcher(fields);
 
   const draw = () => {
     state.frame = 0;
+    state.drawn = performance.now();
     let events = state.pending;
     state.pending = [];
-    if (events.length > MAX_ROWS) {
-      state.notDrawn += events.length - MAX_ROWS;
-      events = events.slice(-MAX_ROWS);
+    if (events.length > PER_FRAME) {
+      state.notDrawn += events.length - PER_FRAME;
+      events = events.slice(-PER_FRAME);
     }
     const fragment = document.createDocumentFragment();
     for (let i = events.length - 1; i >= 0; i -= 1) fragment.append(row(events[i], state.bodies));
@@ -69,8 +73,12 @@ export function mount(root, { feed }) {
       `dropped: ${feed.dropped} by the proxy, ${state.consoleDropped} by the console` +
       (state.paused ? ` · paused, ${state.waiting.length} waiting` : "");
   };
+  // At most one draw per DRAW_EVERY_MS, in an animation frame: the browser's layout and paint of the table, not
+  // the script, are what a faster pace would cost.
   const later = () => {
-    if (!state.frame) state.frame = requestAnimationFrame(draw);
+    if (state.frame) return;
+    const wait = DRAW_EVERY_MS - (performance.now() - state.drawn);
+    state.frame = wait > 0 ? setTimeout(() => (state.frame = requestAnimationFrame(draw)), wait) : requestAnimationFrame(draw);
   };
   const take = (batch) => {
     for (const event of batch) {
@@ -130,6 +138,7 @@ export function mount(root, { feed }) {
   return () => {
     unsubscribe();
     cancelAnimationFrame(state.frame);
+    clearTimeout(state.frame);
   };
 }
 
