@@ -48,6 +48,8 @@ class SessionRecord:
     owner: str | None = None
     recording: bool = False
     """A rules ``record`` action put this session on tape (:mod:`shadowproxy.tapes.writer`)."""
+    transport: str | None = None
+    """How the client reached the proxy (http, websocket, sse, stdio); ``None`` in records from before it was kept."""
 
     @property
     def client_name(self) -> str | None:

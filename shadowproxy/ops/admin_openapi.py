@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shadowproxy.ops import tap_stream, tapes_api
+from shadowproxy.ops import admin_rules, admin_summary, tap_stream, tapes_api
 
 PREFIX = "/_shadowproxy"
 MAX_LIMIT = 10_000
@@ -95,6 +95,7 @@ def openapi_document() -> dict[str, Any]:
                 "tags": {"type": "array", "items": string},
                 "event_cursor": nullable_string,
                 "owner": nullable_string,
+                "transport": nullable_string,
                 "listening": boolean,
             },
         },
@@ -211,6 +212,8 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         **tapes_api.OPENAPI_PATHS,
+        **admin_summary.OPENAPI_PATHS,
+        **admin_rules.OPENAPI_PATHS,
     }
     return {
         "openapi": "3.0.3",

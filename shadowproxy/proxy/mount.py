@@ -215,6 +215,7 @@ class Mount:
             client_info=bounded_client_info(client),
             principal=principal,
             state=SessionState.ACTIVE,
+            transport="http",
         )
         session = LiveSession(record, self)
         self.sessions.add_logical(key, session)
