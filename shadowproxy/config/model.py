@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
 from shadowproxy.config.limits import Limits, UpstreamLimits
+from shadowproxy.config.pinning import PinningConfig
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.stores import parse_store_url
@@ -319,6 +320,8 @@ class Config(Section):
     """Who may use the proxy; ``None``: anyone who reaches the port."""
     admin: Annotated[AdminConfig | None, BeforeValidator(_section)] = None
     """The admin API's token; ``None``: the admin API is off."""
+    pinning: PinningConfig = PinningConfig()
+    """Tool pinning (trust on first use); see :mod:`shadowproxy.config.pinning`."""
     source: str | None = None
     implicit_source: bool = False
     """``source`` was not named (``--config``) but found in the working directory."""

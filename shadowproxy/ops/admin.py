@@ -20,7 +20,7 @@ from shadowproxy.core import counters
 from shadowproxy.core.errors import ConfigError, UpstreamError
 from shadowproxy.core.record import SessionRecord
 from shadowproxy.core.urls import mask_url
-from shadowproxy.ops import tap_stream
+from shadowproxy.ops import pins, tap_stream
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
@@ -216,6 +216,7 @@ def register(app: web.Application, proxy: Proxy) -> None:
         ("POST", "/rules/reload", api.reload),
         ("GET", "/config", api.config),
         ("GET", "/tap", tap_stream.stream(config.keepalive_interval)),
+        *pins.routes(proxy),
     )
     for method, path, handler in routes:
         app.router.add_route(method, PREFIX + path, protected(settings.token, handler))
