@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 import orjson
 
 from shadowproxy.core.errors import ShadowProxyError
-from shadowproxy.core.record import SessionRecord, SessionState
+from shadowproxy.core.record import SessionRecord, SessionState, sealed_tokens
 
 __all__ = [
     "CursorError",
@@ -147,9 +147,9 @@ def copy_record(record: SessionRecord) -> SessionRecord:
 
 
 def dump_record(record: SessionRecord) -> bytes:
-    """The record as JSON (orjson serializes the slots dataclass and its enum directly)."""
+    """The record as JSON (orjson serializes the slots dataclass and its enum directly; the token vault sealed)."""
     try:
-        return orjson.dumps(record)
+        return orjson.dumps(record, default=sealed_tokens)
     except TypeError as exc:
         raise StoreError(f"session {record.id} cannot be stored: {exc}") from None
 

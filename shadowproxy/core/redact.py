@@ -19,6 +19,9 @@ from typing import Any
 
 DEFAULT_MASK = "[REDACTED:{name}]"
 
+Replace = Callable[[str, str], str]
+"""What takes a match's place instead of the mask: called with the detector's name and the matched text."""
+
 # Patterns by part; a detector is one or more parts (api_key: vendor keys and "key = value").
 _PATTERNS: dict[str, str] = {
     "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----",
@@ -158,7 +161,7 @@ class Redactor:
     def _masked(self, name: str) -> str:
         return self._mask.replace("{name}", name)
 
-    def _scan(self, value: str, names: tuple[str, ...]) -> str:
+    def _scan(self, value: str, names: tuple[str, ...], replace: Replace | None) -> str:
         pieces: list[str] = []
         position = 0
         for match in self._alternation(names).finditer(value):
@@ -179,38 +182,45 @@ class Redactor:
             if group is not None and match.group(group) is not None:
                 start = match.start(group)  # keep "Bearer " or "api_key=" readable
             pieces.append(value[position:start])
-            pieces.append(self._masked(_DETECTOR_OF[name]))
+            detector = _DETECTOR_OF[name]
+            pieces.append(self._masked(detector) if replace is None else replace(detector, value[start:end]))
             position = end
         if not pieces:
             return value
         pieces.append(value[position:])
         return "".join(pieces)
 
-    def text(self, value: str) -> str:
-        """``value`` with every match masked; the same object when nothing matched."""
+    def text(self, value: str, replace: Replace | None = None) -> str:
+        """``value`` with every match masked (or replaced by ``replace(detector, match)``); the same object when
+        nothing matched."""
         result = value
         if self._parts:
             names = tuple(part for part in self._parts if _MAYBE[part](value))
             if names:
-                result = self._scan(value, names)
+                result = self._scan(value, names, replace)
         if self._patterns:
             masked = self._masked("pattern")
             for pattern in self._patterns:
-                result = pattern.sub(lambda _: masked, result)
+                if replace is None:
+                    result = pattern.sub(lambda _: masked, result)
+                else:
+                    result = pattern.sub(lambda match: replace("pattern", match.group(0)), result)
         return value if result == value else result
 
-    def value(self, value: Any) -> Any:
+    def value(self, value: Any, replace: Replace | None = None) -> Any:
         """Redact every string inside a JSON value; the same object when nothing changed."""
-        return _walk(value, self.text)
+        if replace is None:
+            return walk(value, self.text)
+        return walk(value, lambda text: self.text(text, replace))
 
 
-def _walk(value: Any, text: Callable[[str], str]) -> Any:
+def walk(value: Any, text: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         return text(value)
     if isinstance(value, dict):
         changed: dict[str, Any] | None = None
         for key, item in value.items():
-            new = _walk(item, text)
+            new = walk(item, text)
             if new is not item:
                 if changed is None:
                     changed = dict(value)
@@ -219,7 +229,7 @@ def _walk(value: Any, text: Callable[[str], str]) -> Any:
     if isinstance(value, list):
         changed_list: list[Any] | None = None
         for index, item in enumerate(value):
-            new = _walk(item, text)
+            new = walk(item, text)
             if new is not item:
                 if changed_list is None:
                     changed_list = list(value)

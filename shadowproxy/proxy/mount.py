@@ -102,6 +102,12 @@ class Mount:
             chain.observe(ctx, verdict)
         if TAP.listeners:
             TAP.publish(message, direction, session, transport, self.name, request, verdict)
+        restore = ctx.restore
+        if restore is not None and verdict.is_forward:
+            shown = verdict.message or message
+            restored = restore(shown)
+            if restored is not shown:
+                return Verdict(verdict.action, restored, by=verdict.by)
         return verdict
 
     async def stateless_channel(self, session: LiveSession) -> Channel:
