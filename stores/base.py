@@ -110,6 +110,14 @@ class SessionStore(Protocol):
         """Later events of the stream ``last_event_id`` belongs to, in order; ``[]`` for an unknown id."""
         ...
 
+    async def entries(self, space: str) -> dict[str, bytes]:
+        """Every entry of a named space: small documents kept beside the sessions, with no ttl (the tool pins)."""
+        ...
+
+    async def put_entry(self, space: str, key: str, value: bytes | None) -> None:
+        """Set one entry of ``space``; ``None`` removes it."""
+        ...
+
     async def close(self) -> None:
         """Release connections; the store may not be used afterwards."""
         ...
