@@ -112,6 +112,9 @@ class PinBook:
         ]
         self._group_of: dict[str | None, str] = {}
         self.scopes: dict[tuple[str, str], Scope] = {}
+        self.dirty: set[tuple[str, str]] = set()
+        self._noted = False
+        """Scopes changed since they were last written to the store (see :func:`save`)."""
 
     def group_of(self, principal: str | None) -> str:
         """The first configured group whose patterns match ``principal``, else :data:`SHARED` (cached)."""
@@ -134,9 +137,11 @@ class PinBook:
         from it was removed. Until a complete list was seen, a scope pins what it is shown (pages included).
         """
         group = self.group_of(principal)
-        scope = self.scopes.get((upstream, group))
+        key = (upstream, group)
+        scope = self.scopes.get(key)
         if scope is None:
-            scope = self.scopes[(upstream, group)] = Scope()
+            scope = self.scopes[key] = Scope()
+        before = (len(scope.pins), len(scope.changes), scope.settled)
         listed: set[str] = set()
         for tool in tools:
             if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
@@ -175,6 +180,9 @@ class PinBook:
                 ]:
                     del scope.changes[name]
             scope.settled = True
+        if before != (len(scope.pins), len(scope.changes), scope.settled) or self._noted:
+            self.dirty.add(key)
+            self._noted = False
         if not self.blocking:
             return set()
         hidden = {name for name in listed if (change := scope.changes.get(name)) is not None and change.blocks}
@@ -196,6 +204,7 @@ class PinBook:
         if known is not None and known.kind == change.kind and known.digest == change.digest:
             return
         scope.changes[change.tool] = change
+        self._noted = True
         CHANGES.labels(upstream, change.kind).inc()
         where = f"upstream {upstream!r}" + (f" (group {group!r})" if group else "")
         log.warning("tool pinning: %s of %s; mode %s", change.describe(), where, self.mode)
@@ -222,6 +231,7 @@ class PinBook:
         else:
             assert change.digest is not None and change.new is not None
             scope.pins[tool] = (change.digest, change.new)
+        self.dirty.add((upstream, group))
         APPROVALS.labels(upstream).inc()
         log.info("tool pinning: %s of upstream %r approved by %s", change.describe(), upstream, by)
         event = {"event": "pin", "change": "approved", "was": change.kind, "tool": tool, "upstream": upstream,
@@ -234,7 +244,41 @@ class PinBook:
         doomed = [key for key in self.scopes if key[0] == upstream and (group is None or key[1] == group)]
         for key in doomed:
             del self.scopes[key]
+            self.dirty.add(key)
         if doomed:
             event = {"event": "pin", "change": "reset", "upstream": upstream, "group": group or None}
             audit_log.warning(orjson.dumps(event).decode())
         return len(doomed)
+
+
+def dump_scope(scope: Scope) -> bytes:
+    """A scope as the store keeps it (space :data:`SPACE`, key :func:`scope_key`)."""
+    changes = [[c.kind, c.tool, c.old, c.new, c.digest, c.seen] for c in scope.changes.values()]
+    pins = {name: [digest, definition] for name, (digest, definition) in scope.pins.items()}
+    return orjson.dumps({"pins": pins, "changes": changes, "settled": scope.settled, "pinned_at": scope.pinned_at})
+
+
+def load_scope(raw: bytes) -> Scope:
+    """The inverse of :func:`dump_scope`; :class:`ValueError` for what it did not write."""
+    try:
+        data = orjson.loads(raw)
+        pins = {name: (digest, definition) for name, (digest, definition) in data["pins"].items()}
+        changes = {
+            tool: Change(kind, tool, old, new, digest, seen) for kind, tool, old, new, digest, seen in data["changes"]
+        }
+        return Scope(pins, changes, bool(data["settled"]), float(data["pinned_at"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"stored pins are corrupt: {exc}") from None
+
+
+SPACE = "pins"
+"""The store's space for pins: one entry per scope."""
+
+
+def scope_key(key: tuple[str, str]) -> str:
+    return f"{key[0]}\x1f{key[1]}"
+
+
+def split_key(text: str) -> tuple[str, str]:
+    upstream, _, group = text.partition("\x1f")
+    return upstream, group

@@ -4,16 +4,30 @@ hidden and their calls refused.
 The proxy puts it first in the chain when ``pinning.mode`` is not ``off`` (:func:`hooks`), so it sees the server's
 own definitions before any rule edits them. It wants only ``tools/list`` results and, in block mode,
 ``tools/call`` requests: every other message is declined on its method, without a context.
+
+The pins are kept in the session store (space ``pins``, one entry per scope): read when the proxy starts, written
+by a background task every :data:`SAVE_INTERVAL` seconds when something changed and once more when it stops. The
+message path never waits for the store; a store that is down keeps the changes in memory until it is back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 
 from shadowproxy.core.chain import C2S, FORWARD, S2C, Direction, Hook, MessageContext, Verdict, block, forward
 from shadowproxy.core.errors import POLICY_BLOCKED
 from shadowproxy.core.jsonrpc import REQUEST, RESPONSE, Message
-from shadowproxy.interceptors.pin_book import PinBook
+from shadowproxy.core.tasks import spawn
+from shadowproxy.interceptors.pin_book import SPACE, PinBook, dump_scope, load_scope, scope_key, split_key
+from shadowproxy.stores import SessionStore, StoreError
+
+log = logging.getLogger(__name__)
+
+SAVE_INTERVAL = 0.5
+LOAD_TIMEOUT = 10.0
 
 
 class PinningInterceptor:
@@ -21,9 +35,58 @@ class PinningInterceptor:
 
     name = "pinning"
 
-    def __init__(self, book: PinBook) -> None:
+    def __init__(self, book: PinBook, store: SessionStore | None = None) -> None:
         self.book = book
         self.blocking = book.blocking
+        self.store = store
+        self._writer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Read the stored pins, then write changes in the background."""
+        if self.store is None:
+            return
+        try:
+            async with asyncio.timeout(LOAD_TIMEOUT):
+                stored = await self.store.entries(SPACE)
+        except (StoreError, TimeoutError) as exc:
+            log.warning("tool pins could not be read from the store (trusting tools anew): %s", exc)
+            stored = {}
+        for text, raw in stored.items():
+            try:
+                self.book.scopes.setdefault(split_key(text), load_scope(raw))
+            except ValueError as exc:
+                log.warning("tool pins of %r skipped: %s", text, exc)
+        self._writer = spawn(self._write_every(SAVE_INTERVAL), name="pins-writer")
+
+    async def close(self) -> None:
+        """Stop the writer and write what changed since its last round."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            await self.save()
+
+    async def save(self) -> None:
+        """Write the scopes that changed; those that fail stay marked for the next round."""
+        book, store = self.book, self.store
+        if store is None:
+            return
+        for key in list(book.dirty):
+            book.dirty.discard(key)
+            scope = book.scopes.get(key)
+            try:
+                await store.put_entry(SPACE, scope_key(key), dump_scope(scope) if scope is not None else None)
+            except StoreError as exc:
+                book.dirty.add(key)
+                log.warning("tool pins not written to the store yet: %s", exc)
+                return
+
+    async def _write_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.book.dirty:
+                await self.save()
 
     def wants(self, message: Message, direction: Direction, request: Message | None) -> bool:
         """A ``tools/list`` result; in block mode, a ``tools/call`` request too."""
@@ -66,6 +129,6 @@ def _complete(request: Message | None, result: dict[str, Any]) -> bool:
     return not (isinstance(params, dict) and params.get("cursor")) and not result.get("nextCursor")
 
 
-def hooks(book: PinBook) -> list[Hook]:
-    """The chain's pinning hook, or none when pinning is off."""
-    return [] if book.mode == "off" else [PinningInterceptor(book)]
+def hooks(book: PinBook, store: SessionStore | None = None) -> list[Hook]:
+    """The chain's pinning hook (keeping its pins in ``store``), or none when pinning is off."""
+    return [] if book.mode == "off" else [PinningInterceptor(book, store)]

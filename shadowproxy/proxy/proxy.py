@@ -45,7 +45,9 @@ class Proxy:
         self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
         self.pins = PinBook(config.pinning)
         # Pinning first: it judges the server's own tool definitions, before any rule edits or filters them.
-        self.chain = Chain([*pinning.hooks(self.pins), *load_interceptors(config.interceptors, config.rules)])
+        self.chain = Chain(
+            [*pinning.hooks(self.pins, self.store), *load_interceptors(config.interceptors, config.rules)]
+        )
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
