@@ -81,7 +81,7 @@ async def test_warn_flags_a_changed_description_and_lets_the_call_through(start_
     assert scope["pinned"] == 3 and [(c["tool"], c["change"]) for c in scope["changes"]] == [("echo", "changed")]
     assert (await tools(proxy.url))["echo"] == POISONED
     code, out, _ = await cli("pins", "show", "drift", "echo", "--url", proxy.base, "--json")
-    assert json.loads(out)["old"]["description"] == "Echo the text back.", "not trusted anew"
+    assert code == 0 and json.loads(out)["old"]["description"] == "Echo the text back.", "not trusted anew"
 
 
 async def test_block_hides_refuses_and_approval_restores(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
