@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shadowproxy.ops import tap_stream
+from shadowproxy.ops import pins, tap_stream
 
 PREFIX = "/_shadowproxy"
 MAX_LIMIT = 10_000
@@ -199,6 +199,7 @@ def openapi_document() -> dict[str, Any]:
                 parameters=tap_stream.OPENAPI_QUERY,
             )
         },
+        **pins.openapi_paths(),
     }
     return {
         "openapi": "3.0.3",

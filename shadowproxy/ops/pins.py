@@ -98,3 +98,59 @@ def routes(proxy: Proxy) -> tuple[tuple[str, str, Any], ...]:
         ("POST", "/pins/{upstream}/{tool}/approve", api.approve),
         ("DELETE", "/pins/{upstream}", api.reset),
     )
+
+
+def _described(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = schema if schema is not None else {"$ref": "#/components/schemas/Error"}
+    return {"description": description, "content": {"application/json": {"schema": body}}}
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The pins operations, for :func:`shadowproxy.ops.admin_openapi.openapi_document`."""
+    string = {"type": "string"}
+    group = {"name": "group", "in": "query", "required": False, "schema": string,
+             "description": "A principal group's pins (default: the shared ones)"}  # fmt: skip
+    upstream = {"name": "upstream", "in": "path", "required": True, "schema": string}
+    tool = {"name": "tool", "in": "path", "required": True, "schema": string}
+    obj = {"type": "object"}
+    security = [{"adminToken": []}]
+    unauthorized = {"401": _described("No or wrong admin token")}
+
+    def operation(name: str, summary: str, responses: dict[str, Any], parameters: list[Any]) -> dict[str, Any]:
+        return {"operationId": name, "summary": summary, "security": security, "parameters": parameters,
+                "responses": {**responses, **unauthorized}}  # fmt: skip
+
+    return {
+        "/pins": {
+            "get": operation(
+                "listPins",
+                "Pinned tools and pending changes, per upstream and group",
+                {"200": _described("Scopes", obj)},
+                [],
+            )
+        },
+        "/pins/{upstream}/{tool}": {
+            "get": operation(
+                "showPin",
+                "A tool's pinned definition (old) beside the one announced now (new)",
+                {"200": _described("The tool", obj), "404": _described("Nothing pinned")},
+                [upstream, tool, group],
+            )
+        },
+        "/pins/{upstream}/{tool}/approve": {
+            "post": operation(
+                "approvePin",
+                "Accept the pending change: the new definition becomes the pin",
+                {"200": _described("Approved", obj), "404": _described("No pending change")},
+                [upstream, tool, group],
+            )
+        },
+        "/pins/{upstream}": {
+            "delete": operation(
+                "resetPins",
+                "Forget an upstream's pins (one group's with ?group)",
+                {"200": _described("How many scopes were forgotten", obj)},
+                [upstream, group],
+            )
+        },
+    }
