@@ -4,7 +4,6 @@ naming the change), then approved through the CLI and usable again."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,8 +79,8 @@ async def test_warn_flags_a_changed_description_and_lets_the_call_through(start_
     (scope,) = body["scopes"]
     assert scope["pinned"] == 3 and [(c["tool"], c["change"]) for c in scope["changes"]] == [("echo", "changed")]
     assert (await tools(proxy.url))["echo"] == POISONED
-    code, out, _ = await cli("pins", "show", "drift", "echo", "--url", proxy.base, "--json")
-    assert code == 0 and json.loads(out)["old"]["description"] == "Echo the text back.", "not trusted anew"
+    status, shown = await admin(proxy.base, "GET", "/pins/drift/echo")
+    assert status == 200 and shown["old"]["description"] == "Echo the text back.", "not trusted anew"
 
 
 async def test_block_hides_refuses_and_approval_restores(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -102,13 +101,13 @@ async def test_block_hides_refuses_and_approval_restores(start_proxy, tmp_path: 
         assert code == 0 and "changed" in out and "echo" in out and "description" in out
         code, out, _ = await cli("pins", "show", "drift", "echo", "--url", proxy.base)
         assert code == 0 and "PINNED" in out and "id_rsa" in out and "| " in out
-        code, out, _ = await cli("pins", "show", "drift", "echo", "--url", proxy.base, "--json")
-        shown = json.loads(out)
+        status, shown = await admin(proxy.base, "GET", "/pins/drift/echo")
+        assert status == 200 and shown["change"] == "changed" and shown["fields"] == ["description"]
         assert shown["old"]["description"] == "Echo the text back." and shown["new"]["description"] == POISONED
         code, out, _ = await cli("pins", "approve", "drift", "echo", "--url", proxy.base)
         assert code == 0 and out.startswith("approved: tool 'echo' changed")
-        code, _, err = await cli("pins", "approve", "drift", "echo", "--url", proxy.base)
-        assert code == 1 and "no pending change" in err
+        status, body = await admin(proxy.base, "POST", "/pins/drift/echo/approve")
+        assert status == 404 and "no pending change" in body["error"]
 
         # The same session: listed and callable again once approved.
         assert "echo" in {tool.name for tool in (await client.list_tools()).tools}
