@@ -45,6 +45,8 @@ _PATTERNS: dict[str, str] = {
     "email": r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
     "iban": r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b",
     "credit_card": r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])",
+    # Opt-in (not in DETECTORS): 8 to 15 digits (E.164) written as a phone number is, with a leading + or separators.
+    "phone": r"(?<![\w+])(?:\+[0-9]|\(?[0-9])[0-9().\- ]{6,22}[0-9](?![\w])",
 }
 _PARTS: dict[str, tuple[str, ...]] = {
     "private_key": ("private_key",),
@@ -54,9 +56,12 @@ _PARTS: dict[str, tuple[str, ...]] = {
     "email": ("email",),
     "iban": ("iban",),
     "credit_card": ("credit_card",),
+    "phone": ("phone",),
 }
-DETECTORS: tuple[str, ...] = tuple(_PARTS)
-"""Every named detector, in the order they are tried."""
+OPT_IN = ("phone",)
+"""Detectors used only when named: phone numbers look too much like other digit runs to mask them by default."""
+DETECTORS: tuple[str, ...] = tuple(name for name in _PARTS if name not in OPT_IN)
+"""Every detector used by default, in the order they are tried."""
 
 _DETECTOR_OF = {part: name for name, parts in _PARTS.items() for part in parts}
 _LOCAL_PART = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
@@ -95,6 +100,7 @@ _MAYBE: dict[str, Callable[[str], bool]] = {
     "email": lambda text: "@" in text,
     "iban": lambda text: any(digit in text for digit in _DIGITS),
     "credit_card": lambda text: any(digit in text for digit in _DIGITS),
+    "phone": lambda text: any(digit in text for digit in _DIGITS),
 }
 
 
@@ -120,7 +126,21 @@ def iban_valid(text: str) -> bool:
     return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
 
 
+_DATE = re.compile(r"[0-9]{4}[-./][0-9]{1,2}[-./][0-9]{1,2}|[0-9]{1,2}[-./][0-9]{1,2}[-./][0-9]{2,4}")
+
+
+def phone_valid(text: str) -> bool:
+    """8 to 15 digits (E.164), written as a phone number: with a leading + or a separator between groups; not a
+    date."""
+    digits = sum(char.isdigit() for char in text)
+    if not 8 <= digits <= 15 or _DATE.fullmatch(text):
+        return False
+    return text.startswith("+") or any(char in text for char in " -.()")
+
+
 def _valid(name: str, text: str) -> bool:
+    if name == "phone":
+        return phone_valid(text)
     if name == "credit_card":
         digits = text.replace(" ", "").replace("-", "")
         return 13 <= len(digits) <= 19 and luhn_valid(digits)
@@ -145,9 +165,10 @@ class Redactor:
         self.detectors = tuple(detectors)
         unknown = [name for name in self.detectors if name not in _PARTS]
         if unknown:
-            raise ValueError(f"unknown detector {unknown[0]!r} (known: {', '.join(DETECTORS)})")
+            raise ValueError(f"unknown detector {unknown[0]!r} (known: {', '.join(_PARTS)})")
         self._mask = mask
-        self._parts = tuple(part for name in self.detectors for part in _PARTS[name])
+        # In the one order of _PARTS, whatever the order given: where two could match, the stricter is tried first.
+        self._parts = tuple(part for name in _PARTS if name in self.detectors for part in _PARTS[name])
         self._alternations: dict[tuple[str, ...], re.Pattern[str]] = {}
         self._patterns = tuple(re.compile(pattern) for pattern in patterns)
 

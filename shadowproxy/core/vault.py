@@ -34,6 +34,7 @@ KINDS = {
     "bearer_token": "BEARER",
     "jwt": "JWT",
     "private_key": "PRIVATE_KEY",
+    "phone": "PHONE",
     "pattern": "PII",
 }
 
