@@ -116,13 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     from shadowproxy.cli.admin import register as administering
+    from shadowproxy.cli.approvals import register as approving
+    from shadowproxy.cli.intercept import register as intercepting
     from shadowproxy.cli.pins import register as pinning
     from shadowproxy.cli.sessions import register as sessions
     from shadowproxy.cli.tap import register as tapping
     from shadowproxy.cli.wrap import register as wrapping
     from shadowproxy.rules.cli import register as rules
 
-    return [rules, sessions, wrapping, tapping, administering, pinning]  # administering adds to rules: after it
+    return [
+        rules,
+        sessions,
+        wrapping,
+        tapping,
+        administering,
+        approving,
+        intercepting,
+        pinning,
+    ]  # administering adds to rules: after it
 
 
 def load_config(

@@ -22,6 +22,7 @@ from shadowproxy.core.record import SessionRecord
 from shadowproxy.core.urls import mask_url
 from shadowproxy.ops import pins, tap_stream
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
+from shadowproxy.ops.approvals import ApprovalsApi
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
 
@@ -216,6 +217,7 @@ def register(app: web.Application, proxy: Proxy) -> None:
         ("POST", "/rules/reload", api.reload),
         ("GET", "/config", api.config),
         ("GET", "/tap", tap_stream.stream(config.keepalive_interval)),
+        *ApprovalsApi(proxy.holds, config.keepalive_interval).routes(),
         *pins.routes(proxy),
     )
     for method, path, handler in routes:

@@ -12,7 +12,9 @@ import asyncio
 import logging
 
 from shadowproxy import cluster
+from shadowproxy.cluster import holds as cluster_holds
 from shadowproxy.config import Config, UpstreamConfig
+from shadowproxy.control import HoldRegistry
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
@@ -24,6 +26,7 @@ from shadowproxy.sessions import admission
 from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
+from shadowproxy.stores.url import hold_book
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,9 @@ class Proxy:
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
         upstreams = {upstream.name: create_upstream(upstream) for upstream in config.upstreams}
+        self.holds = HoldRegistry(hold_book(self.store), keepalive=config.keepalive_interval)
         self.mounts = [
-            Mount(path, upstreams[upstream.name], self.chain, self.sessions)
+            Mount(path, upstreams[upstream.name], self.chain, self.sessions, self.holds)
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
         self.draining = False
@@ -61,6 +65,8 @@ class Proxy:
         self.monitors = health.monitors(list(upstreams.values()), config.health)
         self._monitoring: list[asyncio.Task[None]] = []
         self.cluster = cluster.join(config, self.sessions, self.mounts, self.chain, self.reload)
+        if self.cluster is not None:
+            cluster_holds.share(self.cluster, self.holds)
 
     async def start(self, *, on_demand: bool = False) -> None:
         """Open what the proxy runs. ``on_demand`` (the stdio front: one client) starts no server process ahead of
@@ -68,6 +74,7 @@ class Proxy:
         await self.worker.start()  # opens the store; one that is down is reported and retried, not waited for
         if self.cluster is not None:
             await self.cluster.start()
+        await self.holds.start()
         for hook in self.chain.startables:
             await hook.start()
         self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
@@ -91,6 +98,7 @@ class Proxy:
         for task in self._monitoring:
             task.cancel()
         await asyncio.gather(*self._monitoring, return_exceptions=True)
+        await self.holds.close()
         await self.sessions.detach_all()
         if self.cluster is not None:
             await self.cluster.stop()
