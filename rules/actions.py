@@ -28,6 +28,7 @@ class Effect(enum.Enum):
     RESPOND = "respond"
     MODIFY = "modify"
     REDACT = "redact"
+    TOKENIZE = "tokenize"
     DELAY = "delay"
     RATE = "rate"
     LOG = "log"
@@ -97,7 +98,7 @@ def compile_action(spec: Any, document: Document, path: JsonPath, problems: list
             if (parsed := _rooted(text, document, (*where, "remove", index), problems)) is not None
         )
         return RuleAction(effect, sets=sets, removes=removes)
-    if effect is Effect.REDACT:
+    if effect is Effect.REDACT or effect is Effect.TOKENIZE:
         patterns = [
             pattern
             for index, pattern in enumerate(settings.get("patterns", ()))

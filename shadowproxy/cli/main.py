@@ -122,6 +122,7 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # t
     from shadowproxy.cli.admin import register as administering
     from shadowproxy.cli.approvals import register as approving
     from shadowproxy.cli.intercept import register as intercepting
+    from shadowproxy.cli.pins import register as pinning
     from shadowproxy.cli.sessions import register as sessions
     from shadowproxy.cli.tap import register as tapping
     from shadowproxy.cli.tape import register as taping
@@ -139,6 +140,7 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # t
         intercepting,
         taping,
         tooling,
+        pinning,
     ]  # administering and taping add to rules: after it
 
 

@@ -19,6 +19,7 @@ from shadowproxy.config.bridge import BridgeMode, Era
 from shadowproxy.config.gateway import VirtualServerConfig, check_members, server_list
 from shadowproxy.config.limits import Limits, UpstreamLimits
 from shadowproxy.config.tapes import TapesConfig
+from shadowproxy.config.pinning import PinningConfig
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.stores import parse_store_url
@@ -327,6 +328,8 @@ class Config(Section):
     """The admin API's token; ``None``: the admin API is off."""
     tapes: Annotated[TapesConfig | None, BeforeValidator(_section)] = None
     """Where and which sessions are recorded; ``None``: no tapes."""
+    pinning: PinningConfig = PinningConfig()
+    """Tool pinning (trust on first use); see :mod:`shadowproxy.config.pinning`."""
     source: str | None = None
     implicit_source: bool = False
     """``source`` was not named (``--config``) but found in the working directory."""

@@ -21,7 +21,7 @@ from shadowproxy.core import counters
 from shadowproxy.core.errors import ConfigError, UpstreamError
 from shadowproxy.core.record import SessionRecord
 from shadowproxy.core.urls import mask_url
-from shadowproxy.ops import admin_rules, admin_summary, console, tap_stream, tapes_api
+from shadowproxy.ops import admin_rules, admin_summary, console, pins, tap_stream, tapes_api
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
 from shadowproxy.ops.approvals import ApprovalsApi
 from shadowproxy.sessions.manager import LiveSession
@@ -224,6 +224,7 @@ def register(app: web.Application, proxy: Proxy) -> None:
         ("GET", "/rules", admin_rules.handler(proxy)),
         *ApprovalsApi(proxy.holds, config.keepalive_interval).routes(),
         *tapes_api.routes(proxy),
+        *pins.routes(proxy),
     )
     for method, path, handler in routes:
         app.router.add_route(method, PREFIX + path, protected(settings.token, handler))

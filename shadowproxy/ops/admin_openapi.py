@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shadowproxy.ops import admin_rules, admin_summary, tap_stream, tapes_api
+from shadowproxy.ops import admin_rules, admin_summary, pins, tap_stream, tapes_api
 
 PREFIX = "/_shadowproxy"
 MAX_LIMIT = 10_000
@@ -214,6 +214,7 @@ def openapi_document() -> dict[str, Any]:
         **tapes_api.OPENAPI_PATHS,
         **admin_summary.OPENAPI_PATHS,
         **admin_rules.OPENAPI_PATHS,
+        **pins.openapi_paths(),
     }
     return {
         "openapi": "3.0.3",

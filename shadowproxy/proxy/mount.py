@@ -154,6 +154,12 @@ class Mount:
             TAP.publish(message, direction, session, transport, self.name, request, verdict)
         if self.tapes is not None:
             self.tapes.record(message, direction, record, transport, verdict)
+        restore = ctx.restore
+        if restore is not None and verdict.is_forward:
+            shown = verdict.message or message
+            restored = restore(shown)
+            if restored is not shown:
+                return Verdict(verdict.action, restored, by=verdict.by)
         return verdict
 
     async def open_channel(self, on_unsolicited: UnsolicitedHandler) -> Channel:

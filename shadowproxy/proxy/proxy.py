@@ -20,6 +20,8 @@ from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
 from shadowproxy.gateway import AggregateUpstream
+from shadowproxy.interceptors import pinning
+from shadowproxy.interceptors.pin_book import PinBook
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.proxy.plugins import load_interceptors
 from shadowproxy.sessions import admission
@@ -47,7 +49,11 @@ class Proxy:
             max_event_age=config.event_log_age,
         )
         self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
-        self.chain = Chain(load_interceptors(config.interceptors, config.rules))
+        self.pins = PinBook(config.pinning)
+        # Pinning first: it judges the server's own tool definitions, before any rule edits or filters them.
+        self.chain = Chain(
+            [*pinning.hooks(self.pins, self.store), *load_interceptors(config.interceptors, config.rules)]
+        )
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
