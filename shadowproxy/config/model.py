@@ -18,8 +18,8 @@ from shadowproxy.config.auth import AuthSettings
 from shadowproxy.config.bridge import BridgeMode, Era
 from shadowproxy.config.gateway import VirtualServerConfig, check_members, server_list
 from shadowproxy.config.limits import Limits, UpstreamLimits
-from shadowproxy.config.tapes import TapesConfig
 from shadowproxy.config.pinning import PinningConfig
+from shadowproxy.config.tapes import TapesConfig
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.stores import parse_store_url
