@@ -24,7 +24,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, StrictBool, ValidationInfo
 
 from shadowproxy.config.validation import Section, options_from
-from shadowproxy.core.chain import Direction, MessageContext, Verdict, block, delay, forward, hold, respond
+from shadowproxy.core.chain import C2S, Direction, MessageContext, Verdict, block, delay, forward, hold, respond
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.tasks import spawn
 from shadowproxy.rules import metrics
@@ -99,6 +99,9 @@ class RulesInterceptor:
         """Judge one message by the rule set in force (read once, so a reload never splits it)."""
         outcome = self.engine.evaluate(self._rules, Subject.from_context(ctx, self.engine.catalog))
         verdict = to_verdict(outcome)
+        session = ctx.session
+        if ctx.direction is C2S and session is not None and session.tokens:
+            ctx.restore = session.tokens.restore_message
         if outcome.delay > 0:
             if verdict.is_forward and verdict.message is None:
                 return delay(outcome.delay)

@@ -15,7 +15,11 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
+from shadowproxy.config.bridge import BridgeMode, Era
+from shadowproxy.config.gateway import VirtualServerConfig, check_members, server_list
 from shadowproxy.config.limits import Limits, UpstreamLimits
+from shadowproxy.config.pinning import PinningConfig
+from shadowproxy.config.tapes import TapesConfig
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.stores import parse_store_url
@@ -66,6 +70,8 @@ class UpstreamConfig(Section):
     """``sse`` (the 2024-11-05 HTTP+SSE transport) or ``websocket``; ``None``: stdio or Streamable HTTP."""
     limits: UpstreamLimits = UpstreamLimits()
     """What each child of a stdio server may use."""
+    bridge: BridgeMode = "auto"
+    era: Era = "auto"
 
     @property
     def is_stdio(self) -> bool:
@@ -286,6 +292,7 @@ class Config(Section):
     port: Annotated[Whole, AfterValidator(_port)] = 8765
     path: Annotated[str, AfterValidator(_path)] = "/mcp"
     upstreams: Annotated[tuple[UpstreamConfig, ...], BeforeValidator(_upstreams)] = ()
+    virtual_servers: Annotated[tuple[VirtualServerConfig, ...], BeforeValidator(server_list)] = ()
     interceptors: Annotated[tuple[InterceptorConfig, ...], BeforeValidator(_interceptors)] = ()
     rules: Strings = ()
     store: Annotated[str, AfterValidator(_store)] = "memory://"
@@ -319,6 +326,10 @@ class Config(Section):
     """Who may use the proxy; ``None``: anyone who reaches the port."""
     admin: Annotated[AdminConfig | None, BeforeValidator(_section)] = None
     """The admin API's token; ``None``: the admin API is off."""
+    tapes: Annotated[TapesConfig | None, BeforeValidator(_section)] = None
+    """Where and which sessions are recorded; ``None``: no tapes."""
+    pinning: PinningConfig = PinningConfig()
+    """Tool pinning (trust on first use); see :mod:`shadowproxy.config.pinning`."""
     source: str | None = None
     implicit_source: bool = False
     """``source`` was not named (``--config``) but found in the working directory."""
@@ -328,4 +339,5 @@ class Config(Section):
         names = [upstream.name for upstream in self.upstreams]
         if len(names) != len(set(names)):
             raise located("upstreams", "server names must be unique")
+        check_members(names, self.virtual_servers)
         return self

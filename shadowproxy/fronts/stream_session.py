@@ -156,7 +156,7 @@ class StreamSession(LiveSession, SessionFront):
 
     async def open(self) -> None:
         """Open the upstream channel and register the session; raises :class:`UpstreamError`."""
-        self.channel = await self.mount.upstream.open(self.on_unsolicited)
+        self.channel = await self.mount.open_channel(self.on_unsolicited)
         self.mount.sessions.add(self)
 
     async def join(self, guard: Guard) -> None:
@@ -377,7 +377,7 @@ def admit(request: web.Request, mount: Mount, *, transport: str, buffer: int, re
     """A new stream session for the caller, if the session limits let one more begin (else ``LimitExceeded``)."""
     principal = request.get(PRINCIPAL)
     mount.sessions.admit(principal, http_limits.guard_of(request))
-    record = SessionRecord(id=new_session_id(), upstream=mount.name, principal=principal)
+    record = SessionRecord(id=new_session_id(), upstream=mount.name, principal=principal, transport=transport)
     return StreamSession(record, mount, transport=transport, buffer=buffer, request_timeout=request_timeout)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shadowproxy.ops import approvals_openapi, tap_stream
+from shadowproxy.ops import admin_rules, admin_summary, approvals_openapi, pins, tap_stream, tapes_api
 
 PREFIX = "/_shadowproxy"
 MAX_LIMIT = 10_000
@@ -64,6 +64,17 @@ def openapi_document() -> dict[str, Any]:
                 "command": {"type": "array", "items": string},
                 "processes": integer,
                 "url": string,
+                "bridge": {
+                    "type": "object",
+                    "description": "The era bridge (bridge: auto or always): whether 2026-07-28 requests are bridged "
+                    "(null: not yet known), its upstream sessions and parked requests",
+                    "properties": {
+                        "mode": {"type": "string", "enum": ["auto", "always"]},
+                        "bridged": {"type": "boolean", "nullable": True},
+                        "upstream_sessions": integer,
+                        "parked": integer,
+                    },
+                },
             },
         },
         "Session": {
@@ -84,6 +95,7 @@ def openapi_document() -> dict[str, Any]:
                 "tags": {"type": "array", "items": string},
                 "event_cursor": nullable_string,
                 "owner": nullable_string,
+                "transport": nullable_string,
                 "listening": boolean,
             },
         },
@@ -199,6 +211,10 @@ def openapi_document() -> dict[str, Any]:
                 parameters=tap_stream.OPENAPI_QUERY,
             )
         },
+        **tapes_api.OPENAPI_PATHS,
+        **admin_summary.OPENAPI_PATHS,
+        **admin_rules.OPENAPI_PATHS,
+        **pins.openapi_paths(),
         **approvals_openapi.paths(_operation, _json, _ref),
     }
     schemas |= approvals_openapi.SCHEMAS

@@ -38,6 +38,9 @@ async def readyz(proxy: Proxy, endpoints: Sequence[StreamableHttpEndpoint], requ
         return web.json_response({"status": "draining"}, status=503)
     in_flight = sum(endpoint.in_flight for endpoint in endpoints)
     upstreams = {name: monitor.report() for name, monitor in proxy.monitors.items()}
+    for mount in proxy.mounts:
+        if mount.bridge is not None:
+            upstreams.setdefault(mount.name, {})["bridge"] = mount.bridge.status()
     unready = sorted(name for name, monitor in proxy.monitors.items() if not monitor.ready)
     store = store_report(proxy.worker)
     failing = store["status"] != "ok"
@@ -52,6 +55,8 @@ async def readyz(proxy: Proxy, endpoints: Sequence[StreamableHttpEndpoint], requ
     problems = [f"upstream {name}: {describe(upstreams[name])}" for name in unready]
     if failing:
         problems.append(f"store: {describe_store(store)}")
+    # A virtual server's member that is left out degrades it, not the instance: it stays ready.
+    problems += [problem for gateway in proxy.virtual for problem in gateway.problems()]
     if problems:
         body["problems"] = problems
     return web.json_response(body, status=503 if unready else 200)

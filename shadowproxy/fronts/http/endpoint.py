@@ -191,7 +191,9 @@ class StreamableHttpEndpoint(SessionFront):
                 raise limit_hits.LimitExceeded("initialize", 413, text)
         except limit_hits.LimitExceeded as exc:
             return http_limits.refusal(exc, message.id)
-        record = SessionRecord(id=new_session_id(), upstream=self.mount.name, principal=request.get(PRINCIPAL))
+        record = SessionRecord(
+            id=new_session_id(), upstream=self.mount.name, principal=request.get(PRINCIPAL), transport=self.transport
+        )
         capture_initialize(record, message)
         session = LiveSession(record, self.mount)
         verdict = await self.mount.judge(message, C2S, session, "http")
@@ -201,7 +203,7 @@ class StreamableHttpEndpoint(SessionFront):
         if verdict.message is not None:
             message = verdict.message
         try:
-            session.channel = await self.mount.upstream.open(session.on_unsolicited)
+            session.channel = await self.mount.open_channel(session.on_unsolicited)
             count_start(self.mount.upstream)
         except UpstreamError as exc:
             counters.upstream_failed(self.mount.name)
