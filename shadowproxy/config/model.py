@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
 from shadowproxy.config.limits import Limits, UpstreamLimits
+from shadowproxy.config.roles import RolesConfig, check_token_roles
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.stores import parse_store_url
@@ -319,6 +320,8 @@ class Config(Section):
     """Who may use the proxy; ``None``: anyone who reaches the port."""
     admin: Annotated[AdminConfig | None, BeforeValidator(_section)] = None
     """The admin API's token; ``None``: the admin API is off."""
+    roles: Annotated[RolesConfig | None, BeforeValidator(_section)] = None
+    """Who may use which mounts, tools and admin operations; ``None``: every principal may use everything."""
     source: str | None = None
     implicit_source: bool = False
     """``source`` was not named (``--config``) but found in the working directory."""
@@ -328,4 +331,5 @@ class Config(Section):
         names = [upstream.name for upstream in self.upstreams]
         if len(names) != len(set(names)):
             raise located("upstreams", "server names must be unique")
+        check_token_roles(self)
         return self

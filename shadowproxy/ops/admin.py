@@ -4,13 +4,12 @@ Off unless ``admin`` is configured (its paths are then plain 404s); every call
 needs ``Authorization: Bearer <token>``. The API is described by the OpenAPI
 document :func:`openapi_document`, served at ``/_shadowproxy/openapi.json``.
 
-Its token is ``config.admin`` (:class:`~shadowproxy.config.admin.AdminConfig`).
+Its tokens are ``config.admin`` (:class:`~shadowproxy.config.admin.AdminConfig`); which may call what is
+:mod:`~shadowproxy.ops.admin_access`'s.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -20,7 +19,7 @@ from shadowproxy.core import counters
 from shadowproxy.core.errors import ConfigError, UpstreamError
 from shadowproxy.core.record import SessionRecord
 from shadowproxy.core.urls import mask_url
-from shadowproxy.ops import tap_stream
+from shadowproxy.ops import admin_access, tap_stream
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
@@ -29,25 +28,9 @@ if TYPE_CHECKING:
     from shadowproxy.proxy.proxy import Proxy
     from shadowproxy.upstreams.health import Monitor
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def error(status: int, text: str) -> web.Response:
     return web.json_response({"error": text}, status=status)
-
-
-def protected(token: str, handler: Handler) -> Handler:
-    expected = f"Bearer {token}".encode()
-
-    async def checked(request: web.Request) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            response = error(401, "an admin token is required: Authorization: Bearer <token>")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="shadowproxy-admin"'
-            return response
-        return await handler(request)
-
-    return checked
 
 
 class AdminApi:
@@ -218,5 +201,7 @@ def register(app: web.Application, proxy: Proxy) -> None:
         ("GET", "/tap", tap_stream.stream(config.keepalive_interval)),
     )
     for method, path, handler in routes:
-        app.router.add_route(method, PREFIX + path, protected(settings.token, handler))
+        app.router.add_route(
+            method, PREFIX + path, admin_access.protected(settings, proxy.access, method, path, handler)
+        )
     app.on_shutdown.append(tap_stream.close_listeners)

@@ -18,6 +18,7 @@ from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.proxy.plugins import load_interceptors
+from shadowproxy.proxy.roles import Access, RolesGate
 from shadowproxy.sessions import admission
 from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
@@ -41,7 +42,10 @@ class Proxy:
             max_event_age=config.event_log_age,
         )
         self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
-        self.chain = Chain(load_interceptors(config.interceptors, config.rules))
+        # Roles are a step in front of the chain; without them, nothing of theirs is on the path.
+        self.access = Access(config) if config.roles is not None else None
+        gate = (RolesGate(self.access),) if self.access is not None else ()
+        self.chain = Chain((*gate, *load_interceptors(config.interceptors, config.rules)))
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
