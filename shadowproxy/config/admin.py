@@ -35,7 +35,7 @@ class AdminConfig(Section):
     @classmethod
     def prepare(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if "token" in data and "token_file" in data:
-            raise ValueError("give one of token and token_file")
+            raise ValueError("give exactly one of token and token_file")
         if "token" not in data and "token_file" not in data:
             if not data.get("tokens"):
                 raise ValueError("give token, token_file or tokens")

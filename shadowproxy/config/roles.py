@@ -199,7 +199,7 @@ def check_token_roles(config: Any) -> None:
             if not token.roles:
                 continue
             if roles is None:
-                raise located(f"{section}.tokens[{index}].roles", "needs a (valid) roles section")
+                raise located(f"{section}.tokens[{index}].roles", "names roles, but there is no valid roles section")
             unknown = roles.unknown(token.roles)
             if unknown is not None:
                 raise located(f"{section}.tokens[{index}].roles", f"unknown role {unknown!r}")
