@@ -116,13 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     from shadowproxy.cli.admin import register as administering
+    from shadowproxy.cli.credentials import register as credentials
     from shadowproxy.cli.roles import register as roles_command
     from shadowproxy.cli.sessions import register as sessions
     from shadowproxy.cli.tap import register as tapping
     from shadowproxy.cli.wrap import register as wrapping
     from shadowproxy.rules.cli import register as rules
 
-    return [rules, sessions, wrapping, tapping, administering, roles_command]  # administering adds to rules: after it
+    return [
+        rules,
+        sessions,
+        wrapping,
+        tapping,
+        administering,
+        roles_command,
+        credentials,
+    ]  # administering adds to rules: after it
 
 
 def load_config(

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
+from shadowproxy.config.credentials import CredentialsConfig, UpstreamCredentials
 from shadowproxy.config.limits import Limits, UpstreamLimits
 from shadowproxy.config.roles import RolesConfig, check_token_roles
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
@@ -67,6 +68,8 @@ class UpstreamConfig(Section):
     """``sse`` (the 2024-11-05 HTTP+SSE transport) or ``websocket``; ``None``: stdio or Streamable HTTP."""
     limits: UpstreamLimits = UpstreamLimits()
     """What each child of a stdio server may use."""
+    credentials: UpstreamCredentials | None = None
+    """What the proxy adds to each request to a Streamable HTTP server (:mod:`shadowproxy.config.credentials`)."""
 
     @property
     def is_stdio(self) -> bool:
@@ -96,6 +99,8 @@ class UpstreamConfig(Section):
         data.pop("type", None)
         if "limits" in data and not command:
             raise located("limits", "applies to stdio servers (a command) only")
+        if "credentials" in data and (command or data["transport"] is not None):
+            raise located("credentials", "applies to Streamable HTTP servers (a url) only")
         return data
 
 
@@ -320,6 +325,8 @@ class Config(Section):
     """Who may use the proxy; ``None``: anyone who reaches the port."""
     admin: Annotated[AdminConfig | None, BeforeValidator(_section)] = None
     """The admin API's token; ``None``: the admin API is off."""
+    credentials: Annotated[CredentialsConfig | None, BeforeValidator(_section)] = None
+    """The key and file of per-principal upstream secrets; ``None``: no upstream has ``per_principal``."""
     roles: Annotated[RolesConfig | None, BeforeValidator(_section)] = None
     """Who may use which mounts, tools and admin operations; ``None``: every principal may use everything."""
     source: str | None = None
@@ -332,4 +339,7 @@ class Config(Section):
         if len(names) != len(set(names)):
             raise located("upstreams", "server names must be unique")
         check_token_roles(self)
+        for upstream in self.upstreams:
+            if upstream.credentials is not None and upstream.credentials.per_principal and self.credentials is None:
+                raise located(f"upstreams.{upstream.name}.credentials", "per_principal needs a credentials section")
         return self

@@ -30,6 +30,7 @@ from shadowproxy.config.auth import AuthSettings, quoted, relative_to
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.fronts.principal import PRINCIPAL
 from shadowproxy.proxy.roles import Access
+from shadowproxy.upstreams.credentials import CALLER, Caller
 
 log = logging.getLogger(__name__)
 
@@ -259,16 +260,20 @@ def gate(
     if settings is None:
         return None
     authenticator = Authenticator(settings, config.source, access)
+    # Upstream credentials of the caller's own (its secret, its JWT exchanged) need to know who the caller is.
+    callers = any(up.credentials is not None and up.credentials.static is None for up in config.upstreams)
 
     async def authenticate(request: web.BaseRequest) -> web.Response | None:
         path = request.path
         if path in EXEMPT or path.startswith(EXEMPT_PREFIXES):
             return None
         try:
-            request[PRINCIPAL] = await authenticator.principal(request)
+            principal = request[PRINCIPAL] = await authenticator.principal(request)
         except Refused as refused:
             log.info("refused %s %s: %s", request.method, path, refused.description)
             return refusal(request, settings, refused)
+        if callers:
+            CALLER.set(Caller(principal, bearer_token(request)))
         return None
 
     return authenticate

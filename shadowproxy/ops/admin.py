@@ -20,6 +20,7 @@ from shadowproxy.core.errors import ConfigError, UpstreamError
 from shadowproxy.core.record import SessionRecord
 from shadowproxy.core.urls import mask_url
 from shadowproxy.ops import admin_access, tap_stream
+from shadowproxy.ops.admin_credentials import CredentialsApi
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
@@ -189,6 +190,7 @@ def register(app: web.Application, proxy: Proxy) -> None:
     if settings is None:
         return
     api = AdminApi(proxy)
+    secrets = CredentialsApi(proxy)
     routes = (
         ("GET", "/openapi.json", api.openapi),
         ("GET", "/upstreams", api.upstreams),
@@ -199,6 +201,8 @@ def register(app: web.Application, proxy: Proxy) -> None:
         ("POST", "/rules/reload", api.reload),
         ("GET", "/config", api.config),
         ("GET", "/tap", tap_stream.stream(config.keepalive_interval)),
+        ("PUT", "/credentials/{upstream}/{principal}", secrets.put),
+        ("DELETE", "/credentials/{upstream}/{principal}", secrets.delete),
     )
     for method, path, handler in routes:
         app.router.add_route(

@@ -24,6 +24,7 @@ from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
+from shadowproxy.upstreams.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class Proxy:
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
-        upstreams = {upstream.name: create_upstream(upstream) for upstream in config.upstreams}
+        self.secrets = SecretBox(config.credentials) if config.credentials is not None else None
+        upstreams = {upstream.name: create_upstream(upstream, self.secrets) for upstream in config.upstreams}
         self.mounts = [
             Mount(path, upstreams[upstream.name], self.chain, self.sessions)
             for path, upstream in mount_paths(config.path, config.upstreams)
