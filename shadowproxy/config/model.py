@@ -18,6 +18,7 @@ from shadowproxy.config.auth import AuthSettings
 from shadowproxy.config.credentials import CredentialsConfig, UpstreamCredentials
 from shadowproxy.config.limits import Limits, UpstreamLimits
 from shadowproxy.config.roles import RolesConfig, check_token_roles
+from shadowproxy.config.tracing import TracingConfig
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.stores import parse_store_url
@@ -327,6 +328,8 @@ class Config(Section):
     """The admin API's token; ``None``: the admin API is off."""
     credentials: Annotated[CredentialsConfig | None, BeforeValidator(_section)] = None
     """The key and file of per-principal upstream secrets; ``None``: no upstream has ``per_principal``."""
+    tracing: Annotated[TracingConfig | None, BeforeValidator(_section)] = None
+    """OpenTelemetry traces; ``None``: off, and nothing of OpenTelemetry imported."""
     roles: Annotated[RolesConfig | None, BeforeValidator(_section)] = None
     """Who may use which mounts, tools and admin operations; ``None``: every principal may use everything."""
     source: str | None = None

@@ -18,8 +18,8 @@ import asyncio
 import hashlib
 import logging
 
-from shadowproxy.core import counters
-from shadowproxy.core.chain import FORWARD, Chain, Direction, MessageContext, Verdict
+from shadowproxy.core import counters, tracing
+from shadowproxy.core.chain import C2S, FORWARD, Chain, Direction, MessageContext, Verdict
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.protocol import (
@@ -35,6 +35,7 @@ from shadowproxy.proxy.tap import TAP
 from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession, SessionManager
 from shadowproxy.upstreams.base import Channel, Upstream
+from shadowproxy.upstreams.stdio import StdioUpstream
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class Mount:
         self.chain = chain
         self.sessions = sessions
         self._stateless_lock = asyncio.Lock()
+        # A stdio server gets a request's trace context in its params' _meta (an HTTP one, in headers).
+        self.traced_in_meta = isinstance(upstream, StdioUpstream)
 
     def passes(
         self,
@@ -96,7 +99,15 @@ class Mount:
             request=request,
         )
         chain = self.chain
-        verdict = await chain.run(ctx)
+        tracer = tracing.ACTIVE
+        if tracer is None:
+            verdict = await chain.run(ctx)
+        else:
+            with tracer.child("mcp.chain", **{"mcp.direction": direction.value}):
+                verdict = await chain.run(ctx)
+                tracer.mark(verdict)
+            if direction is C2S:
+                tracer.mark(verdict)  # on the request's span too
         counters.judged(ctx, verdict)
         if chain.observers:
             chain.observe(ctx, verdict)

@@ -13,6 +13,7 @@ import logging
 
 from shadowproxy import cluster
 from shadowproxy.config import Config, UpstreamConfig
+from shadowproxy.core import tracing
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
@@ -65,6 +66,8 @@ class Proxy:
     async def start(self, *, on_demand: bool = False) -> None:
         """Open what the proxy runs. ``on_demand`` (the stdio front: one client) starts no server process ahead of
         a request and runs no health checks, which would start one: a stateful server gets no second writer."""
+        if self.config.tracing is not None:
+            tracing.start(self.config.tracing)
         await self.worker.start()  # opens the store; one that is down is reported and retried, not waited for
         if self.cluster is not None:
             await self.cluster.start()
@@ -99,6 +102,8 @@ class Proxy:
             await hook.close()
         await self.worker.stop()
         await self.store.close()
+        if self.config.tracing is not None:
+            tracing.stop()
 
 
 def mount_paths(base: str, upstreams: tuple[UpstreamConfig, ...]) -> list[tuple[str, UpstreamConfig]]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from shadowproxy.config import UpstreamConfig
-from shadowproxy.core import sse
+from shadowproxy.core import sse, tracing
 from shadowproxy.core.errors import JsonRpcError, UpstreamError, UpstreamSessionLost
 from shadowproxy.core.jsonrpc import ERROR, Message, RequestId, decode, error_response
 from shadowproxy.core.protocol import SESSION_HEADER
@@ -153,8 +153,15 @@ class HttpChannel:
         sent = self._headers(headers)
         if self.upstream.credentials is not None:
             await self.upstream.credentials.add(sent)
+        tracer = tracing.ACTIVE
         try:
-            response = await client.post(self.upstream.url, data=message.to_bytes(), headers=sent)
+            if tracer is None:
+                response = await client.post(self.upstream.url, data=message.to_bytes(), headers=sent)
+            else:
+                with tracer.child("mcp.upstream", client=True, **{"server.address": self.upstream.name}) as span:
+                    tracer.inject(sent)
+                    response = await client.post(self.upstream.url, data=message.to_bytes(), headers=sent)
+                    span.set_attribute("http.response.status_code", response.status)
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
         if response.status == 404 and self.upstream_session_id is not None:
