@@ -19,6 +19,8 @@ from opentelemetry.trace import SpanKind
 
 from shadowproxy import config as configuration
 from shadowproxy.core import logs, tracing
+from shadowproxy.core.jsonrpc import decode
+from shadowproxy.core.tasks import spawn
 from shadowproxy.serve.runner import serve
 from tests.security.helpers import INIT, post
 from tests.support import REPO
@@ -66,7 +68,7 @@ async def setup(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup
     async def listening(url: str) -> None:
         ready.set_result(url)
 
-    served = asyncio.ensure_future(serve(config, listening))
+    served = spawn(serve(config, listening), name="traced-proxy")
     try:
         url = await asyncio.wait_for(ready, 60)
         yield Setup(url.rsplit("/mcp", 1)[0], recorder, exporter)
@@ -97,7 +99,7 @@ async def test_a_clients_traceparent_reaches_the_http_upstream_and_the_spans_are
     status, reply, _ = await post(url, call(3, "add"), **session, traceparent=traceparent, tracestate="k=v")
     assert status == 200 and reply["result"] == {"ok": True}
     _, headers, _ = setup.recorder.seen[-1]
-    version, trace_id, upstream_parent, flags = headers["traceparent"].split("-")
+    _, trace_id, upstream_parent, flags = headers["traceparent"].split("-")
     assert trace_id == TRACE and upstream_parent != PARENT and flags == "01"
     assert headers["tracestate"] == "k=v"
 
@@ -144,6 +146,4 @@ async def test_log_lines_carry_the_trace_id(setup: Setup) -> None:
 
 
 def orjson_message() -> Any:
-    from shadowproxy.core.jsonrpc import decode
-
     return decode(orjson.dumps(call(1, "x")))
