@@ -86,7 +86,7 @@ class RoleDefinition(Section):
     admin: Operations = ()
 
 
-READ_ONLY_TOOLS = ("get*", "list*", "read*", "search*", "find*", "describe*", "fetch*", "query*", "echo")
+READ_ONLY_TOOLS = ("get*", "list*", "read*", "search*", "find*", "describe*", "fetch*", "query*")
 TEMPLATES: Mapping[str, RoleDefinition] = {
     "viewer": RoleDefinition(mounts=("*",), prompts={"*": ("*",)}, resources={"*": ("*",)}, admin=("sessions:read",)),
     "agent-read-only": RoleDefinition(extends=("viewer",), tools={"*": READ_ONLY_TOOLS}),

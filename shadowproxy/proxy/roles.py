@@ -70,13 +70,16 @@ class Permissions:
         return self._mounts is not None and self._mounts.match(name) is not None
 
     def allows(self, kind: str, upstream: str, name: Any) -> bool:
-        if not isinstance(name, str):
-            return False
+        pattern = self.names(kind, upstream)
+        return pattern is not None and isinstance(name, str) and pattern.match(name) is not None
+
+    def names(self, kind: str, upstream: str) -> re.Pattern[str] | None:
+        """The pattern of the names of ``kind`` allowed on ``upstream``; ``None``: none is."""
         pattern = self._names.get((kind, upstream), False)
         if pattern is False:
             globs = [glob for up, globs in self._grants[kind] if up.match(upstream) for glob in globs]
             pattern = self._names[(kind, upstream)] = globs_pattern(globs)
-        return pattern is not None and pattern.match(name) is not None
+        return pattern
 
     def may(self, operation: str) -> bool:
         """Whether the admin ``operation`` (``rules:reload``) is allowed."""
@@ -177,8 +180,13 @@ class RolesGate:
         items = result.get(member) if isinstance(result, dict) else None
         if not isinstance(items, list):
             return FORWARD
-        allows = permissions.allows
-        kept = [item for item in items if isinstance(item, dict) and allows(kind, upstream, item.get(field))]
+        pattern = permissions.names(kind, upstream)
+        kept = [] if pattern is None else [item for item in items if allowed(pattern, item, field)]
         if len(kept) == len(items):
             return FORWARD
         return forward(message.evolve(result={**result, member: kept}))
+
+
+def allowed(pattern: re.Pattern[str], item: Any, field: str) -> bool:
+    name = item.get(field) if isinstance(item, dict) else None
+    return isinstance(name, str) and pattern.match(name) is not None
