@@ -13,10 +13,10 @@ from shadowproxy.config.roles import KINDS, flattened, lineage
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.proxy.roles import Access
 
-EXAMPLES = """examples:
-  shadowproxy roles check --config shadowproxy.yaml
-  shadowproxy roles explain alice --config shadowproxy.yaml
-  shadowproxy roles explain carol --claims '{"groups": ["eng"]}' --config shadowproxy.yaml
+EXAMPLES = """examples (docs/examples/roles.yaml is README.md's example):
+  shadowproxy roles check --config docs/examples/roles.yaml
+  shadowproxy roles explain bob --config docs/examples/roles.yaml
+  shadowproxy roles explain carol --claims '{"groups": ["developers"]}' --config docs/examples/roles.yaml
 """
 
 

@@ -15,8 +15,9 @@
           # token_exchange: {token_url: https://as/token, client_id: proxy,
           #                  client_secret: {env: AS_SECRET}, audience: https://mcp.github.example}
 
-A value is never written in the config in clear: each comes from an environment variable or a file, checked
-when the config loads and read when the proxy starts. Adding them is :mod:`shadowproxy.upstreams.credentials`.
+A value is never written in the config in clear: each comes from an environment variable or a file, read when
+first needed (so that ``config check`` runs where the secrets are not); the proxy logs, as it starts, each one
+it cannot read. Adding them is :mod:`shadowproxy.upstreams.credentials`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, ValidationInfo
 
 from shadowproxy.config.auth import SOURCE, Url, relative_to
-from shadowproxy.config.validation import Flag, Section, located
+from shadowproxy.config.validation import Flag, Section
 
 Text = Annotated[str, Field(min_length=1)]
 
@@ -43,12 +44,8 @@ class SecretSource(Section):
     def prepare(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if ("env" in data) == ("file" in data):
             raise ValueError("give exactly one of env and file (never the secret itself)")
-        if "env" in data and isinstance(data["env"], str) and not os.environ.get(data["env"]):
-            raise located("env", f"the variable {data['env']} is not set")
         if "file" in data and isinstance(data["file"], str):
             data["file"] = relative_to(data["file"], (info.context or {}).get(SOURCE))
-            if not Path(data["file"]).is_file():
-                raise located("file", f"cannot read {data['file']}")
         return data
 
     def read(self) -> str:

@@ -25,6 +25,7 @@ from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
+from shadowproxy.upstreams.credentials import problem_of
 from shadowproxy.upstreams.secrets import SecretBox
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ class Proxy:
         if self.config.tracing is not None:
             tracing.start(self.config.tracing)
         await self.worker.start()  # opens the store; one that is down is reported and retried, not waited for
+        for upstream in self.config.upstreams:
+            if upstream.credentials is not None:
+                problem = problem_of(upstream.name, upstream.credentials, self.secrets)
+                if problem is not None:
+                    log.error("%s; its requests will be refused until it can be read", problem)
         if self.cluster is not None:
             await self.cluster.start()
         for hook in self.chain.startables:

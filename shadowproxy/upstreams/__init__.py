@@ -2,7 +2,7 @@
 
 from shadowproxy.config import UpstreamConfig
 from shadowproxy.upstreams.base import Channel, Exchange, Upstream
-from shadowproxy.upstreams.credentials import credentials_for
+from shadowproxy.upstreams.credentials import Credentials
 from shadowproxy.upstreams.http import HttpUpstream
 from shadowproxy.upstreams.legacy_sse import LegacySseUpstream
 from shadowproxy.upstreams.secrets import SecretBox
@@ -22,5 +22,5 @@ def create_upstream(config: UpstreamConfig, secrets: SecretBox | None = None) ->
         return LegacySseUpstream(config)
     upstream = HttpUpstream(config)
     if config.credentials is not None:
-        upstream.credentials = credentials_for(config, secrets)
+        upstream.credentials = Credentials(config.name, config.credentials, secrets)
     return upstream

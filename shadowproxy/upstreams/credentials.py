@@ -21,9 +21,8 @@ from typing import NamedTuple, Protocol
 import aiohttp
 import orjson
 
-from shadowproxy.config import UpstreamConfig
-from shadowproxy.config.credentials import TokenExchange, UpstreamCredentials
-from shadowproxy.core.errors import ConfigError, UpstreamError
+from shadowproxy.config.credentials import SecretSource, TokenExchange, UpstreamCredentials
+from shadowproxy.core.errors import UpstreamError
 from shadowproxy.upstreams.secrets import SecretBox
 
 log = logging.getLogger(__name__)
@@ -58,11 +57,21 @@ class Credential(Protocol):
 
 
 class StaticSecret:
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
+    def __init__(self, source: SecretSource) -> None:
+        self.source = source
+        self.secret: str | None = None
 
     async def value(self, upstream: str) -> str:
+        if self.secret is None:
+            self.secret = readable(upstream, self.source)
         return self.secret
+
+
+def readable(upstream: str, source: SecretSource) -> str:
+    try:
+        return source.read()
+    except ValueError as exc:
+        raise CredentialMissing(f"upstream {upstream!r}: its credential cannot be read: {exc}") from None
 
 
 class PrincipalSecret:
@@ -73,7 +82,10 @@ class PrincipalSecret:
         caller = CALLER.get()
         if caller is None or caller.principal is None:
             raise CredentialMissing(f"upstream {upstream!r} needs the caller's own credential; the caller is unknown")
-        secret = self.box.get(upstream, caller.principal)
+        try:
+            secret = self.box.get(upstream, caller.principal)
+        except ValueError as exc:
+            raise CredentialMissing(f"upstream {upstream!r}: {exc}") from None
         if secret is None:
             raise CredentialMissing(
                 f"upstream {upstream!r} needs a credential for {caller.principal!r}, and none is set "
@@ -87,7 +99,6 @@ class ExchangedToken:
 
     def __init__(self, settings: TokenExchange) -> None:
         self.settings = settings
-        self.client_secret = settings.client_secret.read() if settings.client_secret is not None else None
         self.cache: dict[bytes, tuple[str, float]] = {}
 
     async def value(self, upstream: str) -> str:
@@ -114,8 +125,10 @@ class ExchangedToken:
         for name in ("audience", "resource", "scope"):
             if getattr(settings, name) is not None:
                 form[name] = getattr(settings, name)
-        auth = aiohttp.BasicAuth(settings.client_id, self.client_secret) if self.client_secret is not None else None
-        if auth is None:
+        auth = None
+        if settings.client_secret is not None:
+            auth = aiohttp.BasicAuth(settings.client_id, readable(upstream, settings.client_secret))
+        else:
             form["client_id"] = settings.client_id
         try:
             timeout = aiohttp.ClientTimeout(total=EXCHANGE_TIMEOUT)
@@ -148,7 +161,7 @@ class Credentials:
         self.prefix = settings.prefix
         self.source: Credential
         if settings.static is not None:
-            self.source = StaticSecret(settings.static.read())
+            self.source = StaticSecret(settings.static)
         elif settings.token_exchange is not None:
             self.source = ExchangedToken(settings.token_exchange)
         else:
@@ -164,11 +177,15 @@ class Credentials:
             raise
 
 
-def credentials_for(config: UpstreamConfig, secrets: SecretBox | None) -> Credentials:
-    """The :class:`Credentials` of an upstream whose config has them; a :class:`ConfigError` for a secret that
-    cannot be read."""
-    assert config.credentials is not None
+def problem_of(upstream: str, settings: UpstreamCredentials, box: SecretBox | None) -> str | None:
+    """What keeps the upstream's credential from being had now (a variable not set, a file not there)."""
+    exchange = settings.token_exchange
     try:
-        return Credentials(config.name, config.credentials, secrets)
+        for source in (settings.static, exchange.client_secret if exchange is not None else None):
+            if source is not None:
+                source.read()
+        if settings.per_principal and box is not None:
+            box.fernet  # noqa: B018 - reading the key is the check
     except ValueError as exc:
-        raise ConfigError(str(exc), key=f"upstreams.{config.name}.credentials") from None
+        return f"upstream {upstream!r}: {exc}"
+    return None

@@ -26,12 +26,8 @@ class SecretBox:
     """The encrypted secrets of every upstream and principal."""
 
     def __init__(self, settings: CredentialsConfig) -> None:
-        try:
-            self.fernet = Fernet(settings.key.read().encode())
-        except ValueError as exc:
-            raise ConfigError(
-                f"is not a usable key (shadowproxy credentials keygen makes one): {exc}", key="credentials.key"
-            ) from None
+        self.key = settings.key
+        self._fernet: Fernet | None = None
         self.path = Path(settings.secrets_file)
         self.sealed: dict[str, dict[str, str]] = {}
         self.opened: dict[tuple[str, str], str] = {}
@@ -45,6 +41,16 @@ class SecretBox:
                     f"{self.path} is not a mapping of upstream to secrets", key="credentials.secrets_file"
                 )
             self.sealed = {str(up): dict(by) for up, by in data.items() if isinstance(by, dict)}
+
+    @property
+    def fernet(self) -> Fernet:
+        """The key, read when first needed; ``ValueError`` naming the problem when it cannot be."""
+        if self._fernet is None:
+            try:
+                self._fernet = Fernet(self.key.read().encode())
+            except ValueError as exc:
+                raise ValueError(f"the credentials key is not usable (credentials keygen makes one): {exc}") from None
+        return self._fernet
 
     def get(self, upstream: str, principal: str) -> str | None:
         opened = self.opened.get((upstream, principal))

@@ -73,6 +73,10 @@ async def test_two_tokens_see_different_tools_and_one_is_refused_naming_the_perm
         assert [prompt.name for prompt in (await bob.list_prompts()).prompts] == ["greet"]
     async with client(proxy.url, TOKENS["alice"]) as alice:
         assert isinstance((await alice.call_tool("pid", {})).content[0].text, str)  # type: ignore[union-attr]
+    async with client(proxy.url, TOKENS["bob"], mode="2026-07-28") as stateless:
+        assert {tool.name for tool in (await stateless.list_tools()).tools} == {"echo"}
+        with pytest.raises(MCPError, match="missing permission tool:sdk/pid"):
+            await stateless.call_tool("pid", {})
 
 
 async def test_a_jwt_groups_claim_maps_to_a_role_and_no_group_gets_the_default(proxy: ProxyProcess) -> None:

@@ -79,7 +79,7 @@ async def setup(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup
     folder = tmp_path_factory.mktemp("credentials")
     recorder, authorization = Recorder(), AuthorizationServer()
     upstream_app, as_app = web.Application(), web.Application()
-    for path in ("/keyed", "/static", "/exchanged"):
+    for path in ("/keyed", "/static", "/exchanged", "/unset"):
         upstream_app.router.add_route("*", path, recorder.handle)
     as_app.router.add_post("/token", authorization.token)
     upstream_runner, upstream = await serve(upstream_app)
@@ -94,6 +94,7 @@ async def setup(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup
             "static": {"url": f"{upstream}/static", "credentials": {
                 "static": {"env": "TEST_STATIC_SECRET"}, "header": "X-Api-Key", "prefix": ""}},
             "exchanged": {"url": f"{upstream}/exchanged", "credentials": {"token_exchange": exchange}},
+            "unset": {"url": f"{upstream}/unset", "credentials": {"static": {"env": "TEST_UNSET_SECRET"}}},
         },
         "auth": {
             "tokens": [{"name": name, "sha256": sha256(token)} for name, token in TOKENS.items()],
@@ -153,6 +154,14 @@ async def test_a_static_credential_replaces_the_clients_authorization(setup: Set
     assert status == 200
     (_, headers, _) = setup.upstream.seen[seen]
     assert headers["X-Api-Key"] == STATIC and "Authorization" not in headers
+
+
+async def test_a_credential_that_cannot_be_read_is_logged_at_start_and_refuses_calls(setup: Setup) -> None:
+    assert "upstream 'unset': TEST_UNSET_SECRET is empty; its requests will be refused" in setup.proxy.log()
+    seen = len(setup.upstream.seen)
+    _, body = await initialize(setup, "unset", TOKENS["bob"])
+    assert "its credential cannot be read: TEST_UNSET_SECRET is empty" in body["error"]["message"]
+    assert len(setup.upstream.seen) == seen
 
 
 async def test_the_clients_jwt_is_exchanged_once_for_an_upstream_token(setup: Setup) -> None:
