@@ -7,8 +7,9 @@ sessions are opened (``initialize``, ``notifications/initialized``; their
 connections are then closed, the sessions stay), and a fixed set of active
 clients (16 by default, each its own session and keep-alive connection) runs
 closed loops of echo calls for a few seconds. Reported per step: live
-sessions, requests/s and latency of the active clients, the proxy's RSS and
-KB per session over the baseline, and live tasks. Flat throughput and flat
+sessions, seconds to open the step's new idle sessions, requests/s and
+latency of the active clients, the proxy's RSS and KB per session over the
+baseline, and live tasks. Flat throughput and flat
 tasks across the steps mean no per-request work grows with the number of
 sessions, and no task is kept per idle session.
 """
@@ -20,6 +21,7 @@ import asyncio
 import json
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +38,7 @@ STEPS = (1, 10, 100, 1000, 10000)
 class Step:
     idle_sessions: int
     live_sessions: int
+    open_seconds: float
     requests_per_second: float
     p50_ms: float
     p99_ms: float
@@ -75,8 +78,10 @@ async def run(steps: tuple[int, ...], clients: int, warmup: float, duration: flo
                 opened = 0
                 for target in steps:
                     pool = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=PARALLEL))
+                    began = time.perf_counter()
                     async with pool:
                         await asyncio.gather(*(open_session(pool, proxy.url, gate) for _ in range(target - opened)))
+                    open_seconds = time.perf_counter() - began
                     opened = target
                     rps, p50, p99, errors = await measure(proxy, clients, warmup, duration)
                     reading = await settle(proxy, control)
@@ -85,6 +90,7 @@ async def run(steps: tuple[int, ...], clients: int, warmup: float, duration: flo
                         Step(
                             idle_sessions=target,
                             live_sessions=reading.sessions,
+                            open_seconds=open_seconds,
                             requests_per_second=rps,
                             p50_ms=p50,
                             p99_ms=p99,
@@ -103,12 +109,12 @@ async def run(steps: tuple[int, ...], clients: int, warmup: float, duration: flo
 def report(steps: list[Step], clients: int) -> str:
     rows = [
         f"scaling: {clients} active clients while the proxy holds N idle sessions (one shared stdio child)",
-        f"{'idle N':>8}{'live':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'err':>5}{'RSS MiB':>9}{'KB/sess':>9}"
-        f"{'tasks':>7}",
+        f"{'idle N':>8}{'live':>8}{'open s':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'err':>5}{'RSS MiB':>9}"
+        f"{'KB/sess':>9}{'tasks':>7}",
     ]
     for step in steps:
         rows.append(
-            f"{step.idle_sessions:>8}{step.live_sessions:>8}{step.requests_per_second:>10,.0f}{step.p50_ms:>9.3f}"
+            f"{step.idle_sessions:>8}{step.live_sessions:>8}{step.open_seconds:>8.2f}{step.requests_per_second:>10,.0f}{step.p50_ms:>9.3f}"
             f"{step.p99_ms:>9.3f}{step.errors:>5}{step.rss_mib:>9.1f}{step.kb_per_session:>9.1f}{step.tasks:>7}"
         )
     return "\n".join(rows)

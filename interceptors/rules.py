@@ -25,7 +25,7 @@ from pydantic import BeforeValidator, StrictBool, ValidationInfo
 
 from shadowproxy.config.validation import Section, options_from
 from shadowproxy.core import tracing
-from shadowproxy.core.chain import Direction, MessageContext, Verdict, block, delay, forward, respond
+from shadowproxy.core.chain import Direction, MessageContext, Verdict, block, delay, forward, hold, respond
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.tasks import spawn
 from shadowproxy.rules import metrics
@@ -163,6 +163,8 @@ def to_verdict(outcome: Outcome) -> Verdict:
         return block(outcome.error.code, outcome.error.message, outcome.error.data)
     if outcome.verdict == "respond":
         return respond(outcome.result)
+    if outcome.verdict == "hold":
+        return hold(outcome.result, outcome.message)
     return forward(outcome.message)
 
 

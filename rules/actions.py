@@ -1,6 +1,6 @@
 """Rule actions, compiled once from their YAML form.
 
-Terminal actions (allow, block, respond) end the evaluation; the others
+Terminal actions (allow, block, respond, approve) end the evaluation; the others
 accumulate: modify and redact change the message, delay adds up, rate blocks
 only when over its limit, log and tag record and continue.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shadowproxy.core.errors import POLICY_BLOCKED
+from shadowproxy.core.hold import APPROVAL, BLOCK, OPERATOR, HoldSpec
 from shadowproxy.core.redact import DEFAULT_MASK, DETECTORS, Redactor
 from shadowproxy.rules import jsonpath
 from shadowproxy.rules.source import Document, JsonPath, Problem
@@ -31,6 +32,7 @@ class Effect(enum.Enum):
     RATE = "rate"
     LOG = "log"
     TAG = "tag"
+    APPROVE = "approve"
 
     @property
     def terminal(self) -> bool:
@@ -38,7 +40,7 @@ class Effect(enum.Enum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({Effect.ALLOW, Effect.BLOCK, Effect.RESPOND})
+_TERMINAL = frozenset({Effect.ALLOW, Effect.BLOCK, Effect.RESPOND, Effect.APPROVE})
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -60,6 +62,7 @@ class RuleAction:
     by: tuple[str, ...] = ()
     level: int = logging.INFO
     tags: tuple[str, ...] = ()
+    hold: HoldSpec | None = None
 
 
 def compile_action(spec: Any, document: Document, path: JsonPath, problems: list[Problem]) -> RuleAction:
@@ -116,6 +119,15 @@ def compile_action(spec: Any, document: Document, path: JsonPath, problems: list
         )
     if effect is Effect.LOG:
         return RuleAction(effect, message=settings.get("message"), level=_LEVELS[settings.get("level", "info")])
+    if effect is Effect.APPROVE:
+        spec = HoldSpec(
+            APPROVAL,
+            by=settings.get("by", OPERATOR),
+            timeout=float(settings.get("timeout", 300)),
+            on_timeout=settings.get("on_timeout", BLOCK),
+            fallback=settings.get("fallback", OPERATOR),
+        )
+        return RuleAction(effect, hold=spec)
     if effect is Effect.TAG:
         return RuleAction(effect, tags=tuple(settings) if isinstance(settings, list) else (settings,))
     return RuleAction(effect)

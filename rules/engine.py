@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -43,7 +43,7 @@ _DEFAULT_COUNTER = metrics.DECISIONS.labels(metrics.DEFAULT_RULE, "block")
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the rules decided. ``verdict`` is forward, block or respond; ``rule`` is the deciding rule."""
+    """What the rules decided. ``verdict`` is forward, block, respond or hold; ``rule`` is the deciding rule."""
 
     verdict: str
     rule: Rule | None = None
@@ -136,6 +136,8 @@ class Engine:
                     continue
                 _count(rule)
                 return Outcome("block", rule, error=_rate_error(rule, retry), delay=delay, matched=matched)
+            if effect is Effect.APPROVE and subject.kind is not Kind.REQUEST:
+                continue  # only a request waits for a person: its reply, or a notification, has no one waiting
             _count(rule)
             if effect is Effect.ALLOW:
                 allowed_by = rule
@@ -144,6 +146,10 @@ class Engine:
                 return Outcome("block", rule, error=_block_error(rule), delay=delay, matched=matched)
             if effect is Effect.RESPOND:
                 return Outcome("respond", rule, result=_canned(action, subject), delay=delay, matched=matched)
+            if effect is Effect.APPROVE:
+                assert action.hold is not None
+                spec = replace(action.hold, rule=rule.id)
+                return Outcome("hold", rule, message=_finished(draft), result=spec, delay=delay, matched=matched)
             if effect is Effect.MODIFY or effect is Effect.REDACT:
                 if draft is None:
                     draft = Draft(subject.message)
@@ -219,6 +225,10 @@ def _canned(action: RuleAction, subject: Subject) -> Any:
     if isinstance(result, dict) and "resultType" not in result and version is not None and version >= MODERN_VERSION:
         result["resultType"] = "complete"
     return result
+
+
+def _finished(draft: Draft | None) -> Message | None:
+    return draft.finish() if draft is not None else None
 
 
 def _count(rule: Rule) -> None:

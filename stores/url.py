@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.urls import mask_url
-from shadowproxy.stores.base import SessionStore
+from shadowproxy.stores.base import SessionStore, StoreError
+
+if TYPE_CHECKING:
+    from shadowproxy.stores.holds import HoldBook
 
 DEFAULT_URL = "memory://"
 _HELP = "use memory://, sqlite:///absolute/path.db, sqlite:relative/path.db or redis://host:port/db"
@@ -122,3 +126,21 @@ def open_store(
         )
     except ValueError as exc:
         raise ConfigError(f"store URL {spec.display!r}: {exc}", key="store") from None
+
+
+def hold_book(store: SessionStore) -> HoldBook:
+    """The book on the same backend as ``store`` (each imported only when used, as :func:`open_store` does)."""
+    kind = type(store).__name__
+    if kind == "SqliteStore":
+        from shadowproxy.stores.holds import SqliteHoldBook
+
+        return SqliteHoldBook(store)  # type: ignore[arg-type]
+    if kind == "RedisStore":
+        from shadowproxy.stores.holds_redis import RedisHoldBook
+
+        return RedisHoldBook(store)  # type: ignore[arg-type]
+    if kind == "MemoryStore":
+        from shadowproxy.stores.holds import MemoryHoldBook
+
+        return MemoryHoldBook()
+    raise StoreError(f"a {type(store).__name__} cannot keep held messages")

@@ -21,7 +21,7 @@ from shadowproxy.rules.validate import ACTIONS
 from shadowproxy.stores import open_store
 from tests.support import REPO
 
-ALL_ACTIONS = ["allow", "block", "respond", "modify", "redact", "delay", "rate", "log", "tag"]
+ALL_ACTIONS = ["allow", "block", "respond", "modify", "redact", "delay", "rate", "log", "tag", "approve"]
 
 
 # --- rules check: every valid action is named when one is wrong ---

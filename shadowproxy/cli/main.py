@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     from shadowproxy.cli.admin import register as administering
+    from shadowproxy.cli.approvals import register as approving
     from shadowproxy.cli.credentials import register as credentials
+    from shadowproxy.cli.intercept import register as intercepting
     from shadowproxy.cli.roles import register as roles_command
     from shadowproxy.cli.sessions import register as sessions
     from shadowproxy.cli.tap import register as tapping
@@ -131,6 +133,8 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # t
         administering,
         roles_command,
         credentials,
+        approving,
+        intercepting,
     ]  # administering adds to rules: after it
 
 

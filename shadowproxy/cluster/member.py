@@ -72,6 +72,7 @@ class ClusterMember:
         self.sessions = sessions
         self.mounts = {mount.path: mount for mount in mounts}
         self.reload = reload
+        self.on_held: Callable[[str], None] | None = None
         self.owner = OwnerSide(self)
         self.counter = SharedRateCounter(self)
         self.exchanges: dict[int, RemoteExchange] = {}
@@ -227,6 +228,8 @@ class ClusterMember:
             self.counter.learn(header["k"], header["w"], header["i"], header["c"])
         elif kind == "reload":
             spawn(self._reload(), name="cluster-reload")
+        elif kind == "held" and self.on_held is not None and header["r"] != self.id:
+            self.on_held(header["h"])
 
     async def _reload(self) -> None:
         if not await self.reload():

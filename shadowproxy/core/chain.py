@@ -30,6 +30,7 @@ from shadowproxy.core.errors import INTERNAL_ERROR, POLICY_BLOCKED, JsonRpcError
 from shadowproxy.core.jsonrpc import REQUEST, Message
 
 if TYPE_CHECKING:
+    from shadowproxy.core.hold import HoldSpec
     from shadowproxy.core.record import SessionRecord
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Action(enum.Enum):
     BLOCK = "block"
     RESPOND = "respond"
     DELAY = "delay"
+    HOLD = "hold"
 
 
 # Enum member lookups are slow on 3.11 (see jsonrpc.REQUEST): the per-message code uses these.
@@ -54,7 +56,8 @@ _FORWARD, _BLOCK, _RESPOND, _DELAY = Action.FORWARD, Action.BLOCK, Action.RESPON
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What an interceptor decided. Build one with :func:`forward`, :func:`block`, :func:`respond` or :func:`delay`."""
+    """What an interceptor decided. Build one with :func:`forward`, :func:`block`, :func:`respond`, :func:`delay`
+    or :func:`hold`."""
 
     action: Action
     message: Message | None = None
@@ -84,6 +87,12 @@ def block(code: int = POLICY_BLOCKED, message: str = "blocked by policy", data: 
 def respond(result: Any) -> Verdict:
     """Answer a request from the proxy; the other side never sees it."""
     return Verdict(Action.RESPOND, result=result)
+
+
+def hold(spec: HoldSpec, message: Message | None = None) -> Verdict:
+    """Park the message (``message`` when given) until a person decides: the mount hands it to the hold
+    registry. It ends the chain."""
+    return Verdict(Action.HOLD, message=message, result=spec)
 
 
 def delay(seconds: float) -> Verdict:

@@ -166,7 +166,7 @@ class StreamSession(LiveSession, SessionFront):
         """
         await self.open()
         try:
-            guard.admit_session(self.mount.sessions.live.values(), self.record.principal, joined=True)
+            self.mount.sessions.admit(self.record.principal, guard, joined=True)
         except limit_hits.LimitExceeded:
             await self.finish()
             raise
@@ -376,7 +376,7 @@ class StreamSession(LiveSession, SessionFront):
 def admit(request: web.Request, mount: Mount, *, transport: str, buffer: int, request_timeout: float) -> StreamSession:
     """A new stream session for the caller, if the session limits let one more begin (else ``LimitExceeded``)."""
     principal = request.get(PRINCIPAL)
-    http_limits.guard_of(request).admit_session(mount.sessions.live.values(), principal)
+    mount.sessions.admit(principal, http_limits.guard_of(request))
     record = SessionRecord(id=new_session_id(), upstream=mount.name, principal=principal)
     return StreamSession(record, mount, transport=transport, buffer=buffer, request_timeout=request_timeout)
 

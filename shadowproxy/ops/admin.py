@@ -22,6 +22,7 @@ from shadowproxy.core.urls import mask_url
 from shadowproxy.ops import admin_access, tap_stream
 from shadowproxy.ops.admin_credentials import CredentialsApi
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
+from shadowproxy.ops.approvals import ApprovalsApi
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.stdio import StdioUpstream
 
@@ -203,6 +204,7 @@ def register(app: web.Application, proxy: Proxy) -> None:
         ("GET", "/tap", tap_stream.stream(config.keepalive_interval)),
         ("PUT", "/credentials/{upstream}/{principal}", secrets.put),
         ("DELETE", "/credentials/{upstream}/{principal}", secrets.delete),
+        *ApprovalsApi(proxy.holds, config.keepalive_interval).routes(),
     )
     for method, path, handler in routes:
         app.router.add_route(

@@ -1,9 +1,10 @@
 """Who may call which admin route: ``admin.token`` may call every one; a token of ``admin.tokens`` what its
 roles' ``admin`` operations allow (``roles``, :mod:`shadowproxy.config.roles`).
 
-A route's operation is found by method and path (:func:`operation_of`), so routes added later under
-``/approvals`` or ``/tapes`` are covered as they are registered; a route this table does not know needs
-``admin.token`` or a role with ``admin: ["*"]``.
+A route's operation is found by method and path (:func:`operation_of`): the held messages and breakpoints of
+``/approvals`` and ``/breakpoints`` are ``approvals:decide``, and routes added later under ``/tapes`` are
+``tapes:read`` as they are registered; a route this table does not know needs ``admin.token`` or a role with
+``admin: ["*"]``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ROUTES = (
     ("POST", "/rules/reload", "rules:reload"),
     ("GET", "/tap", "tap:read"),
     ("*", "/approvals", "approvals:decide"),
+    ("*", "/breakpoints", "approvals:decide"),
     ("*", "/tapes", "tapes:read"),
 )
 

@@ -18,9 +18,12 @@ import asyncio
 import hashlib
 import logging
 
+from shadowproxy.control import HoldRegistry
+from shadowproxy.control.registry import Waiting
 from shadowproxy.core import counters, tracing
-from shadowproxy.core.chain import C2S, FORWARD, Chain, Direction, MessageContext, Verdict
+from shadowproxy.core.chain import C2S, FORWARD, Action, Chain, Direction, MessageContext, Verdict
 from shadowproxy.core.errors import UpstreamError
+from shadowproxy.core.hold import BREAKPOINT, HoldSpec
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.protocol import (
     CLIENT_FIELD,
@@ -38,17 +41,23 @@ from shadowproxy.upstreams.base import Channel, Upstream
 from shadowproxy.upstreams.stdio import StdioUpstream
 
 log = logging.getLogger(__name__)
+_HOLD = Action.HOLD
+STOP = HoldSpec(BREAKPOINT, timeout=3600.0, on_timeout="approve")
+"""A breakpoint's hold: an operator who walks away lets the message go on after an hour."""
 
 
 class Mount:
     """One upstream at one path."""
 
-    def __init__(self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager) -> None:
+    def __init__(
+        self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager, holds: HoldRegistry | None = None
+    ) -> None:
         self.path = path
         self.name = upstream.name
         self.upstream = upstream
         self.chain = chain
         self.sessions = sessions
+        self.holds = holds if holds is not None else HoldRegistry()
         self._stateless_lock = asyncio.Lock()
         # A stdio server gets a request's trace context in its params' _meta (an HTTP one, in headers).
         self.traced_in_meta = isinstance(upstream, StdioUpstream)
@@ -65,6 +74,9 @@ class Mount:
 
         Synchronous, so that a front end can forward at once, in the callback the message arrived in.
         """
+        holds = self.holds
+        if holds.breakpoints and holds.stops(message, direction, session.id if session else None, self.name, request):
+            return False
         chain = self.chain
         if chain.interceptors:  # the one test an empty chain pays
             if not chain.declines(message, direction, request):
@@ -84,8 +96,13 @@ class Mount:
         session: LiveSession | None,
         transport: str,
         request: Message | None = None,
+        waiting: Waiting | None = None,
     ) -> Verdict:
-        """Run the chain on one message; an empty chain costs one truth test, the tap one more when no one listens."""
+        """Run the chain on one message; an empty chain costs one truth test, the tap one more when no one listens.
+
+        A message the chain holds (a rule's ``approve``) or a breakpoint stops is parked until it is decided;
+        ``waiting`` is called while it waits (see :class:`~shadowproxy.control.registry.HoldRegistry`).
+        """
         if self.passes(message, direction, session, transport, request):
             return FORWARD
         record = session.record if session is not None else None
@@ -108,6 +125,14 @@ class Mount:
                 tracer.mark(verdict)
             if direction is C2S:
                 tracer.mark(verdict)  # on the request's span too
+        holds = self.holds
+        if verdict.action is _HOLD:
+            held = verdict.message or ctx.message
+            verdict = await holds.park(held, direction, verdict.result, record, self.name, request, waiting)
+        elif holds.breakpoints and verdict.is_forward:
+            held = verdict.message or ctx.message
+            if holds.stops(held, direction, record.id if record else None, self.name, request):
+                verdict = await holds.park(held, direction, STOP, record, self.name, request, waiting)
         counters.judged(ctx, verdict)
         if chain.observers:
             chain.observe(ctx, verdict)

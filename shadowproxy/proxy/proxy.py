@@ -12,7 +12,9 @@ import asyncio
 import logging
 
 from shadowproxy import cluster
+from shadowproxy.cluster import holds as cluster_holds
 from shadowproxy.config import Config, UpstreamConfig
+from shadowproxy.control import HoldRegistry
 from shadowproxy.core import tracing
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
@@ -24,6 +26,7 @@ from shadowproxy.sessions import admission
 from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
+from shadowproxy.stores.url import hold_book
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
 from shadowproxy.upstreams.credentials import problem_of
 from shadowproxy.upstreams.secrets import SecretBox
@@ -54,8 +57,9 @@ class Proxy:
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
         self.secrets = SecretBox(config.credentials) if config.credentials is not None else None
         upstreams = {upstream.name: create_upstream(upstream, self.secrets) for upstream in config.upstreams}
+        self.holds = HoldRegistry(hold_book(self.store), keepalive=config.keepalive_interval)
         self.mounts = [
-            Mount(path, upstreams[upstream.name], self.chain, self.sessions)
+            Mount(path, upstreams[upstream.name], self.chain, self.sessions, self.holds)
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
         self.draining = False
@@ -63,6 +67,8 @@ class Proxy:
         self.monitors = health.monitors(list(upstreams.values()), config.health)
         self._monitoring: list[asyncio.Task[None]] = []
         self.cluster = cluster.join(config, self.sessions, self.mounts, self.chain, self.reload)
+        if self.cluster is not None:
+            cluster_holds.share(self.cluster, self.holds)
 
     async def start(self, *, on_demand: bool = False) -> None:
         """Open what the proxy runs. ``on_demand`` (the stdio front: one client) starts no server process ahead of
@@ -77,6 +83,7 @@ class Proxy:
                     log.error("%s; its requests will be refused until it can be read", problem)
         if self.cluster is not None:
             await self.cluster.start()
+        await self.holds.start()
         for hook in self.chain.startables:
             await hook.start()
         self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
@@ -100,6 +107,7 @@ class Proxy:
         for task in self._monitoring:
             task.cancel()
         await asyncio.gather(*self._monitoring, return_exceptions=True)
+        await self.holds.close()
         await self.sessions.detach_all()
         if self.cluster is not None:
             await self.cluster.stop()

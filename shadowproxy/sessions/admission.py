@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from shadowproxy.config.limits import Limits
 from shadowproxy.core.limit_hits import LimitExceeded
@@ -14,6 +13,49 @@ class Held(Protocol):
     """A session as admission counts it (a :class:`~shadowproxy.sessions.manager.LiveSession`): by its record."""
 
     record: SessionRecord
+
+
+Key = TypeVar("Key")
+Session = TypeVar("Session", bound=Held)
+
+
+class Counted(dict[Key, Session]):
+    """Sessions by key, with a running count per principal, so admission is O(1) in the number of sessions.
+
+    Only the writes the session manager makes are counted (``[key] =``, ``pop``, ``clear``); a session's principal
+    does not change while it is held here.
+    """
+
+    __slots__ = ("principals",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.principals: dict[str | None, int] = {}
+
+    def __setitem__(self, key: Key, session: Session) -> None:
+        self.pop(key, None)
+        super().__setitem__(key, session)
+        principal = session.record.principal
+        self.principals[principal] = self.principals.get(principal, 0) + 1
+
+    def pop(self, key: Key, *default: Session | None) -> Session | None:  # type: ignore[override]
+        if key not in self:
+            return super().pop(key, *default)
+        session = super().pop(key)
+        principal = session.record.principal
+        left = self.principals[principal] - 1
+        if left:
+            self.principals[principal] = left
+        else:
+            del self.principals[principal]
+        return session
+
+    def clear(self) -> None:
+        super().clear()
+        self.principals.clear()
+
+    def held_by(self, principal: str | None) -> int:
+        return self.principals.get(principal, 0)
 
 
 class Slots:
@@ -54,17 +96,10 @@ class Guard:
         self.requests = Slots(limits.max_requests_per_session, "requests_per_session", "requests in flight")
         self.streams = Slots(limits.max_streams_per_session, "streams_per_session", "GET streams")
 
-    def admit_session(self, live: Iterable[Held], principal: str | None, *, joined: bool = False) -> None:
-        """Raise :class:`LimitExceeded` when one more session of ``principal`` would be too many.
-
-        Counted from the live sessions (a scan, on session start only), so there is no second count to drift;
-        ``joined`` says the new session is among ``live`` already.
-        """
+    def admit_session(self, total: int, mine: int) -> None:
+        """Raise :class:`LimitExceeded` when one more session would be too many: ``total`` held in the process,
+        ``mine`` by the principal asking (both counted without the new one)."""
         limits = self.limits
-        total = mine = -1 if joined else 0
-        for session in live:
-            total += 1
-            mine += session.record.principal == principal
         if total >= limits.max_sessions:
             text = f"the proxy holds its maximum of {limits.max_sessions} sessions (limits.max_sessions)"
             raise LimitExceeded("sessions", 503, text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from shadowproxy.core.errors import SESSION_NOT_FOUND, JsonRpcError, ShadowProxyError
@@ -19,7 +19,7 @@ from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.limit_hits import LimitExceeded
 from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.core.tasks import spawn
-from shadowproxy.sessions.admission import Guard
+from shadowproxy.sessions.admission import Counted, Guard
 from shadowproxy.upstreams.base import Channel, Upstream
 
 if TYPE_CHECKING:
@@ -98,9 +98,9 @@ class SessionManager:
         self.changes = changes
         self.ttl = ttl
         self.store = store
-        self.live: dict[str, LiveSession] = {}
+        self.live: Counted[str, LiveSession] = Counted()
         # The 2026-07-28 era's sessions, which the proxy groups by principal and client; they have no header.
-        self.logical: dict[LogicalKey, LiveSession] = {}
+        self.logical: Counted[LogicalKey, LiveSession] = Counted()
         self._restoring: dict[str, asyncio.Future[LiveSession | None]] = {}
         self._ended: dict[str, None] = {}
         self.cluster: Cluster | None = None
@@ -112,12 +112,14 @@ class SessionManager:
         self.live[session.id] = session
         self.changes.record(session.record)
 
-    def counted(self) -> Iterator[LiveSession]:
-        """Every session the limits count: those clients began, and the logical ones of stateless requests."""
-        yield from self.live.values()
-        yield from self.logical.values()
+    def _admit_once(self, principal: str | None, guard: Guard, *, joined: bool = False) -> None:
+        """The limits against every session they count (those clients began, and the logical ones of stateless
+        requests); ``joined`` says the new session is counted already."""
+        held = int(joined)
+        total = len(self.live) + len(self.logical) - held
+        guard.admit_session(total, self.live.held_by(principal) + self.logical.held_by(principal) - held)
 
-    def admit(self, principal: str | None, guard: Guard) -> None:
+    def admit(self, principal: str | None, guard: Guard, *, joined: bool = False) -> None:
         """Make room for one more session of ``principal``, or raise :class:`LimitExceeded`.
 
         A logical session is bookkeeping that the next request makes again, so at a limit the least recently
@@ -125,7 +127,7 @@ class SessionManager:
         """
         while True:
             try:
-                guard.admit_session(self.counted(), principal)
+                self._admit_once(principal, guard, joined=joined)
                 return
             except LimitExceeded as exc:
                 everyone = exc.limit == "sessions"

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.support import REPO, ProxyProcess, child_env, sdk_server_command
+from tests.support import REPO, ProxyProcess, child_env, sdk_server_command, until
 from tests.test_lifecycle import open_session
 
 from .helpers import AUTH, TOKEN, admin, scrape, value
@@ -66,8 +66,15 @@ async def test_upstreams_and_sessions(proxy: ProxyProcess) -> None:
     async with aiohttp.ClientSession() as client:
         headers = await open_session(client, proxy.url)
         session_id = headers["Mcp-Session-Id"]
+
+        async def listed_active() -> bool:
+            # The session turns active once the initialize answer has gone out, a moment after the client has it.
+            status, body = await admin(proxy.base, "GET", "/sessions")
+            assert status == 200 and body["total"] == 1
+            return bool(body["sessions"][0]["state"] == "active")
+
+        await until(listed_active, "the session to be listed active")
         status, body = await admin(proxy.base, "GET", "/sessions")
-        assert status == 200 and body["total"] == 1
         (listed,) = body["sessions"]
         assert listed["id"] == session_id and listed["state"] == "active"
         assert listed["client_info"] == {"name": "c", "version": "1"}

@@ -87,10 +87,12 @@ async def test_a_jwt_groups_claim_maps_to_a_role_and_no_group_gets_the_default(p
             await dave.call_tool("echo", {"text": "hi"})
 
 
-async def test_an_operator_admin_token_may_read_sessions_but_not_reload_rules(proxy: ProxyProcess) -> None:
+async def test_an_operator_admin_token_may_approve_and_read_sessions_but_not_reload_rules(proxy: ProxyProcess) -> None:
     ops = {"Authorization": f"Bearer {TOKENS['ops']}"}
     status, body = await admin(proxy.base, "GET", "/sessions", ops)
     assert status == 200 and "sessions" in body
+    status, _ = await admin(proxy.base, "GET", "/approvals", ops)
+    assert status == 200
     status, body = await admin(proxy.base, "POST", "/rules/reload", ops)
     assert status == 403 and body["permission"] == "rules:reload" and "ops" in body["error"]
     status, _ = await admin(proxy.base, "POST", "/rules/reload", {"Authorization": f"Bearer {ADMIN_TOKEN}"})

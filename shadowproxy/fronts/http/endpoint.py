@@ -12,6 +12,8 @@ event ids) takes longer than ``stream_after``, is switched to
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,7 @@ from shadowproxy.core.protocol import (
 from shadowproxy.core.record import SessionRecord, new_session_id
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http.get_stream import SessionStreams
+from shadowproxy.fronts.http.held import KeptOpen
 from shadowproxy.fronts.http.post_relay import PostRelay
 from shadowproxy.fronts.http.wire import (
     MODERN_ERROR_STATUS,
@@ -94,12 +97,8 @@ class StreamableHttpEndpoint(SessionFront):
                 stream_after=stream_after,
                 keepalive=keepalive,
             )
+        # Made by the first 2026-07-28 request to an upstream that cannot see headers (see _header_check).
         self.header_check: HeaderCheck | None = None
-        if not self.forward_headers:
-            # Imported here: it loads the SDK, which only a server that cannot see headers needs.
-            from shadowproxy.fronts.http.header_check import HeaderCheck
-
-            self.header_check = HeaderCheck()
         self.in_flight = 0
         self.listening = SessionStreams(self)
 
@@ -246,11 +245,20 @@ class StreamableHttpEndpoint(SessionFront):
             channel = await self.mount.stateless_channel(session)
         except UpstreamError as exc:
             return json_reply(error_response(message.id, exc), exc.http_status, exc.http_headers)
-        if self.header_check is not None and message.is_request:
-            error = await self.header_check.check(message, request.headers.items(), channel)
+        if not self.forward_headers and message.is_request:
+            check = self.header_check or await self._header_check()
+            error = await check.check(message, request.headers.items(), channel)
             if error is not None:
                 return json_reply(error_response(message.id, error), MODERN_ERROR_STATUS.get(error.code, 400))
         return await self.exchange(request, message, session, channel, wants_sse, modern=True)
+
+    async def _header_check(self) -> HeaderCheck:
+        # It loads the SDK's validation ladder (half a second): in a thread, on first need, so that neither the
+        # proxy's start nor a proxy that never sees a 2026-07-28 request pays for it.
+        module = await asyncio.to_thread(importlib.import_module, "shadowproxy.fronts.http.header_check")
+        if self.header_check is None:
+            self.header_check = module.HeaderCheck()
+        return self.header_check
 
     async def exchange(
         self,
@@ -262,10 +270,13 @@ class StreamableHttpEndpoint(SessionFront):
         *,
         modern: bool,
     ) -> web.StreamResponse:
-        verdict = await self.mount.judge(message, C2S, session, "http")
+        kept = KeptOpen(request, message, wants_sse) if message.is_request else None
+        verdict = await self.mount.judge(message, C2S, session, "http", waiting=kept.tick if kept else None)
         self.sessions.touch(session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
+            if kept is not None and kept.stream is not None:
+                return await kept.finish(answer)
             return json_reply(answer) if answer is not None else web.Response(status=202)
         if verdict.message is not None:
             message = verdict.message
@@ -278,7 +289,11 @@ class StreamableHttpEndpoint(SessionFront):
                 log.warning("could not pass a %s upstream: %s", message.kind.value, exc.message)
                 return json_reply(error_response(None, exc), 502)
             return web.Response(status=202)
-        response, _ = await PostRelay(self, request, message, session, channel, wants_sse, modern, None).run()
+        relay = PostRelay(self, request, message, session, channel, wants_sse, modern, None)
+        if kept is not None and kept.stream is not None:
+            # Held, then let go: the answer follows on the stream that kept the client waiting.
+            relay.stream, relay.events = kept.stream, None
+        response, _ = await relay.run()
         return response
 
     async def lost(self, session: LiveSession, message: Message) -> web.Response:
