@@ -26,7 +26,6 @@ from tests.security.helpers import INIT, post
 from tests.support import REPO
 from tests.test_http_upstream import Recorder
 
-pytest.importorskip("opentelemetry.sdk")
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -138,12 +137,12 @@ async def test_a_traceparent_in_meta_reaches_a_stdio_upstream_in_meta(setup: Set
 
 async def test_log_lines_carry_the_trace_id(setup: Setup) -> None:
     assert tracing.ACTIVE is not None
-    with tracing.ACTIVE.request(orjson_message(), "s", {"traceparent": f"00-{TRACE}-{PARENT}-01"}):
+    with tracing.ACTIVE.request(decoded_call(), "s", {"traceparent": f"00-{TRACE}-{PARENT}-01"}):
         record = logging.LogRecord("x", logging.INFO, __file__, 0, "line", None, None)
         logs.RequestIdFilter().filter(record)
         assert record.trace_id == TRACE and f"trace={TRACE}" in record.request_tag  # type: ignore[attr-defined]
         assert orjson.loads(logs.JsonFormatter().format(record))["trace_id"] == TRACE
 
 
-def orjson_message() -> Any:
+def decoded_call() -> Any:
     return decode(orjson.dumps(call(1, "x")))
