@@ -37,15 +37,20 @@ async def start_instances(tmp_path: Path, redis_server: RedisServer) -> AsyncIte
     """Start cluster instances named a, b, c... in front of ``upstream``; all are stopped after the test."""
     started: list[ProxyProcess] = []
 
-    async def start(upstream: str, count: int = 3, extra: str = "") -> list[ProxyProcess]:
+    async def start(upstream: str | dict[str, str], count: int = 3, extra: str = "") -> list[ProxyProcess]:
+        """``upstream``: one server's URL or command line, or several by name (each mounted at /mcp/<name>)."""
+        servers = upstream if isinstance(upstream, dict) else {"default": upstream}
+        upstreams = "".join(
+            f"  {server}:\n    " + (f"url: {spec}" if "://" in spec else f"command: {spec!r}") + "\n"
+            for server, spec in servers.items()
+        )
         configs = []
         for _ in range(count):
             name = "abcdefgh"[len(started)]
             config = tmp_path / f"instance-{name}.yaml"
-            upstream_yaml = f"url: {upstream}" if "://" in upstream else f"command: {upstream!r}"
             config.write_text(
                 f"store: {redis_server.url}\n"
-                f"upstreams:\n  default:\n    {upstream_yaml}\n"
+                f"upstreams:\n{upstreams}"
                 f"cluster:\n  instance_id: {name}\n  heartbeat_interval: 0.5\n  heartbeat_ttl: 3\n{extra}"
             )
             started.append(ProxyProcess(tmp_path / f"instance-{name}.log"))

@@ -14,6 +14,7 @@ the Host value, which must be a well-formed ``host[:port]`` (400) and an allowed
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -45,6 +46,11 @@ MAX_SHOWN = 100
 # host [":" port]: an IP literal in brackets, or a name (IPv4 included) of letters, digits, "-", ".", "_", "~".
 AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::[0-9]{0,5})?")
 ABSOLUTE = re.compile(r"(?i:https?)://([^/?#]*)")
+# What probes read: a load balancer's default check (HTTP/1.0, no Host) and a Kubernetes probe (Host: <pod IP>:<port>)
+# are served there with any allowed_hosts. A DNS-rebinding page's request always names the attacker's host, so
+# neither a missing Host nor an IP literal can be one; the MCP and admin paths still require an allowed Host.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PROBE_METHODS = frozenset({"GET", "HEAD"})
 
 
 class ShuttingDown(Exception):
@@ -62,6 +68,23 @@ def judge(authority: str, hosts: tuple[str, ...]) -> int:
         return 400
     host = match.group(1).lower()
     return 0 if allowed(authority, LOCAL_HOSTS, hosts) or allowed(host, LOCAL_HOSTS, hosts) else 421
+
+
+def probe(request: web.BaseRequest, authority: str) -> bool:
+    """Whether ``request`` is a health or metrics probe as load balancers and Kubernetes send it: a GET or HEAD of a
+    probe path naming no host (HTTP/1.0 only) or an IP address, which any ``allowed_hosts`` lets through."""
+    if request.method not in PROBE_METHODS or request.path not in PROBE_PATHS:
+        return False
+    if not authority:
+        return request.version == HttpVersion10
+    match = AUTHORITY.fullmatch(authority)
+    if match is None:
+        return False
+    try:
+        ipaddress.ip_address(match.group(1).strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def authority_of(request: web.BaseRequest) -> str | None:
@@ -190,6 +213,8 @@ class FrontDoor:
             status = judge(authority, self.hosts)
             if len(self.judged_hosts) < MAX_JUDGED_HOSTS:
                 self.judged_hosts[authority] = status
+        if status and type(request) is not PlainRequest and probe(request, authority):  # type: ignore[arg-type]
+            status = 0
         if status == 400:
             return refused(400, f"Host {authority[:MAX_SHOWN]!r} is not a valid host[:port]")
         if status:
