@@ -137,7 +137,7 @@ class RemoteChannel:
                 self.owner = owner
                 return
             mount = self.session.mount
-            channel = await mount.upstream.open(self.session.on_unsolicited)
+            channel = await mount.open_channel(self.session.on_unsolicited)
             try:
                 async with asyncio.timeout(RESTORE_TIMEOUT):
                     await channel.resume(record.upstream_session_id, record.init_request)

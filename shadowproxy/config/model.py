@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
+from shadowproxy.config.bridge import BridgeMode, Era
 from shadowproxy.config.credentials import CredentialsConfig, UpstreamCredentials
 from shadowproxy.config.limits import Limits, UpstreamLimits
 from shadowproxy.config.roles import RolesConfig, check_token_roles
@@ -69,6 +70,8 @@ class UpstreamConfig(Section):
     """``sse`` (the 2024-11-05 HTTP+SSE transport) or ``websocket``; ``None``: stdio or Streamable HTTP."""
     limits: UpstreamLimits = UpstreamLimits()
     """What each child of a stdio server may use."""
+    bridge: BridgeMode = "auto"
+    era: Era = "auto"
     credentials: UpstreamCredentials | None = None
     """What the proxy adds to each request to a Streamable HTTP server (:mod:`shadowproxy.config.credentials`)."""
 

@@ -156,7 +156,7 @@ class StreamSession(LiveSession, SessionFront):
 
     async def open(self) -> None:
         """Open the upstream channel and register the session; raises :class:`UpstreamError`."""
-        self.channel = await self.mount.upstream.open(self.on_unsolicited)
+        self.channel = await self.mount.open_channel(self.on_unsolicited)
         self.mount.sessions.add(self)
 
     async def join(self, guard: Guard) -> None:

@@ -51,6 +51,8 @@ class AdminApi:
             entry = listed.get(mount.name)
             if entry is None:
                 entry = listed[mount.name] = describe_upstream(mount.upstream, proxy.monitors.get(mount.name))
+                if mount.bridge is not None:
+                    entry["bridge"] = mount.bridge.status()
             entry["paths"].append(mount.path)
         for session in proxy.sessions.live.values():
             if session.record.upstream in listed:

@@ -64,6 +64,17 @@ def openapi_document() -> dict[str, Any]:
                 "command": {"type": "array", "items": string},
                 "processes": integer,
                 "url": string,
+                "bridge": {
+                    "type": "object",
+                    "description": "The era bridge (bridge: auto or always): whether 2026-07-28 requests are bridged "
+                    "(null: not yet known), its upstream sessions and parked requests",
+                    "properties": {
+                        "mode": {"type": "string", "enum": ["auto", "always"]},
+                        "bridged": {"type": "boolean", "nullable": True},
+                        "upstream_sessions": integer,
+                        "parked": integer,
+                    },
+                },
             },
         },
         "Session": {

@@ -38,6 +38,9 @@ async def readyz(proxy: Proxy, endpoints: Sequence[StreamableHttpEndpoint], requ
         return web.json_response({"status": "draining"}, status=503)
     in_flight = sum(endpoint.in_flight for endpoint in endpoints)
     upstreams = {name: monitor.report() for name, monitor in proxy.monitors.items()}
+    for mount in proxy.mounts:
+        if mount.bridge is not None:
+            upstreams.setdefault(mount.name, {})["bridge"] = mount.bridge.status()
     unready = sorted(name for name, monitor in proxy.monitors.items() if not monitor.ready)
     store = store_report(proxy.worker)
     failing = store["status"] != "ok"

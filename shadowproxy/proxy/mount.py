@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import logging
 
+from shadowproxy.bridge.era import EraBridge
 from shadowproxy.control import HoldRegistry
 from shadowproxy.control.registry import Waiting
 from shadowproxy.core import counters, tracing
@@ -37,7 +38,7 @@ from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.proxy.tap import TAP
 from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession, SessionManager
-from shadowproxy.upstreams.base import Channel, Upstream
+from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
 from shadowproxy.upstreams.stdio import StdioUpstream
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,13 @@ class Mount:
     """One upstream at one path."""
 
     def __init__(
-        self, path: str, upstream: Upstream, chain: Chain, sessions: SessionManager, holds: HoldRegistry | None = None
+        self,
+        path: str,
+        upstream: Upstream,
+        chain: Chain,
+        sessions: SessionManager,
+        holds: HoldRegistry | None = None,
+        bridge: EraBridge | None = None,
     ) -> None:
         self.path = path
         self.name = upstream.name
@@ -59,6 +66,8 @@ class Mount:
         self.sessions = sessions
         self.holds = holds if holds is not None else HoldRegistry()
         self._stateless_lock = asyncio.Lock()
+        # Carries 2026-07-28 requests to a server that speaks only the handshake era (shadowproxy.bridge).
+        self.bridge = bridge
         # A stdio server gets a request's trace context in its params' _meta (an HTTP one, in headers).
         self.traced_in_meta = isinstance(upstream, StdioUpstream)
 
@@ -140,6 +149,12 @@ class Mount:
             TAP.publish(message, direction, session, transport, self.name, request, verdict)
         return verdict
 
+    async def open_channel(self, on_unsolicited: UnsolicitedHandler) -> Channel:
+        """A new client session's channel: the upstream's own, or the era bridge's."""
+        if self.bridge is not None:
+            return await self.bridge.session_channel(on_unsolicited)
+        return await self.upstream.open(on_unsolicited)
+
     async def stateless_channel(self, session: LiveSession) -> Channel:
         """The channel that serves a logical session's 2026-07-28 requests.
 
@@ -151,7 +166,9 @@ class Mount:
             async with self._stateless_lock:
                 channel = session.channel
                 if channel is None:
-                    channel = session.channel = await self.upstream.open(_ignore, shared=True)
+                    bridged = await self.bridge.channel_for(session.record.principal) if self.bridge else None
+                    channel = bridged or await self.upstream.open(_ignore, shared=True)
+                    session.channel = channel
         return channel
 
     async def warm(self) -> None:
@@ -197,6 +214,8 @@ class Mount:
         return session
 
     async def close(self) -> None:
+        if self.bridge is not None:
+            await self.bridge.close()
         await self.upstream.close()
 
 

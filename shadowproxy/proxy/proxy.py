@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from shadowproxy import cluster
+from shadowproxy.bridge.era import create_bridge
 from shadowproxy.cluster import holds as cluster_holds
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.control import HoldRegistry
@@ -58,8 +59,12 @@ class Proxy:
         self.secrets = SecretBox(config.credentials) if config.credentials is not None else None
         upstreams = {upstream.name: create_upstream(upstream, self.secrets) for upstream in config.upstreams}
         self.holds = HoldRegistry(hold_book(self.store), keepalive=config.keepalive_interval)
+        bridges = {
+            upstream.name: create_bridge(upstreams[upstream.name], upstream.bridge, upstream.era)
+            for upstream in config.upstreams
+        }
         self.mounts = [
-            Mount(path, upstreams[upstream.name], self.chain, self.sessions, self.holds)
+            Mount(path, upstreams[upstream.name], self.chain, self.sessions, self.holds, bridges[upstream.name])
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
         self.draining = False

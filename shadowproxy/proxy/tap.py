@@ -207,6 +207,8 @@ class Tap:
             "transport": transport,
             "upstream": upstream,
         }
+        if session is not None and getattr(session.channel, "bridged", False):
+            event["bridged"] = True
         plain = orjson.dumps(event)
         full: bytes | None = None
         for listener in wanted:

@@ -20,7 +20,7 @@ from shadowproxy.core.limit_hits import LimitExceeded
 from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.core.tasks import spawn
 from shadowproxy.sessions.admission import Counted, Guard
-from shadowproxy.upstreams.base import Channel, Upstream
+from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
 
 if TYPE_CHECKING:
     from shadowproxy.sessions.eventlog import StreamLog
@@ -45,6 +45,10 @@ class Mount(Protocol):
     name: str
     path: str
     upstream: Upstream
+
+    async def open_channel(self, on_unsolicited: UnsolicitedHandler) -> Channel:
+        """A new session's channel to the upstream (through the era bridge when it needs one)."""
+        ...
 
 
 class ChangeSink(Protocol):
@@ -202,7 +206,7 @@ class SessionManager:
     async def resume(self, record: SessionRecord, mount: Mount) -> LiveSession:
         """Carry a stored session on here: a new channel, resumed with the upstream's session id or the handshake."""
         session = LiveSession(record, mount)
-        session.channel = await mount.upstream.open(session.on_unsolicited)
+        session.channel = await mount.open_channel(session.on_unsolicited)
         try:
             async with asyncio.timeout(RESTORE_TIMEOUT):
                 await session.channel.resume(record.upstream_session_id, record.init_request)

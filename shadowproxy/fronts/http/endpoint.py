@@ -211,7 +211,7 @@ class StreamableHttpEndpoint(SessionFront):
         if verdict.message is not None:
             message = verdict.message
         try:
-            session.channel = await self.mount.upstream.open(session.on_unsolicited)
+            session.channel = await self.mount.open_channel(session.on_unsolicited)
             count_start(self.mount.upstream)
         except UpstreamError as exc:
             counters.upstream_failed(self.mount.name)

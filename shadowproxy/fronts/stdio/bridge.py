@@ -32,7 +32,7 @@ class StdioBridgeFront(StdioFront):
         self.tools = ToolHeaders()
 
     async def start(self) -> None:
-        self.channel = await self.mount.upstream.open(self.from_upstream)
+        self.channel = await self.mount.open_channel(self.from_upstream)
 
     def route(self, message: Message) -> bool:
         return False

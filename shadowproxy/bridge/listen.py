@@ -1,0 +1,123 @@
+"""``subscriptions/listen`` for a handshake-era server: a session of its own, ``resources/subscribe`` for each
+resource the client follows, and the server's unsolicited notifications as the listen stream's events.
+
+The listening session is not pooled, and the stream also hears what the server sends unasked on any pooled
+session of the same principal (a handshake server often tells only the session that changed something).
+The stream starts with ``notifications/subscriptions/acknowledged`` naming what is honoured (a resource the
+server would not subscribe to is left out), carries only the notifications the client opted in to, each
+stamped with the listen request's id, and ends the upstream session when the client closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from shadowproxy.bridge.pool import OPEN_TIMEOUT, HandshakePool, PooledSession, open_session
+from shadowproxy.bridge.shapes import SUBSCRIPTION_ID
+from shadowproxy.core.errors import UpstreamError
+from shadowproxy.core.inbox import Inbox
+from shadowproxy.core.jsonrpc import Kind, Message, notification
+from shadowproxy.upstreams.base import Exchange
+
+LIST_CHANGED = {
+    "toolsListChanged": "notifications/tools/list_changed",
+    "promptsListChanged": "notifications/prompts/list_changed",
+    "resourcesListChanged": "notifications/resources/list_changed",
+}
+MAX_QUEUED = 1024
+
+
+class ListenExchange:
+    """One listen stream; it has no reply until the upstream session ends."""
+
+    status: int | None = None
+    streaming = True
+    controls: tuple[bytes, ...] = ()
+    event_id = None
+
+    def __init__(self, pool: HandshakePool, pooled: PooledSession, request: Message, honored: dict[str, Any]) -> None:
+        self.pool = pool
+        self.pooled = pooled
+        self.request = request
+        self.wanted = {method for flag, method in LIST_CHANGED.items() if honored.get(flag) is True}
+        self.uris = frozenset(honored.get("resourceSubscriptions") or ())
+        self.inbox: Inbox[Message] = Inbox(MAX_QUEUED)
+        self.source: Exchange | None = None
+        pool.listeners.setdefault(pooled.key[0], []).append(self._heard)
+        ack = notification("notifications/subscriptions/acknowledged", {"notifications": honored})
+        self.inbox.put(self._stamp(ack))
+
+    def _stamp(self, message: Message) -> Message:
+        params = message.params or {}
+        meta = {**(params.get("_meta") or {}), SUBSCRIPTION_ID: self.request.id}
+        return message.evolve(params={**params, "_meta": meta})
+
+    def _wants(self, message: Message) -> bool:
+        if message.method in self.wanted:
+            return True
+        if message.method == "notifications/resources/updated":
+            return (message.params or {}).get("uri") in self.uris
+        return False
+
+    def _heard(self, message: Message) -> None:
+        if self._wants(message):
+            self.inbox.put(self._stamp(message))
+
+    async def next(self) -> Message:
+        if self.source is not None and not len(self.inbox):
+            while True:
+                message = await self.source.next()
+                if self._wants(message):
+                    return self._stamp(message)
+        return await self.inbox.next()
+
+    async def close(self, *, cancel: bool = False) -> None:
+        listeners = self.pool.listeners.get(self.pooled.key[0], [])
+        if self._heard in listeners:
+            listeners.remove(self._heard)
+            if not listeners:
+                del self.pool.listeners[self.pooled.key[0]]
+        if self.source is not None:
+            await self.source.close(cancel=True)
+        if self.pooled.channel is not None:
+            await self.pooled.channel.close()
+
+
+async def _subscribed(pooled: PooledSession, uri: str, request_id: int) -> bool:
+    assert pooled.channel is not None
+    body = {"jsonrpc": "2.0", "id": request_id, "method": "resources/subscribe", "params": {"uri": uri}}
+    exchange = await pooled.channel.request(Message(Kind.REQUEST, body), pooled.headers)
+    try:
+        async with asyncio.timeout(OPEN_TIMEOUT):
+            reply = await exchange.next()
+            while not reply.is_reply:
+                reply = await exchange.next()
+    except TimeoutError:
+        return False
+    finally:
+        await exchange.close()
+    return reply.kind is Kind.RESPONSE
+
+
+async def open_listen(
+    pool: HandshakePool, principal: str | None, request: Message, capabilities: dict[str, Any]
+) -> ListenExchange:
+    params = request.params or {}
+    asked = params.get("notifications")
+    asked = asked if isinstance(asked, dict) else {}
+    pooled = await open_session(pool.upstream, (principal, b"listen"), capabilities, pool.heard)
+    honored: dict[str, Any] = {flag: True for flag in LIST_CHANGED if asked.get(flag) is True}
+    uris = [uri for uri in asked.get("resourceSubscriptions") or () if isinstance(uri, str)]
+    try:
+        kept = [uri for uri in uris if await _subscribed(pooled, uri, next(pooled.ids))]
+        if kept:
+            honored["resourceSubscriptions"] = kept
+        exchange = ListenExchange(pool, pooled, request, honored)
+        assert pooled.channel is not None
+        exchange.source = await pooled.channel.listen(pooled.headers)
+    except UpstreamError:
+        assert pooled.channel is not None
+        await pooled.channel.close()
+        raise
+    return exchange
