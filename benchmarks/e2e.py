@@ -59,13 +59,13 @@ class Settings:
     peer_venv: Path
 
 
-VARIANTS = ("rules", "sqlite", "redis")
+VARIANTS = ("rules", "sqlite", "redis", "tapes")
 """Rows whose ratio is against the memory-store, empty-chain proxy row: the cost of each feature."""
 
 
 def specs(settings: Settings, peer: Setup | None) -> list[RowSpec]:
     high = (max(settings.concurrencies),)
-    rules, sqlite, redis = (partial(targets.proxy_http, upstream="stdio", options=name) for name in VARIANTS)
+    rules, sqlite, redis, tapes = (partial(targets.proxy_http, upstream="stdio", options=name) for name in VARIANTS)
     return [
         RowSpec("client ceiling (raw HTTP)", report.DIRECT_HTTP, partial(targets.http_server, mode="raw-http"), high),
         RowSpec(report.DIRECT_HTTP, report.DIRECT_HTTP, partial(targets.http_server, mode="http")),
@@ -79,6 +79,7 @@ def specs(settings: Settings, peer: Setup | None) -> list[RowSpec]:
         RowSpec(report.PROXY_HTTP_STDIO + ", 100 rules", report.PROXY_HTTP_STDIO, rules, high),
         RowSpec(report.PROXY_HTTP_STDIO + ", SQLite store", report.PROXY_HTTP_STDIO, sqlite, high),
         RowSpec(report.PROXY_HTTP_STDIO + ", Redis store", report.PROXY_HTTP_STDIO, redis, high),
+        RowSpec(report.PROXY_HTTP_STDIO + ", recording tapes", report.PROXY_HTTP_STDIO, tapes, high),
         RowSpec(report.PEER, report.DIRECT_HTTP, peer),
     ]
 

@@ -134,7 +134,8 @@ async def stdio_server(launcher: Launcher) -> AsyncIterator[Target]:
 async def proxy_http(launcher: Launcher, upstream: str, options: str = "") -> AsyncIterator[Target]:
     """``shadowproxy run`` in front of ``upstream``: ``stdio`` (a child it spawns) or ``http``.
 
-    ``options`` picks a variant: ``sqlite`` or ``redis`` (that session store), ``rules`` (100 rules).
+    ``options`` picks a variant: ``sqlite`` or ``redis`` (that session store), ``rules`` (100 rules), ``tapes``
+    (every session recorded).
     """
     async with contextlib.AsyncExitStack() as stack:
         roots: list[int] = []
@@ -174,6 +175,8 @@ def variant(launcher: Launcher, options: str) -> list[str]:
             lines += [f"  - id: rule-{index}", f"    match: {{tool: 'tool_{index}_*'}}", "    action: block"]
         rules.write_text("\n".join(lines) + "\n")
         return ["--rules", str(rules)]
+    if options == "tapes":
+        return ["--record", str(launcher.workdir / "bench-tapes")]
     return []
 
 

@@ -25,7 +25,7 @@ from pydantic import BeforeValidator, StrictBool, ValidationInfo
 
 from shadowproxy.config.validation import Section, options_from
 from shadowproxy.core import tracing
-from shadowproxy.core.chain import Direction, MessageContext, Verdict, block, delay, forward, hold, respond
+from shadowproxy.core.chain import C2S, Direction, MessageContext, Verdict, block, delay, forward, hold, respond
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.tasks import spawn
 from shadowproxy.rules import metrics
@@ -107,6 +107,9 @@ class RulesInterceptor:
                 outcome = self.engine.evaluate(self._rules, Subject.from_context(ctx, self.engine.catalog))
                 verdict = to_verdict(outcome)
                 tracer.mark(verdict)
+        session = ctx.session
+        if ctx.direction is C2S and session is not None and session.tokens:
+            ctx.restore = session.tokens.restore_message
         if outcome.delay > 0:
             if verdict.is_forward and verdict.message is None:
                 return delay(outcome.delay)

@@ -2,7 +2,7 @@
 
 Terminal actions (allow, block, respond, approve) end the evaluation; the others
 accumulate: modify and redact change the message, delay adds up, rate blocks
-only when over its limit, log and tag record and continue.
+only when over its limit, log and tag note and continue, record puts the session on tape.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ class Effect(enum.Enum):
     RESPOND = "respond"
     MODIFY = "modify"
     REDACT = "redact"
+    TOKENIZE = "tokenize"
     DELAY = "delay"
     RATE = "rate"
     LOG = "log"
     TAG = "tag"
     APPROVE = "approve"
+    RECORD = "record"
 
     @property
     def terminal(self) -> bool:
@@ -96,7 +98,7 @@ def compile_action(spec: Any, document: Document, path: JsonPath, problems: list
             if (parsed := _rooted(text, document, (*where, "remove", index), problems)) is not None
         )
         return RuleAction(effect, sets=sets, removes=removes)
-    if effect is Effect.REDACT:
+    if effect is Effect.REDACT or effect is Effect.TOKENIZE:
         patterns = [
             pattern
             for index, pattern in enumerate(settings.get("patterns", ()))

@@ -25,6 +25,7 @@ from shadowproxy.core.chain import Direction
 from shadowproxy.core.errors import POLICY_BLOCKED, JsonRpcError
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.core.protocol import MODERN_VERSION
+from shadowproxy.core.vault import TokenVault
 from shadowproxy.rules import jsonpath, metrics
 from shadowproxy.rules.actions import Effect, RuleAction
 from shadowproxy.rules.ratelimit import MemoryRateCounter, RateCounter
@@ -96,6 +97,17 @@ class Draft:
         if self.error is not None:
             self.error = redactor.value(self.error)
 
+    def tokenize(self, action: RuleAction, vault: TokenVault) -> None:
+        """Apply a ``tokenize`` action: what its detectors find becomes the session's tokens."""
+        redactor = action.redactor
+        assert redactor is not None
+        if self.params is not None:
+            self.params = redactor.value(self.params, vault.token)
+        if self.result is not None:
+            self.result = redactor.value(self.result, vault.token)
+        if self.error is not None:
+            self.error = redactor.value(self.error, vault.token)
+
     def finish(self) -> Message | None:
         """The one new message, or None when every edit left the message as it was."""
         original = self.message
@@ -157,6 +169,11 @@ class Engine:
                     draft.modify(action)
                 else:
                     draft.redact(action)
+            elif effect is Effect.TOKENIZE:
+                if subject.direction is Direction.SERVER_TO_CLIENT:
+                    if draft is None:
+                        draft = Draft(subject.message)
+                    draft.tokenize(action, _vault(subject))
             elif effect is Effect.DELAY:
                 delay += action.seconds
             elif effect is Effect.LOG:
@@ -164,6 +181,8 @@ class Engine:
             elif effect is Effect.TAG and subject.session is not None:
                 for tag in action.tags:
                     subject.session.add_tag(tag)
+            elif effect is Effect.RECORD and subject.session is not None:
+                subject.session.recording = True
         else:
             if rules.default_block and _defaulted(subject):
                 _DEFAULT_COUNTER.inc()
@@ -225,6 +244,17 @@ def _canned(action: RuleAction, subject: Subject) -> Any:
     if isinstance(result, dict) and "resultType" not in result and version is not None and version >= MODERN_VERSION:
         result["resultType"] = "complete"
     return result
+
+
+def _vault(subject: Subject) -> TokenVault:
+    """The session's token vault, made on first use (a subject without a session gets one of its own)."""
+    session = subject.session
+    vault = session.tokens if session is not None else None
+    if vault is None:
+        vault = TokenVault()
+        if session is not None:
+            session.tokens = vault
+    return vault
 
 
 def _finished(draft: Draft | None) -> Message | None:

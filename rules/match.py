@@ -27,7 +27,16 @@ NameTest = Callable[[str | None], bool]
 
 STATIC_KEYS = ("direction", "kind", "method", "tool")
 # Dynamic conditions run cheapest first, so a failing cheap one spares the costly ones.
-_COST = {"size": 0, "principal": 1, "upstream": 1, "resource": 2, "prompt": 2, "session": 3, "annotations": 4}
+_COST = {
+    "size": 0,
+    "principal": 1,
+    "upstream": 1,
+    "resource": 2,
+    "prompt": 2,
+    "session": 3,
+    "annotations": 4,
+    "description": 4,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +87,7 @@ class MatchCompiler:
         if key == "kind":
             kinds = frozenset(Kind(item) for item in (value if isinstance(value, list) else [value]))
             return lambda subject: subject.kind in kinds
-        if key in ("method", "tool", "resource", "prompt", "principal", "upstream"):
+        if key in ("method", "tool", "resource", "prompt", "principal", "upstream", "description"):
             test = self.name_test(value, path)
             read = operator.attrgetter(key)
             return lambda subject: test(read(subject))

@@ -17,6 +17,7 @@ from prometheus_client.metrics import Counter
 
 from shadowproxy.core.chain import Direction
 from shadowproxy.core.jsonrpc import Kind, Message
+from shadowproxy.core.vault import TOKEN_BYTES
 from shadowproxy.rules import metrics, validate
 from shadowproxy.rules.actions import Effect, RuleAction, compile_action
 from shadowproxy.rules.match import CompiledMatch, MatchCompiler
@@ -73,6 +74,8 @@ class RuleSet:
         self.sources = tuple(sources)
         block = [source.file for source in self.sources if source.default == "block"]
         self.default_block_file: str | None = block[0] if block else None
+        self.tokenizes = any(rule.action.effect is Effect.TOKENIZE for rule in self.rules)
+        """Whether a ``tokenize`` rule hands out tokens, which client messages may then carry back."""
         self._buckets: dict[BucketKey, tuple[Rule, ...]] = {}
 
     @property
@@ -99,6 +102,8 @@ class RuleSet:
         full, which indexes it.
         """
         if self.default_block_file is not None:
+            return True
+        if self.tokenizes and direction is Direction.CLIENT_TO_SERVER and TOKEN_BYTES.search(message.to_bytes()):
             return True
         method = message.method or (request.method if request is not None else None)
         if method == "tools/list":

@@ -50,21 +50,29 @@ class ToolCatalog:
     them here. Bounded: past ``limit`` tools per upstream the oldest are dropped.
     """
 
-    __slots__ = ("_by_upstream", "limit")
+    __slots__ = ("_by_upstream", "_descriptions", "limit")
 
     def __init__(self, limit: int = 10_000) -> None:
         self._by_upstream: dict[str, dict[str, dict[str, Any]]] = {}
+        self._descriptions: dict[str, dict[str, str]] = {}
         self.limit = limit
 
     def record(self, upstream: str, tools: list[Any]) -> None:
         """Remember the annotations of the tools in one ``tools/list`` result."""
         known = self._by_upstream.setdefault(upstream, {})
+        described = self._descriptions.setdefault(upstream, {})
         for tool in tools:
             if isinstance(tool, dict) and isinstance(tool.get("name"), str):
                 annotations = tool.get("annotations")
                 known[tool["name"]] = annotations if isinstance(annotations, dict) else {}
-        while len(known) > self.limit:
-            del known[next(iter(known))]
+                description = tool.get("description")
+                if isinstance(description, str):
+                    described[tool["name"]] = description
+                else:
+                    described.pop(tool["name"], None)
+        for names in (known, described):
+            while len(names) > self.limit:
+                del names[next(iter(names))]
 
     def annotations(self, upstream: str, tool: str | None) -> dict[str, Any] | None:
         """The annotations ``upstream`` gave for ``tool``, or None when unknown."""
@@ -72,12 +80,17 @@ class ToolCatalog:
             return None
         return self._by_upstream.get(upstream, {}).get(tool)
 
+    def description(self, upstream: str, tool: str | None) -> str | None:
+        """The description ``upstream`` gave for ``tool``, or None when unknown."""
+        return self._descriptions.get(upstream, {}).get(tool) if tool is not None else None
+
 
 class Subject:
     """One message under judgement."""
 
     __slots__ = (
         "_annotations",
+        "_description",
         "_named",
         "_size",
         "catalog",
@@ -113,6 +126,7 @@ class Subject:
         self.catalog = catalog
         self._named: tuple[str, str | None] | None = None
         self._annotations: Any = _UNSET
+        self._description: Any = _UNSET
         self._size = -1
 
     @classmethod
@@ -173,6 +187,14 @@ class Subject:
             self._annotations = catalog.annotations(self.upstream, self.tool) if catalog is not None else None
         return self._annotations
 
+    @property
+    def description(self) -> str | None:
+        """The tool's description: the listed one while a ``tools/list`` result is filtered, else the catalog's."""
+        if self._description is _UNSET:
+            catalog = self.catalog
+            self._description = catalog.description(self.upstream, self.tool) if catalog is not None else None
+        return self._description  # type: ignore[no-any-return]
+
     def as_tool_call(self, tool: dict[str, Any]) -> Subject:
         """The ``tools/call`` a client could make for one entry of a ``tools/list`` result (no arguments)."""
         call = Message(
@@ -187,4 +209,6 @@ class Subject:
         )
         annotations = tool.get("annotations")
         subject._annotations = annotations if isinstance(annotations, dict) else {}
+        description = tool.get("description")
+        subject._description = description if isinstance(description, str) else None
         return subject

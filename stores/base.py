@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 import orjson
 
 from shadowproxy.core.errors import ShadowProxyError
-from shadowproxy.core.record import SessionRecord, SessionState
+from shadowproxy.core.record import SessionRecord, SessionState, sealed_tokens
 
 __all__ = [
     "CursorError",
@@ -110,6 +110,14 @@ class SessionStore(Protocol):
         """Later events of the stream ``last_event_id`` belongs to, in order; ``[]`` for an unknown id."""
         ...
 
+    async def entries(self, space: str) -> dict[str, bytes]:
+        """Every entry of a named space: small documents kept beside the sessions, with no ttl (the tool pins)."""
+        ...
+
+    async def put_entry(self, space: str, key: str, value: bytes | None) -> None:
+        """Set one entry of ``space``; ``None`` removes it."""
+        ...
+
     async def close(self) -> None:
         """Release connections; the store may not be used afterwards."""
         ...
@@ -147,9 +155,9 @@ def copy_record(record: SessionRecord) -> SessionRecord:
 
 
 def dump_record(record: SessionRecord) -> bytes:
-    """The record as JSON (orjson serializes the slots dataclass and its enum directly)."""
+    """The record as JSON (orjson serializes the slots dataclass and its enum directly; the token vault sealed)."""
     try:
-        return orjson.dumps(record)
+        return orjson.dumps(record, default=sealed_tokens)
     except TypeError as exc:
         raise StoreError(f"session {record.id} cannot be stored: {exc}") from None
 

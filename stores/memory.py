@@ -43,6 +43,7 @@ class MemoryStore:
         self.max_event_age = max_event_age
         self._sessions: dict[str, SessionRecord] = {}
         self._events: dict[str, deque[_Event]] = {}
+        self._entries: dict[str, dict[str, bytes]] = {}
         self._seq = 0
 
     async def open(self) -> None:
@@ -117,6 +118,16 @@ class MemoryStore:
             if event.seq > position and event.stream_id == stream_id
         ]
 
+    async def entries(self, space: str) -> dict[str, bytes]:
+        return dict(self._entries.get(space, {}))
+
+    async def put_entry(self, space: str, key: str, value: bytes | None) -> None:
+        if value is None:
+            self._entries.get(space, {}).pop(key, None)
+        else:
+            self._entries.setdefault(space, {})[key] = bytes(value)
+
     async def close(self) -> None:
         self._sessions.clear()
         self._events.clear()
+        self._entries.clear()

@@ -228,6 +228,23 @@ class RedisStore:
             if fields.get(b"s", b"").decode() == stream_id and _ms(entry_id.decode()) >= oldest_ms
         ]
 
+    async def entries(self, space: str) -> dict[str, bytes]:
+        try:
+            found = await self._redis.hgetall(f"{self.prefix}entries:{space}")
+        except (RedisError, OSError) as exc:
+            raise self._error(exc) from exc
+        return {key.decode() if isinstance(key, bytes) else key: value for key, value in found.items()}
+
+    async def put_entry(self, space: str, key: str, value: bytes | None) -> None:
+        name = f"{self.prefix}entries:{space}"
+        try:
+            if value is None:
+                await self._redis.hdel(name, key)
+            else:
+                await self._redis.hset(name, key, value)
+        except (RedisError, OSError) as exc:
+            raise self._error(exc) from exc
+
     async def close(self) -> None:
         try:
             await self._redis.aclose()

@@ -232,6 +232,21 @@ class SqliteStore:
             return []
         return [StoredEvent(make_event_id(stream_id, str(row[0])), stream_id, row[1]) for row in rows]
 
+    async def entries(self, space: str) -> dict[str, bytes]:
+        (rows,) = await self._call([("SELECT key, value FROM entries WHERE space = ?", (space,), False)])
+        return {row[0]: bytes(row[1]) for row in rows}
+
+    async def put_entry(self, space: str, key: str, value: bytes | None) -> None:
+        if value is None:
+            step: Step = ("DELETE FROM entries WHERE space = ? AND key = ?", (space, key), False)
+        else:
+            upsert = (
+                "INSERT INTO entries (space, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (space, key) DO UPDATE SET value = excluded.value"
+            )
+            step = (upsert, (space, key, bytes(value)), False)
+        await self._call([step], write=True)
+
     async def close(self) -> None:
         """End the child: it closes the file (checkpointing the WAL) once its input ends."""
         async with self._lock:

@@ -19,8 +19,8 @@ from typing import IO, Any
 
 from shadowproxy.stores.base import StoreError
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
+SCHEMA_VERSION = 2
+_SESSIONS_AND_EVENTS = """
 CREATE TABLE sessions (
     id TEXT PRIMARY KEY,
     created_at REAL NOT NULL,
@@ -42,6 +42,16 @@ CREATE TABLE events (
 CREATE INDEX events_by_session ON events (session_id, seq);
 CREATE INDEX events_by_at ON events (at);
 """
+_ENTRIES = """
+CREATE TABLE entries (
+    space TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (space, key)
+)
+"""
+"""Version 2: small documents beside the sessions (the tool pins); a version 1 file gets the table on open."""
+_SCHEMA = _SESSIONS_AND_EVENTS + _ENTRIES
 SIZE = struct.Struct("!I")
 
 # One statement for the child: SQL, its parameters, and whether they are a sequence for ``executemany``.
@@ -95,6 +105,9 @@ class _Connection:
                 # One statement at a time: executescript would commit the open transaction first.
                 for statement in filter(None, (part.strip() for part in _SCHEMA.split(";"))):
                     db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version == 1:
+                db.execute(_ENTRIES)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version > SCHEMA_VERSION:
                 raise StoreError(

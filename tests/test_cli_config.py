@@ -17,7 +17,7 @@ def test_check_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         "rules: [builtin:read-only]\n"
     )
     assert main(["config", "check", "--config", str(config)]) == 0
-    assert "1 upstream(s), 1 interceptor(s) in the chain" in capsys.readouterr().out
+    assert "1 upstream(s), 2 interceptor(s) in the chain: pinning, rules" in capsys.readouterr().out
     assert main(["config", "show", "--config", str(config), "--json"]) == 0
     shown = capsys.readouterr().out
     assert "hunter2" not in shown and '"API_TOKEN": "********"' in shown

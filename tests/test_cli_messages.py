@@ -21,13 +21,26 @@ from shadowproxy.rules.validate import ACTIONS
 from shadowproxy.stores import open_store
 from tests.support import REPO
 
-ALL_ACTIONS = ["allow", "block", "respond", "modify", "redact", "delay", "rate", "log", "tag", "approve"]
+ALL_ACTIONS = [
+    "allow",
+    "block",
+    "respond",
+    "modify",
+    "redact",
+    "tokenize",
+    "delay",
+    "rate",
+    "log",
+    "tag",
+    "approve",
+    "record",
+]
 
 
 # --- rules check: every valid action is named when one is wrong ---
 
 
-def test_the_schema_has_nine_actions() -> None:
+def test_the_schema_lists_every_action() -> None:
     assert list(ACTIONS) == ALL_ACTIONS
 
 
@@ -126,11 +139,11 @@ def test_show_and_check_agree_on_the_chain(tmp_path: Path, capsys: pytest.Captur
     checked = json.loads(capsys.readouterr().out)
     assert main(["config", "show", "--config", str(config), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert checked["chain"] == shown["chain"] == ["audit", "rules"]
+    assert checked["chain"] == shown["chain"] == ["pinning", "audit", "rules"]
     assert main(["config", "check", "--config", str(config)]) == 0
-    assert "2 interceptor(s) in the chain: audit, rules" in capsys.readouterr().out
+    assert "3 interceptor(s) in the chain: pinning, audit, rules" in capsys.readouterr().out
     assert main(["config", "show", "--config", str(config)]) == 0
-    assert 'chain: ["audit", "rules"]' in capsys.readouterr().out.splitlines()
+    assert 'chain: ["pinning", "audit", "rules"]' in capsys.readouterr().out.splitlines()
 
 
 # --- sessions show: an id prefix, as tap --session takes ---

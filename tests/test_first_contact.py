@@ -87,7 +87,7 @@ async def test_banner_names_an_implicit_config_and_what_it_turns_on(tmp_path: Pa
     assert "upstream demo: stdio: " in log and "-m shadowproxy.demo" in log
     assert f"store: sqlite:{tmp_path / 'sessions.db'}" in log
     assert f"rules: {rules} rules from builtin:read-only" in log
-    assert "chain: rules" in log
+    assert "chain: pinning, rules" in log
     assert "auth: off" in log and "admin API: on" in log and "tap: on" in log
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import aiohttp
 
+from shadowproxy.cli import probe
+
 TOKEN_ENV = "SHADOWPROXY_ADMIN_TOKEN"
 DEFAULT_URL = "http://127.0.0.1:8765"
 PREFIX = "/_shadowproxy"
@@ -51,7 +53,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     upstreams = commands.add_parser(
         "upstreams", help="list or restart a running proxy's upstreams", epilog=EXAMPLES, formatter_class=formatter
     )
-    actions = upstreams.add_subparsers(dest="upstreams_command", metavar="{list,restart}", required=True)
+    actions = upstreams.add_subparsers(dest="upstreams_command", metavar="{list,restart,test}", required=True)
     listing = actions.add_parser("list", help="upstreams with status, circuit, restarts", epilog=EXAMPLES,
                                  formatter_class=formatter)  # fmt: skip
     _connection(listing)
@@ -61,6 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     restart.add_argument("name", metavar="NAME", help="the upstream's name, as `upstreams list` shows it")
     _connection(restart)
     restart.set_defaults(handler=cmd_restart)
+    probe.register(actions)
 
     rules_actions = _subcommands(commands.choices["rules"])
     rules_actions.metavar = "{check,test,reload}"

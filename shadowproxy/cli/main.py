@@ -31,6 +31,7 @@ EXAMPLES_STDIO = """examples (as an MCP client's server command):
   shadowproxy stdio -- python -m shadowproxy.demo
   shadowproxy stdio --rules builtin:read-only -- python -m shadowproxy.demo
   shadowproxy stdio --upstream http://127.0.0.1:8765/mcp
+  shadowproxy stdio --config shadowproxy/demo/gateway.yaml --server all
 """
 EXAMPLES_CONFIG = f"""examples:
   shadowproxy config check --config shadowproxy/demo/shadowproxy.yaml
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="serve every request with aiohttp's own handler (fast_path: false)",
     )
+    run.add_argument("--record", metavar="DIR", help="record every session to a tape in DIR (tapes: {dir: DIR})")
     run.set_defaults(handler=cmd_run)
 
     stdio = commands.add_parser(
@@ -87,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common_options(stdio)
     stdio.add_argument("--upstream", help="an http(s) URL to bridge to, instead of a command")
+    stdio.add_argument("--server", help="serve this upstream or virtual server of --config, instead of a command")
     stdio.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...: the server to spawn")
+    stdio.add_argument("--record", metavar="DIR", help="record the session to a tape in DIR")
     stdio.set_defaults(handler=cmd_stdio)
 
     config_parser = commands.add_parser(
@@ -119,9 +123,12 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # t
     from shadowproxy.cli.approvals import register as approving
     from shadowproxy.cli.credentials import register as credentials
     from shadowproxy.cli.intercept import register as intercepting
+    from shadowproxy.cli.pins import register as pinning
     from shadowproxy.cli.roles import register as roles_command
     from shadowproxy.cli.sessions import register as sessions
     from shadowproxy.cli.tap import register as tapping
+    from shadowproxy.cli.tape import register as taping
+    from shadowproxy.cli.tools import register as tooling
     from shadowproxy.cli.wrap import register as wrapping
     from shadowproxy.rules.cli import register as rules
 
@@ -135,7 +142,10 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # t
         credentials,
         approving,
         intercepting,
-    ]  # administering adds to rules: after it
+        taping,
+        tooling,
+        pinning,
+    ]  # administering and taping add to rules: after it
 
 
 def load_config(
@@ -170,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     upstream = args.upstream
     if args.demo:
         upstream = shlex.join([sys.executable, "-m", "shadowproxy.demo"])
-    cfg = load_config(args, upstream=upstream)
+    cfg = recording(load_config(args, upstream=upstream), args.record)
     logs.setup(cfg.log_level, cfg.log_format)
     return run_loop(lambda: serve(cfg))
 
@@ -255,15 +265,29 @@ def section_problems(cfg: config.Config) -> list[config.ConfigError]:
     return found
 
 
+def recording(cfg: config.Config, directory: str | None) -> config.Config:
+    """``--record DIR``: every session on tape in DIR, the file's other ``tapes`` settings kept."""
+    from shadowproxy.config.tapes import TapesConfig
+
+    if directory is None:
+        return cfg
+    if cfg.tapes is None:
+        return cfg.model_copy(update={"tapes": TapesConfig(dir=directory)})
+    tapes = cfg.tapes.model_copy(update={"dir": directory, "record": "all"})
+    return cfg.model_copy(update={"tapes": tapes})
+
+
 def cmd_stdio(args: argparse.Namespace) -> int:
     from shadowproxy.serve.runner import run_loop, serve_stdio
 
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    if bool(command) == bool(args.upstream):
-        raise config.ConfigError("give either -- CMD ARGS... or --upstream URL", key="upstream")
-    cfg = config.for_stdio(load_config(args, upstream=args.upstream or shlex.join(command)))
+    if bool(command) + bool(args.upstream) + bool(args.server) != 1:
+        raise config.ConfigError("give one of -- CMD ARGS..., --upstream URL or --server NAME", key="upstream")
+    upstream = args.upstream or (shlex.join(command) if command else None)
+    cfg = config.for_stdio(load_config(args, upstream=upstream) if upstream else load_config(args))
+    cfg = recording(cfg, args.record)
     logs.setup(cfg.log_level, cfg.log_format)
-    return run_loop(lambda: serve_stdio(cfg))
+    return run_loop(lambda: serve_stdio(cfg, args.server))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from shadowproxy.rules.source import parse as parse_yaml
 DEFAULT_CONFIG_FILE = "shadowproxy.yaml"
 ENV_PREFIX = "SHADOWPROXY_"
 LISTS = ("rules", "allowed_origins", "allowed_hosts")
-SECTIONS = ("upstreams", "interceptors", "cluster", "health", "limits", "auth", "admin")
+SECTIONS = ("upstreams", "interceptors", "cluster", "health", "limits", "auth", "admin", "tapes")
 SCALARS = tuple(name for name in Config.model_fields if name not in (*LISTS, *SECTIONS, *Config.program_keys))
 OTHER_VARIABLES = (
     "SHADOWPROXY_ADMIN_TOKEN",

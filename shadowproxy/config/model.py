@@ -17,8 +17,11 @@ from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
 from shadowproxy.config.bridge import BridgeMode, Era
 from shadowproxy.config.credentials import CredentialsConfig, UpstreamCredentials
+from shadowproxy.config.gateway import VirtualServerConfig, check_members, server_list
 from shadowproxy.config.limits import Limits, UpstreamLimits
+from shadowproxy.config.pinning import PinningConfig
 from shadowproxy.config.roles import RolesConfig, check_token_roles
+from shadowproxy.config.tapes import TapesConfig
 from shadowproxy.config.tracing import TracingConfig
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
@@ -296,6 +299,7 @@ class Config(Section):
     port: Annotated[Whole, AfterValidator(_port)] = 8765
     path: Annotated[str, AfterValidator(_path)] = "/mcp"
     upstreams: Annotated[tuple[UpstreamConfig, ...], BeforeValidator(_upstreams)] = ()
+    virtual_servers: Annotated[tuple[VirtualServerConfig, ...], BeforeValidator(server_list)] = ()
     interceptors: Annotated[tuple[InterceptorConfig, ...], BeforeValidator(_interceptors)] = ()
     rules: Strings = ()
     store: Annotated[str, AfterValidator(_store)] = "memory://"
@@ -329,6 +333,10 @@ class Config(Section):
     """Who may use the proxy; ``None``: anyone who reaches the port."""
     admin: Annotated[AdminConfig | None, BeforeValidator(_section)] = None
     """The admin API's token; ``None``: the admin API is off."""
+    tapes: Annotated[TapesConfig | None, BeforeValidator(_section)] = None
+    """Where and which sessions are recorded; ``None``: no tapes."""
+    pinning: PinningConfig = PinningConfig()
+    """Tool pinning (trust on first use); see :mod:`shadowproxy.config.pinning`."""
     credentials: Annotated[CredentialsConfig | None, BeforeValidator(_section)] = None
     """The key and file of per-principal upstream secrets; ``None``: no upstream has ``per_principal``."""
     tracing: Annotated[TracingConfig | None, BeforeValidator(_section)] = None
@@ -344,6 +352,7 @@ class Config(Section):
         names = [upstream.name for upstream in self.upstreams]
         if len(names) != len(set(names)):
             raise located("upstreams", "server names must be unique")
+        check_members(names, self.virtual_servers)
         check_token_roles(self)
         for upstream in self.upstreams:
             if upstream.credentials is not None and upstream.credentials.per_principal and self.credentials is None:

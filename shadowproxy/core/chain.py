@@ -106,9 +106,21 @@ class MessageContext:
     ``request`` is, for a response or error, the request it answers (so a hook
     can tell a ``tools/list`` result from any other). ``scratch`` is a dict
     private to this message, shared by the interceptors along the chain.
+    ``restore``, when a hook sets it, is applied to the message the chain let
+    through after every observer has seen it, just before it goes on.
     """
 
-    __slots__ = ("_scratch", "direction", "message", "principal", "request", "session", "transport", "upstream")
+    __slots__ = (
+        "_scratch",
+        "direction",
+        "message",
+        "principal",
+        "request",
+        "restore",
+        "session",
+        "transport",
+        "upstream",
+    )
 
     def __init__(
         self,
@@ -129,6 +141,9 @@ class MessageContext:
         self.principal = principal
         self.request = request
         self._scratch: dict[str, Any] | None = None
+        # What the message becomes after observers, the tap and the audit saw it: the tokenizer's real values,
+        # which they must never see, go in only on the way out (Mount.judge).
+        self.restore: Callable[[Message], Message] | None = None
 
     @property
     def scratch(self) -> dict[str, Any]:

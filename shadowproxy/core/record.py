@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shadowproxy.core.vault import TokenVault
+
 
 class SessionState(enum.Enum):
     INITIALIZING = "initializing"
@@ -46,6 +48,12 @@ class SessionRecord:
     event_cursor: str | None = None
     init_request: str | None = None
     owner: str | None = None
+    recording: bool = False
+    """A rules ``record`` action put this session on tape (:mod:`shadowproxy.tapes.writer`)."""
+    transport: str | None = None
+    """How the client reached the proxy (http, websocket, sse, stdio); ``None`` in records from before it was kept."""
+    tokens: TokenVault | None = field(default=None, compare=False)
+    """The session's reversible tokens (the ``tokenize`` rules action); stored sealed, never shown."""
 
     @property
     def client_name(self) -> str | None:
@@ -60,8 +68,13 @@ class SessionRecord:
             self.tags.append(tag)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        tokens, self.tokens = self.tokens, None
+        try:
+            data = asdict(self)
+        finally:
+            self.tokens = tokens
         data["state"] = self.state.value
+        data["tokens"] = sealed_tokens(tokens)
         return data
 
     @classmethod
@@ -69,4 +82,15 @@ class SessionRecord:
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         known["state"] = SessionState(known.get("state", SessionState.ACTIVE.value))
         known["tags"] = list(known.get("tags") or [])
+        sealed = known.get("tokens")
+        known["tokens"] = TokenVault.unseal(sealed) if isinstance(sealed, str) else None
         return cls(**known)
+
+
+def sealed_tokens(value: Any) -> Any:
+    """A record's vault as it may leave memory (sealed), for ``orjson.dumps(record, default=...)`` and to_dict."""
+    if isinstance(value, TokenVault):
+        return value.sealed() if len(value) else None
+    if value is None:
+        return None
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -19,6 +19,9 @@ from typing import Any
 
 DEFAULT_MASK = "[REDACTED:{name}]"
 
+Replace = Callable[[str, str], str]
+"""What takes a match's place instead of the mask: called with the detector's name and the matched text."""
+
 # Patterns by part; a detector is one or more parts (api_key: vendor keys and "key = value").
 _PATTERNS: dict[str, str] = {
     "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----",
@@ -42,6 +45,8 @@ _PATTERNS: dict[str, str] = {
     "email": r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
     "iban": r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b",
     "credit_card": r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])",
+    # Opt-in (not in DETECTORS): 8 to 15 digits (E.164) written as a phone number is, with a leading + or separators.
+    "phone": r"(?<![\w+])(?:\+[0-9]|\(?[0-9])[0-9().\- ]{6,22}[0-9](?![\w])",
 }
 _PARTS: dict[str, tuple[str, ...]] = {
     "private_key": ("private_key",),
@@ -51,9 +56,12 @@ _PARTS: dict[str, tuple[str, ...]] = {
     "email": ("email",),
     "iban": ("iban",),
     "credit_card": ("credit_card",),
+    "phone": ("phone",),
 }
-DETECTORS: tuple[str, ...] = tuple(_PARTS)
-"""Every named detector, in the order they are tried."""
+OPT_IN = ("phone",)
+"""Detectors used only when named: phone numbers look too much like other digit runs to mask them by default."""
+DETECTORS: tuple[str, ...] = tuple(name for name in _PARTS if name not in OPT_IN)
+"""Every detector used by default, in the order they are tried."""
 
 _DETECTOR_OF = {part: name for name, parts in _PARTS.items() for part in parts}
 _LOCAL_PART = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
@@ -92,6 +100,7 @@ _MAYBE: dict[str, Callable[[str], bool]] = {
     "email": lambda text: "@" in text,
     "iban": lambda text: any(digit in text for digit in _DIGITS),
     "credit_card": lambda text: any(digit in text for digit in _DIGITS),
+    "phone": lambda text: any(digit in text for digit in _DIGITS),
 }
 
 
@@ -117,7 +126,21 @@ def iban_valid(text: str) -> bool:
     return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
 
 
+_DATE = re.compile(r"[0-9]{4}[-./][0-9]{1,2}[-./][0-9]{1,2}|[0-9]{1,2}[-./][0-9]{1,2}[-./][0-9]{2,4}")
+
+
+def phone_valid(text: str) -> bool:
+    """8 to 15 digits (E.164), written as a phone number: with a leading + or a separator between groups; not a
+    date."""
+    digits = sum(char.isdigit() for char in text)
+    if not 8 <= digits <= 15 or _DATE.fullmatch(text):
+        return False
+    return text.startswith("+") or any(char in text for char in " -.()")
+
+
 def _valid(name: str, text: str) -> bool:
+    if name == "phone":
+        return phone_valid(text)
     if name == "credit_card":
         digits = text.replace(" ", "").replace("-", "")
         return 13 <= len(digits) <= 19 and luhn_valid(digits)
@@ -142,9 +165,10 @@ class Redactor:
         self.detectors = tuple(detectors)
         unknown = [name for name in self.detectors if name not in _PARTS]
         if unknown:
-            raise ValueError(f"unknown detector {unknown[0]!r} (known: {', '.join(DETECTORS)})")
+            raise ValueError(f"unknown detector {unknown[0]!r} (known: {', '.join(_PARTS)})")
         self._mask = mask
-        self._parts = tuple(part for name in self.detectors for part in _PARTS[name])
+        # In the one order of _PARTS, whatever the order given: where two could match, the stricter is tried first.
+        self._parts = tuple(part for name in _PARTS if name in self.detectors for part in _PARTS[name])
         self._alternations: dict[tuple[str, ...], re.Pattern[str]] = {}
         self._patterns = tuple(re.compile(pattern) for pattern in patterns)
 
@@ -158,7 +182,7 @@ class Redactor:
     def _masked(self, name: str) -> str:
         return self._mask.replace("{name}", name)
 
-    def _scan(self, value: str, names: tuple[str, ...]) -> str:
+    def _scan(self, value: str, names: tuple[str, ...], replace: Replace | None) -> str:
         pieces: list[str] = []
         position = 0
         for match in self._alternation(names).finditer(value):
@@ -179,38 +203,45 @@ class Redactor:
             if group is not None and match.group(group) is not None:
                 start = match.start(group)  # keep "Bearer " or "api_key=" readable
             pieces.append(value[position:start])
-            pieces.append(self._masked(_DETECTOR_OF[name]))
+            detector = _DETECTOR_OF[name]
+            pieces.append(self._masked(detector) if replace is None else replace(detector, value[start:end]))
             position = end
         if not pieces:
             return value
         pieces.append(value[position:])
         return "".join(pieces)
 
-    def text(self, value: str) -> str:
-        """``value`` with every match masked; the same object when nothing matched."""
+    def text(self, value: str, replace: Replace | None = None) -> str:
+        """``value`` with every match masked (or replaced by ``replace(detector, match)``); the same object when
+        nothing matched."""
         result = value
         if self._parts:
             names = tuple(part for part in self._parts if _MAYBE[part](value))
             if names:
-                result = self._scan(value, names)
+                result = self._scan(value, names, replace)
         if self._patterns:
             masked = self._masked("pattern")
             for pattern in self._patterns:
-                result = pattern.sub(lambda _: masked, result)
+                if replace is None:
+                    result = pattern.sub(lambda _: masked, result)
+                else:
+                    result = pattern.sub(lambda match: replace("pattern", match.group(0)), result)
         return value if result == value else result
 
-    def value(self, value: Any) -> Any:
+    def value(self, value: Any, replace: Replace | None = None) -> Any:
         """Redact every string inside a JSON value; the same object when nothing changed."""
-        return _walk(value, self.text)
+        if replace is None:
+            return walk(value, self.text)
+        return walk(value, lambda text: self.text(text, replace))
 
 
-def _walk(value: Any, text: Callable[[str], str]) -> Any:
+def walk(value: Any, text: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         return text(value)
     if isinstance(value, dict):
         changed: dict[str, Any] | None = None
         for key, item in value.items():
-            new = _walk(item, text)
+            new = walk(item, text)
             if new is not item:
                 if changed is None:
                     changed = dict(value)
@@ -219,7 +250,7 @@ def _walk(value: Any, text: Callable[[str], str]) -> Any:
     if isinstance(value, list):
         changed_list: list[Any] | None = None
         for index, item in enumerate(value):
-            new = _walk(item, text)
+            new = walk(item, text)
             if new is not item:
                 if changed_list is None:
                     changed_list = list(value)

@@ -377,7 +377,7 @@ def admit(request: web.Request, mount: Mount, *, transport: str, buffer: int, re
     """A new stream session for the caller, if the session limits let one more begin (else ``LimitExceeded``)."""
     principal = request.get(PRINCIPAL)
     mount.sessions.admit(principal, http_limits.guard_of(request))
-    record = SessionRecord(id=new_session_id(), upstream=mount.name, principal=principal)
+    record = SessionRecord(id=new_session_id(), upstream=mount.name, principal=principal, transport=transport)
     return StreamSession(record, mount, transport=transport, buffer=buffer, request_timeout=request_timeout)
 
 

@@ -1,4 +1,5 @@
-"""The admin API under ``/_shadowproxy/``: upstreams, sessions, rules reload, the effective config.
+"""The admin API under ``/_shadowproxy/``: upstreams, sessions, rules (reload, list), the effective config, a summary
+of the running totals, and the web console (:mod:`shadowproxy.ops.console`).
 
 Off unless ``admin`` is configured (its paths are then plain 404s); every call
 needs ``Authorization: Bearer <token>``. The API is described by the OpenAPI
@@ -19,7 +20,7 @@ from shadowproxy.core import counters
 from shadowproxy.core.errors import ConfigError, UpstreamError
 from shadowproxy.core.record import SessionRecord
 from shadowproxy.core.urls import mask_url
-from shadowproxy.ops import admin_access, tap_stream
+from shadowproxy.ops import admin_access, admin_rules, admin_summary, console, pins, tap_stream, tapes_api
 from shadowproxy.ops.admin_credentials import CredentialsApi
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
 from shadowproxy.ops.approvals import ApprovalsApi
@@ -204,12 +205,17 @@ def register(app: web.Application, proxy: Proxy) -> None:
         ("POST", "/rules/reload", api.reload),
         ("GET", "/config", api.config),
         ("GET", "/tap", tap_stream.stream(config.keepalive_interval)),
+        ("GET", "/summary", admin_summary.handler(proxy)),
+        ("GET", "/rules", admin_rules.handler(proxy)),
         ("PUT", "/credentials/{upstream}/{principal}", secrets.put),
         ("DELETE", "/credentials/{upstream}/{principal}", secrets.delete),
         *ApprovalsApi(proxy.holds, config.keepalive_interval).routes(),
+        *tapes_api.routes(proxy),
+        *pins.routes(proxy),
     )
     for method, path, handler in routes:
         app.router.add_route(
             method, PREFIX + path, admin_access.protected(settings, proxy.access, method, path, handler)
         )
+    console.add_routes(app, PREFIX)
     app.on_shutdown.append(tap_stream.close_listeners)

@@ -2,9 +2,9 @@
 roles' ``admin`` operations allow (``roles``, :mod:`shadowproxy.config.roles`).
 
 A route's operation is found by method and path (:func:`operation_of`): the held messages and breakpoints of
-``/approvals`` and ``/breakpoints`` are ``approvals:decide``, and routes added later under ``/tapes`` are
-``tapes:read`` as they are registered; a route this table does not know needs ``admin.token`` or a role with
-``admin: ["*"]``.
+``/approvals``, ``/breakpoints`` and a tool pin's approval or reset are ``approvals:decide``, ``/tapes`` is
+``tapes:read``, the console's ``/summary`` is ``sessions:read``; a route this table does not know needs
+``admin.token`` or a role with ``admin: ["*"]``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ ROUTES = (
     ("GET", "/openapi.json", OPEN),
     ("GET", "/upstreams", OPEN),
     ("GET", "/config", OPEN),
+    ("GET", "/rules", OPEN),
+    ("GET", "/pins", OPEN),
+    ("GET", "/summary", "sessions:read"),
     ("POST", "/upstreams/", "upstreams:restart"),
     ("GET", "/sessions", "sessions:read"),
     ("DELETE", "/sessions/", "sessions:kill"),
@@ -34,6 +37,7 @@ ROUTES = (
     ("GET", "/tap", "tap:read"),
     ("*", "/approvals", "approvals:decide"),
     ("*", "/breakpoints", "approvals:decide"),
+    ("*", "/pins", "approvals:decide"),
     ("*", "/tapes", "tapes:read"),
 )
 

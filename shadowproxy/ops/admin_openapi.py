@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shadowproxy.ops import tap_stream
+from shadowproxy.ops import admin_rules, admin_summary, pins, tap_stream, tapes_api
 
 PREFIX = "/_shadowproxy"
 MAX_LIMIT = 10_000
@@ -95,6 +95,7 @@ def openapi_document() -> dict[str, Any]:
                 "tags": {"type": "array", "items": string},
                 "event_cursor": nullable_string,
                 "owner": nullable_string,
+                "transport": nullable_string,
                 "listening": boolean,
             },
         },
@@ -210,6 +211,10 @@ def openapi_document() -> dict[str, Any]:
                 parameters=tap_stream.OPENAPI_QUERY,
             )
         },
+        **tapes_api.OPENAPI_PATHS,
+        **admin_summary.OPENAPI_PATHS,
+        **admin_rules.OPENAPI_PATHS,
+        **pins.openapi_paths(),
     }
     return {
         "openapi": "3.0.3",

@@ -55,6 +55,8 @@ async def readyz(proxy: Proxy, endpoints: Sequence[StreamableHttpEndpoint], requ
     problems = [f"upstream {name}: {describe(upstreams[name])}" for name in unready]
     if failing:
         problems.append(f"store: {describe_store(store)}")
+    # A virtual server's member that is left out degrades it, not the instance: it stays ready.
+    problems += [problem for gateway in proxy.virtual for problem in gateway.problems()]
     if problems:
         body["problems"] = problems
     return web.json_response(body, status=503 if unready else 200)

@@ -7,7 +7,8 @@ Each message, judged or skipped, is then shown to its observers here, by
 :meth:`Mount.passes` and :meth:`Mount.judge` and nowhere else: the chain's
 :class:`~shadowproxy.core.chain.VerdictObserver` hooks (the audit log), and the
 proxy's own, which every proxy has and no config names: the counters of
-:mod:`~shadowproxy.core.counters` and the live :data:`~shadowproxy.proxy.tap.TAP`. Those two
+:mod:`~shadowproxy.core.counters` and the live :data:`~shadowproxy.proxy.tap.TAP`; and the
+:class:`~shadowproxy.tapes.writer.Recorder` when ``tapes`` is configured. Those
 are not interceptors and the chain does not run them; each is one call by name,
 taking the message as it is, so a skipped message builds no context for them.
 """
@@ -17,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 
 from shadowproxy.bridge.era import EraBridge
 from shadowproxy.control import HoldRegistry
 from shadowproxy.control.registry import Waiting
 from shadowproxy.core import counters, tracing
-from shadowproxy.core.chain import C2S, FORWARD, Action, Chain, Direction, MessageContext, Verdict
+from shadowproxy.core.chain import C2S, FORWARD, Action, Chain, Direction, MessageContext, Verdict, forward
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.hold import BREAKPOINT, HoldSpec
 from shadowproxy.core.jsonrpc import Message
@@ -38,6 +40,7 @@ from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.proxy.tap import TAP
 from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession, SessionManager
+from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
 from shadowproxy.upstreams.stdio import StdioUpstream
 
@@ -58,8 +61,10 @@ class Mount:
         sessions: SessionManager,
         holds: HoldRegistry | None = None,
         bridge: EraBridge | None = None,
+        tapes: Recorder | None = None,
     ) -> None:
         self.path = path
+        self.tapes = tapes
         self.name = upstream.name
         self.upstream = upstream
         self.chain = chain
@@ -68,6 +73,10 @@ class Mount:
         self._stateless_lock = asyncio.Lock()
         # Carries 2026-07-28 requests to a server that speaks only the handshake era (shadowproxy.bridge).
         self.bridge = bridge
+        # A virtual server's: which member a message is for (the chain's ``upstream``), and the tool a
+        # ``call_tool`` meta-tool stands for, judged in its place.
+        self.member_of: Callable[[Message, Message | None], str | None] | None = getattr(upstream, "member_of", None)
+        self.unwrap: Callable[[Message], Message | None] | None = getattr(upstream, "unwrap", None)
         # A stdio server gets a request's trace context in its params' _meta (an HTTP one, in headers).
         self.traced_in_meta = isinstance(upstream, StdioUpstream)
 
@@ -96,6 +105,8 @@ class Mount:
         counters.passed(direction, message, request)
         if TAP.listeners:
             TAP.publish(message, direction, session, transport, self.name, request, FORWARD)
+        if self.tapes is not None:
+            self.tapes.record(message, direction, session.record if session is not None else None, transport, FORWARD)
         return True
 
     async def judge(
@@ -112,6 +123,11 @@ class Mount:
         A message the chain holds (a rule's ``approve``) or a breakpoint stops is parked until it is decided;
         ``waiting`` is called while it waits (see :class:`~shadowproxy.control.registry.HoldRegistry`).
         """
+        if self.unwrap is not None and direction is C2S:
+            inner = self.unwrap(message)
+            if inner is not None:
+                verdict = await self.judge(inner, direction, session, transport, request, waiting)
+                return forward(verdict.message or inner) if verdict.is_forward else verdict
         if self.passes(message, direction, session, transport, request):
             return FORWARD
         record = session.record if session is not None else None
@@ -120,7 +136,7 @@ class Mount:
             direction,
             session=record,
             transport=transport,
-            upstream=self.name,
+            upstream=self.name if self.member_of is None else self.member_of(message, request) or self.name,
             principal=record.principal if record is not None else None,
             request=request,
         )
@@ -147,6 +163,14 @@ class Mount:
             chain.observe(ctx, verdict)
         if TAP.listeners:
             TAP.publish(message, direction, session, transport, self.name, request, verdict)
+        if self.tapes is not None:
+            self.tapes.record(message, direction, record, transport, verdict)
+        restore = ctx.restore
+        if restore is not None and verdict.is_forward:
+            shown = verdict.message or message
+            restored = restore(shown)
+            if restored is not shown:
+                return Verdict(verdict.action, restored, by=verdict.by)
         return verdict
 
     async def open_channel(self, on_unsolicited: UnsolicitedHandler) -> Channel:
@@ -208,6 +232,7 @@ class Mount:
             client_info=bounded_client_info(client),
             principal=principal,
             state=SessionState.ACTIVE,
+            transport="http",
         )
         session = LiveSession(record, self)
         self.sessions.add_logical(key, session)

@@ -20,6 +20,9 @@ from shadowproxy.core import tracing
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
+from shadowproxy.gateway import AggregateUpstream
+from shadowproxy.interceptors import pinning
+from shadowproxy.interceptors.pin_book import PinBook
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.proxy.plugins import load_interceptors
 from shadowproxy.proxy.roles import Access, RolesGate
@@ -28,6 +31,7 @@ from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
 from shadowproxy.stores.url import hold_book
+from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
 from shadowproxy.upstreams.credentials import problem_of
 from shadowproxy.upstreams.secrets import SecretBox
@@ -49,10 +53,14 @@ class Proxy:
             max_event_age=config.event_log_age,
         )
         self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
-        # Roles are a step in front of the chain; without them, nothing of theirs is on the path.
+        self.pins = PinBook(config.pinning)
+        # Roles are a step in front of the chain (without them, nothing of theirs is on the path); pinning next: it
+        # judges the server's own tool definitions, before any rule edits or filters them.
         self.access = Access(config) if config.roles is not None else None
-        gate = (RolesGate(self.access),) if self.access is not None else ()
-        self.chain = Chain((*gate, *load_interceptors(config.interceptors, config.rules)))
+        gate = [RolesGate(self.access)] if self.access is not None else []
+        self.chain = Chain(
+            [*gate, *pinning.hooks(self.pins, self.store), *load_interceptors(config.interceptors, config.rules)]
+        )
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
@@ -63,9 +71,23 @@ class Proxy:
             upstream.name: create_bridge(upstreams[upstream.name], upstream.bridge, upstream.era)
             for upstream in config.upstreams
         }
+        self.tapes = Recorder(config.tapes) if config.tapes is not None else None
         self.mounts = [
-            Mount(path, upstreams[upstream.name], self.chain, self.sessions, self.holds, bridges[upstream.name])
+            Mount(
+                path,
+                upstreams[upstream.name],
+                self.chain,
+                self.sessions,
+                holds=self.holds,
+                bridge=bridges[upstream.name],
+                tapes=self.tapes,
+            )
             for path, upstream in mount_paths(config.path, config.upstreams)
+        ]
+        self.virtual = [AggregateUpstream(server, upstreams) for server in config.virtual_servers]
+        self.mounts += [
+            Mount(f"{config.path}/{vs.name}", vs, self.chain, self.sessions, holds=self.holds, tapes=self.tapes)
+            for vs in self.virtual
         ]
         self.draining = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -91,6 +113,8 @@ class Proxy:
         await self.holds.start()
         for hook in self.chain.startables:
             await hook.start()
+        if self.tapes is not None:
+            self.tapes.start()
         self._sweeper = spawn(self.sessions.sweep(min(60.0, self.config.session_ttl / 2)), name="session-sweeper")
         if on_demand:
             return
@@ -102,6 +126,8 @@ class Proxy:
     async def reload(self) -> bool:
         """Reload every hook that can (the rules); true when all took their new configuration."""
         results = [await hook.reload() for hook in self.chain.reloadables]
+        for gateway in self.virtual:
+            gateway.reload()
         return all(results)
 
     async def stop(self) -> None:
@@ -119,6 +145,8 @@ class Proxy:
         await asyncio.gather(*(mount.close() for mount in self.mounts))
         for hook in self.chain.closables:
             await hook.close()
+        if self.tapes is not None:
+            await asyncio.to_thread(self.tapes.stop)
         await self.worker.stop()
         await self.store.close()
         if self.config.tracing is not None:

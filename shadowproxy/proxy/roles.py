@@ -161,16 +161,18 @@ class RolesGate:
         permissions = self.access.permissions(ctx.principal)
         message = ctx.message
         upstream = ctx.upstream
+        # The mount (a virtual server's own name); ``upstream`` is the member a virtual server routes a call to.
+        mount = ctx.session.upstream if ctx.session is not None else upstream
         if ctx.direction is C2S:
             if not self.wants(message, ctx.direction, None):
                 return FORWARD
-            if not permissions.mount(upstream):
-                return refusal(f"mount:{upstream}", ctx.principal, permissions)
+            if not permissions.mount(mount):
+                return refusal(f"mount:{mount}", ctx.principal, permissions)
             call = CALLS.get(message.method or "")
             if call is not None:
                 kind, member, word = call
                 name = (message.params or {}).get(member)
-                if not permissions.allows(kind, upstream, name):
+                if not permissions.allows(kind, upstream, name) and not permissions.allows(kind, mount, name):
                     return refusal(f"{word}:{upstream}/{name}", ctx.principal, permissions)
             return FORWARD
         if ctx.request is None or not self.wants(message, ctx.direction, ctx.request):

@@ -14,6 +14,7 @@ from shadowproxy.core import logs
 from shadowproxy.fronts import auth, http_limits, legacy_sse, websocket
 from shadowproxy.fronts.http.endpoint import StreamableHttpEndpoint
 from shadowproxy.fronts.http.gate import FrontDoor
+from shadowproxy.fronts.rest import routes as rest
 from shadowproxy.ops import admin, health, metrics
 from shadowproxy.proxy.proxy import Proxy
 
@@ -77,6 +78,7 @@ def make_app(proxy: Proxy) -> web.Application:
     admin.register(app, proxy)
     legacy_sse.add_routes(app, proxy)
     websocket.add_routes(app, proxy)
+    rest.add_routes(app, proxy)
     app.router.add_get(auth.METADATA_ROUTE, auth.metadata(config))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -79,4 +79,5 @@ def describe_access(config: Config) -> str:
     admin = config.admin is not None
     api = f"on at {PREFIX}/" if admin else "off"
     tap = f"on at {PREFIX}/tap" if admin else "off"
-    return f"auth: {who}; admin API: {api}; tap: {tap}"
+    console = f"on at {PREFIX}/console/" if admin else "off"
+    return f"auth: {who}; admin API: {api}; tap: {tap}; console: {console}"

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from shadowproxy.config import Config
 from shadowproxy.core import jsonrpc
-from shadowproxy.core.errors import ShadowProxyError
+from shadowproxy.core.errors import ConfigError, ShadowProxyError
 from shadowproxy.core.tasks import spawn
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http import fast_path
@@ -122,13 +122,17 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
     return 0
 
 
-async def serve_stdio(config: Config) -> int:
-    """Be one MCP server on our own stdin/stdout until the client closes stdin or a signal comes."""
+async def serve_stdio(config: Config, server: str | None = None) -> int:
+    """Be one MCP server on our own stdin/stdout until the client closes stdin or a signal comes; ``server``
+    names the upstream or virtual server to serve (default: the first upstream)."""
     jsonrpc.set_max_depth(config.limits.max_json_depth)
     proxy = Proxy(config)
+    mounts = {mount.name: mount for mount in proxy.mounts}
+    if server is not None and server not in mounts:
+        raise ConfigError(f"no upstream or virtual server {server!r}; known: {', '.join(mounts)}", key="server")
+    mount = proxy.mounts[0] if server is None else mounts[server]
     # One client, one server process (the front's child): none is started ahead for requests it may never send.
     await proxy.start(on_demand=True)
-    mount = proxy.mounts[0]
     front_class = StdioChildFront if isinstance(mount.upstream, StdioUpstream) else StdioBridgeFront
     front = front_class(mount, request_timeout=config.request_timeout)
     install_signals(front.stop)

@@ -55,7 +55,7 @@ async def test_a_rules_reload_reaches_every_instance(redis_server: RedisServer, 
         assert proxies[0].cluster is not None
         assert await proxies[0].cluster.reload_all() == 2
         for proxy in proxies:
-            rules = proxy.chain.interceptors[0]
+            rules = next(hook for hook in proxy.chain.interceptors if hook.name == "rules")
             await until(lambda rules=rules: len(rules.rules.rules) == 2, "the broadcast reload")  # type: ignore[attr-defined]
     finally:
         for proxy in proxies:

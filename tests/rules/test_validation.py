@@ -134,7 +134,10 @@ def test_paths_that_name_nothing(tmp_path: Path) -> None:
     text = str(caught.value)
     assert "missing.yaml: no such file or directory" in text
     assert "holds no .yaml" in text
-    assert "no built-in pack 'nope' (known: allowlist-example, no-secrets, pii, read-only)" in text
+    assert (
+        "no built-in pack 'nope' (known: allowlist-example, no-secrets, pii, read-only, tool-poisoning, "
+        "tool-poisoning-results)" in text
+    )
 
 
 def test_errors_in_several_files_are_all_reported(tmp_path: Path) -> None:

@@ -16,10 +16,14 @@ from mcp.server.mcpserver import Context
 server = MCPServer("test-server")
 
 
+SHOUT = os.environ.get("SDK_SERVER_SHOUT") == "1"
+"""A changed server for the tape tests: echo answers in capitals."""
+
+
 @server.tool()
 def echo(text: str) -> str:
     """Echo the text back."""
-    return text
+    return text.upper() if SHOUT else text
 
 
 @server.tool()

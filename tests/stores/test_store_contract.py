@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from shadowproxy.core.record import SessionRecord, SessionState
+from shadowproxy.core.vault import TokenVault
 from shadowproxy.stores import CursorError, SessionStore, StoredEvent
 
 StoreFactory = Callable[..., Awaitable[SessionStore]]
@@ -247,3 +248,23 @@ async def test_data_survives_reopening(make_store: StoreFactory, backend: str) -
     second = await make_store()
     assert await second.get(record.id) == record
     assert [e.data for e in await second.events_after(record.id, event)] == [b"b"]
+
+
+async def test_entries_and_a_sealed_token_vault(store: SessionStore) -> None:
+    assert await store.entries("pins") == {}
+    await store.put_entry("pins", "alpha\x1f", b'{"a":1}')
+    await store.put_entry("pins", "beta\x1fops", b"\x00\xff")
+    await store.put_entry("other", "alpha\x1f", b"x")
+    await store.put_entry("pins", "alpha\x1f", b'{"a":2}')
+    assert await store.entries("pins") == {"alpha\x1f": b'{"a":2}', "beta\x1fops": b"\x00\xff"}
+    await store.put_entry("pins", "beta\x1fops", None)
+    await store.put_entry("pins", "never-set", None)
+    assert await store.entries("pins") == {"alpha\x1f": b'{"a":2}'}
+
+    record = session(8)
+    record.tokens = TokenVault()
+    assert record.tokens.token("email", "jane@example.com") == "[EMAIL_1]"
+    await store.put_many([record])
+    stored = await store.get(record.id)
+    assert stored is not None and stored.tokens is not None
+    assert stored.tokens.restore_text("to [EMAIL_1]") == "to jane@example.com"

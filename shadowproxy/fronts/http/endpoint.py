@@ -201,7 +201,9 @@ class StreamableHttpEndpoint(SessionFront):
                 raise limit_hits.LimitExceeded("initialize", 413, text)
         except limit_hits.LimitExceeded as exc:
             return http_limits.refusal(exc, message.id)
-        record = SessionRecord(id=new_session_id(), upstream=self.mount.name, principal=request.get(PRINCIPAL))
+        record = SessionRecord(
+            id=new_session_id(), upstream=self.mount.name, principal=request.get(PRINCIPAL), transport=self.transport
+        )
         capture_initialize(record, message)
         session = LiveSession(record, self.mount)
         verdict = await self.mount.judge(message, C2S, session, "http")

@@ -54,7 +54,7 @@ class StdioFront(SessionFront, abc.ABC):
         # How long the answers to what was forwarded may take once stdin has ended; ``None``: as long as they take.
         self.request_timeout = request_timeout
         self.inbox: Inbox[Event] = Inbox()
-        record = SessionRecord(id=new_session_id(), upstream=mount.name)
+        record = SessionRecord(id=new_session_id(), upstream=mount.name, transport=self.transport)
         self.session = LiveSession(record, mount)
         # The client's requests on their way to the server, and when each was sent (a perf_counter reading).
         self.inflight: dict[object, tuple[Message, float]] = {}

@@ -1,0 +1,47 @@
+"""Micro benchmarks of the tapes' recorder: what the hot path pays per message, and the writer thread's work.
+
+    pytest benchmarks/bench_tapes.py
+
+``record`` is what :class:`~shadowproxy.proxy.mount.Mount` calls after the chain: a session not recorded
+(``record: none``, no rules ``record`` action) costs one test; a recorded one a put on the bounded queue. The
+writer's ``_write`` (redact, encode, append) runs in its own thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from benchmarks.recorder import call_body
+from shadowproxy.config.tapes import TapesConfig
+from shadowproxy.core.chain import FORWARD, Direction
+from shadowproxy.core.jsonrpc import Message, decode
+from shadowproxy.core.record import SessionRecord
+from shadowproxy.tapes.writer import Recorder
+
+C2S = Direction.CLIENT_TO_SERVER
+CALL = decode(call_body(7))
+assert isinstance(CALL, Message)
+
+
+def test_record_of_a_session_not_recorded(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
+    recorder = Recorder(TapesConfig(dir=str(tmp_path), record="none"))
+    session = SessionRecord(id="not-recorded")
+    benchmark(recorder.record, CALL, C2S, session, "http", FORWARD)
+    assert recorder.dropped == 0 and recorder._queue.qsize() == 0
+
+
+def test_record_queues_a_message(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
+    recorder = Recorder(TapesConfig(dir=str(tmp_path), queue=10_000_000))
+    session = SessionRecord(id="recorded")
+    benchmark(recorder.record, CALL, C2S, session, "http", FORWARD)
+    assert recorder.dropped == 0 and recorder._queue.qsize() > 0
+
+
+def test_writer_redacts_encodes_and_appends(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
+    recorder = Recorder(TapesConfig(dir=str(tmp_path)))
+    item = (SessionRecord(id="written"), time.time(), C2S, CALL, FORWARD, "http")
+    benchmark(recorder._write, item)
+    assert recorder.written > 0
