@@ -38,9 +38,11 @@ import orjson
 from pydantic import BeforeValidator, Field, model_validator
 
 from shadowproxy.config.validation import Section, located, options_from
+from shadowproxy.core import tracing
 from shadowproxy.core.chain import Action, Direction, MessageContext, Verdict
 from shadowproxy.core.errors import JsonRpcError
 from shadowproxy.core.jsonrpc import REQUEST, Message
+from shadowproxy.core.logs import REQUEST_ID
 from shadowproxy.core.redact import DETECTORS, Redactor
 
 AUDIT_LOGGER = "shadowproxy.audit"
@@ -227,7 +229,7 @@ class AuditInterceptor:
     def context_event(self, name: str, ctx: MessageContext) -> dict[str, Any]:
         record = ctx.session
         client = record.client_info if record is not None else None
-        return {
+        event = {
             "event": name,
             "session": record.id if record is not None else None,
             "principal": ctx.principal,
@@ -236,6 +238,10 @@ class AuditInterceptor:
             "transport": ctx.transport,
             "method": ctx.method,
         }
+        if tracing.ACTIVE is not None:
+            event["request_id"] = REQUEST_ID.get()
+            event["trace_id"] = tracing.ACTIVE.trace_id()
+        return event
 
     def call_event(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
         params = ctx.message.params if isinstance(ctx.message.params, dict) else {}

@@ -24,6 +24,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, StrictBool, ValidationInfo
 
 from shadowproxy.config.validation import Section, options_from
+from shadowproxy.core import tracing
 from shadowproxy.core.chain import C2S, Direction, MessageContext, Verdict, block, delay, forward, hold, respond
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.tasks import spawn
@@ -97,8 +98,15 @@ class RulesInterceptor:
 
     async def on_message(self, ctx: MessageContext) -> Verdict:
         """Judge one message by the rule set in force (read once, so a reload never splits it)."""
-        outcome = self.engine.evaluate(self._rules, Subject.from_context(ctx, self.engine.catalog))
-        verdict = to_verdict(outcome)
+        tracer = tracing.ACTIVE
+        if tracer is None:
+            outcome = self.engine.evaluate(self._rules, Subject.from_context(ctx, self.engine.catalog))
+            verdict = to_verdict(outcome)
+        else:
+            with tracer.child("rules.decision"):
+                outcome = self.engine.evaluate(self._rules, Subject.from_context(ctx, self.engine.catalog))
+                verdict = to_verdict(outcome)
+                tracer.mark(verdict)
         session = ctx.session
         if ctx.direction is C2S and session is not None and session.tokens:
             ctx.restore = session.tokens.restore_message

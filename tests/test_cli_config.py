@@ -71,6 +71,7 @@ def test_show_prints_the_model_with_secrets_masked(tmp_path: Path, capsys: pytes
     assert set(shown) == {*Config.model_fields, "chain"}
     assert shown["upstreams"][0]["limits"]["message"] == 16 * 1024 * 1024 and shown["upstreams"][0]["transport"] is None
     assert shown["auth"]["realm"] == "shadowproxy" and shown["auth"]["jwt"] is None
-    assert shown["admin"] == {"token": "********"} and shown["upstreams"][0]["headers"] == {"X-Api": "********"}
+    assert shown["admin"] == {"token": "********", "tokens": []}
+    assert shown["upstreams"][0]["headers"] == {"X-Api": "********"}
     for secret in (digest, "0123456789abcdef", "sekrit", "pw@"):
         assert secret not in text

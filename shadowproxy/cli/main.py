@@ -121,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     from shadowproxy.cli.admin import register as administering
     from shadowproxy.cli.approvals import register as approving
+    from shadowproxy.cli.credentials import register as credentials
     from shadowproxy.cli.intercept import register as intercepting
     from shadowproxy.cli.pins import register as pinning
+    from shadowproxy.cli.roles import register as roles_command
     from shadowproxy.cli.sessions import register as sessions
     from shadowproxy.cli.tap import register as tapping
     from shadowproxy.cli.tape import register as taping
@@ -136,6 +138,8 @@ def extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # t
         wrapping,
         tapping,
         administering,
+        roles_command,
+        credentials,
         approving,
         intercepting,
         taping,

@@ -5,6 +5,10 @@
     admin:
       token: "at least 16 characters"     # or
       token_file: /run/secrets/shadowproxy-admin
+      tokens:                             # tokens with roles (the roles section), beside or instead of token
+        - {name: ops, sha256: <sha256sum of the token>, roles: [operator]}
+
+``token`` may do everything; a token of ``tokens`` what its roles' ``admin`` operations allow.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationInfo
 
+from shadowproxy.config.auth import StaticToken
 from shadowproxy.config.validation import Section, located
 
 MIN_TOKEN = 16
@@ -24,12 +29,17 @@ class AdminConfig(Section):
 
     file_keys: ClassVar[tuple[str, ...]] = ("token_file",)
 
-    token: str
+    token: str | None = None
+    tokens: tuple[StaticToken, ...] = ()
 
     @classmethod
     def prepare(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        if ("token" in data) == ("token_file" in data):
+        if "token" in data and "token_file" in data:
             raise ValueError("give exactly one of token and token_file")
+        if "token" not in data and "token_file" not in data:
+            if not data.get("tokens"):
+                raise ValueError("give token, token_file or tokens")
+            return data
         if "token" in data:
             key, token = "token", data["token"]
             if not isinstance(token, str):
@@ -44,4 +54,4 @@ class AdminConfig(Section):
                 raise located(key, f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
         if len(token) < MIN_TOKEN or token != token.strip():
             raise located(key, f"the token must be at least {MIN_TOKEN} characters, without surrounding spaces")
-        return {"token": token}
+        return {**data, "token": token}

@@ -54,25 +54,34 @@ Url = Annotated[Text, BeforeValidator(_url)]
 
 
 class StaticToken(Section):
-    """A client token, known by its SHA-256 digest: ``{name, sha256}`` in the file."""
+    """A token, known by its SHA-256 digest: ``{name, sha256}`` in the file, with ``roles`` when ``roles`` is set."""
 
     name: str
     digest: bytes
+    roles: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
     def _checked(cls, data: Any, info: ValidationInfo) -> Any:
         from_file = bool(info.context and info.context.get(FROM_FILE))
-        if isinstance(data, cls) or (not from_file and isinstance(data, dict) and set(data) == {"name", "digest"}):
+        if isinstance(data, cls) or (not from_file and isinstance(data, dict) and {"name", "digest"} <= set(data)):
             return data
-        if not isinstance(data, dict) or set(data) != {"name", "sha256"}:
+        if not isinstance(data, dict) or set(data) - {"roles"} != {"name", "sha256"}:
             hint = "; store the token's sha256, never the token" if isinstance(data, dict) and "token" in data else ""
-            raise ValueError(f"must be exactly {{name, sha256}}{hint}")
-        return token_values(data["name"], data["sha256"])
+            raise ValueError(f"must be exactly {{name, sha256}}, with roles if any{hint}")
+        return {**token_values(data["name"], data["sha256"]), "roles": role_names(data.get("roles", ()))}
 
     @field_serializer("digest")
     def _hex(self, digest: bytes) -> str:
         return digest.hex()
+
+
+def role_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) and item for item in value):
+        raise ValueError("roles must be a role name or a list of role names")
+    return tuple(value)
 
 
 def token_values(name: Any, digest: Any) -> dict[str, Any]:
@@ -84,7 +93,8 @@ def token_values(name: Any, digest: Any) -> dict[str, Any]:
 
 
 def read_tokens_file(path: str, source: str | None = None) -> list[StaticToken]:
-    """Lines ``name:sha256hex``; blank lines and ``#`` comments are skipped. Relative to the config file."""
+    """Lines ``name:sha256hex`` (``name:sha256hex:role,role`` with roles); blank lines and ``#`` comments are
+    skipped. Relative to the config file."""
     file = Path(relative_to(path, source))
     try:
         text = file.read_text(encoding="utf-8")
@@ -99,7 +109,10 @@ def read_tokens_file(path: str, source: str | None = None) -> list[StaticToken]:
         try:
             if not colon:
                 raise ValueError('expected "name:sha256hex"')
-            tokens.append(StaticToken.model_construct(**token_values(name.strip(), digest.strip())))
+            digest, _, roles = digest.partition(":")
+            values = token_values(name.strip(), digest.strip())
+            named = tuple(role.strip() for role in roles.split(",") if role.strip())
+            tokens.append(StaticToken.model_construct(**values, roles=named))
         except ValueError as exc:
             raise located("tokens_file", str(exc), f"{file}:{number}") from None
     return tokens

@@ -16,10 +16,13 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 from shadowproxy.config.admin import AdminConfig
 from shadowproxy.config.auth import AuthSettings
 from shadowproxy.config.bridge import BridgeMode, Era
+from shadowproxy.config.credentials import CredentialsConfig, UpstreamCredentials
 from shadowproxy.config.gateway import VirtualServerConfig, check_members, server_list
 from shadowproxy.config.limits import Limits, UpstreamLimits
 from shadowproxy.config.pinning import PinningConfig
+from shadowproxy.config.roles import RolesConfig, check_token_roles
 from shadowproxy.config.tapes import TapesConfig
+from shadowproxy.config.tracing import TracingConfig
 from shadowproxy.config.validation import Flag, Number, Section, Whole, located
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.stores import parse_store_url
@@ -72,6 +75,8 @@ class UpstreamConfig(Section):
     """What each child of a stdio server may use."""
     bridge: BridgeMode = "auto"
     era: Era = "auto"
+    credentials: UpstreamCredentials | None = None
+    """What the proxy adds to each request to a Streamable HTTP server (:mod:`shadowproxy.config.credentials`)."""
 
     @property
     def is_stdio(self) -> bool:
@@ -101,6 +106,8 @@ class UpstreamConfig(Section):
         data.pop("type", None)
         if "limits" in data and not command:
             raise located("limits", "applies to stdio servers (a command) only")
+        if "credentials" in data and (command or data["transport"] is not None):
+            raise located("credentials", "applies to Streamable HTTP servers (a url) only")
         return data
 
 
@@ -330,6 +337,12 @@ class Config(Section):
     """Where and which sessions are recorded; ``None``: no tapes."""
     pinning: PinningConfig = PinningConfig()
     """Tool pinning (trust on first use); see :mod:`shadowproxy.config.pinning`."""
+    credentials: Annotated[CredentialsConfig | None, BeforeValidator(_section)] = None
+    """The key and file of per-principal upstream secrets; ``None``: no upstream has ``per_principal``."""
+    tracing: Annotated[TracingConfig | None, BeforeValidator(_section)] = None
+    """OpenTelemetry traces; ``None``: off, and nothing of OpenTelemetry imported."""
+    roles: Annotated[RolesConfig | None, BeforeValidator(_section)] = None
+    """Who may use which mounts, tools and admin operations; ``None``: every principal may use everything."""
     source: str | None = None
     implicit_source: bool = False
     """``source`` was not named (``--config``) but found in the working directory."""
@@ -340,4 +353,8 @@ class Config(Section):
         if len(names) != len(set(names)):
             raise located("upstreams", "server names must be unique")
         check_members(names, self.virtual_servers)
+        check_token_roles(self)
+        for upstream in self.upstreams:
+            if upstream.credentials is not None and upstream.credentials.per_principal and self.credentials is None:
+                raise located(f"upstreams.{upstream.name}.credentials", "per_principal needs a credentials section")
         return self

@@ -24,6 +24,7 @@ from contextvars import ContextVar
 import orjson
 from aiohttp.http_exceptions import HttpProcessingError
 
+from shadowproxy.core import tracing
 from shadowproxy.core.tokenbucket import TokenBucket
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("shadowproxy_request_id", default=None)
@@ -55,6 +56,10 @@ class RequestIdFilter(logging.Filter):
             record.request_id = REQUEST_ID.get()
         request_id = record.request_id
         record.request_tag = f" [{request_id}]" if request_id else ""
+        if tracing.ACTIVE is not None:
+            trace_id = record.trace_id = tracing.ACTIVE.trace_id()
+            if trace_id is not None:
+                record.request_tag = f" [{request_id} trace={trace_id}]"
         return True
 
 
@@ -133,6 +138,9 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id:
+            entry["trace_id"] = trace_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

@@ -29,6 +29,8 @@ from shadowproxy.config import Config
 from shadowproxy.config.auth import AuthSettings, quoted, relative_to
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.fronts.principal import PRINCIPAL
+from shadowproxy.proxy.roles import Access
+from shadowproxy.upstreams.credentials import CALLER, Caller
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +131,9 @@ class Jwks:
 class Authenticator:
     """Decides who a request is from."""
 
-    def __init__(self, settings: AuthSettings, source: str | None = None) -> None:
+    def __init__(self, settings: AuthSettings, source: str | None = None, access: Access | None = None) -> None:
         self.settings = settings
+        self.access = access
         self.jwt = settings.jwt
         self.jwks = None
         if self.jwt is not None:
@@ -196,6 +199,8 @@ class Authenticator:
         if missing:
             wanted = " ".join(settings.required_scopes)
             raise Refused("insufficient_scope", f"missing scope(s): {' '.join(missing)}", status=403, scope=wanted)
+        if self.access is not None:
+            self.access.note(subject, claims)
         return subject
 
 
@@ -246,22 +251,29 @@ def refusal(request: web.BaseRequest, settings: AuthSettings, refused: Refused) 
     return web.json_response(body, status=refused.status, headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)})
 
 
-def gate(config: Config) -> Callable[[web.BaseRequest], Awaitable[web.Response | None]] | None:
-    """The check every request passes (its refusal, or ``None`` to go on), or ``None`` without ``auth``."""
+def gate(
+    config: Config, access: Access | None = None
+) -> Callable[[web.BaseRequest], Awaitable[web.Response | None]] | None:
+    """The check every request passes (its refusal, or ``None`` to go on), or ``None`` without ``auth``; with
+    ``access`` (roles), a JWT's roles are noted as its claims say."""
     settings = config.auth
     if settings is None:
         return None
-    authenticator = Authenticator(settings, config.source)
+    authenticator = Authenticator(settings, config.source, access)
+    # Upstream credentials of the caller's own (its secret, its JWT exchanged) need to know who the caller is.
+    callers = any(up.credentials is not None and up.credentials.static is None for up in config.upstreams)
 
     async def authenticate(request: web.BaseRequest) -> web.Response | None:
         path = request.path
         if path in EXEMPT or path.startswith(EXEMPT_PREFIXES):
             return None
         try:
-            request[PRINCIPAL] = await authenticator.principal(request)
+            principal = request[PRINCIPAL] = await authenticator.principal(request)
         except Refused as refused:
             log.info("refused %s %s: %s", request.method, path, refused.description)
             return refusal(request, settings, refused)
+        if callers:
+            CALLER.set(Caller(principal, bearer_token(request)))
         return None
 
     return authenticate

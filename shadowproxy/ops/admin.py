@@ -5,13 +5,12 @@ Off unless ``admin`` is configured (its paths are then plain 404s); every call
 needs ``Authorization: Bearer <token>``. The API is described by the OpenAPI
 document :func:`openapi_document`, served at ``/_shadowproxy/openapi.json``.
 
-Its token is ``config.admin`` (:class:`~shadowproxy.config.admin.AdminConfig`).
+Its tokens are ``config.admin`` (:class:`~shadowproxy.config.admin.AdminConfig`); which may call what is
+:mod:`~shadowproxy.ops.admin_access`'s.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -21,7 +20,8 @@ from shadowproxy.core import counters
 from shadowproxy.core.errors import ConfigError, UpstreamError
 from shadowproxy.core.record import SessionRecord
 from shadowproxy.core.urls import mask_url
-from shadowproxy.ops import admin_rules, admin_summary, console, pins, tap_stream, tapes_api
+from shadowproxy.ops import admin_access, admin_rules, admin_summary, console, pins, tap_stream, tapes_api
+from shadowproxy.ops.admin_credentials import CredentialsApi
 from shadowproxy.ops.admin_openapi import MAX_LIMIT, PREFIX, openapi_document
 from shadowproxy.ops.approvals import ApprovalsApi
 from shadowproxy.sessions.manager import LiveSession
@@ -31,25 +31,9 @@ if TYPE_CHECKING:
     from shadowproxy.proxy.proxy import Proxy
     from shadowproxy.upstreams.health import Monitor
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def error(status: int, text: str) -> web.Response:
     return web.json_response({"error": text}, status=status)
-
-
-def protected(token: str, handler: Handler) -> Handler:
-    expected = f"Bearer {token}".encode()
-
-    async def checked(request: web.Request) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            response = error(401, "an admin token is required: Authorization: Bearer <token>")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="shadowproxy-admin"'
-            return response
-        return await handler(request)
-
-    return checked
 
 
 class AdminApi:
@@ -210,6 +194,7 @@ def register(app: web.Application, proxy: Proxy) -> None:
     if settings is None:
         return
     api = AdminApi(proxy)
+    secrets = CredentialsApi(proxy)
     routes = (
         ("GET", "/openapi.json", api.openapi),
         ("GET", "/upstreams", api.upstreams),
@@ -222,11 +207,15 @@ def register(app: web.Application, proxy: Proxy) -> None:
         ("GET", "/tap", tap_stream.stream(config.keepalive_interval)),
         ("GET", "/summary", admin_summary.handler(proxy)),
         ("GET", "/rules", admin_rules.handler(proxy)),
+        ("PUT", "/credentials/{upstream}/{principal}", secrets.put),
+        ("DELETE", "/credentials/{upstream}/{principal}", secrets.delete),
         *ApprovalsApi(proxy.holds, config.keepalive_interval).routes(),
         *tapes_api.routes(proxy),
         *pins.routes(proxy),
     )
     for method, path, handler in routes:
-        app.router.add_route(method, PREFIX + path, protected(settings.token, handler))
+        app.router.add_route(
+            method, PREFIX + path, admin_access.protected(settings, proxy.access, method, path, handler)
+        )
     console.add_routes(app, PREFIX)
     app.on_shutdown.append(tap_stream.close_listeners)

@@ -24,7 +24,7 @@ from shadowproxy.bridge.era import EraBridge
 from shadowproxy.control import HoldRegistry
 from shadowproxy.control.asking import Asker
 from shadowproxy.control.registry import Waiting
-from shadowproxy.core import counters
+from shadowproxy.core import counters, tracing
 from shadowproxy.core.chain import C2S, FORWARD, Action, Chain, Direction, MessageContext, Verdict, forward
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.hold import BREAKPOINT, HoldSpec
@@ -43,6 +43,7 @@ from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession, SessionManager
 from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
+from shadowproxy.upstreams.stdio import StdioUpstream
 
 log = logging.getLogger(__name__)
 _HOLD = Action.HOLD
@@ -77,6 +78,8 @@ class Mount:
         # ``call_tool`` meta-tool stands for, judged in its place.
         self.member_of: Callable[[Message, Message | None], str | None] | None = getattr(upstream, "member_of", None)
         self.unwrap: Callable[[Message], Message | None] | None = getattr(upstream, "unwrap", None)
+        # A stdio server gets a request's trace context in its params' _meta (an HTTP one, in headers).
+        self.traced_in_meta = isinstance(upstream, StdioUpstream)
 
     def passes(
         self,
@@ -141,7 +144,15 @@ class Mount:
             request=request,
         )
         chain = self.chain
-        verdict = await chain.run(ctx)
+        tracer = tracing.ACTIVE
+        if tracer is None:
+            verdict = await chain.run(ctx)
+        else:
+            with tracer.child("mcp.chain", **{"mcp.direction": direction.value}):
+                verdict = await chain.run(ctx)
+                tracer.mark(verdict)
+            if direction is C2S:
+                tracer.mark(verdict)  # on the request's span too
         holds = self.holds
         if verdict.action is _HOLD:
             held = verdict.message or ctx.message

@@ -16,6 +16,7 @@ from shadowproxy.bridge.era import create_bridge
 from shadowproxy.cluster import holds as cluster_holds
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.control import HoldRegistry
+from shadowproxy.core import tracing
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
@@ -24,6 +25,7 @@ from shadowproxy.interceptors import pinning
 from shadowproxy.interceptors.pin_book import PinBook
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.proxy.plugins import load_interceptors
+from shadowproxy.proxy.roles import Access, RolesGate
 from shadowproxy.sessions import admission
 from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
@@ -31,6 +33,8 @@ from shadowproxy.stores import open_store
 from shadowproxy.stores.url import hold_book
 from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
+from shadowproxy.upstreams.credentials import problem_of
+from shadowproxy.upstreams.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +54,18 @@ class Proxy:
         )
         self.worker = PersistenceWorker(self.store, flush_interval=config.flush_interval, batch_size=config.batch_size)
         self.pins = PinBook(config.pinning)
-        # Pinning first: it judges the server's own tool definitions, before any rule edits or filters them.
+        # Roles are a step in front of the chain (without them, nothing of theirs is on the path); pinning next: it
+        # judges the server's own tool definitions, before any rule edits or filters them.
+        self.access = Access(config) if config.roles is not None else None
+        gate = [RolesGate(self.access)] if self.access is not None else []
         self.chain = Chain(
-            [*pinning.hooks(self.pins, self.store), *load_interceptors(config.interceptors, config.rules)]
+            [*gate, *pinning.hooks(self.pins, self.store), *load_interceptors(config.interceptors, config.rules)]
         )
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
-        upstreams = {upstream.name: create_upstream(upstream) for upstream in config.upstreams}
+        self.secrets = SecretBox(config.credentials) if config.credentials is not None else None
+        upstreams = {upstream.name: create_upstream(upstream, self.secrets) for upstream in config.upstreams}
         self.holds = HoldRegistry(hold_book(self.store), keepalive=config.keepalive_interval)
         bridges = {
             upstream.name: create_bridge(upstreams[upstream.name], upstream.bridge, upstream.era)
@@ -92,7 +100,14 @@ class Proxy:
     async def start(self, *, on_demand: bool = False) -> None:
         """Open what the proxy runs. ``on_demand`` (the stdio front: one client) starts no server process ahead of
         a request and runs no health checks, which would start one: a stateful server gets no second writer."""
+        if self.config.tracing is not None:
+            tracing.start(self.config.tracing)
         await self.worker.start()  # opens the store; one that is down is reported and retried, not waited for
+        for upstream in self.config.upstreams:
+            if upstream.credentials is not None:
+                problem = problem_of(upstream.name, upstream.credentials, self.secrets)
+                if problem is not None:
+                    log.error("%s; its requests will be refused until it can be read", problem)
         if self.cluster is not None:
             await self.cluster.start()
         await self.holds.start()
@@ -134,6 +149,8 @@ class Proxy:
             await asyncio.to_thread(self.tapes.stop)
         await self.worker.stop()
         await self.store.close()
+        if self.config.tracing is not None:
+            tracing.stop()
 
 
 def mount_paths(base: str, upstreams: tuple[UpstreamConfig, ...]) -> list[tuple[str, UpstreamConfig]]:

@@ -66,7 +66,7 @@ def make_app(proxy: Proxy) -> web.Application:
     config = proxy.config
     endpoints = http_endpoints(proxy)
     app = web.Application(client_max_size=config.max_body_size)
-    app[FRONT_DOOR_KEY] = FrontDoor(config, endpoints)
+    app[FRONT_DOOR_KEY] = FrontDoor(config, endpoints, proxy.access)
     http_limits.install(app, proxy.guard)
     for endpoint in endpoints:
         app.router.add_route("*", endpoint.mount.path, endpoint.handle)

@@ -14,12 +14,13 @@ from collections.abc import Mapping
 import aiohttp
 
 from shadowproxy.config import UpstreamConfig
-from shadowproxy.core import sse
+from shadowproxy.core import sse, tracing
 from shadowproxy.core.errors import JsonRpcError, UpstreamError, UpstreamSessionLost
 from shadowproxy.core.jsonrpc import ERROR, Message, RequestId, decode, error_response
 from shadowproxy.core.protocol import SESSION_HEADER
 from shadowproxy.core.sse import SseError, SseParser
 from shadowproxy.upstreams.base import UnsolicitedHandler
+from shadowproxy.upstreams.credentials import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,18 @@ class HttpChannel:
 
     async def _post(self, message: Message, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
         client = self.upstream.client()
+        sent = self._headers(headers)
+        if self.upstream.credentials is not None:
+            await self.upstream.credentials.add(sent)
+        tracer = tracing.ACTIVE
         try:
-            response = await client.post(self.upstream.url, data=message.to_bytes(), headers=self._headers(headers))
+            if tracer is None:
+                response = await client.post(self.upstream.url, data=message.to_bytes(), headers=sent)
+            else:
+                with tracer.child("mcp.upstream", client=True, **{"server.address": self.upstream.name}) as span:
+                    tracer.inject(sent)
+                    response = await client.post(self.upstream.url, data=message.to_bytes(), headers=sent)
+                    span.set_attribute("http.response.status_code", response.status)
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
         if response.status == 404 and self.upstream_session_id is not None:
@@ -180,6 +191,8 @@ class HttpChannel:
         request_headers = self._headers(headers)
         request_headers["Accept"] = "text/event-stream"
         request_headers.pop("Content-Type")
+        if self.upstream.credentials is not None:
+            await self.upstream.credentials.add(request_headers)
         try:
             response = await self.upstream.client().get(self.upstream.url, headers=request_headers)
         except (aiohttp.ClientError, OSError) as exc:
@@ -206,9 +219,12 @@ class HttpChannel:
         if self.upstream_session_id is None:
             return
         try:
-            async with self.upstream.client().delete(self.upstream.url, headers=self._headers({})):
+            headers = self._headers({})
+            if self.upstream.credentials is not None:
+                await self.upstream.credentials.add(headers)
+            async with self.upstream.client().delete(self.upstream.url, headers=headers):
                 pass
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, UpstreamError) as exc:
             log.debug("DELETE of the upstream session failed: %s", exc)
 
 
@@ -243,6 +259,8 @@ class UrlUpstream:
         self.config = config
         self.url = config.url
         self._client: aiohttp.ClientSession | None = None
+        self.credentials: Credentials | None = None
+        """Added to each request when the config gives them (:func:`~shadowproxy.upstreams.credentials.install`)."""
 
     def client(self) -> aiohttp.ClientSession:
         if self._client is None or self._client.closed:

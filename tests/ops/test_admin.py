@@ -119,7 +119,7 @@ async def test_effective_config_masks_secrets(proxy: ProxyProcess) -> None:
     assert status == 200
     text = str(body)
     assert TOKEN not in text and ENV_SECRET not in text
-    assert body["admin"] == {"token": "********"}
+    assert body["admin"] == {"token": "********", "tokens": []}
     assert body["upstreams"][0]["env"] == {"API_KEY": "********"}
     assert body["upstreams"][0]["command"] == sdk_server_command()
     assert body["interceptors"][0]["name"] == "rules"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from shadowproxy.control.asking import hold_answered
-from shadowproxy.core import counters, limit_hits
+from shadowproxy.core import counters, limit_hits, tracing
 from shadowproxy.core.chain import C2S
 from shadowproxy.core.errors import INVALID_REQUEST, SESSION_NOT_FOUND, UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message, error_response
@@ -139,7 +139,18 @@ class StreamableHttpEndpoint(SessionFront):
         version = request.headers.get(VERSION_HEADER)
         if isinstance(decoded, list):
             return await self.batch(request, decoded, session_id, version)
-        message = decoded
+        tracer = tracing.ACTIVE
+        if tracer is None:
+            return await self.route(request, decoded, session_id, version, wants_sse)
+        with tracer.request(decoded, session_id, request.headers):
+            if self.mount.traced_in_meta and decoded.is_request:
+                decoded = tracer.with_meta(decoded)
+            return await self.route(request, decoded, session_id, version, wants_sse)
+
+    async def route(
+        self, request: web.Request, message: Message, session_id: str | None, version: str | None, wants_sse: bool
+    ) -> web.StreamResponse:
+        """One message: an initialize, a stateless request, or one of a session."""
         if message.method == "initialize" and message.is_request and version not in MODERN_VERSIONS:
             return await self.initialize(request, message, wants_sse)
         if session_id is None:

@@ -30,6 +30,7 @@ from shadowproxy.fronts import auth
 from shadowproxy.fronts.http.connection import Connection
 from shadowproxy.fronts.http.fast_request import PlainRequest, PostEndpoint
 from shadowproxy.fronts.http.wire import json_error
+from shadowproxy.proxy.roles import Access
 
 if TYPE_CHECKING:
     from shadowproxy.config import Config
@@ -107,12 +108,12 @@ async def send_now(request: web.BaseRequest, response: web.Response) -> web.Resp
 class FrontDoor:
     """The aiohttp server's request handler, in front of the application's (:meth:`install`)."""
 
-    def __init__(self, config: Config, endpoints: Iterable[PostEndpoint]) -> None:
+    def __init__(self, config: Config, endpoints: Iterable[PostEndpoint], access: Access | None = None) -> None:
         self.hosts = tuple(config.allowed_hosts)
         self.origins = tuple(config.allowed_origins)
         # Clients send the same few Host values on every request: each is judged once.
         self.judged_hosts: dict[str, int] = {}
-        self.authenticate = auth.gate(config)
+        self.authenticate = auth.gate(config, access)
         self.endpoints = {endpoint.mount.path: endpoint for endpoint in endpoints}
         self.limits = config.limits
         self.max_body_size = config.max_body_size

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from shadowproxy.core import tracing
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError
 from shadowproxy.core.jsonrpc import ERROR, NOTIFICATION, REQUEST, RESPONSE, Message, error_response
 from shadowproxy.core.protocol import MODERN_VERSION, MODERN_VERSIONS, request_protocol_version
@@ -75,6 +76,22 @@ async def relay(
 ) -> None:
     """One request through ``channel``; what the server sends for it goes to ``put``, its answer last. The ids of
     the server's own requests among it are added to ``asked``; ``tools`` learns from a ``tools/list`` answer."""
+    tracer = tracing.ACTIVE
+    if tracer is not None:
+        with tracer.request(request, None, None):  # continuing a trace the client's _meta names
+            await carry(channel, request, headers, put, asked, tools)
+        return
+    await carry(channel, request, headers, put, asked, tools)
+
+
+async def carry(
+    channel: Channel,
+    request: Message,
+    headers: dict[str, str],
+    put: Put,
+    asked: set[object] | None,
+    tools: ToolHeaders | None,
+) -> None:
     exchange = None
     try:
         exchange = await channel.request(request, headers)
