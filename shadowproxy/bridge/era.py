@@ -71,7 +71,8 @@ def _ignore(message: Message) -> None:
 
 
 async def speaks_modern(upstream: Upstream) -> bool:
-    """Whether ``upstream`` answers ``server/discover`` naming 2026-07-28; raises when it cannot be reached."""
+    """Whether ``upstream`` answers ``server/discover`` (and, if it lists its versions, names 2026-07-28); raises
+    when it cannot be reached."""
     channel = await upstream.open(_ignore, shared=True)
     exchange = await channel.request(
         discover_probe(), {VERSION_HEADER: MODERN_VERSION, "Mcp-Method": "server/discover"}
@@ -85,9 +86,11 @@ async def speaks_modern(upstream: Upstream) -> bool:
         raise UpstreamError(f"upstream {upstream.name!r} did not answer server/discover") from None
     finally:
         await exchange.close()
-    result = reply.result if reply.kind is Kind.RESPONSE else None
-    versions = result.get("supportedVersions") if isinstance(result, dict) else None
-    return isinstance(versions, list) and MODERN_VERSION in versions
+    if reply.kind is not Kind.RESPONSE:
+        return False
+    # An answer is the server speaking 2026-07-28; only a list of versions without it says otherwise.
+    versions = reply.result.get("supportedVersions") if isinstance(reply.result, dict) else None
+    return MODERN_VERSION in versions if isinstance(versions, list) else True
 
 
 class EraBridge:
