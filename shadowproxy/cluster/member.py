@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from shadowproxy.cluster.liveness import Liveness
 from shadowproxy.cluster.owner import OwnerSide
 from shadowproxy.cluster.ratelimit import SharedRateCounter
 from shadowproxy.cluster.remote import RemoteChannel, RemoteExchange
@@ -75,6 +75,7 @@ class ClusterMember:
         self.on_held: Callable[[str], None] | None = None
         self.owner = OwnerSide(self)
         self.counter = SharedRateCounter(self)
+        self.liveness = Liveness(self)
         self.exchanges: dict[int, RemoteExchange] = {}
         self.adopted: set[str] = set()
         self._queries: dict[int, Locate] = {}
@@ -93,7 +94,7 @@ class ClusterMember:
         self._tasks = [
             spawn(self._listen(), name="cluster-listener"),
             spawn(self._publish_outbox(), name="cluster-publisher"),
-            spawn(self._heartbeat(), name="cluster-heartbeat"),
+            spawn(self.liveness.run(), name="cluster-heartbeat"),
             spawn(self.counter.run(), name="cluster-rate-sync"),
         ]
         try:
@@ -235,35 +236,9 @@ class ClusterMember:
         if not await self.reload():
             log.warning("cluster: a reload asked for by another instance kept the old rules")
 
-    # Heartbeat, and noticing lost owners of requests in flight.
-
-    async def _heartbeat(self) -> None:
-        config = self.config
-        announce = orjson.dumps({"pid": os.getpid(), "mounts": sorted(self.mounts)})
-        ttl_ms = int(config.heartbeat_ttl * 1000)
-        owner_ttl_ms = int(self.sessions.ttl * 1000)
-        while True:
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.set(self.keys.heartbeat(self.id), announce, px=ttl_ms)
-                    self.adopted.intersection_update(self.sessions.live)
-                    for session_id in self.adopted:
-                        pipe.pexpire(self.keys.owner(session_id), owner_ttl_ms)
-                    await pipe.execute()
-                await self._fail_lost_owners()
-            except (RedisError, OSError) as exc:
-                log.warning("cluster: heartbeat failed: %s", exc)
-            await asyncio.sleep(config.heartbeat_interval)
-
-    async def _fail_lost_owners(self) -> None:
-        owners = sorted({exchange.owner for exchange in self.exchanges.values()})
-        if not owners:
-            return
-        counts = dict(await self.redis.pubsub_numsub(*(self.keys.node(owner) for owner in owners)))
-        lost = {owner for owner in owners if not counts.get(self.keys.node(owner).encode())}
-        for exchange in [e for e in self.exchanges.values() if e.owner in lost]:
-            self.exchanges.pop(exchange.key, None)
-            exchange.fail(UpstreamError(f"instance {exchange.owner} holding this session was lost"))
+    async def listening(self, instance: str) -> bool:
+        """Whether an instance judged alive listens on its channel again (within ``heartbeat_ttl``)."""
+        return await self.liveness.listening(instance)
 
     # Sessions: finding them, owning them.
 

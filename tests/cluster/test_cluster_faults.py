@@ -1,0 +1,62 @@
+"""Two instances through a Redis restart and a drain: each session keeps exactly one owner and one child."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from tests.cluster.conftest import notifier_command
+from tests.cluster.test_cluster import call, open_session, post, stored
+from tests.redis_server import RedisServer
+from tests.support import until
+
+WATCH = 7.0
+"""Seconds of calls after Redis is back: more than twice the instances' heartbeat_ttl (3 s)."""
+
+
+async def pid_of(http: aiohttp.ClientSession, url: str, session: str, request_id: int) -> str | None:
+    try:
+        status, reply = await post(http, url, call(request_id, "pid"), session)
+    except aiohttp.ClientError:
+        return None
+    if status != 200 or "result" not in reply:
+        return None
+    return str(reply["result"]["content"][0]["text"])
+
+
+async def test_a_redis_restart_moves_no_session_while_its_owner_lives(  # type: ignore[no-untyped-def]
+    start_instances, redis_server: RedisServer
+) -> None:
+    """Redis comes back empty: both owners say so again before anyone judges the other lost."""
+    a, b = await start_instances(notifier_command(), count=2)
+    async with aiohttp.ClientSession() as http:
+        at_a, at_b = await open_session(http, a.url), await open_session(http, b.url)
+        for session in (at_a, at_b):
+            await until(lambda s=session: stored(redis_server, s), "the session to reach Redis")
+        # Each session served at the other instance too, so each holds a forwarding copy of the other's.
+        children = {at_a: await pid_of(http, b.url, at_a, 2), at_b: await pid_of(http, a.url, at_b, 2)}
+        assert None not in children.values()
+        redis_server.kill()
+        redis_server.start()
+        answers: dict[str, list[str | None]] = {at_a: [], at_b: []}
+        request_id = 3
+        deadline = time.monotonic() + WATCH
+        while time.monotonic() < deadline:
+            request_id += 1
+            for session, url in ((at_a, b.url), (at_b, a.url), (at_a, a.url), (at_b, b.url)):
+                answers[session].append(await pid_of(http, url, session, request_id))
+            await asyncio.sleep(0.1)
+    for session, pids in answers.items():
+        # Calls may fail while Redis is away; every answer comes from the session's first child.
+        assert {pid for pid in pids if pid is not None} == {children[session]}, (session[:8], pids)
+        assert pids[-4:] == [children[session]] * 4, pids
+    assert "took over" not in a.log() + b.log()
+    store = aioredis.Redis.from_url(redis_server.url)
+    try:
+        owners = [await store.get(f"shadowproxy:owner:{session}") for session in (at_a, at_b)]
+    finally:
+        await store.aclose()
+    assert owners == [b"a", b"b"]
