@@ -104,13 +104,23 @@ class Liveness:
         log.warning("cluster: session %s is owned by instance %s now; its child here is ended", session.id[:8], owner)
 
     async def fail_lost_owners(self) -> None:
-        """Requests forwarded to an instance that no longer listens get no answer: fail them."""
+        """Requests forwarded to an instance that no longer listens (and is not handing over) get no answer."""
         member = self.member
         owners = sorted({exchange.owner for exchange in member.exchanges.values()})
         if not owners:
             return
-        counts = dict(await member.redis.pubsub_numsub(*(member.keys.node(owner) for owner in owners)))
-        lost = {owner for owner in owners if not counts.get(member.keys.node(owner).encode())}
+        async with member.redis.pipeline(transaction=False) as pipe:
+            pipe.pubsub_numsub(*(member.keys.node(owner) for owner in owners))
+            for owner in owners:
+                pipe.exists(member.keys.leaving(owner))
+            numsub, *leaving = await pipe.execute()
+        counts = dict(numsub)
+        # One handing its sessions over listens no more, yet answers what it was sent.
+        lost = {
+            owner
+            for owner, handing_over in zip(owners, leaving, strict=True)
+            if not counts.get(member.keys.node(owner).encode()) and not handing_over
+        }
         for exchange in [e for e in member.exchanges.values() if e.owner in lost]:
             member.exchanges.pop(exchange.key, None)
             exchange.fail(UpstreamError(f"instance {exchange.owner} holding this session was lost"))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from shadowproxy.cluster.liveness import Liveness
@@ -83,6 +84,11 @@ class ClusterMember:
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._wake: asyncio.Event | None = None
         self._subscribed: asyncio.Event | None = None
+        self._pubsub: PubSub | None = None
+        self.leaving = False
+        self._left = asyncio.Event()
+        """Set when the unsubscribe of a handover went through: all that was published here before it was read."""
+        self._flushed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def next_key(self) -> int:
@@ -103,6 +109,34 @@ class ClusterMember:
         except TimeoutError:
             log.warning("cluster: not subscribed to Redis yet; instance %s keeps trying", self.id)
         log.info("cluster: instance %s joined", self.id)
+
+    async def handover(self, limit: float) -> None:
+        """Stop owning before stopping: the other instances take this one's sessions over at their next message
+        for them, while what was forwarded here already is answered (within ``limit`` seconds)."""
+        self.leaving = True
+        self._tasks[2].cancel()  # the heartbeat: this instance is no owner to be found any more
+        leaving = self.keys.leaving(self.id)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(leaving, b"1", px=int((limit + self.config.heartbeat_ttl) * 1000))
+                pipe.delete(self.keys.heartbeat(self.id))
+                await pipe.execute()
+            async with asyncio.timeout(limit):
+                pubsub = self._pubsub
+                if pubsub is not None:
+                    # What was published here before the unsubscribe is still read and served.
+                    await pubsub.unsubscribe(self.keys.node(self.id))
+                    await self._left.wait()
+                if self.owner.serving:
+                    await asyncio.wait(self.owner.serving)
+                assert self._wake is not None
+                self._flushed.clear()
+                self._wake.set()
+                await self._flushed.wait()
+            await self.redis.delete(leaving)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("cluster: instance %s did not hand its sessions over cleanly: %r", self.id, exc)
+        log.info("cluster: instance %s handed its sessions over", self.id)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -143,6 +177,7 @@ class ClusterMember:
                         await pipe.execute()
                 except (RedisError, OSError) as exc:
                     log.warning("cluster: %d message(s) could not be published: %s", len(batch), exc)
+            self._flushed.set()
 
     def relay(self, instance: str, session_id: str) -> Callable[[Message], None]:
         """A session's unsolicited messages, sent to the instance that holds the client's stream."""
@@ -176,14 +211,17 @@ class ClusterMember:
     async def _listen(self) -> None:
         assert self._subscribed is not None
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.keys.node(self.id), self.keys.broadcast)
+                own = [] if self.leaving else [self.keys.node(self.id)]
+                await pubsub.subscribe(*own, self.keys.broadcast)
                 self._subscribed.set()
                 while True:
                     item = await pubsub.get_message(timeout=None)
                     if item is not None:
                         self._dispatch(item["data"])
+                    elif self.leaving and not pubsub.pending_unsubscribe_channels:
+                        self._left.set()
             except (RedisError, OSError) as exc:
                 log.warning("cluster: the pub/sub connection broke (%s); reconnecting", exc)
                 await asyncio.sleep(RETRY)

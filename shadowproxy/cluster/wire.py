@@ -44,6 +44,10 @@ class Keys:
         """Lives for one heartbeat_ttl after ``up`` was written again: no owner is judged lost meanwhile."""
         return f"{self.prefix}cluster:settling"
 
+    def leaving(self, instance: str) -> str:
+        """While an instance hands its sessions over: it no longer listens, but answers what it was sent."""
+        return f"{self.prefix}leaving:{instance}"
+
     def owner(self, session_id: str) -> str:
         return f"{self.prefix}owner:{session_id}"
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import aiohttp
 import redis.asyncio as aioredis
 
+from shadowproxy.core.tasks import spawn
 from tests.cluster.conftest import notifier_command
 from tests.cluster.test_cluster import call, open_session, post, stored
 from tests.redis_server import RedisServer
@@ -60,3 +62,52 @@ async def test_a_redis_restart_moves_no_session_while_its_owner_lives(  # type: 
     finally:
         await store.aclose()
     assert owners == [b"a", b"b"]
+
+
+async def test_an_instance_that_was_taken_over_lets_go(  # type: ignore[no-untyped-def]
+    start_instances, redis_server: RedisServer
+) -> None:
+    """As if a stalled past its heartbeat and b took its session: a forwards to b from then on, one child left."""
+    a, b = await start_instances(notifier_command(), count=2)
+    async with aiohttp.ClientSession() as http:
+        session = await open_session(http, a.url)
+        await until(lambda: stored(redis_server, session), "the session to reach Redis")
+        first = await pid_of(http, a.url, session, 2)
+        store = aioredis.Redis.from_url(redis_server.url)
+        try:
+            await store.set(f"shadowproxy:owner:{session}", b"b")
+            await store.delete("shadowproxy:instance:a")
+        finally:
+            await store.aclose()
+        await until(lambda: "is owned by instance b now" in a.log(), "a to let go of the session")
+        at_a, at_b = await pid_of(http, a.url, session, 3), await pid_of(http, b.url, session, 4)
+    assert at_a == at_b and at_a not in (None, first)
+
+
+async def test_a_stopping_owner_hands_its_sessions_over_without_a_failed_request(  # type: ignore[no-untyped-def]
+    start_instances, redis_server: RedisServer
+) -> None:
+    """SIGTERM the owner while calls keep coming through the other instance: every call is answered."""
+    a, b = await start_instances(notifier_command(), count=2, extra="shutdown_timeout: 5\n")
+    async with aiohttp.ClientSession() as http:
+        session = await open_session(http, b.url)
+        await until(lambda: stored(redis_server, session), "the session to reach Redis")
+        first = await pid_of(http, a.url, session, 2)
+        answers: list[str | None] = []
+        stopped = asyncio.Event()
+
+        async def keep_calling(worker: int) -> None:
+            request_id = 1000 * worker
+            while not stopped.is_set() or len(answers) < 60:
+                request_id += 1
+                answers.append(await pid_of(http, a.url, session, request_id))
+
+        callers = [spawn(keep_calling(worker), name=f"caller-{worker}") for worker in (1, 2, 3)]
+        await until(lambda: len(answers) >= 30, "calls before the stop")
+        b.signal(signal.SIGTERM)
+        assert await b.wait() == 0
+        stopped.set()
+        await asyncio.gather(*callers)
+    assert None not in answers, f"{answers.count(None)} of {len(answers)} calls failed"
+    assert first in answers and answers[-1] != first
+    assert "took over session" in a.log() and "handed its sessions over" in b.log()
