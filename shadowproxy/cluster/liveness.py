@@ -51,14 +51,16 @@ class Liveness:
         keys = [member.keys.heartbeat(member.id), member.keys.up, member.keys.settling]
         args = [announce, int(config.heartbeat_ttl * 1000)]
         owner_ttl_ms = int(member.sessions.ttl * 1000)
+        beaten = False
         while True:
             try:
                 async with member.redis.pipeline(transaction=False) as pipe:
-                    await self._beat(keys=keys, args=args, client=pipe)
+                    await self._beat(keys=keys, args=[*args, "1" if beaten else "0"], client=pipe)
                     member.adopted.intersection_update(member.sessions.live)
                     for session_id in member.adopted:
                         pipe.pexpire(member.keys.owner(session_id), owner_ttl_ms)
                     had_heartbeat = (await pipe.execute())[0]
+                beaten = True
                 if not had_heartbeat:
                     await self.reassert(owner_ttl_ms)
                 await self.fail_lost_owners()

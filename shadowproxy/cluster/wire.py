@@ -99,13 +99,14 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 return ARGV[1]
 """
 
-# One heartbeat: KEYS heartbeat, up, settling; ARGV announcement, heartbeat ttl (ms). The first heartbeat
-# into a Redis without ``up`` opens the settling window. Returns whether this instance's heartbeat was
-# still there (0: Redis forgot it, and the instance says again which sessions it holds).
+# One heartbeat: KEYS heartbeat, up, settling; ARGV announcement, heartbeat ttl (ms), '1' when this instance
+# has beaten before. The first heartbeat of a member that had beaten into a Redis without ``up`` opens the
+# settling window (a new cluster's first one does not: there is nobody to wait for). Returns whether this
+# instance's heartbeat was still there (0: Redis forgot it, and the instance says again what it holds).
 HEARTBEAT_SCRIPT = """
 local had = redis.call('EXISTS', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if redis.call('SET', KEYS[2], '1', 'NX') then
+if redis.call('SET', KEYS[2], '1', 'NX') and ARGV[3] == '1' then
     redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
 end
 return had
