@@ -28,7 +28,7 @@ from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.tasks import spawn
 
 if TYPE_CHECKING:
-    from shadowproxy.cluster.member import ClusterMember
+    from shadowproxy.cluster.bus import Bus
     from shadowproxy.sessions.manager import LiveSession
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ POLL = 0.1
 class Liveness:
     """The heartbeat task of one member, and the checks other parts make on the liveness of instances."""
 
-    def __init__(self, member: ClusterMember) -> None:
+    def __init__(self, member: Bus) -> None:
         self.member = member
         self._beat = member.redis.register_script(HEARTBEAT_SCRIPT)
 
