@@ -231,7 +231,7 @@ async def test_three_instances_behind_haproxy(  # type: ignore[no-untyped-def]
 ) -> None:
     began = time.monotonic()
     upstreams = {"stdio": shlex.join(sdk_server_command()), "http": http_server.url}
-    # A drain ends with the requests in flight, but open GET streams hold it for all of shutdown_timeout.
+    # A short shutdown_timeout bounds any drain that something would hold (GET streams are ended at its start).
     instances = await start_instances(upstreams, extra="shutdown_timeout: 3\n")
     by_name = dict(zip("abc", instances, strict=True))
     balancer = HAProxy(tmp_path / "haproxy.log")
