@@ -114,7 +114,9 @@ class ClusterMember:
         """Stop owning before stopping: the other instances take this one's sessions over at their next message
         for them, while what was forwarded here already is answered (within ``limit`` seconds)."""
         self.leaving = True
-        self._tasks[2].cancel()  # the heartbeat: this instance is no owner to be found any more
+        for task in self._tasks:
+            if task.get_name() == "cluster-heartbeat":
+                task.cancel()  # this instance is no owner to be found any more
         leaving = self.keys.leaving(self.id)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
