@@ -331,8 +331,11 @@ async def test_three_instances_behind_haproxy(  # type: ignore[no-untyped-def]
             its = {sessions[s] for s in sessions if owned.get(s) == stopped}
 
             async def stop() -> None:
+                before = takeovers_logged()
                 by_name[stopped].signal(signal.SIGTERM)
                 assert await by_name[stopped].wait() == 0
+                # A request forwarded to it while it drained is answered there: its sessions move at the next one.
+                await until(lambda: takeovers_logged() - before >= len(its), "its sessions to be taken over")
 
             figures = await event("sigterm", stop)
             figures.update(instance=stopped, stdio_sessions_it_owned=len(its))
