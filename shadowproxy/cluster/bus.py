@@ -12,6 +12,7 @@ from shadowproxy.core.jsonrpc import Message
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from shadowproxy.config import ClusterConfig
     from shadowproxy.sessions.manager import LiveSession, Mount, SessionManager
 
 
@@ -19,12 +20,17 @@ class Bus(Protocol):
     """This instance on the cluster's Redis: its id and keys, and the messages it sends to other instances."""
 
     id: str
+    config: ClusterConfig
     keys: Keys
     redis: aioredis.Redis
     sessions: SessionManager
     mounts: dict[str, Mount]
     exchanges: dict[int, Any]
     """Requests forwarded to the instance that owns their session, by key, until the answer is in."""
+    adopted: set[str]
+    """Sessions whose owner key this instance keeps alive."""
+
+    def owns_upstream(self, mount: Mount) -> bool: ...
 
     def next_key(self) -> int: ...
 
@@ -37,3 +43,5 @@ class Bus(Protocol):
     async def claim(self, session_id: str, owner: str | None) -> str: ...
 
     def adopt(self, session: LiveSession) -> None: ...
+
+    async def listening(self, instance: str) -> bool: ...

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -27,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from shadowproxy.cluster.liveness import Liveness
 from shadowproxy.cluster.owner import OwnerSide
 from shadowproxy.cluster.ratelimit import SharedRateCounter
 from shadowproxy.cluster.remote import RemoteChannel, RemoteExchange
@@ -75,6 +76,7 @@ class ClusterMember:
         self.on_held: Callable[[str], None] | None = None
         self.owner = OwnerSide(self)
         self.counter = SharedRateCounter(self)
+        self.liveness = Liveness(self)
         self.exchanges: dict[int, RemoteExchange] = {}
         self.adopted: set[str] = set()
         self._queries: dict[int, Locate] = {}
@@ -82,6 +84,11 @@ class ClusterMember:
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._wake: asyncio.Event | None = None
         self._subscribed: asyncio.Event | None = None
+        self._pubsub: PubSub | None = None
+        self.leaving = False
+        self._left = asyncio.Event()
+        """Set when the unsubscribe of a handover went through: all that was published here before it was read."""
+        self._flushed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def next_key(self) -> int:
@@ -93,7 +100,7 @@ class ClusterMember:
         self._tasks = [
             spawn(self._listen(), name="cluster-listener"),
             spawn(self._publish_outbox(), name="cluster-publisher"),
-            spawn(self._heartbeat(), name="cluster-heartbeat"),
+            spawn(self.liveness.run(), name="cluster-heartbeat"),
             spawn(self.counter.run(), name="cluster-rate-sync"),
         ]
         try:
@@ -102,6 +109,36 @@ class ClusterMember:
         except TimeoutError:
             log.warning("cluster: not subscribed to Redis yet; instance %s keeps trying", self.id)
         log.info("cluster: instance %s joined", self.id)
+
+    async def handover(self, limit: float) -> None:
+        """Stop owning before stopping: the other instances take this one's sessions over at their next message
+        for them, while what was forwarded here already is answered (within ``limit`` seconds)."""
+        self.leaving = True
+        for task in self._tasks:
+            if task.get_name() == "cluster-heartbeat":
+                task.cancel()  # this instance is no owner to be found any more
+        leaving = self.keys.leaving(self.id)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(leaving, b"1", px=int((limit + self.config.heartbeat_ttl) * 1000))
+                pipe.delete(self.keys.heartbeat(self.id))
+                await pipe.execute()
+            async with asyncio.timeout(limit):
+                pubsub = self._pubsub
+                if pubsub is not None:
+                    # What was published here before the unsubscribe is still read and served.
+                    await pubsub.unsubscribe(self.keys.node(self.id))
+                    await self._left.wait()
+                if self.owner.serving:
+                    await asyncio.wait(self.owner.serving)
+                assert self._wake is not None
+                self._flushed.clear()
+                self._wake.set()
+                await self._flushed.wait()
+            await self.redis.delete(leaving)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("cluster: instance %s did not hand its sessions over cleanly: %r", self.id, exc)
+        log.info("cluster: instance %s handed its sessions over", self.id)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -142,6 +179,7 @@ class ClusterMember:
                         await pipe.execute()
                 except (RedisError, OSError) as exc:
                     log.warning("cluster: %d message(s) could not be published: %s", len(batch), exc)
+            self._flushed.set()
 
     def relay(self, instance: str, session_id: str) -> Callable[[Message], None]:
         """A session's unsolicited messages, sent to the instance that holds the client's stream."""
@@ -175,14 +213,17 @@ class ClusterMember:
     async def _listen(self) -> None:
         assert self._subscribed is not None
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.keys.node(self.id), self.keys.broadcast)
+                own = [] if self.leaving else [self.keys.node(self.id)]
+                await pubsub.subscribe(*own, self.keys.broadcast)
                 self._subscribed.set()
                 while True:
                     item = await pubsub.get_message(timeout=None)
                     if item is not None:
                         self._dispatch(item["data"])
+                    elif self.leaving and not pubsub.pending_unsubscribe_channels:
+                        self._left.set()
             except (RedisError, OSError) as exc:
                 log.warning("cluster: the pub/sub connection broke (%s); reconnecting", exc)
                 await asyncio.sleep(RETRY)
@@ -235,35 +276,9 @@ class ClusterMember:
         if not await self.reload():
             log.warning("cluster: a reload asked for by another instance kept the old rules")
 
-    # Heartbeat, and noticing lost owners of requests in flight.
-
-    async def _heartbeat(self) -> None:
-        config = self.config
-        announce = orjson.dumps({"pid": os.getpid(), "mounts": sorted(self.mounts)})
-        ttl_ms = int(config.heartbeat_ttl * 1000)
-        owner_ttl_ms = int(self.sessions.ttl * 1000)
-        while True:
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.set(self.keys.heartbeat(self.id), announce, px=ttl_ms)
-                    self.adopted.intersection_update(self.sessions.live)
-                    for session_id in self.adopted:
-                        pipe.pexpire(self.keys.owner(session_id), owner_ttl_ms)
-                    await pipe.execute()
-                await self._fail_lost_owners()
-            except (RedisError, OSError) as exc:
-                log.warning("cluster: heartbeat failed: %s", exc)
-            await asyncio.sleep(config.heartbeat_interval)
-
-    async def _fail_lost_owners(self) -> None:
-        owners = sorted({exchange.owner for exchange in self.exchanges.values()})
-        if not owners:
-            return
-        counts = dict(await self.redis.pubsub_numsub(*(self.keys.node(owner) for owner in owners)))
-        lost = {owner for owner in owners if not counts.get(self.keys.node(owner).encode())}
-        for exchange in [e for e in self.exchanges.values() if e.owner in lost]:
-            self.exchanges.pop(exchange.key, None)
-            exchange.fail(UpstreamError(f"instance {exchange.owner} holding this session was lost"))
+    async def listening(self, instance: str) -> bool:
+        """Whether an instance judged alive listens on its channel again (within ``heartbeat_ttl``)."""
+        return await self.liveness.listening(instance)
 
     # Sessions: finding them, owning them.
 

@@ -9,6 +9,7 @@ The chain does not run here: it ran on the instance the client talks to.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ class OwnerSide:
     def __init__(self, member: Bus) -> None:
         self.member = member
         self.running: dict[tuple[str, int], Exchange] = {}
+        self.serving: set[asyncio.Task[None]] = set()
+        """What was forwarded here and is not answered yet: a handover waits for it."""
 
     def handle(self, header: dict[str, Any], message: Message | None) -> None:
         if header["t"] == "cancel":
@@ -38,7 +41,9 @@ class OwnerSide:
             if exchange is not None:
                 spawn(exchange.close(cancel=True), name=f"cluster-cancel-{header['k']}")
             return
-        spawn(self.serve(header, message), name=f"cluster-{header['t']}-{header['s'][:8]}")
+        task = spawn(self.serve(header, message), name=f"cluster-{header['t']}-{header['s'][:8]}")
+        self.serving.add(task)
+        task.add_done_callback(self.serving.discard)
 
     async def serve(self, header: dict[str, Any], message: Message | None) -> None:
         kind, asker, key = header["t"], header["r"], header.get("k")

@@ -132,6 +132,10 @@ class RemoteChannel:
                 return  # another request of this session has rerouted already
             record = self.session.record
             owner = await self.member.claim(record.id, lost)
+            if owner == lost:
+                # Alive for Redis (or Redis has just come back and cannot tell yet): it is reconnecting.
+                await self.member.listening(lost)
+                return
             if owner != self.member.id:
                 log.info("session %s moved from instance %s to %s", record.id[:8], lost, owner)
                 self.owner = owner

@@ -34,6 +34,20 @@ class Keys:
     def heartbeat(self, instance: str) -> str:
         return f"{self.prefix}instance:{instance}"
 
+    @property
+    def up(self) -> str:
+        """Written by the first heartbeat into a Redis that has none: gone when Redis forgot the cluster."""
+        return f"{self.prefix}cluster:up"
+
+    @property
+    def settling(self) -> str:
+        """Lives for one heartbeat_ttl after ``up`` was written again: no owner is judged lost meanwhile."""
+        return f"{self.prefix}cluster:settling"
+
+    def leaving(self, instance: str) -> str:
+        """While an instance hands its sessions over: it no longer listens, but answers what it was sent."""
+        return f"{self.prefix}leaving:{instance}"
+
     def owner(self, session_id: str) -> str:
         return f"{self.prefix}owner:{session_id}"
 
@@ -64,11 +78,16 @@ def message_of(body: bytes) -> Message:
 # Compare-and-set on the owner key, atomic in Redis, so that exactly one instance wins a takeover.
 # KEYS[1] owner key; ARGV: me, the owner the caller's record names, key prefix, owner key ttl (ms).
 # An owner is alive while its heartbeat key exists and its pub/sub connection is open: a killed
-# process drops that connection at once, long before its heartbeat key would expire.
+# process drops that connection at once, long before its heartbeat key would expire. A Redis that
+# forgot the cluster (no ``up`` marker, or still settling) knows nothing of who lives: the owner stays.
 CLAIM_SCRIPT = """
 local current = redis.call('GET', KEYS[1])
 if not current then current = ARGV[2] end
 if current ~= ARGV[1] and current ~= '' then
+    local forgot = redis.call('EXISTS', ARGV[3] .. 'cluster:up') == 0
+    if forgot or redis.call('EXISTS', ARGV[3] .. 'cluster:settling') == 1 then
+        return current
+    end
     if redis.call('EXISTS', ARGV[3] .. 'instance:' .. current) == 1 then
         local subscribers = redis.call('PUBSUB', 'NUMSUB', ARGV[3] .. 'node:' .. current)
         if tonumber(subscribers[2]) > 0 then
@@ -78,6 +97,19 @@ if current ~= ARGV[1] and current ~= '' then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 return ARGV[1]
+"""
+
+# One heartbeat: KEYS heartbeat, up, settling; ARGV announcement, heartbeat ttl (ms), '1' when this instance
+# has beaten before. The first heartbeat of a member that had beaten into a Redis without ``up`` opens the
+# settling window (a new cluster's first one does not: there is nobody to wait for). Returns whether this
+# instance's heartbeat was still there (0: Redis forgot it, and the instance says again what it holds).
+HEARTBEAT_SCRIPT = """
+local had = redis.call('EXISTS', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('SET', KEYS[2], '1', 'NX') and ARGV[3] == '1' then
+    redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+end
+return had
 """
 
 # Count hits of one rate key in its window and tell the other instances the new total, in one round trip.

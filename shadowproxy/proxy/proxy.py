@@ -139,6 +139,8 @@ class Proxy:
             task.cancel()
         await asyncio.gather(*self._monitoring, return_exceptions=True)
         await self.holds.close()
+        if self.cluster is not None:
+            await self.cluster.handover(self.config.shutdown_timeout)
         await self.sessions.detach_all()
         if self.cluster is not None:
             await self.cluster.stop()
