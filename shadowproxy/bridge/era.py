@@ -23,7 +23,6 @@ from shadowproxy.bridge.pool import HandshakePool
 from shadowproxy.bridge.shapes import META_CLIENT_CAPABILITIES
 from shadowproxy.config.bridge import BridgeMode as Mode
 from shadowproxy.config.bridge import Era
-from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.core.protocol import META_CLIENT_INFO, META_PROTOCOL_VERSION, MODERN_VERSION, VERSION_HEADER
 from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
@@ -83,7 +82,14 @@ async def speaks_modern(upstream: Upstream) -> bool:
             while not reply.is_reply:
                 reply = await exchange.next()
     except TimeoutError:
-        raise UpstreamError(f"upstream {upstream.name!r} did not answer server/discover") from None
+        # Not knowing is no reason to change what passes: the requests go through as the client sent them.
+        log.warning(
+            "upstream %s did not answer server/discover in %.0f s: 2026-07-28 requests pass unbridged "
+            "(era: handshake in its config bridges them)",
+            upstream.name,
+            PROBE_TIMEOUT,
+        )
+        return True
     finally:
         await exchange.close()
     if reply.kind is not Kind.RESPONSE:

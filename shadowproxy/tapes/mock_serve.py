@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from aiohttp import web
 
+from shadowproxy.core import sse
 from shadowproxy.core.errors import JsonRpcError
 from shadowproxy.core.jsonrpc import Message, decode, error_response
 from shadowproxy.core.protocol import SESSION_HEADER
@@ -64,7 +65,7 @@ def http_app(mock: Mock, path: str = "/mcp") -> web.Application:
         response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
         await response.prepare(request)
         for answer in answers:
-            await response.write(b"event: message\ndata: " + answer.to_bytes() + b"\n\n")
+            await response.write(sse.encode(answer.to_bytes()))
         await response.write_eof()
         return response
 

@@ -34,6 +34,11 @@ for line in sys.stdin.buffer:
     if method == "initialize":
         version = params.get("protocolVersion")
         reply(message["id"], {"protocolVersion": version, "capabilities": {"tools": {}}, "serverInfo": {"name": "h"}})
+    elif method == "server/discover":
+        versions = ["2025-11-25", "2026-07-28"]
+        reply(
+            message["id"], {"supportedVersions": versions, "capabilities": {"tools": {}}, "serverInfo": {"name": "h"}}
+        )
     elif method == "tools/list":
         reply(message["id"], {"tools": [{"name": "hold", "inputSchema": {"type": "object"}}]})
     elif method == "tools/call" and params.get("name") == "hold":

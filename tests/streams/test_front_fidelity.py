@@ -105,6 +105,9 @@ class ScriptedServer:
         if body.get("method") == "initialize":
             result = {"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": {"name": "scripted"}}
             return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": result})
+        if body.get("method") == "server/discover":
+            result = {"supportedVersions": ["2025-06-18", "2026-07-28"], "capabilities": {}, "serverInfo": {}}
+            return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": result})
         if "id" not in body:
             self.notifications.append(body["method"])
             return web.Response(status=202)
