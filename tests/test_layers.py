@@ -5,6 +5,7 @@ contracts in pyproject.toml, which ``.ci/run`` checks against an installed copy.
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 from tests.support import REPO
@@ -110,3 +111,14 @@ def test_no_product_module_is_over_400_lines() -> None:
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def test_every_package_is_installed() -> None:
+    """A subpackage missing from pyproject's list works in a clone (editable) and not once installed."""
+    settings = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set()
+    for package, folder in settings["package-dir"].items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(REPO / folder).parts
+            found.add(".".join((package, *parts)))
+    assert sorted(found - set(settings["packages"])) == []
