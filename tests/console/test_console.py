@@ -1,8 +1,8 @@
 """The web console in Debian's chromium, driven by Playwright against a real proxy, SDK server and SDK client.
 
 One proxy and one browser for the module; the tests run in order on one page, as an operator would: log in,
-watch a session appear, open its timeline, filter the flow, see a blocked call, restart the upstream, reload the
-policy. Each view is checked with axe-core (vendored here, injected by the test only) and shot at 1280x800;
+watch a session appear, open its timeline, filter the flow, see a blocked call, open its tape, restart the upstream,
+reload the policy. Each view is checked with axe-core (vendored here, injected by the test only) and shot at 1280x800;
 ``SAVE_CONSOLE_SCREENSHOTS=1`` writes the shots to ``docs/console/``.
 """
 
