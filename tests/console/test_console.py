@@ -1,8 +1,8 @@
 """The web console in Debian's chromium, driven by Playwright against a real proxy, SDK server and SDK client.
 
 One proxy and one browser for the module; the tests run in order on one page, as an operator would: log in,
-watch a session appear, open its timeline, filter the flow, see a blocked call, restart the upstream, reload the
-policy. Each view is checked with axe-core (vendored here, injected by the test only) and shot at 1280x800;
+watch a session appear, open its timeline, filter the flow, see a blocked call, open its tape, restart the upstream,
+reload the policy. Each view is checked with axe-core (vendored here, injected by the test only) and shot at 1280x800;
 ``SAVE_CONSOLE_SCREENSHOTS=1`` writes the shots to ``docs/console/``.
 """
 
@@ -69,6 +69,7 @@ async def proxy(rules_file: Path) -> AsyncIterator[ProxyProcess]:
         "upstreams": {"files": {"command": sdk_server_command()}},
         "interceptors": [{"name": "rules", "paths": [str(rules_file)], "watch": False}],
         "admin": {"token": TOKEN},
+        "tapes": {"dir": str(rules_file.with_name("tapes")), "record": "all"},
     }
     path = rules_file.with_name("shadowproxy.yaml")
     path.write_text(yaml.safe_dump(config))
@@ -127,6 +128,10 @@ async def shot(page: Any, name: str, tmp_path: Path) -> None:
 
 def write(path: Path, text: str) -> None:
     path.write_text(text)
+
+
+def same_bytes(one: Path, other: Path) -> bool:
+    return one.read_bytes() == other.read_bytes()
 
 
 async def until(page: Any, expression: str) -> None:
@@ -257,6 +262,36 @@ async def test_the_flow_filters_by_method_and_marks_blocked_calls(page: Any, tmp
     await page.click("#flow-pause")
     await axe(page)
     await shot(page, "flow", tmp_path)
+
+
+async def test_a_tape_lists_opens_as_a_conversation_and_downloads(page: Any, rules_file: Path, tmp_path: Path) -> None:
+    """The SDK client's session above was recorded: the tapes view lists it, opens it with the call paired with its
+    answer, and its download (fetched with the token in a header, saved from a blob URL) is the file itself."""
+    await visit(page, "#/tapes")
+    row = page.locator("#view tbody tr", has_text="mcp 0.1.0")
+    await row.first.wait_for()
+    cells = await row.first.locator("td").all_inner_texts()
+    assert cells[1] == "files" and cells[2] == "http" and int(cells[5]) >= 6, cells
+    await axe(page)
+    await row.first.locator("a").click()
+    await page.wait_for_selector("#view h1:text('Tape ')")
+    call = page.locator(".exchange", has_text="echo")
+    await call.locator(".answer .line", has_text="tools/call").wait_for()
+    assert "forward" in await call.inner_text() and "ms" in await call.locator(".answer").inner_text()
+    blocked = page.locator(".exchange.blocked", has_text="fail")
+    assert "blocked by rules" in await blocked.locator(".answer").inner_text()
+    await axe(page)
+    await shot(page, "tapes", tmp_path)
+    await call.locator("button[data-seq]").last.click()
+    await call.locator("pre.body", has_text="hello console").wait_for()
+    name = (await page.inner_text("#view h1")).removeprefix("Tape ")
+    async with page.expect_download() as started:
+        await page.click("#tape-download")
+    download = await started.value
+    assert download.url.startswith("blob:") and download.suggested_filename == name
+    assert same_bytes(await download.path(), rules_file.with_name("tapes") / name)
+    await page.locator("#view .status", has_text="Downloaded").wait_for()
+    assert page.violations == []
 
 
 async def test_restart_an_upstream(page: Any, tmp_path: Path) -> None:

@@ -8,4 +8,5 @@ export const VIEWS = [
   { path: "upstreams", title: "Upstreams", load: () => import("./upstreams.js") },
   { path: "policy", title: "Policy", load: () => import("./policy.js") },
   { path: "approvals", title: "Approvals", load: () => import("./approvals.js") },
+  { path: "tapes", title: "Tapes", load: () => import("./tapes.js") },
 ];
