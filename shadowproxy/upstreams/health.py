@@ -32,6 +32,7 @@ from shadowproxy.core import counters
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.urls import origin
 from shadowproxy.upstreams.base import Upstream
+from shadowproxy.upstreams.child import ChildProcess
 from shadowproxy.upstreams.circuit import Circuit, CircuitState
 from shadowproxy.upstreams.stdio import StdioUpstream
 
@@ -168,9 +169,10 @@ class Monitor:
                 if self.stdio is None:
                     await self._idle(self.config.interval or None)
                     continue
+                exited = {child for child in self.stdio.long_lived if not child.alive}
                 await self._idle(max(backoff, self.stdio.circuit.retry_after()), watch=False)
                 backoff = min(backoff * 2, self.config.backoff.max)
-                if self.status == DOWN:  # not restarted through the admin API meanwhile
+                if self.status == DOWN and not self._replaced(exited):  # by the admin API or a client, meanwhile
                     await self._restart()
         finally:
             if self.url_probe is not None:
@@ -189,6 +191,14 @@ class Monitor:
         self._consecutive = 0
         self._mark(UP, None)
         return None
+
+    def _replaced(self, exited: set[ChildProcess]) -> bool:
+        """Whether the children that exited were replaced while the monitor waited (a client's request started
+        new ones): those may serve a new session already, so they are checked, not restarted. A child that
+        hangs has not exited, and is restarted."""
+        assert self.stdio is not None
+        children = self.stdio.long_lived
+        return bool(exited) and not exited.intersection(children) and all(child.alive for child in children)
 
     async def _restart(self) -> None:
         assert self.stdio is not None
