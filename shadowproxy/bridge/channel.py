@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from shadowproxy.bridge.exchanges import Answered, BridgedExchange, Parking
+from shadowproxy.bridge.exchanges import BridgedExchange, Parking
 from shadowproxy.bridge.listen import open_listen
 from shadowproxy.bridge.pool import HandshakePool, PooledSession
 from shadowproxy.bridge.shapes import client_capabilities, discover_result, retry_fields, strip_envelope
 from shadowproxy.core.errors import UpstreamSessionLost
 from shadowproxy.core.jsonrpc import Message, result_response
-from shadowproxy.upstreams.base import Exchange
+from shadowproxy.upstreams.base import Answered, Exchange
 
 
 class BridgedChannel:

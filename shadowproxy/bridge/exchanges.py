@@ -34,27 +34,6 @@ PARK_TIMEOUT = 120.0
 MAX_PARKED = 1024
 
 
-class Answered:
-    """An exchange the bridge answered itself: one message, then nothing."""
-
-    status: int | None = None
-    streaming = False
-    controls: tuple[bytes, ...] = ()
-    event_id = None
-
-    def __init__(self, message: Message) -> None:
-        self._message: Message | None = message
-
-    async def next(self) -> Message:
-        if self._message is None:
-            raise UpstreamError("the exchange is over")
-        message, self._message = self._message, None
-        return message
-
-    async def close(self, *, cancel: bool = False) -> None:
-        self._message = None
-
-
 class BridgedExchange:
     """The front's view of one upstream request: the client's ids, 2026-07-28 results."""
 

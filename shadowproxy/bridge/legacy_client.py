@@ -17,13 +17,12 @@ import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shadowproxy.bridge.exchanges import Answered
 from shadowproxy.bridge.legacy_listen import LIST_CHANGED, LISTED, Subscriptions, listen_request, pump
 from shadowproxy.bridge.shapes import envelope, initialize_result, modern_headers
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message, decode, result_response
 from shadowproxy.core.tasks import spawn
-from shadowproxy.upstreams.base import Channel, Exchange, UnsolicitedHandler
+from shadowproxy.upstreams.base import Answered, Channel, Exchange, UnsolicitedHandler
 
 ANSWERED_HERE = frozenset({"ping", "logging/setLevel"})
 DROPPED = frozenset({"notifications/initialized", "notifications/roots/list_changed"})

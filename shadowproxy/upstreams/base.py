@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Message
 
@@ -85,3 +86,25 @@ class Upstream(Protocol):
         """A channel for a new session; ``shared`` asks for the one channel all stateless requests use."""
 
     async def close(self) -> None: ...
+
+
+class Answered:
+    """An exchange that is already over: one message the proxy made (an error, or the bridge's own answer)."""
+
+    __slots__ = ("_message", "status")
+    streaming = False
+    controls: tuple[bytes, ...] = ()
+    event_id = None
+
+    def __init__(self, message: Message, status: int | None = None) -> None:
+        self._message: Message | None = message
+        self.status = status
+
+    async def next(self) -> Message:
+        if self._message is None:
+            raise UpstreamError("the exchange is over")
+        message, self._message = self._message, None
+        return message
+
+    async def close(self, *, cancel: bool = False) -> None:
+        self._message = None

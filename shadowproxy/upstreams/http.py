@@ -19,7 +19,7 @@ from shadowproxy.core.errors import JsonRpcError, UpstreamError, UpstreamSession
 from shadowproxy.core.jsonrpc import ERROR, Message, RequestId, decode, error_response
 from shadowproxy.core.protocol import SESSION_HEADER
 from shadowproxy.core.sse import SseError, SseParser
-from shadowproxy.upstreams.base import UnsolicitedHandler
+from shadowproxy.upstreams.base import Answered, UnsolicitedHandler
 from shadowproxy.upstreams.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class HttpChannel:
             raise UpstreamSessionLost(f"upstream {self.upstream.name!r} no longer knows this session")
         return response
 
-    async def request(self, message: Message, headers: Mapping[str, str]) -> HttpExchange | ErrorExchange:
+    async def request(self, message: Message, headers: Mapping[str, str]) -> HttpExchange | Answered:
         response = await self._post(message, headers)
         session_id = response.headers.get(SESSION_HEADER)
         if session_id and message.method == "initialize":
@@ -179,7 +179,7 @@ class HttpChannel:
             status = response.status
             response.release()
             error = UpstreamError(f"upstream answered HTTP {status} without a JSON-RPC response")
-            return ErrorExchange(error_response(message.id, error), 502 if status < 400 else status)
+            return Answered(error_response(message.id, error), 502 if status < 400 else status)
         return HttpExchange(response, message.id)
 
     async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
@@ -226,28 +226,6 @@ class HttpChannel:
                 pass
         except (aiohttp.ClientError, OSError, UpstreamError) as exc:
             log.debug("DELETE of the upstream session failed: %s", exc)
-
-
-class ErrorExchange:
-    """An exchange that is already over: one error made by the proxy."""
-
-    __slots__ = ("_message", "status")
-    streaming = False
-    controls: tuple[bytes, ...] = ()
-    event_id = None
-
-    def __init__(self, message: Message, status: int) -> None:
-        self._message: Message | None = message
-        self.status: int | None = status
-
-    async def next(self) -> Message:
-        if self._message is None:
-            raise UpstreamError("the exchange is over")
-        message, self._message = self._message, None
-        return message
-
-    async def close(self, *, cancel: bool = False) -> None:
-        self._message = None
 
 
 class UrlUpstream:
