@@ -41,9 +41,15 @@ class AdminFailure(Exception):
     """The call could not be made or was not allowed (exit 2)."""
 
 
-def _connection(parser: argparse.ArgumentParser) -> None:
+def connection(parser: argparse.ArgumentParser) -> None:
+    """Where the proxy's admin API is, and its token."""
     parser.add_argument("--url", default=DEFAULT_URL, help=f"the proxy's base URL (default {DEFAULT_URL})")
     parser.add_argument("--token", help=f"the admin token (default: ${TOKEN_ENV})")
+
+
+def answering(parser: argparse.ArgumentParser) -> None:
+    """:func:`connection`, and ``--json`` to print the proxy's answer as it came."""
+    connection(parser)
     parser.add_argument("--json", action="store_true", help="print the proxy's JSON answer")
 
 
@@ -56,12 +62,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     actions = upstreams.add_subparsers(dest="upstreams_command", metavar="{list,restart,test}", required=True)
     listing = actions.add_parser("list", help="upstreams with status, circuit, restarts", epilog=EXAMPLES,
                                  formatter_class=formatter)  # fmt: skip
-    _connection(listing)
+    answering(listing)
     listing.set_defaults(handler=cmd_list)
     restart = actions.add_parser("restart", help="restart a stdio upstream's processes and close its circuit",
                                  epilog=EXAMPLES, formatter_class=formatter)  # fmt: skip
     restart.add_argument("name", metavar="NAME", help="the upstream's name, as `upstreams list` shows it")
-    _connection(restart)
+    answering(restart)
     restart.set_defaults(handler=cmd_restart)
     probe.register(actions)
 
@@ -69,7 +75,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     rules_actions.metavar = "{check,test,reload}"
     reload = rules_actions.add_parser("reload", help="make a running proxy reload its rules", epilog=EXAMPLES,
                                       formatter_class=formatter)  # fmt: skip
-    _connection(reload)
+    answering(reload)
     reload.add_argument("--all", action="store_true", help="in a cluster: make every instance reload")
     reload.set_defaults(handler=cmd_reload)
 
@@ -81,8 +87,9 @@ def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
     raise LookupError(f"{parser.prog} has no subcommands")
 
 
-async def call(args: argparse.Namespace, method: str, path: str) -> tuple[int, Any]:
-    """The status and JSON body of one admin API call; :class:`AdminFailure` when there is no usable answer."""
+async def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """The status and JSON body of one admin API call (sending ``body`` as JSON, if any); :class:`AdminFailure`
+    when there is no usable answer."""
     token = args.token or os.environ.get(TOKEN_ENV)
     if not token:
         raise AdminFailure(f"no admin token: give --token or set {TOKEN_ENV}")
@@ -90,16 +97,16 @@ async def call(args: argparse.Namespace, method: str, path: str) -> tuple[int, A
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as client,
-            client.request(method, url, headers={"Authorization": f"Bearer {token}"}) as response,
+            client.request(method, url, headers={"Authorization": f"Bearer {token}"}, json=body) as response,
         ):
-            body = await response.json() if response.content_type == "application/json" else None
+            answer = await response.json() if response.content_type == "application/json" else None
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise AdminFailure(f"cannot reach the proxy at {args.url}: {exc or exc.__class__.__name__}") from None
     if response.status == 401:
         raise AdminFailure("the proxy refused the admin token")
-    if response.status == 404 and body is None:
+    if response.status == 404 and answer is None:
         raise AdminFailure(f"no admin API at {args.url}: is `admin` configured on that proxy?")
-    return response.status, body
+    return response.status, answer
 
 
 def run(command: str, args: argparse.Namespace, method: str, path: str) -> tuple[int, Any]:

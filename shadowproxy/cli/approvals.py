@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from shadowproxy.cli.admin import DEFAULT_URL, OK, PREFIX, REFUSED, TOKEN_ENV, USAGE, AdminFailure
+from shadowproxy.cli.admin import DEFAULT_URL, OK, PREFIX, REFUSED, TOKEN_ENV, USAGE, AdminFailure, call, connection
 from shadowproxy.core.sse import SseParser
 
 EXAMPLES = f"""examples:
@@ -31,11 +31,6 @@ EXAMPLES = f"""examples:
 exit codes: 0 done; 1 the proxy said no (unknown id, already decided); 2 usage or connection error.
 """
 COLUMNS = ("id", "kind", "state", "rule", "call", "session", "age")
-
-
-def connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"the proxy's base URL (default {DEFAULT_URL})")
-    parser.add_argument("--token", help=f"the admin token (default: ${TOKEN_ENV})")
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -76,24 +71,13 @@ class Admin:
         token = args.token or os.environ.get(TOKEN_ENV)
         if not token:
             raise AdminFailure(f"no admin token: give --token or set {TOKEN_ENV}")
+        self.args = args
         self.base = args.url.rstrip("/") + PREFIX
         self.url = args.url
         self.headers = {"Authorization": f"Bearer {token}"}
 
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as client,
-                client.request(method, self.base + path, headers=self.headers, json=body) as response,
-            ):
-                data = await response.json() if response.content_type == "application/json" else None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AdminFailure(f"cannot reach the proxy at {self.url}: {exc or exc.__class__.__name__}") from None
-        if response.status == 401:
-            raise AdminFailure("the proxy refused the admin token")
-        if response.status == 404 and data is None:
-            raise AdminFailure(f"no admin API at {self.url}: is `admin` configured on that proxy?")
-        return response.status, data
+        return await call(self.args, method, path, body)
 
     async def holds(self) -> AsyncIterator[dict[str, Any]]:
         """Every hold as it is made and settled (pending ones first), until the proxy ends the stream."""

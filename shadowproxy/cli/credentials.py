@@ -14,7 +14,7 @@ import sys
 import aiohttp
 from cryptography.fernet import Fernet
 
-from shadowproxy.cli.admin import DEFAULT_URL, PREFIX, TIMEOUT, TOKEN_ENV
+from shadowproxy.cli.admin import PREFIX, TIMEOUT, TOKEN_ENV, connection
 
 EXAMPLES = f"""examples:
   shadowproxy credentials keygen > /run/secrets/shadowproxy-credentials-key
@@ -38,8 +38,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         action = actions.add_parser(name, help=text, epilog=EXAMPLES, formatter_class=formatter)
         action.add_argument("upstream", metavar="UPSTREAM")
         action.add_argument("principal", metavar="PRINCIPAL", help="a static token's name or a JWT subject")
-        action.add_argument("--url", default=DEFAULT_URL, help=f"the proxy's base URL (default {DEFAULT_URL})")
-        action.add_argument("--token", help=f"the admin token (default: ${TOKEN_ENV})")
+        connection(action)
         if name == "set":
             action.add_argument("--from-env", metavar="VAR", help="read the secret from VAR (default: stdin)")
         action.set_defaults(handler=cmd_change)

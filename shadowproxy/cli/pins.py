@@ -12,7 +12,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from shadowproxy.cli.admin import OK, REFUSED, TOKEN_ENV, USAGE, _connection, _refused, run
+from shadowproxy.cli.admin import OK, REFUSED, TOKEN_ENV, USAGE, _refused, answering, run
 
 EXAMPLES = f"""examples:
   export {TOKEN_ENV}=...
@@ -35,7 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     actions = pins.add_subparsers(dest="pins_command", metavar="{list,show,approve,reset}", required=True)
     listing = actions.add_parser("list", help="pinned tools and pending changes", epilog=EXAMPLES,
                                  formatter_class=formatter)  # fmt: skip
-    _connection(listing)
+    answering(listing)
     listing.set_defaults(handler=cmd_list)
     for name, text, handler in (
         ("show", "a tool's pinned definition beside the one the server announces now", cmd_show),
@@ -45,13 +45,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         action.add_argument("upstream", metavar="UPSTREAM")
         action.add_argument("tool", metavar="TOOL")
         action.add_argument("--group", default="", help="a principal group's pins (default: the shared ones)")
-        _connection(action)
+        answering(action)
         action.set_defaults(handler=handler)
     reset = actions.add_parser("reset", help="forget an upstream's pins; its next tools/list is trusted anew",
                                epilog=EXAMPLES, formatter_class=formatter)  # fmt: skip
     reset.add_argument("upstream", metavar="UPSTREAM")
     reset.add_argument("--group", help="only this principal group's pins (default: every group's)")
-    _connection(reset)
+    answering(reset)
     reset.set_defaults(handler=cmd_reset)
 
 
