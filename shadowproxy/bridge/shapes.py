@@ -15,8 +15,8 @@ from shadowproxy.core.protocol import (
     META_CLIENT_INFO,
     META_PROTOCOL_VERSION,
     MODERN_VERSION,
-    VERSION_HEADER,
 )
+from shadowproxy.upstreams.mcp_headers import routing
 
 ENVELOPE_PREFIX = "io.modelcontextprotocol/"
 META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
@@ -122,17 +122,10 @@ def envelope(message: Message, client: dict[str, Any]) -> Message:
     return message.evolve(params={**params, "_meta": stamped})
 
 
-NAMED_BY = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-
-
 def modern_headers(message: Message) -> dict[str, str]:
-    """The 2026-07-28 HTTP headers of a request: its version, method and (for the three that name one) name."""
-    headers = {VERSION_HEADER: MODERN_VERSION, "Mcp-Method": message.method or ""}
-    field = NAMED_BY.get(message.method or "")
-    name = message.params.get(field) if field and isinstance(message.params, dict) else None
-    if isinstance(name, str) and name.isascii() and name.isprintable():
-        headers["Mcp-Name"] = name
-    return headers
+    """The 2026-07-28 HTTP headers of a request: its version, method and (for the three that name one) name; an
+    HTTP upstream adds the ``Mcp-Param-*`` of a tool call (:mod:`shadowproxy.upstreams.mcp_headers`)."""
+    return routing(message, MODERN_VERSION)
 
 
 def initialize_result(discovered: dict[str, Any], asked_version: object) -> dict[str, Any]:

@@ -3,19 +3,17 @@
 A client's ``Mcp-*`` headers describe the message it sent, not the one a member gets (``Mcp-Name`` carries the
 namespaced name), so they are made again for each member's message: the protocol version (the negotiated one in
 the handshake era), and in the 2026-07-28 era ``Mcp-Method`` and ``Mcp-Name`` as the member's own names give them.
+``Mcp-Param-*`` are the HTTP channel's to make (:mod:`shadowproxy.upstreams.mcp_headers`): it knows the member's
+tool schemas.
 """
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Mapping
 
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.protocol import VERSION_HEADER, request_protocol_version
-
-NAME_PARAMS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-_SAFE = re.compile(r"[\x20-\x7E]*")
+from shadowproxy.upstreams.mcp_headers import routing
 
 
 def for_stream(passed: Mapping[str, str], negotiated: str | None) -> dict[str, str]:
@@ -33,14 +31,5 @@ def for_member(message: Message, passed: Mapping[str, str], negotiated: str | No
         if negotiated and message.method != "initialize":
             headers[VERSION_HEADER] = negotiated
         return headers
-    headers[VERSION_HEADER] = version
-    method = message.method
-    if method is None:
-        return headers
-    headers["Mcp-Method"] = method
-    key = NAME_PARAMS.get(method)
-    name = message.params.get(key) if key is not None and isinstance(message.params, dict) else None
-    if isinstance(name, str):
-        safe = _SAFE.fullmatch(name) and name == name.strip()
-        headers["Mcp-Name"] = name if safe else f"=?base64?{base64.b64encode(name.encode()).decode('ascii')}?="
+    headers.update(routing(message, version))
     return headers

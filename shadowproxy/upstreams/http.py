@@ -19,6 +19,7 @@ from shadowproxy.core.errors import JsonRpcError, UpstreamError, UpstreamSession
 from shadowproxy.core.jsonrpc import ERROR, Message, RequestId, decode, error_response
 from shadowproxy.core.protocol import SESSION_HEADER
 from shadowproxy.core.sse import SseError, SseParser
+from shadowproxy.upstreams import mcp_headers
 from shadowproxy.upstreams.base import Answered, UnsolicitedHandler
 from shadowproxy.upstreams.credentials import Credentials
 
@@ -149,6 +150,9 @@ class HttpChannel:
         return out
 
     async def _post(self, message: Message, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+        if message.raw is None or message.origin is not None:
+            # A body the proxy made or changed: its routing headers are made from it; the client's describe another.
+            headers = await mcp_headers.rebuilt(message, headers, self.upstream.tools, self)
         client = self.upstream.client()
         sent = self._headers(headers)
         if self.upstream.credentials is not None:
@@ -238,6 +242,8 @@ class UrlUpstream:
         self.url = config.url
         self._client: aiohttp.ClientSession | None = None
         self.credentials: Credentials | None = None
+        self.tools = mcp_headers.UpstreamTools()
+        """The ``Mcp-Param-*`` maps of its tools, for the calls whose body the proxy changed."""
         """Added to each request when the config gives them (:func:`~shadowproxy.upstreams.credentials.install`)."""
 
     def client(self) -> aiohttp.ClientSession:
