@@ -62,6 +62,10 @@ class UpstreamConfig(Section):
     name: str
     command: tuple[str, ...] = ()
     url: str | None = None
+    urls: tuple[str, ...] = ()
+    """Replicas of a Streamable HTTP server: new sessions are spread over the healthy ones (``url`` is the first)."""
+    replicas: Count = 1
+    """Copies of a shared stdio server (``share: true``): new sessions are spread over the live ones."""
     env: Mapping[str, str] = {}
     inherit_env: Flag | None = None
     """The whole environment for a stdio child (``True``), or a safe base (``False``), under ``env``; ``None``: the
@@ -97,18 +101,39 @@ class UpstreamConfig(Section):
             if not isinstance(args, list | tuple) or not all(isinstance(arg, str) for arg in args):
                 raise located("args", "must be a list of strings")
             data["command"] = tuple([*command, *args])
+        if "urls" in data:
+            urls = data["urls"]
+            if "url" in data:
+                raise located("urls", "is given with url; name every replica in urls")
+            if not isinstance(urls, list | tuple) or not urls or not all(isinstance(url, str) for url in urls):
+                raise located("urls", "must be a non-empty list of URLs")
+            if not all(url.startswith(("http://", "https://")) for url in urls):
+                raise located("urls", "are Streamable HTTP servers: http(s):// URLs")
+            if len(set(urls)) != len(urls):
+                raise located("urls", "names one URL twice")
+            data["urls"] = tuple(urls)
+            data["url"] = urls[0]
         url = data.get("url")
         if bool(command) == bool(url):
             raise ValueError("needs exactly one of command or url")
-        if url is not None and (not isinstance(url, str) or not url.startswith(URL_SCHEMES)):
-            raise located("url", "must be an http(s):// or ws(s):// URL")
+        for each in data.get("urls") or (url,):
+            if each is not None and (not isinstance(each, str) or not each.startswith(URL_SCHEMES)):
+                raise located("urls" if "urls" in data else "url", "must be an http(s):// or ws(s):// URL")
         data["transport"] = _transport(data, url)
         data.pop("type", None)
+        if "urls" in data and data["transport"] is not None:
+            raise located("urls", "applies to Streamable HTTP servers only")
         if "limits" in data and not command:
             raise located("limits", "applies to stdio servers (a command) only")
         if "credentials" in data and (command or data["transport"] is not None):
             raise located("credentials", "applies to Streamable HTTP servers (a url) only")
         return data
+
+    @model_validator(mode="after")
+    def _replicated(self) -> UpstreamConfig:
+        if self.replicas > 1 and not (self.command and self.share):
+            raise located("replicas", "applies to stdio servers with share: true only")
+        return self
 
 
 def _transport(spec: Mapping[str, Any], url: str | None) -> str | None:

@@ -66,6 +66,10 @@ class Calls:
         meta = (message.params or {}).get("_meta")
         listing = message.evolve(method="tools/list", params={"_meta": meta} if isinstance(meta, dict) else None)
         tools = [tool for link in channel.links.values() for tool in await channel.member_list(link, listing, headers)]
+        visible = self.gateway.visible
+        if visible is not None:
+            # Hidden from this principal's tools/list (roles, a rule, a pin): not found either.
+            tools = await visible(tools, channel.principal, channel.record)
         try:
             found = search.search(tools, arguments if isinstance(arguments, dict) else {})
         except ValueError as exc:

@@ -45,6 +45,8 @@ class AggregateChannel:
         self.handler = handler
         self.shared = shared
         self.scope = scope
+        self.principal: str | None = None
+        self.record: Any = None
         self.links = {name: MemberLink(name, upstream) for name, upstream in gateway.members.items()}
         self.init: Message | None = None
         self.initialized = False
@@ -55,6 +57,11 @@ class AggregateChannel:
         self.asked: dict[str, tuple[str, RequestId]] = {}
         self.inflight: dict[RequestId, str] = {}
         self.resources: dict[str, str] = {}
+
+    def bind(self, record: Any) -> None:
+        """The session this channel serves (its principal's ``search_tools`` finds what it may see); a logical
+        session's is told by the mount that opened it."""
+        self.principal, self.record = record.principal, record
 
     # -- members joining and leaving
 

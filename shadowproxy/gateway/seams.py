@@ -4,7 +4,7 @@ neither class."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableSet
+from collections.abc import Awaitable, Callable, Mapping, MutableSet
 from typing import Any, Protocol
 
 from shadowproxy.config.gateway import VirtualServerConfig
@@ -13,6 +13,10 @@ from shadowproxy.gateway.cache import ListCache, ResultCache
 from shadowproxy.gateway.member import MemberLink
 from shadowproxy.gateway.names import Names
 from shadowproxy.upstreams.base import Exchange, Upstream
+
+Visible = Callable[[list[Any], "str | None", Any], Awaitable[list[Any]]]
+"""What a principal's ``tools/list`` would show of these tools (``tools, principal, session record``): the chain's
+roles, rules and pins judge them as a listing. Set on a virtual server by its mount."""
 
 
 class Gateway(Protocol):
@@ -26,6 +30,7 @@ class Gateway(Protocol):
     results: ResultCache
     annotations: dict[str, Any]
     channels: MutableSet[Any]
+    visible: Visible | None
 
     def shown(self, member: str, method: str, items: list[Any]) -> list[Any]: ...
 
@@ -43,6 +48,8 @@ class Session(Protocol):
 
     gateway: Gateway
     scope: object
+    principal: str | None
+    record: Any
     links: dict[str, MemberLink]
     resources: dict[str, str]
 

@@ -22,7 +22,7 @@ from shadowproxy.gateway.cache import ListCache, ResultCache
 from shadowproxy.gateway.calls import Calls, unwrap
 from shadowproxy.gateway.channel import AggregateChannel
 from shadowproxy.gateway.names import Names
-from shadowproxy.gateway.seams import Session
+from shadowproxy.gateway.seams import Session, Visible
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.base import Exchange, UnsolicitedHandler, Upstream
 
@@ -48,6 +48,8 @@ class AggregateUpstream:
         self.calls = Calls(self)
         self.annotations: dict[str, Any] = {}
         self.channels: weakref.WeakSet[AggregateChannel] = weakref.WeakSet()
+        self.visible: Visible | None = None
+        """Set by the mount: ``search_tools`` finds only what the principal's ``tools/list`` would show."""
         self._down: dict[str, str] = {}
         self._clashes: set[str] = set()
         self._retrying: asyncio.Task[None] | None = None
@@ -58,6 +60,8 @@ class AggregateUpstream:
         # Lists are kept per principal when the channel is a session's, else per channel (a stateless one).
         scope: object = ("principal", owner.record.principal) if isinstance(owner, LiveSession) else object()
         channel = AggregateChannel(self, on_unsolicited, shared=shared, scope=scope)
+        if isinstance(owner, LiveSession):
+            channel.bind(owner.record)
         self.channels.add(channel)
         return channel
 

@@ -55,7 +55,11 @@ async def readyz(proxy: Proxy, endpoints: Sequence[StreamableHttpEndpoint], requ
     problems = [f"upstream {name}: {describe(upstreams[name])}" for name in unready]
     if failing:
         problems.append(f"store: {describe_store(store)}")
-    # A virtual server's member that is left out degrades it, not the instance: it stays ready.
+    # A replica down while others serve, or a virtual server's member left out, degrades the instance: it stays
+    # ready.
+    for name, report in sorted(upstreams.items()):
+        for index, why in (report.get("replicas_down") or {}).items():
+            problems.append(f"upstream {name}: replica {index} down: {why}")
     problems += [problem for gateway in proxy.virtual for problem in gateway.problems()]
     if problems:
         body["problems"] = problems

@@ -19,16 +19,17 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from shadowproxy.bridge.era import EraBridge
 from shadowproxy.control import HoldRegistry
 from shadowproxy.control.asking import Asker
 from shadowproxy.control.registry import Waiting
 from shadowproxy.core import counters, tracing
-from shadowproxy.core.chain import C2S, FORWARD, Action, Chain, Direction, MessageContext, Verdict, forward
+from shadowproxy.core.chain import C2S, FORWARD, S2C, Action, Chain, Direction, MessageContext, Verdict, forward
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.hold import BREAKPOINT, HoldSpec
-from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.jsonrpc import REQUEST, RESPONSE, Message
 from shadowproxy.core.protocol import (
     CLIENT_FIELD,
     KNOWN_VERSIONS,
@@ -78,6 +79,8 @@ class Mount:
         # ``call_tool`` meta-tool stands for, judged in its place.
         self.member_of: Callable[[Message, Message | None], str | None] | None = getattr(upstream, "member_of", None)
         self.unwrap: Callable[[Message], Message | None] | None = getattr(upstream, "unwrap", None)
+        if hasattr(upstream, "visible"):
+            upstream.visible = self.visible_tools
         # A stdio server gets a request's trace context in its params' _meta (an HTTP one, in headers).
         self.traced_in_meta = isinstance(upstream, StdioUpstream)
 
@@ -176,6 +179,23 @@ class Mount:
                 return Verdict(verdict.action, restored, by=verdict.by)
         return verdict
 
+    async def visible_tools(self, tools: list[Any], principal: str | None, record: SessionRecord | None) -> list[Any]:
+        """What ``principal``'s ``tools/list`` would show of ``tools``: the chain judges them as that listing's
+        answer (roles, rules that hide, pins), with no observer told; anything but a forward shows nothing."""
+        listing = Message(REQUEST, {"jsonrpc": "2.0", "id": "shadowproxy-search", "method": "tools/list"})
+        answer = Message(RESPONSE, {"jsonrpc": "2.0", "id": "shadowproxy-search", "result": {"tools": tools}})
+        if not self.chain.interceptors or self.chain.declines(answer, S2C, listing):
+            return tools
+        ctx = MessageContext(
+            answer, S2C, session=record, transport="gateway", upstream=self.name, principal=principal, request=listing
+        )
+        verdict = await self.chain.run(ctx)
+        if not verdict.is_forward:
+            return []
+        result = (verdict.message or answer).result
+        shown = result.get("tools") if isinstance(result, dict) else None
+        return shown if isinstance(shown, list) else []
+
     async def open_channel(self, on_unsolicited: UnsolicitedHandler) -> Channel:
         """A new client session's channel: the upstream's own, or the era bridge's."""
         if self.bridge is not None:
@@ -195,6 +215,9 @@ class Mount:
                 if channel is None:
                     bridged = await self.bridge.channel_for(session.record.principal) if self.bridge else None
                     channel = bridged or await self.upstream.open(_ignore, shared=True)
+                    bind = getattr(channel, "bind", None)  # a virtual server's: whose requests it carries
+                    if bind is not None:
+                        bind(session.record)
                     session.channel = channel
         return channel
 

@@ -34,6 +34,7 @@ from shadowproxy.core.urls import origin
 from shadowproxy.upstreams.base import Upstream
 from shadowproxy.upstreams.child import ChildProcess
 from shadowproxy.upstreams.circuit import Circuit, CircuitState
+from shadowproxy.upstreams.replicas import Spread
 from shadowproxy.upstreams.stdio import StdioUpstream
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,37 @@ PROBE_PROTOCOL = "2025-11-25"
 
 
 class UrlProbe:
-    """Reachability of an upstream the proxy does not run: is something answering at its URL?"""
+    """Reachability of an upstream the proxy does not run: is something answering at its URL?
+
+    With replicas (``urls``) each is probed; one that fails is passed over by new sessions until a probe finds it
+    up, and the upstream is down only when every replica is.
+    """
 
     def __init__(self, upstream: Any) -> None:
         self.config = upstream.config
+        self.spread: Spread | None = getattr(upstream, "spread", None)
+        self.urls: tuple[str, ...] = getattr(upstream, "urls", None) or (self.config.url,)
+        self.replicas_down: dict[int, str] = {}
         self._client: aiohttp.ClientSession | None = None
 
     async def probe(self, answer_within: float) -> None:
-        url = self.config.url
+        if len(self.urls) == 1 or self.spread is None:
+            await self._probe(self.urls[0], answer_within)
+            return
+        down: dict[int, str] = {}
+        for index, url in enumerate(self.urls):
+            try:
+                await self._probe(url, answer_within)
+            except UpstreamError as exc:
+                down[index] = exc.message
+                self.spread.failed(index, float("inf"))
+            else:
+                self.spread.up(index)
+        self.replicas_down = down
+        if len(down) == len(self.urls):
+            raise UpstreamError("every replica is down: " + "; ".join(down.values()))
+
+    async def _probe(self, url: str, answer_within: float) -> None:
         try:
             async with asyncio.timeout(answer_within):
                 if self.config.transport is None:
@@ -128,7 +152,21 @@ class Monitor:
         }
         if circuit is not None and circuit.state is CircuitState.OPEN:
             entry["retry_after"] = round(circuit.retry_after(), 1)
+        down = self.replicas_down()
+        if down is not None:
+            entry["replicas_down"] = down
         return entry
+
+    def replicas_down(self) -> dict[str, str] | None:
+        """The replicas down now and why, by index; ``None`` for an upstream without replicas."""
+        if self.url_probe is not None:
+            if len(self.url_probe.urls) == 1:
+                return None
+            return {str(index): problem for index, problem in self.url_probe.replicas_down.items()}
+        assert self.stdio is not None
+        if self.stdio.config.replicas == 1:
+            return None
+        return {str(index): "the process is not running" for index in self.stdio.replicas_down()}
 
     def restart_now(self) -> None:
         """Cut the current wait short: the admin API asked for a restart."""
@@ -165,15 +203,18 @@ class Monitor:
                 if not dead and self._consecutive < self.config.failures:
                     await self._idle(self.config.interval or None)
                     continue
-                self._mark(DOWN, problem)
+                # A replica that failed while others serve leaves the upstream up: only it is restarted.
+                partial = self.stdio is not None and self.stdio.serving_partly()
+                if not partial:
+                    self._mark(DOWN, problem)
                 if self.stdio is None:
                     await self._idle(self.config.interval or None)
                     continue
                 exited = {child for child in self.stdio.long_lived if not child.alive}
                 await self._idle(max(backoff, self.stdio.circuit.retry_after()), watch=False)
                 backoff = min(backoff * 2, self.config.backoff.max)
-                if self.status == DOWN and not self._replaced(exited):  # by the admin API or a client, meanwhile
-                    await self._restart()
+                if (partial or self.status == DOWN) and not self._replaced(exited):  # by the admin API or a client
+                    await self._restart(failed_only=partial)
         finally:
             if self.url_probe is not None:
                 await self.url_probe.close()
@@ -200,11 +241,12 @@ class Monitor:
         children = self.stdio.long_lived
         return bool(exited) and not exited.intersection(children) and all(child.alive for child in children)
 
-    async def _restart(self) -> None:
+    async def _restart(self, *, failed_only: bool = False) -> None:
         assert self.stdio is not None
-        log.warning("restarting upstream %s: %s", self.name, self.problem)
+        what = "the failed replicas of upstream" if failed_only else "upstream"
+        log.warning("restarting %s %s: %s", what, self.name, self.problem)
         try:
-            await self.stdio.restart(self.config.timeout)
+            await self.stdio.restart(self.config.timeout, failed_only=failed_only)
         except UpstreamError as exc:
             self.problem = exc.message
             log.warning("upstream %s did not restart: %s", self.name, exc.message)

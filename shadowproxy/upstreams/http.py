@@ -22,6 +22,7 @@ from shadowproxy.core.sse import SseError, SseParser
 from shadowproxy.upstreams import mcp_headers
 from shadowproxy.upstreams.base import Answered, UnsolicitedHandler
 from shadowproxy.upstreams.credentials import Credentials
+from shadowproxy.upstreams.replicas import Spread
 
 log = logging.getLogger(__name__)
 
@@ -135,49 +136,81 @@ class HttpExchange:
 
 
 class HttpChannel:
-    """A session's channel to an HTTP server; it carries the server's session id."""
+    """A session's channel to an HTTP server; it carries the server's session id.
 
-    def __init__(self, upstream: HttpUpstream) -> None:
+    With replicas (``urls``), a session's channel stays on the replica it was given; the channel of stateless
+    requests (``replica=None``) sends each to the next one, and again to another when the connection is refused.
+    """
+
+    def __init__(self, upstream: HttpUpstream, replica: int | None = 0) -> None:
         self.upstream = upstream
-        self.upstream_session_id: str | None = None
+        self.replica = replica
+        self.session_id: str | None = None
+
+    @property
+    def upstream_session_id(self) -> str | None:
+        """What the session record keeps: the server's session id, led by its replica's index when there are
+        several (a session carried on after a restart goes back to the replica that holds it)."""
+        if self.session_id is None or len(self.upstream.urls) == 1 or self.replica is None:
+            return self.session_id
+        return f"{self.replica}#{self.session_id}"
 
     def _headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         out = {"Accept": ACCEPT, "Content-Type": "application/json"}
         out.update(headers)
         out.update(self.upstream.config.headers)
-        if self.upstream_session_id is not None:
-            out[SESSION_HEADER] = self.upstream_session_id
+        if self.session_id is not None:
+            out[SESSION_HEADER] = self.session_id
         return out
 
     async def _post(self, message: Message, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
         if message.raw is None or message.origin is not None:
             # A body the proxy made or changed: its routing headers are made from it; the client's describe another.
             headers = await mcp_headers.rebuilt(message, headers, self.upstream.tools, self)
-        client = self.upstream.client()
         sent = self._headers(headers)
         if self.upstream.credentials is not None:
             await self.upstream.credentials.add(sent)
-        tracer = tracing.ACTIVE
+        upstream = self.upstream
+        replica = self.replica if self.replica is not None else upstream.spread.pick()
         try:
-            if tracer is None:
-                response = await client.post(self.upstream.url, data=message.to_bytes(), headers=sent)
-            else:
-                with tracer.child("mcp.upstream", client=True, **{"server.address": self.upstream.name}) as span:
-                    tracer.inject(sent)
-                    response = await client.post(self.upstream.url, data=message.to_bytes(), headers=sent)
-                    span.set_attribute("http.response.status_code", response.status)
+            response = await self._send(upstream.urls[replica], message, sent)
+        except aiohttp.ClientConnectorError as exc:
+            upstream.spread.failed(replica)
+            if self.replica is not None or len(upstream.urls) == 1:
+                raise UpstreamError(f"upstream {upstream.name!r} is unreachable: {exc}") from None
+            # Nothing reached the refusing replica: a stateless request is the next one's to serve.
+            replica = upstream.spread.pick(avoid=replica)
+            try:
+                response = await self._send(upstream.urls[replica], message, sent)
+            except (aiohttp.ClientError, OSError) as again:
+                raise UpstreamError(f"upstream {upstream.name!r} is unreachable: {again}") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
-        if response.status == 404 and self.upstream_session_id is not None:
+            raise UpstreamError(f"upstream {upstream.name!r} is unreachable: {exc}") from None
+        if response.status == 404 and self.session_id is not None:
             response.release()
-            raise UpstreamSessionLost(f"upstream {self.upstream.name!r} no longer knows this session")
+            raise UpstreamSessionLost(f"upstream {upstream.name!r} no longer knows this session")
         return response
+
+    async def _send(self, url: str, message: Message, sent: dict[str, str]) -> aiohttp.ClientResponse:
+        client = self.upstream.client()
+        tracer = tracing.ACTIVE
+        if tracer is None:
+            return await client.post(url, data=message.to_bytes(), headers=sent)
+        with tracer.child("mcp.upstream", client=True, **{"server.address": self.upstream.name}) as span:
+            tracer.inject(sent)
+            response = await client.post(url, data=message.to_bytes(), headers=sent)
+            span.set_attribute("http.response.status_code", response.status)
+            return response
+
+    @property
+    def url(self) -> str:
+        return self.upstream.urls[self.replica or 0]
 
     async def request(self, message: Message, headers: Mapping[str, str]) -> HttpExchange | Answered:
         response = await self._post(message, headers)
         session_id = response.headers.get(SESSION_HEADER)
         if session_id and message.method == "initialize":
-            self.upstream_session_id = session_id
+            self.session_id = session_id
         content_type = response.headers.get("Content-Type", "")
         if response.status == 202 or not content_type.startswith(("application/json", "text/event-stream")):
             status = response.status
@@ -188,7 +221,11 @@ class HttpChannel:
 
     async def resume(self, upstream_session_id: str | None, init_request: str | None) -> None:
         """The server still holds its session: reuse its id (a server that forgot it answers 404 later)."""
-        self.upstream_session_id = upstream_session_id
+        replica, _, session_id = (upstream_session_id or "").rpartition("#")
+        if len(self.upstream.urls) > 1 and replica.isdigit() and int(replica) < len(self.upstream.urls):
+            self.replica = int(replica)
+            upstream_session_id = session_id
+        self.session_id = upstream_session_id
 
     async def listen(self, headers: Mapping[str, str]) -> HttpExchange | None:
         """The upstream's GET stream for this session; ``None`` when it offers none (405)."""
@@ -198,10 +235,10 @@ class HttpChannel:
         if self.upstream.credentials is not None:
             await self.upstream.credentials.add(request_headers)
         try:
-            response = await self.upstream.client().get(self.upstream.url, headers=request_headers)
+            response = await self.upstream.client().get(self.url, headers=request_headers)
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
-        if response.status == 404 and self.upstream_session_id is not None:
+        if response.status == 404 and self.session_id is not None:
             response.release()
             raise UpstreamSessionLost(f"upstream {self.upstream.name!r} no longer knows this session")
         if response.status != 200 or not response.headers.get("Content-Type", "").startswith("text/event-stream"):
@@ -220,13 +257,13 @@ class HttpChannel:
         """Nothing to release: the server keeps the session, and the pooled client belongs to the upstream."""
 
     async def close(self) -> None:
-        if self.upstream_session_id is None:
+        if self.session_id is None:
             return
         try:
             headers = self._headers({})
             if self.upstream.credentials is not None:
                 await self.upstream.credentials.add(headers)
-            async with self.upstream.client().delete(self.upstream.url, headers=headers):
+            async with self.upstream.client().delete(self.url, headers=headers):
                 pass
         except (aiohttp.ClientError, OSError, UpstreamError) as exc:
             log.debug("DELETE of the upstream session failed: %s", exc)
@@ -240,6 +277,9 @@ class UrlUpstream:
         self.name = config.name
         self.config = config
         self.url = config.url
+        self.urls: tuple[str, ...] = config.urls or (config.url,)
+        self.spread = Spread(len(self.urls))
+        """Which replica a new session goes to (:mod:`shadowproxy.upstreams.replicas`)."""
         self._client: aiohttp.ClientSession | None = None
         self.credentials: Credentials | None = None
         self.tools = mcp_headers.UpstreamTools()
@@ -262,4 +302,6 @@ class HttpUpstream(UrlUpstream):
     """A Streamable HTTP server."""
 
     async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> HttpChannel:
-        return HttpChannel(self)
+        if len(self.urls) == 1:
+            return HttpChannel(self)
+        return HttpChannel(self, None if shared else self.spread.pick())

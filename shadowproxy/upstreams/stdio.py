@@ -26,6 +26,7 @@ from shadowproxy.upstreams.base import UnsolicitedHandler
 from shadowproxy.upstreams.child import MAX_LINE, ChildProcess, ChildRequest
 from shadowproxy.upstreams.child_channel import ChildChannel
 from shadowproxy.upstreams.circuit import Circuit
+from shadowproxy.upstreams.replicas import Spread
 
 __all__ = ["MAX_LINE", "ChildChannel", "ChildProcess", "ChildRequest", "StdioUpstream", "spawn_child"]
 
@@ -104,7 +105,10 @@ class StdioUpstream:
         self.name = config.name
         self.config = config
         self.children: set[ChildProcess] = set()
-        self._shared: ChildProcess | None = None
+        # The shared children: one, or ``replicas`` copies, each the child of the sessions it was given.
+        self._shared: list[ChildProcess | None] = [None] * config.replicas
+        self.spread = Spread(config.replicas)
+        self._unanswered: ChildProcess | None = None
         self._stateless: ChildProcess | None = None
         self._priming: asyncio.Task[None] | None = None
         self.restarts = 0
@@ -157,14 +161,39 @@ class StdioUpstream:
     @property
     def long_lived(self) -> list[ChildProcess]:
         """The children that outlive sessions: the shared one and the one for stateless requests."""
-        return [child for child in (self._shared, self._stateless) if child is not None]
+        return [child for child in (*self._shared, self._stateless) if child is not None]
+
+    def replicas_down(self) -> list[int]:
+        """The shared replicas started once and not running now."""
+        return [index for index, child in enumerate(self._shared) if child is not None and not child.alive]
+
+    def serving_partly(self) -> bool:
+        """With replicas: some failed, and the stateless child and at least one replica still serve."""
+        if len(self._shared) == 1 or self._stateless is None or not self._stateless.alive:
+            return False
+        if self._stateless is self._unanswered:
+            return False
+        return any(child is not None and child.alive and child is not self._unanswered for child in self._shared)
 
     async def _shared_child(self) -> ChildProcess:
+        """The shared child a new session is given: the next replica in turn, started again when it died."""
         async with self._lock:
-            if self._shared is None or not self._shared.alive:
-                self.restarts += self._shared is not None
-                self._shared = await self._start()
-            return self._shared
+            failure: UpstreamError | None = None
+            for _ in range(len(self._shared)):
+                index = self.spread.pick()
+                child = self._shared[index]
+                if child is not None and child.alive:
+                    return child
+                try:
+                    self._shared[index] = await self._start()
+                except UpstreamError as exc:
+                    self.spread.failed(index)
+                    failure = exc
+                    continue
+                self.restarts += child is not None
+                return self._shared[index]  # type: ignore[return-value]
+            assert failure is not None
+            raise failure
 
     async def _stateless_child(self) -> ChildProcess:
         """The child for 2026-07-28 requests: its own, opened with an enveloped request.
@@ -195,23 +224,32 @@ class StdioUpstream:
         finally:
             await exchange.close()
 
-    async def restart(self, prime: float = PRIME_TIMEOUT) -> None:
+    async def restart(self, prime: float = PRIME_TIMEOUT, *, failed_only: bool = False) -> None:
         """Replace the long-lived children with new ones; per-session children stay with their sessions.
 
         Sessions of a shared child are bound to it and end with it (their clients initialize again).
-        ``prime`` bounds the wait for the new stateless child's first answer: whoever restarts it wants to
-        know it is up (the health check that follows then measures the server, not its start).
+        ``failed_only`` replaces only the children that exited or did not answer the last probe, so that the
+        sessions of the other replicas go on. ``prime`` bounds the wait for the new stateless child's first
+        answer: whoever restarts it wants to know it is up (the health check that follows then measures the
+        server, not its start).
         """
         async with self._lock:
-            old, had_shared = self.long_lived, self._shared is not None
-            self._shared = self._stateless = None
+            failed = [c for c in self.long_lived if not c.alive or c is self._unanswered] if failed_only else None
+            old = self.long_lived if failed is None else failed
+            had = [child is not None and child in old for child in self._shared]
+            self._shared = [None if gone else child for child, gone in zip(self._shared, had, strict=True)]
+            if self._stateless in old:
+                self._stateless = None
         await asyncio.gather(*(child.terminate() for child in old))
         self.restarts += 1
-        await self._stateless_child()
-        if self._priming is not None:
-            await asyncio.wait({self._priming}, timeout=prime)
-        if had_shared:
-            await self._shared_child()
+        if self._stateless is None:
+            await self._stateless_child()
+            if self._priming is not None:
+                await asyncio.wait({self._priming}, timeout=prime)
+        async with self._lock:
+            for index, gone in enumerate(had):
+                if gone and self._shared[index] is None:
+                    self._shared[index] = await self._start()
 
     async def probe(self, answer_within: float | None) -> None:
         """Ping the long-lived children (starting the stateless one if there is none); raise when one fails.
@@ -220,6 +258,7 @@ class StdioUpstream:
         ``answer_within=None`` only checks that they run.
         """
         children = self.long_lived if self._stateless is not None else [await self._stateless_child()]
+        self._unanswered = None
         for child in children:
             if not child.alive:
                 raise UpstreamError(f"the server process exited with code {child.returncode}")
@@ -233,6 +272,7 @@ class StdioUpstream:
                     while not (await exchange.next()).is_reply:
                         pass
             except TimeoutError:
+                self._unanswered = child
                 raise UpstreamError(f"the server did not answer ping within {answer_within:g}s") from None
             finally:
                 await exchange.close()
