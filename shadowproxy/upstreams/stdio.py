@@ -9,6 +9,7 @@ progress tokens) rewritten so that ids from different clients never collide.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -109,8 +110,10 @@ class StdioUpstream:
         self._shared: list[ChildProcess | None] = [None] * config.replicas
         self.spread = Spread(config.replicas)
         self._unanswered: ChildProcess | None = None
-        self._stateless: ChildProcess | None = None
-        self._priming: asyncio.Task[None] | None = None
+        # The children of 2026-07-28 requests: one per replica, each logical session on one of them.
+        self._stateless: list[ChildProcess | None] = [None] * config.replicas
+        self._stateless_spread = Spread(config.replicas)
+        self._priming: dict[int, asyncio.Task[None]] = {}
         self.restarts = 0
         self.crashes = 0
         self.circuit = Circuit(config.name, CircuitConfig())
@@ -118,8 +121,10 @@ class StdioUpstream:
 
     async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> ChildChannel:
         if shared:
-            child = await self._stateless_child()
-            return ChildChannel(child, rewrite=True, owned=False, handler=on_unsolicited, revive=self._stateless_child)
+            index = self._stateless_spread.pick()
+            child = await self._stateless_child(index)
+            revive = functools.partial(self._stateless_child, index)
+            return ChildChannel(child, rewrite=True, owned=False, handler=on_unsolicited, revive=revive)
         if self.config.share:
             child = await self._shared_child()
             child.unsolicited.append(on_unsolicited)
@@ -160,20 +165,26 @@ class StdioUpstream:
 
     @property
     def long_lived(self) -> list[ChildProcess]:
-        """The children that outlive sessions: the shared one and the one for stateless requests."""
-        return [child for child in (*self._shared, self._stateless) if child is not None]
+        """The children that outlive sessions: the shared ones and the ones for stateless requests."""
+        return [child for child in (*self._shared, *self._stateless) if child is not None]
 
     def replicas_down(self) -> list[int]:
-        """The shared replicas started once and not running now."""
-        return [index for index, child in enumerate(self._shared) if child is not None and not child.alive]
+        """The replicas one of whose children (shared, stateless) was started and is not running now."""
+        pairs = zip(self._shared, self._stateless, strict=True)
+        return [index for index, pair in enumerate(pairs) if any(c is not None and not c.alive for c in pair)]
 
     def serving_partly(self) -> bool:
-        """With replicas: some failed, and the stateless child and at least one replica still serve."""
-        if len(self._shared) == 1 or self._stateless is None or not self._stateless.alive:
+        """With replicas: some failed, and of each kind started (shared, stateless) one still serves."""
+        if len(self._shared) == 1:
             return False
-        if self._stateless is self._unanswered:
-            return False
-        return any(child is not None and child.alive and child is not self._unanswered for child in self._shared)
+
+        def serving(children: list[ChildProcess | None]) -> bool:
+            started = [child for child in children if child is not None]
+            return not started or any(child.alive and child is not self._unanswered for child in started)
+
+        return (
+            any(child is not None for child in self._stateless) and serving(self._stateless) and serving(self._shared)
+        )
 
     async def _shared_child(self) -> ChildProcess:
         """The shared child a new session is given: the next replica in turn, started again when it died."""
@@ -195,7 +206,7 @@ class StdioUpstream:
             assert failure is not None
             raise failure
 
-    async def _stateless_child(self) -> ChildProcess:
+    async def _stateless_child(self, index: int = 0) -> ChildProcess:
         """The child for 2026-07-28 requests: its own, opened with an enveloped request.
 
         A server picks a connection's protocol era from its first request; a request that lacks the
@@ -204,14 +215,15 @@ class StdioUpstream:
         its answer (a server slow to start, or one that never answers, costs the requests behind it nothing).
         """
         async with self._lock:
-            if self._stateless is None or not self._stateless.alive:
-                self.restarts += self._stateless is not None
+            child = self._stateless[index]
+            if child is None or not child.alive:
+                self.restarts += child is not None
                 child = await self._start()
                 channel = ChildChannel(child, rewrite=True, owned=False, handler=_drop)
                 exchange = await channel.request(_discover(), {})
-                self._priming = spawn(self._primed(exchange), name=f"discover-{self.name}")
-                self._stateless = child
-            return self._stateless
+                self._priming[index] = spawn(self._primed(exchange), name=f"discover-{self.name}")
+                self._stateless[index] = child
+            return child
 
     async def _primed(self, exchange: ChildRequest) -> None:
         """Read the answer to the opening ``server/discover`` (a server that gives none is worth a warning)."""
@@ -238,14 +250,18 @@ class StdioUpstream:
             old = self.long_lived if failed is None else failed
             had = [child is not None and child in old for child in self._shared]
             self._shared = [None if gone else child for child, gone in zip(self._shared, had, strict=True)]
-            if self._stateless in old:
-                self._stateless = None
+            # The first stateless child is always there (it doubles as the probe); the others as they were.
+            renew = [index == 0 or child in old for index, child in enumerate(self._stateless)]
+            self._stateless = [None if child in old else child for child in self._stateless]
         await asyncio.gather(*(child.terminate() for child in old))
         self.restarts += 1
-        if self._stateless is None:
-            await self._stateless_child()
-            if self._priming is not None:
-                await asyncio.wait({self._priming}, timeout=prime)
+        primed = []
+        for index, again in enumerate(renew):
+            if again and self._stateless[index] is None:
+                await self._stateless_child(index)
+                primed.append(self._priming[index])
+        if primed:
+            await asyncio.wait(primed, timeout=prime)
         async with self._lock:
             for index, gone in enumerate(had):
                 if gone and self._shared[index] is None:
@@ -257,14 +273,15 @@ class StdioUpstream:
         Any answer counts, an error too: a 2026-07-28 server answers ``ping`` with method-not-found.
         ``answer_within=None`` only checks that they run.
         """
-        children = self.long_lived if self._stateless is not None else [await self._stateless_child()]
+        started = any(child is not None for child in self._stateless)
+        children = self.long_lived if started else [await self._stateless_child()]
         self._unanswered = None
         for child in children:
             if not child.alive:
                 raise UpstreamError(f"the server process exited with code {child.returncode}")
             if answer_within is None:
                 continue
-            modern = child is self._stateless
+            modern = child in self._stateless
             channel = ChildChannel(child, rewrite=True, owned=False, handler=_drop)
             exchange = await channel.request(_ping(modern), {})
             try:

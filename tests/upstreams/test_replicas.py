@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import mcp_types as types
 import pytest
 from mcp.client import Client
 
@@ -112,3 +113,13 @@ async def test_stdio_replicas(start_proxy, tmp_path: Path) -> None:  # type: ign
     # The next sessions are spread again, the crashed replica started anew.
     fresh = await sessions_by_pid(proxy.url, 3)
     assert len(fresh) == 3 and crashed not in fresh
+    # 2026-07-28 clients: a logical session each (one client name each), spread over stateless children of
+    # their own, each staying on its own.
+    stateless: dict[int, str] = {}
+    for index in range(3):
+        info = types.Implementation(name=f"client-{index}", version="1")
+        async with Client(proxy.url, mode="2026-07-28", client_info=info) as client:
+            pids = {text_of(await client.call_tool("pid", {})) for _ in range(2)}
+            assert len(pids) == 1
+            stateless[int(pids.pop())] = info.name
+    assert len(stateless) == 3 and not set(stateless) & (set(spread) | set(fresh))
