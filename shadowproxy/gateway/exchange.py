@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from shadowproxy.bridge.shapes import modern_result
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Message, error_response
+from shadowproxy.gateway.merge import modern
 from shadowproxy.upstreams.base import Exchange
 
 
@@ -70,6 +72,11 @@ class MemberExchange:
             if message.is_reply:
                 if self.keep is not None and message.error is None:
                     self.keep(message.result)
+                if message.error is None and modern(self.request):
+                    # A handshake-era member's result, to a 2026-07-28 client: with the fields it validates.
+                    shaped = modern_result(self.request.method, message.result)
+                    if shaped is not message.result:
+                        message = message.evolve(result=shaped)
                 return message.evolve(id=self.request.id) if message.id != self.request.id else message
             translated = self.translate(self.member, message)
             if translated is not None:

@@ -64,7 +64,8 @@ async def proxy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Proxy
         await started.stop()
 
 
-async def test_server_everything_as_a_member(proxy: ProxyProcess) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_server_everything_as_a_member(proxy: ProxyProcess, mode: str) -> None:
     logged: list[str] = []
     subscribed = asyncio.Event()
 
@@ -73,7 +74,7 @@ async def test_server_everything_as_a_member(proxy: ProxyProcess) -> None:
         if "Subscribe" in logged[-1]:
             subscribed.set()
 
-    async with Client(f"{proxy.base}/mcp/mixed", mode="legacy", logging_callback=on_log) as client:
+    async with Client(f"{proxy.base}/mcp/mixed", mode=mode, logging_callback=on_log) as client:
         tools = {tool.name for tool in (await client.list_tools(cache_mode="bypass")).tools}
         assert {"everything__echo", "everything__get-sum", "local__echo"} <= tools
         assert "The sum of 2 and 3 is 5" in text_of(await client.call_tool("everything__get-sum", {"a": 2, "b": 3}))
