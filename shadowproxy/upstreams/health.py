@@ -47,14 +47,14 @@ class UrlProbe:
     """Reachability of an upstream the proxy does not run: is something answering at its URL?
 
     With replicas (``urls``) each is probed; one that fails is passed over by new sessions until a probe finds it
-    up, and the upstream is down only when every replica is.
+    up, and the upstream is down only when every replica is. What ``/readyz`` says of them is the spread's: a
+    refused connection counts too.
     """
 
     def __init__(self, upstream: Any) -> None:
         self.config = upstream.config
         self.spread: Spread | None = getattr(upstream, "spread", None)
         self.urls: tuple[str, ...] = getattr(upstream, "urls", None) or (self.config.url,)
-        self.replicas_down: dict[int, str] = {}
         self._client: aiohttp.ClientSession | None = None
 
     async def probe(self, answer_within: float) -> None:
@@ -67,10 +67,9 @@ class UrlProbe:
                 await self._probe(url, answer_within)
             except UpstreamError as exc:
                 down[index] = exc.message
-                self.spread.failed(index, float("inf"))
+                self.spread.failed(index, exc.message, float("inf"))
             else:
                 self.spread.up(index)
-        self.replicas_down = down
         if len(down) == len(self.urls):
             raise UpstreamError("every replica is down: " + "; ".join(down.values()))
 
@@ -160,9 +159,9 @@ class Monitor:
     def replicas_down(self) -> dict[str, str] | None:
         """The replicas down now and why, by index; ``None`` for an upstream without replicas."""
         if self.url_probe is not None:
-            if len(self.url_probe.urls) == 1:
+            if len(self.url_probe.urls) == 1 or self.url_probe.spread is None:
                 return None
-            return {str(index): problem for index, problem in self.url_probe.replicas_down.items()}
+            return {str(index): problem for index, problem in self.url_probe.spread.down().items()}
         assert self.stdio is not None
         if self.stdio.config.replicas == 1:
             return None

@@ -175,11 +175,19 @@ class HttpChannel:
         try:
             response = await self._send(upstream.urls[replica], message, sent)
         except aiohttp.ClientConnectorError as exc:
-            upstream.spread.failed(replica)
-            if self.replica is not None or len(upstream.urls) == 1:
+            if len(upstream.urls) == 1:
                 raise UpstreamError(f"upstream {upstream.name!r} is unreachable: {exc}") from None
-            # Nothing reached the refusing replica: a stateless request is the next one's to serve.
+            upstream.spread.failed(replica, f"connection refused: {exc}")
+            if self.session_id is not None:
+                # The session lives in that replica: it ends with it, and its client starts one on another.
+                raise UpstreamSessionLost(
+                    f"replica {replica} of upstream {upstream.name!r} is unreachable; this session ended with it"
+                ) from None
+            # Nothing reached it and no session lives there: a stateless request, or a session's first, is the
+            # next replica's to serve.
             replica = upstream.spread.pick(avoid=replica)
+            if self.replica is not None:
+                self.replica = replica
             try:
                 response = await self._send(upstream.urls[replica], message, sent)
             except (aiohttp.ClientError, OSError) as again:

@@ -17,11 +17,12 @@ RETRY_AFTER = 5.0
 class Spread:
     """Round robin over ``count`` replicas, passing over those known to be down (all down: plain round robin)."""
 
-    __slots__ = ("_down_until", "_next")
+    __slots__ = ("_down_until", "_next", "_why")
 
     def __init__(self, count: int) -> None:
         self._next = 0
         self._down_until = [0.0] * count
+        self._why = [""] * count
 
     def __len__(self) -> int:
         return len(self._down_until)
@@ -39,11 +40,14 @@ class Spread:
         self._next = index + 1
         return index
 
-    def failed(self, index: int, seconds: float = RETRY_AFTER) -> None:
+    def failed(self, index: int, why: str, seconds: float = RETRY_AFTER) -> None:
         self._down_until[index] = time.monotonic() + seconds
+        self._why[index] = why
 
     def up(self, index: int) -> None:
         self._down_until[index] = 0.0
 
-    def is_up(self, index: int) -> bool:
-        return self._down_until[index] <= time.monotonic()
+    def down(self) -> dict[int, str]:
+        """The replicas known to be down now, and why."""
+        now = time.monotonic()
+        return {index: self._why[index] for index, until in enumerate(self._down_until) if until > now}

@@ -198,7 +198,7 @@ class StdioUpstream:
                 try:
                     self._shared[index] = await self._start()
                 except UpstreamError as exc:
-                    self.spread.failed(index)
+                    self.spread.failed(index, exc.message)
                     failure = exc
                     continue
                 self.restarts += child is not None
