@@ -157,6 +157,12 @@ def describe_upstream(upstream: Any, monitor: Monitor | None = None) -> dict[str
         entry["processes"] = len(upstream.children) if isinstance(upstream, StdioUpstream) else 0
     else:
         entry["url"] = mask_url(config.url or "")
+    replicas = len(config.urls) if config.urls else config.replicas
+    if replicas > 1:
+        entry["replicas"] = replicas
+        entry["replicas_down"] = report.get("replicas_down") or {}
+        if config.urls:
+            entry["urls"] = [mask_url(url) for url in config.urls]
     return entry
 
 

@@ -64,6 +64,13 @@ def openapi_document() -> dict[str, Any]:
                 "command": {"type": "array", "items": string},
                 "processes": integer,
                 "url": string,
+                "replicas": {"type": "integer", "description": "How many replicas (urls, or replicas with share)"},
+                "replicas_down": {
+                    "type": "object",
+                    "description": "The replicas known down now, by index, and why",
+                    "additionalProperties": string,
+                },
+                "urls": {"type": "array", "items": string},
                 "bridge": {
                     "type": "object",
                     "description": "The era bridge (bridge: auto or always): whether 2026-07-28 requests are bridged "

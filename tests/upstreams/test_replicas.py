@@ -16,6 +16,8 @@ import mcp_types as types
 import pytest
 from mcp.client import Client
 
+from tests.ops.helpers import TOKEN as ADMIN_TOKEN
+from tests.ops.helpers import admin
 from tests.security.helpers import open_session, post
 from tests.support import HttpServerProcess, ProxyProcess, sdk_server_command
 from tests.test_proxy_http import text_of
@@ -62,7 +64,9 @@ async def test_http_replicas(start_proxy, replicas: list[HttpServerProcess], tmp
     config = tmp_path / "sp.yaml"
     urls = ", ".join(f'"{server.url}"' for server in replicas)
     # No health checks: what the proxy knows of a replica down, it learns from a refused connection.
-    config.write_text(f"upstreams:\n  spread: {{urls: [{urls}]}}\nhealth: {{interval: 0}}\n")
+    config.write_text(
+        f"upstreams:\n  spread: {{urls: [{urls}]}}\nhealth: {{interval: 0}}\nadmin: {{token: {ADMIN_TOKEN}}}\n"
+    )
     proxy: ProxyProcess = await start_proxy("--config", str(config))
     spread = await sessions_by_pid(proxy.url, 4)
     assert sorted(len(sessions) for sessions in spread.values()) == [2, 2]
@@ -85,6 +89,10 @@ async def test_http_replicas(start_proxy, replicas: list[HttpServerProcess], tmp
     report = await readyz(proxy)
     assert report["status"] == "ready"
     assert any("upstream spread: replica 0 down: connection refused" in line for line in report["problems"])
+    status, upstreams = await admin(proxy.base, "GET", "/upstreams")
+    entry = next(each for each in upstreams["upstreams"] if each["name"] == "spread")
+    assert entry["replicas"] == 2 and entry["urls"] == [server.url for server in replicas]
+    assert list(entry["replicas_down"]) == ["0"]
     # Stateless 2026-07-28 requests go to a live replica.
     async with Client(proxy.url, mode="2026-07-28") as client:
         for _ in range(3):
