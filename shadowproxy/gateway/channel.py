@@ -47,7 +47,9 @@ class AggregateChannel:
         self.scope = scope
         self.principal: str | None = None
         self.record: Any = None
-        self.links = {name: MemberLink(name, upstream) for name, upstream in gateway.members.items()}
+        self.links = {
+            name: MemberLink(name, upstream, gateway.bridges.get(name)) for name, upstream in gateway.members.items()
+        }
         self.init: Message | None = None
         self.initialized = False
         self.started = False
@@ -96,6 +98,7 @@ class AggregateChannel:
                 init=self.init,
                 initialized=self.initialized,
                 headers=self.headers,
+                principal=self.principal,
             )
         except (JsonRpcError, OSError) as exc:
             problem = exc.message if isinstance(exc, JsonRpcError) else str(exc)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from shadowproxy.bridge.era import EraBridge
 from shadowproxy.core.errors import JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Message, notification
 from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
@@ -47,9 +48,12 @@ async def close_quietly(channel: Channel) -> None:
 class MemberLink:
     """A member's channel in one aggregate session; ``problem`` says why it is left out, ``None`` when it serves."""
 
-    def __init__(self, name: str, upstream: Upstream) -> None:
+    def __init__(self, name: str, upstream: Upstream, bridge: EraBridge | None = None) -> None:
         self.name = name
         self.upstream = upstream
+        # The member's era bridge, as its own mount has it: a member that speaks only the other era is met
+        # through it, as a plain mount's clients meet it.
+        self.bridge = bridge
         self.channel: Channel | None = None
         self.problem: str | None = "not started"
         self.result: dict[str, Any] = {}
@@ -68,10 +72,11 @@ class MemberLink:
         init: Message | None,
         initialized: bool,
         headers: Mapping[str, str],
+        principal: str | None = None,
     ) -> None:
         """Open the member's channel and, in the handshake era, give it the client's ``initialize``; raises
         :class:`UpstreamError` when it cannot."""
-        channel = await self.upstream.open(handler, shared=shared)
+        channel = await self._open(handler, shared=shared, principal=principal)
         try:
             if init is not None:
                 reply = await ask(channel, init.evolve(id=gateway_id()), headers, handler)
@@ -86,6 +91,15 @@ class MemberLink:
         old, self.channel, self.problem = self.channel, channel, None
         if old is not None:
             await close_quietly(old)
+
+    async def _open(self, handler: UnsolicitedHandler, *, shared: bool, principal: str | None) -> Channel:
+        bridge = self.bridge
+        if bridge is None:
+            return await self.upstream.open(handler, shared=shared)
+        if shared:
+            bridged = await bridge.channel_for(principal)
+            return bridged if bridged is not None else await self.upstream.open(handler, shared=True)
+        return await bridge.session_channel(handler)
 
     def lose(self, problem: str) -> None:
         self.problem = problem

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, MutableSet
 from typing import Any, Protocol
 
+from shadowproxy.bridge.era import EraBridge
 from shadowproxy.config.gateway import VirtualServerConfig
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.gateway.cache import ListCache, ResultCache
@@ -25,6 +26,7 @@ class Gateway(Protocol):
     name: str
     config: VirtualServerConfig
     members: dict[str, Upstream]
+    bridges: Mapping[str, EraBridge | None]
     names: Names
     cache: ListCache
     results: ResultCache

@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from shadowproxy.bridge.era import EraBridge
 from shadowproxy.config.gateway import VirtualServerConfig
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.tasks import spawn
@@ -38,10 +39,16 @@ LEFT_OUT = Counter(
 class AggregateUpstream:
     """The :class:`~shadowproxy.upstreams.base.Upstream` of a virtual server."""
 
-    def __init__(self, config: VirtualServerConfig, members: Mapping[str, Upstream]) -> None:
+    def __init__(
+        self,
+        config: VirtualServerConfig,
+        members: Mapping[str, Upstream],
+        bridges: Mapping[str, EraBridge | None] | None = None,
+    ) -> None:
         self.name = config.name
         self.config = config
         self.members = {name: members[name] for name in config.upstreams}
+        self.bridges = {name: (bridges or {}).get(name) for name in config.upstreams}
         self.names = Names(config.upstreams, config.separator, config.tools)
         self.cache = ListCache(config.cache.lists)
         self.results = ResultCache(config.cache)

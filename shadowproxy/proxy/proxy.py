@@ -84,7 +84,7 @@ class Proxy:
             )
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
-        self.virtual = [AggregateUpstream(server, upstreams) for server in config.virtual_servers]
+        self.virtual = [AggregateUpstream(server, upstreams, bridges) for server in config.virtual_servers]
         self.mounts += [
             Mount(f"{config.path}/{vs.name}", vs, self.chain, self.sessions, holds=self.holds, tapes=self.tapes)
             for vs in self.virtual
