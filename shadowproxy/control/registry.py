@@ -24,9 +24,10 @@ from typing import Any
 import orjson
 
 from shadowproxy.control import metrics
-from shadowproxy.control.asking import Asker, can_elicit, decision_of, hold_answered, question
+from shadowproxy.control.asking import ROUND_TRIP, Asker, can_elicit, decision_of, hold_answered, question
 from shadowproxy.control.breakpoints import Breakpoint
 from shadowproxy.control.decisions import DECISIONS, ending_for, verdict_for
+from shadowproxy.control.round_trip import RoundTrips
 from shadowproxy.core.chain import Direction, Verdict, block
 from shadowproxy.core.errors import POLICY_BLOCKED, JsonRpcError, ShadowProxyError
 from shadowproxy.core.hold import BLOCK, USER, HoldSpec
@@ -86,6 +87,7 @@ class HoldRegistry:
         self.breakpoints: tuple[Breakpoint, ...] = ()
         self.parked: dict[str, Parked] = {}
         self.watchers: set[asyncio.Queue[Hold]] = set()
+        self.round_trips = RoundTrips(self, _audit)
 
     # Breakpoints.
 
@@ -119,8 +121,14 @@ class HoldRegistry:
         """Hold ``message`` until it is decided, and return the chain's verdict for it.
 
         ``ask`` is how the front reaches its client with a request of the proxy's own: given, and the client
-        able to elicit, ``by: user`` asks the client's user; otherwise it becomes its ``fallback``.
+        able to elicit, ``by: user`` asks the client's user; otherwise it becomes its ``fallback``. For a
+        2026-07-28 request it is :data:`~shadowproxy.control.asking.ROUND_TRIP`: nothing is parked here.
         """
+        if spec.by == USER and ask is ROUND_TRIP:
+            asked = await self.round_trips.judge(message, direction, spec, session, upstream, request)
+            if asked is not None:
+                return asked
+            ask = None
         if spec.by == USER and (ask is None or not can_elicit(session)):
             spec = _fallback(spec)
             if spec.by == BLOCK:
@@ -340,6 +348,7 @@ class HoldRegistry:
 
     async def close(self) -> None:
         """Settle what is parked here: the clients waiting for them are being cut off."""
+        await self.round_trips.close()
         for hold_id in list(self.parked):
             ending = ending_for("deny", "shutdown", "the proxy stopped")
             ending["state"] = "expired"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from shadowproxy.control.asking import hold_answered
+from shadowproxy.control.asking import ROUND_TRIP, hold_answered
 from shadowproxy.core import counters, limit_hits, tracing
 from shadowproxy.core.chain import C2S
 from shadowproxy.core.errors import INVALID_REQUEST, SESSION_NOT_FOUND, UpstreamError
@@ -281,8 +281,9 @@ class StreamableHttpEndpoint(SessionFront):
         if kept is None:
             verdict = await self.mount.judge(message, C2S, session, "http")
         else:
-            # The 2026-07-28 era has no server-to-client request on a POST: a user is not asked there.
-            ask = None if modern else kept.ask
+            # The 2026-07-28 era has no server-to-client request on a POST: its user is asked through an
+            # InputRequiredResult, answered by the client's retry.
+            ask = ROUND_TRIP if modern else kept.ask
             verdict = await self.mount.judge(message, C2S, session, "http", waiting=kept.tick, ask=ask)
         self.sessions.touch(session)
         if not verdict.is_forward:
