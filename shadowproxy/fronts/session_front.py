@@ -4,8 +4,9 @@ A front carries MCP messages between one kind of client connection and a mount. 
 keeps the client's ``initialize`` on the session record (:func:`capture_initialize`), turns a verdict that stops
 a client's request into the answer the client gets (:func:`answer_for`), judges what the server sends and turns
 a stopped reply into the client's "blocked" error (:meth:`SessionFront.judge_server`), reads the upstream's own
-stream of messages tied to no request (:func:`listen_upstream`), and tells the upstream a request is abandoned
-(:func:`cancel_upstream`).
+stream of messages tied to no request (:func:`listen_upstream`), tells the upstream a request is abandoned
+(:func:`cancel_upstream`), and lets a held call's client user decide it (``by: user``: :meth:`SessionFront.asker`
+is the ``ask`` to judge a request with, :meth:`SessionFront.hold_answer` takes the user's answer off the path).
 
 A new transport is one module that implements :class:`ClientTransport` (which says how).
 """
@@ -16,11 +17,13 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from shadowproxy.control.asking import ROUND_TRIP, Asker, hold_answered
 from shadowproxy.core.chain import S2C, Action, Verdict
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Message, error_response, notification, result_response
-from shadowproxy.core.protocol import bounded_client_info
+from shadowproxy.core.protocol import bounded_client_info, request_protocol_version
 from shadowproxy.core.record import SessionRecord
+from shadowproxy.core.tasks import spawn
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.base import Channel
@@ -36,8 +39,11 @@ class ClientTransport(Protocol):
     on the client's ``initialize``; judge each client message with ``mount.judge(message, C2S, session,
     self.transport)`` and send what it forwards upstream, or give the client :func:`answer_for` the verdict; pass
     every message from the upstream through :meth:`SessionFront.judge_server` and give the client what it returns;
-    on a request that times out, :func:`cancel_upstream`. :mod:`~shadowproxy.fronts.stream_session` is the
-    shortest complete example.
+    on a request that times out, :func:`cancel_upstream`. A held request waits inside ``mount.judge``: judge
+    requests where that wait does not stop the client's other messages from being read (the user's answer to
+    the proxy's question is one of them), pass ``ask=self.asker(message)``, and give every client message to
+    :meth:`SessionFront.hold_answer` first. :mod:`~shadowproxy.fronts.stream_session` is the shortest complete
+    example.
     """
 
     @property
@@ -53,6 +59,11 @@ class ClientTransport(Protocol):
     async def answer_server(self, answer: Message, channel: Channel | None) -> None:
         """Send the proxy's answer to a server request the chain stopped back to the server that asked;
         ``channel`` is the one the request came on, when the transport knows it."""
+        ...
+
+    async def ask_client(self, question: Message) -> bool:
+        """Send the proxy's own request (its ``elicitation/create`` about a held call) to the session's client;
+        ``False`` when this transport cannot."""
         ...
 
 
@@ -81,6 +92,19 @@ class SessionFront:
             # A server request the proxy answered or refused: the answer goes back to the server.
             await self.answer_server(answer, channel)
         return None
+
+    def asker(self: ClientTransport, message: Message) -> Asker:
+        """How the user of the client that sent ``message`` is asked about it, should it be held ``by: user``: a
+        2026-07-28 request through the input-required round trip, any other by the transport's own request."""
+        return ROUND_TRIP if request_protocol_version(message) is not None else self.ask_client
+
+    def hold_answer(self: ClientTransport, message: Message, session: LiveSession) -> bool:
+        """Whether a client message is its answer to the proxy's question about a held call: if so it goes to
+        the hold registry, never to the upstream (which did not ask)."""
+        if not message.is_reply or hold_answered(message) is None:
+            return False
+        spawn(self.mount.holds.answered(message, session.id), name="hold-answer")
+        return True
 
 
 def capture_initialize(record: SessionRecord, message: Message) -> None:

@@ -30,7 +30,6 @@ from shadowproxy.core.errors import (
     UpstreamError,
     UpstreamSessionLost,
 )
-from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Kind, Message, RequestId, error_response, notification
 from shadowproxy.core.record import SessionRecord, new_session_id
 from shadowproxy.core.tasks import spawn
@@ -38,6 +37,7 @@ from shadowproxy.core.timer import RequestTimer
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.client_headers import ToolHeaders, client_headers
 from shadowproxy.fronts.http.wire import LONG_LIVED, is_stateless
+from shadowproxy.fronts.outbox import Outbox
 from shadowproxy.fronts.principal import PRINCIPAL
 from shadowproxy.fronts.session_front import (
     SessionFront,
@@ -75,43 +75,6 @@ GOING_AWAY = 1001
 UNSUPPORTED_DATA = 1003
 UPSTREAM_FAILED = 1011
 TRY_AGAIN_LATER = 1013
-
-Outgoing = tuple[Message, bool]
-"""A message for the client, and whether the chain has already judged it."""
-
-
-class Outbox(Inbox[Outgoing]):
-    """A stream's send buffer, bounded in bytes; ``on_overflow`` is called instead of growing past the bound."""
-
-    __slots__ = ("bound", "on_overflow", "queued")
-
-    def __init__(self, bound: int, on_overflow: Callable[[], None]) -> None:
-        super().__init__()
-        self.bound = bound
-        self.queued = 0
-        self.on_overflow = on_overflow
-
-    def put(self, item: Outgoing) -> None:
-        if self._error is not None:
-            return
-        size = len(item[0].to_bytes())
-        if self._items and self.queued + size > self.bound:
-            self.dropped += 1
-            self.on_overflow()
-            return
-        self.queued += size
-        super().put(item)
-
-    async def next(self) -> Outgoing:
-        item = await super().next()
-        self.queued -= len(item[0].to_bytes())
-        return item
-
-    def shut(self, error: JsonRpcError) -> None:
-        """Drop what is queued and wake the writer with ``error`` now."""
-        self._items.clear()
-        self.queued = 0
-        self.fail(error)
 
 
 class StreamSession(LiveSession, SessionFront):
@@ -177,7 +140,7 @@ class StreamSession(LiveSession, SessionFront):
 
     async def receive(self, message: Message, guard: Guard) -> None:
         """One message from the client: judge it, then send it on; a request gets a relay task of its own."""
-        if self.closing is not None:
+        if self.closing is not None or self.hold_answer(message, self):
             return
         session: LiveSession = self
         if message.is_request and message.method == "initialize":
@@ -188,17 +151,16 @@ class StreamSession(LiveSession, SessionFront):
             except limit_hits.LimitExceeded as exc:
                 self.reply(error_response(message.id, exc))
                 return
+        if message.is_request:
+            # Judged in its relay task: a request held for a decision waits there, and the stream goes on being
+            # read (the user's answer to the proxy's question comes on it).
+            self._start_relay(message, session)
+            return
         verdict = await self.mount.judge(message, C2S, session, self.transport)
         self.mount.sessions.touch(session)
         if not verdict.is_forward:
-            answer = answer_for(message, verdict)
-            if answer is not None:
-                self.reply(answer)
             return
         message = verdict.message or message
-        if message.is_request:
-            self._start_relay(message, session)
-            return
         relay = None
         if message.method == "notifications/cancelled":
             params = message.params
@@ -237,7 +199,22 @@ class StreamSession(LiveSession, SessionFront):
         return client_headers(message, self.record.protocol_version, self.tools)
 
     async def relay(self, message: Message, session: LiveSession) -> None:
-        """Carry one request upstream and everything the server says for it back to the stream."""
+        """Judge one request; carry it upstream and everything the server says for it back to the stream."""
+        try:
+            verdict = await self.mount.judge(message, C2S, session, self.transport, ask=self.asker(message))
+            self.mount.sessions.touch(session)
+            if verdict.is_forward:
+                await self.carry(verdict.message or message, session)
+            else:
+                self.reply(answer_for(message, verdict))  # type: ignore[arg-type]
+        finally:
+            self.relays.pop(message.id, None)  # type: ignore[arg-type]
+            self.stateless.discard(message.id)  # type: ignore[arg-type]
+            if self.draining and not self.relays:
+                self.end(Closing(GOING_AWAY, "the proxy is shutting down"))
+
+    async def carry(self, message: Message, session: LiveSession) -> None:
+        """Carry one judged request upstream and everything the server says for it back to the stream."""
         assert self.channel is not None and message.id is not None
         stateless = session is not self
         exchange = None
@@ -284,12 +261,8 @@ class StreamSession(LiveSession, SessionFront):
                 self.end(Closing(UPSTREAM_FAILED, "the upstream session ended; connect again and initialize"))
         finally:
             timer.stop()
-            self.relays.pop(message.id, None)
-            self.stateless.discard(message.id)
             if exchange is not None:
                 await exchange.close()
-            if self.draining and not self.relays:
-                self.end(Closing(GOING_AWAY, "the proxy is shutting down"))
 
     def _initialized(self, response: Message) -> None:
         result = response.result if isinstance(response.result, dict) else {}
@@ -299,6 +272,10 @@ class StreamSession(LiveSession, SessionFront):
             headers = self.headers(notification("notifications/initialized"))
             listening = listen_upstream(self.channel, headers, self.on_unsolicited, self.id)
             self.listener = spawn(listening, name=f"{self.transport}-listen")
+
+    async def ask_client(self, question: Message) -> bool:
+        self.reply(question)
+        return True
 
     async def answer_server(self, answer: Message, channel: Channel | None) -> None:
         if channel is None:

@@ -4,17 +4,21 @@ client answers through its elicitation callback; the recorder server says what r
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from mcp import Client
+import yaml
+from mcp import Client, StdioServerParameters
+from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitRequestParams, ElicitResult
 
 from tests.control.test_approvals import api, calls, proxy_config
+from tests.streams.ws_transport import websocket_client
 from tests.support import REPO, ProxyProcess, child_env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -56,7 +60,7 @@ class User:
             assert caught.value.error.code == -32010 and "denied by user" in caught.value.error.message
             assert caught.value.error.data["rule"] == "the-user-decides"  # type: ignore[index]
 
-    async def check(self, base: str) -> dict[str, Any]:
+    async def check(self, base: str, *then: str) -> dict[str, Any]:
         """One question, about the held call; the hold decided by the user; the server saw only an accepted call."""
         (question,) = self.asked
         assert "'echo'" in question.message and "the-user-decides" in question.message
@@ -66,7 +70,8 @@ class User:
         assert hold["state"] == ("approved" if self.action == "accept" else "denied")
         assert hold["reason"] == f"user said {self.action}"
         reached = calls(self.tmp_path)[self.before :]
-        assert reached == ([{"tool": "echo", "arguments": {"text": "ask"}}] if self.action == "accept" else [])
+        asked = [{"tool": "echo", "arguments": {"text": "ask"}}] if self.action == "accept" else []
+        assert reached == asked + [{"tool": "echo", "arguments": {"text": text}} for text in then]
         return hold
 
 
@@ -110,3 +115,42 @@ async def test_a_2026_client_without_elicitation_gets_the_fallback(proxy) -> Non
             await client.call_tool("echo", {"text": "ask"})
     assert caught.value.error.code == -32010 and "cannot be asked" in caught.value.error.message
     assert len(calls(tmp_path)) == before
+
+
+@pytest.mark.parametrize("front", ["websocket", "sse"])
+@pytest.mark.parametrize("action", ["accept", "decline"])
+async def test_a_stream_front_asks_on_its_stream(proxy, front: str, action: str) -> None:  # type: ignore[no-untyped-def]
+    process, tmp_path = proxy
+    user = User(tmp_path, action)
+    base = process.base
+    transport = (
+        websocket_client(base.replace("http://", "ws://") + "/ws")
+        if front == "websocket"
+        else sse_client(f"{base}/sse")
+    )
+    async with Client(transport, mode="legacy", elicitation_callback=user) as client:
+        await user.call(client)
+        # The stream was read while the call was held: the session answers as before.
+        assert (await client.call_tool("echo", {"text": "after"})).content[0].text == "after"  # type: ignore[union-attr]
+    hold = await user.check(process.base, "after")
+    assert not hold["session"].startswith("logical-")
+
+
+@pytest.mark.parametrize("action", ["accept", "decline"])
+async def test_the_stdio_front_asks_on_stdout(tmp_path: Path, action: str) -> None:
+    config = yaml.safe_load(proxy_config(tmp_path).read_text())
+    config.pop("admin")
+    (tmp_path / "stdio.yaml").write_text(yaml.safe_dump(config))
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "shadowproxy", "stdio", "--config", str(tmp_path / "stdio.yaml"), "--server", "pay"],
+        env=child_env(),
+        cwd=str(REPO),
+    )
+    user = User(tmp_path, action)
+    async with Client(params, mode="legacy", elicitation_callback=user) as client:
+        await user.call(client)
+    (question,) = user.asked
+    assert "the-user-decides" in question.message
+    reached = calls(tmp_path)[user.before :]
+    assert reached == ([{"tool": "echo", "arguments": {"text": "ask"}}] if action == "accept" else [])

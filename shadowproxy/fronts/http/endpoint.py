@@ -317,6 +317,10 @@ class StreamableHttpEndpoint(SessionFront):
         assert channel is not None
         await channel.send(answer, {})
 
+    async def ask_client(self, question: Message) -> bool:
+        """Never the session's: a held POST asks on its own stream (:meth:`KeptOpen.ask`)."""
+        return False
+
     async def batch(
         self, request: web.Request, messages: list[Message], session_id: str | None, version: str | None
     ) -> web.StreamResponse:

@@ -64,6 +64,8 @@ class StdioChildFront(StdioFront):
         """Where both pipes' messages arrive, a read's worth at a time. A message the chain passes unjudged cannot
         suspend, so it is handled and written here, in the pipe's callback, while nothing is queued ahead of it and
         neither pipe is full; from the first one that cannot be, the rest go to the task, in order."""
+        if source == CLIENT and self.mount.holds.parked:
+            messages = self.unheld(messages)
         child = self.child
         if self.idle and not self.inbox and child is not None:
             now = self.client_now if source == CLIENT else self.server_now

@@ -114,11 +114,18 @@ class StdioFront(SessionFront, abc.ABC):
 
     def receive(self, source: int, messages: Iterator[Message]) -> None:
         """Where a read's worth of messages arrives: each goes to the task, in order."""
+        if source == CLIENT and self.mount.holds.parked:
+            messages = self.unheld(messages)
         for message in messages:
             self.inbox.put((source, message))
         self.flush()
         if source == CLIENT and len(self.inbox) > INBOX_HIGH:
             self.reader.hold()
+
+    def unheld(self, messages: Iterator[Message]) -> Iterator[Message]:
+        """The client's messages but its answers to the proxy's questions about held calls, which are taken here:
+        the task that would read them waits in the held call."""
+        return (message for message in messages if not self.hold_answer(message, self.session))
 
     def reject(self, line: bytes | None, error: JsonRpcError) -> None:
         log.warning("client sent a bad message (%s): %.200r", error.message, line)
@@ -213,7 +220,7 @@ class StdioFront(SessionFront, abc.ABC):
     async def from_client(self, message: Message) -> None:
         self.note_initialize(message)
         stateless = self.route(message)
-        verdict = await self.mount.judge(message, C2S, self.session, self.transport)
+        verdict = await self.mount.judge(message, C2S, self.session, self.transport, ask=self.asker(message))
         self.mount.sessions.touch(self.session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
@@ -250,6 +257,11 @@ class StdioFront(SessionFront, abc.ABC):
         outgoing = await self.judge_server(message, self.session, None, request)
         if outgoing is not None:
             self.write(outgoing)
+
+    async def ask_client(self, question: Message) -> bool:
+        self.write(question)
+        self.flush()
+        return True
 
     async def answer_server(self, answer: Message, channel: Channel | None) -> None:
         try:
