@@ -14,6 +14,7 @@ import logging
 from shadowproxy import cluster
 from shadowproxy.bridge.era import create_bridge
 from shadowproxy.cluster import holds as cluster_holds
+from shadowproxy.cluster import pins as cluster_pins
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.control import HoldRegistry
 from shadowproxy.core import tracing
@@ -96,6 +97,7 @@ class Proxy:
         self.cluster = cluster.join(config, self.sessions, self.mounts, self.chain, self.reload)
         if self.cluster is not None:
             cluster_holds.share(self.cluster, self.holds)
+            cluster_pins.share(self.cluster, self.pins)
 
     async def start(self, *, on_demand: bool = False) -> None:
         """Open what the proxy runs. ``on_demand`` (the stdio front: one client) starts no server process ahead of
