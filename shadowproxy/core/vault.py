@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
-from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.jsonrpc import RESPONSE, Message
 from shadowproxy.core.redact import walk
 
 KEY_ENV = "SHADOWPROXY_TOKEN_KEY"
@@ -94,7 +94,13 @@ class TokenVault:
         return walk(value, self.restore_text)
 
     def restore_message(self, message: Message) -> Message:
-        """A client's message with its tokens replaced by their values (in params), or the message itself."""
+        """A client's message with its tokens replaced by their values, or the message itself: a request's or a
+        notification's params, and a response's result (the client's answer to a server's sampling, elicitation
+        or roots request, which may carry back what it was shown as tokens)."""
+        if message.kind is RESPONSE:
+            result = message.result
+            restored_result = self.restore(result)
+            return message if restored_result is result else message.evolve(result=restored_result)
         params = message.params
         restored = self.restore(params)
         return message if restored is params else message.evolve(params=restored)
