@@ -2,9 +2,10 @@
 
 Every server message of such a session, replies included, travels on the one
 stream the client holds, so a :class:`StreamSession` puts them in a bounded
-:class:`Outbox` and one writer drains it onto the wire. A request in flight is
-read by a task of its own, because the stream's reader cannot wait on it (the
-client may answer a sampling request before the tool call it came from ends).
+:class:`Outbox` and one writer drains it onto the wire. A request is judged
+and then carried by a task of its own, because the stream's reader cannot wait on
+it (the client may answer a sampling request before the tool call it came from
+ends, or the proxy's own question about a call held for its user).
 A reader too slow for what the server sends does not grow memory: when the
 outbox is over its byte bound the stream is closed with a reason, and counted.
 """
