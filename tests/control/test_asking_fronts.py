@@ -75,11 +75,13 @@ class User:
         return hold
 
 
+@pytest.mark.parametrize("front", ["http", "websocket"])
 @pytest.mark.parametrize("action", ["accept", "decline"])
-async def test_a_2026_client_is_asked_through_input_required(proxy, action: str) -> None:  # type: ignore[no-untyped-def]
+async def test_a_2026_client_is_asked_through_input_required(proxy, front: str, action: str) -> None:  # type: ignore[no-untyped-def]
     process, tmp_path = proxy
     user = User(tmp_path, action)
-    async with Client(process.url, mode="2026-07-28", elicitation_callback=user) as client:
+    target = process.url if front == "http" else websocket_client(process.base.replace("http://", "ws://") + "/ws")
+    async with Client(target, mode="2026-07-28", elicitation_callback=user) as client:
         await user.call(client)
     hold = await user.check(process.base)
     assert hold["session"].startswith("logical-")
@@ -136,8 +138,9 @@ async def test_a_stream_front_asks_on_its_stream(proxy, front: str, action: str)
     assert not hold["session"].startswith("logical-")
 
 
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 @pytest.mark.parametrize("action", ["accept", "decline"])
-async def test_the_stdio_front_asks_on_stdout(tmp_path: Path, action: str) -> None:
+async def test_the_stdio_front_asks_on_stdout(tmp_path: Path, action: str, mode: str) -> None:
     config = yaml.safe_load(proxy_config(tmp_path).read_text())
     config.pop("admin")
     (tmp_path / "stdio.yaml").write_text(yaml.safe_dump(config))
@@ -148,7 +151,7 @@ async def test_the_stdio_front_asks_on_stdout(tmp_path: Path, action: str) -> No
         cwd=str(REPO),
     )
     user = User(tmp_path, action)
-    async with Client(params, mode="legacy", elicitation_callback=user) as client:
+    async with Client(params, mode=mode, elicitation_callback=user) as client:
         await user.call(client)
     (question,) = user.asked
     assert "the-user-decides" in question.message
