@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from shadowproxy.control.asking import ROUND_TRIP, Asker, hold_answered
+from shadowproxy.control.registry import Waiting
 from shadowproxy.core.chain import S2C, Action, Verdict
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Message, error_response, notification, result_response
@@ -30,6 +31,8 @@ from shadowproxy.upstreams.base import Channel
 
 log = logging.getLogger(__name__)
 
+HELD = "held: waiting for a decision"
+
 
 class ClientTransport(Protocol):
     """What a client-side transport provides to the shared pieces of :class:`SessionFront`.
@@ -41,7 +44,8 @@ class ClientTransport(Protocol):
     every message from the upstream through :meth:`SessionFront.judge_server` and give the client what it returns;
     on a request that times out, :func:`cancel_upstream`. A held request waits inside ``mount.judge``: judge
     requests where that wait does not stop the client's other messages from being read (the user's answer to
-    the proxy's question is one of them), pass ``ask=self.asker(message)``, and give every client message to
+    the proxy's question is one of them), pass ``ask=self.asker(message)`` and ``waiting=self.waiting(message)``,
+    and give every client message to
     :meth:`SessionFront.hold_answer` first. :mod:`~shadowproxy.fronts.stream_session` is the shortest complete
     example.
     """
@@ -61,9 +65,9 @@ class ClientTransport(Protocol):
         ``channel`` is the one the request came on, when the transport knows it."""
         ...
 
-    async def ask_client(self, question: Message) -> bool:
-        """Send the proxy's own request (its ``elicitation/create`` about a held call) to the session's client;
-        ``False`` when this transport cannot."""
+    def tell_client(self, message: Message) -> bool:
+        """Send a message of the proxy's own to the session's client (its ``elicitation/create`` about a held
+        call, progress while one waits); ``False`` when this transport cannot."""
         ...
 
 
@@ -96,7 +100,25 @@ class SessionFront:
     def asker(self: ClientTransport, message: Message) -> Asker:
         """How the user of the client that sent ``message`` is asked about it, should it be held ``by: user``: a
         2026-07-28 request through the input-required round trip, any other by the transport's own request."""
-        return ROUND_TRIP if request_protocol_version(message) is not None else self.ask_client
+        if request_protocol_version(message) is not None:
+            return ROUND_TRIP
+
+        async def ask(question: Message) -> bool:
+            return self.tell_client(question)
+
+        return ask
+
+    def waiting(self: ClientTransport, message: Message) -> Waiting | None:
+        """What a held request's client is told while it waits: progress, when it gave a ``progressToken``."""
+        if held_progress(message, 0) is None:
+            return None
+
+        async def tick(ticks: int) -> None:
+            progress = held_progress(message, ticks)
+            if progress is not None:
+                self.tell_client(progress)
+
+        return tick
 
     def hold_answer(self: ClientTransport, message: Message, session: LiveSession) -> bool:
         """Whether a client message is its answer to the proxy's question about a held call: if so it goes to
@@ -105,6 +127,17 @@ class SessionFront:
             return False
         spawn(self.mount.holds.answered(message, session.id), name="hold-answer")
         return True
+
+
+def held_progress(request: Message, ticks: int) -> Message | None:
+    """The ``notifications/progress`` that tells a held request's client it waits for a decision, when the request
+    carried a ``progressToken``."""
+    params = request.params
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    token = meta.get("progressToken") if isinstance(meta, dict) else None
+    if token is None:
+        return None
+    return notification("notifications/progress", {"progressToken": token, "progress": ticks, "message": HELD})
 
 
 def capture_initialize(record: SessionRecord, message: Message) -> None:

@@ -202,7 +202,8 @@ class StreamSession(LiveSession, SessionFront):
     async def relay(self, message: Message, session: LiveSession) -> None:
         """Judge one request; carry it upstream and everything the server says for it back to the stream."""
         try:
-            verdict = await self.mount.judge(message, C2S, session, self.transport, ask=self.asker(message))
+            ask, waiting = self.asker(message), self.waiting(message)
+            verdict = await self.mount.judge(message, C2S, session, self.transport, waiting=waiting, ask=ask)
             self.mount.sessions.touch(session)
             if verdict.is_forward:
                 await self.carry(verdict.message or message, session)
@@ -274,8 +275,8 @@ class StreamSession(LiveSession, SessionFront):
             listening = listen_upstream(self.channel, headers, self.on_unsolicited, self.id)
             self.listener = spawn(listening, name=f"{self.transport}-listen")
 
-    async def ask_client(self, question: Message) -> bool:
-        self.reply(question)
+    def tell_client(self, message: Message) -> bool:
+        self.reply(message)
         return True
 
     async def answer_server(self, answer: Message, channel: Channel | None) -> None:

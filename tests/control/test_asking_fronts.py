@@ -17,9 +17,10 @@ from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitRequestParams, ElicitResult
 
-from tests.control.test_approvals import api, calls, proxy_config
+from shadowproxy.core.tasks import spawn
+from tests.control.test_approvals import api, calls, pending, proxy_config
 from tests.streams.ws_transport import websocket_client
-from tests.support import REPO, ProxyProcess, child_env
+from tests.support import REPO, ProxyProcess, child_env, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -157,3 +158,21 @@ async def test_the_stdio_front_asks_on_stdout(tmp_path: Path, action: str, mode:
     assert "the-user-decides" in question.message
     reached = calls(tmp_path)[user.before :]
     assert reached == ([{"tool": "echo", "arguments": {"text": "ask"}}] if action == "accept" else [])
+
+
+async def test_a_call_held_on_a_websocket_gets_progress_and_the_stream_goes_on(proxy) -> None:  # type: ignore[no-untyped-def]
+    process, _ = proxy
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    ws = websocket_client(process.base.replace("http://", "ws://") + "/ws")
+    async with Client(ws, mode="legacy") as client:
+        call = spawn(client.call_tool("pay", {"amount": 2, "to": "fay"}, progress_callback=on_progress), name="pay")
+        (held,) = await pending(process.base)
+        await until(lambda: len(progress) >= 2, "progress while held")
+        assert (await client.call_tool("echo", {"text": "meanwhile"})).content[0].text == "meanwhile"  # type: ignore[union-attr]
+        status, _ = await api(process.base, "POST", f"/approvals/{held['id']}", {"decision": "approve"})
+        assert status == 200
+        assert (await call).content[0].text == "paid 2 to fay"  # type: ignore[union-attr]

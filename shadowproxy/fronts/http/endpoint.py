@@ -317,8 +317,8 @@ class StreamableHttpEndpoint(SessionFront):
         assert channel is not None
         await channel.send(answer, {})
 
-    async def ask_client(self, question: Message) -> bool:
-        """Never the session's: a held POST asks on its own stream (:meth:`KeptOpen.ask`)."""
+    def tell_client(self, message: Message) -> bool:
+        """Never on the session's stream: a held POST asks and tells on its own (:class:`KeptOpen`)."""
         return False
 
     async def batch(

@@ -220,7 +220,8 @@ class StdioFront(SessionFront, abc.ABC):
     async def from_client(self, message: Message) -> None:
         self.note_initialize(message)
         stateless = self.route(message)
-        verdict = await self.mount.judge(message, C2S, self.session, self.transport, ask=self.asker(message))
+        ask, waiting = self.asker(message), self.waiting(message)
+        verdict = await self.mount.judge(message, C2S, self.session, self.transport, waiting=waiting, ask=ask)
         self.mount.sessions.touch(self.session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
@@ -258,8 +259,8 @@ class StdioFront(SessionFront, abc.ABC):
         if outgoing is not None:
             self.write(outgoing)
 
-    async def ask_client(self, question: Message) -> bool:
-        self.write(question)
+    def tell_client(self, message: Message) -> bool:
+        self.write(message)
         self.flush()
         return True
 
