@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 MAX_SECRET = 16 * 1024
 SPACE = "upstream-secrets"
+IMPORTED = "upstream-secrets-imported"
+"""The ``secrets_file`` paths already imported."""
 FRESH = 5.0
 """Seconds a secret read from the store is used before it is read again."""
 MAX_OPENED = 10_000
@@ -118,8 +120,12 @@ class SecretBox:
             self.announce(upstream, principal)
 
     async def import_file(self) -> int:
-        """Move the secrets of an older ``secrets_file`` into the store (those it does not have); how many."""
+        """Move the secrets of an older ``secrets_file`` into the store (those it does not have), once: a secret
+        deleted since is not brought back by the next start. How many were moved."""
         if self.legacy is None or not self.legacy.exists():
+            return 0
+        done = str(self.legacy.resolve())
+        if await self.store.entry(IMPORTED, done) is not None:
             return 0
         try:
             data = orjson.loads(self.legacy.read_bytes())
@@ -133,4 +139,5 @@ class SecretBox:
                 if isinstance(sealed, str) and await self.store.entry(SPACE, key) is None:
                     await self.store.put_entry(SPACE, key, sealed.encode())
                     imported += 1
+        await self.store.put_entry(IMPORTED, done, b"1")
         return imported
