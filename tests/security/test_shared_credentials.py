@@ -227,11 +227,25 @@ async def test_a_forwarded_request_is_sent_with_the_callers_own_credentials(
     assert "its upstream at instance a" in b.log(), "served through the owner"
     assert not any(token in str(server.seen) for token in TOKENS.values()), "no client token reaches the upstream"
 
-    # A JWT is exchanged where the client is; only the exchanged token goes on to the owner.
+    # A JWT is exchanged where the client is; only the exchanged token goes on to the owner, through Redis.
     carol = KEY.sign(sub="carol")
     session = await open_session(f"{a.base}/mcp/vx", **bearer(carol))
-    body = await call_whoami(b, "vx", session, carol, "exchanged__whoami")
+    watcher = aioredis.Redis.from_url(redis_url)
+    frames = watcher.pubsub()
+    await frames.psubscribe("shadowproxy:node:*")
+    try:
+        body = await call_whoami(b, "vx", session, carol, "exchanged__whoami")
+        seen: list[bytes] = []
+        # Everything published is buffered by now; the subscription's own confirmation comes first.
+        while (item := await frames.get_message(timeout=0.5)) is not None:
+            if item["type"] == "pmessage":
+                seen.append(item["data"])
+    finally:
+        await frames.aclose()
+        await watcher.aclose()
     text = body["result"]["content"][0]["text"]
     assert text.startswith("Bearer exchanged-carol-"), body
+    assert any(b"exchanged-carol-" in frame for frame in seen), "forwarded with the exchanged token"
+    assert not any(carol.encode() in frame for frame in seen), "the client's own token never leaves b"
     assert all(call["subject_token"] == carol for call in authorization.calls)
     assert carol not in str(server.seen)
