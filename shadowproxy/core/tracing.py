@@ -61,6 +61,21 @@ class Tracing:
         with self.trace.use_span(self.begin(message, session_id, headers), end_on_exit=True) as span:
             yield span
 
+    @contextmanager
+    def batch(self, size: int, session_id: str | None, headers: Mapping[str, str]) -> Iterator[Any]:
+        """The span of a JSON-RPC batch (protocol 2025-03-26), continuing the trace its headers name: each of its
+        messages' spans is a child."""
+        parent = None
+        if "traceparent" in headers:
+            parent = self.propagator.extract({key: headers[key] for key in TRACE_FIELDS if key in headers})
+        attributes: dict[str, Any] = {"rpc.system": "jsonrpc", "shadowproxy.batch.size": size}
+        if session_id is not None:
+            attributes["mcp.session.id"] = session_id
+        with self.tracer.start_as_current_span(
+            "batch", context=parent, kind=self.kinds.SERVER, attributes=attributes
+        ) as span:
+            yield span
+
     def begin(self, message: Message, session_id: str | None, headers: Mapping[str, str] | None = None) -> Any:
         """The span of one client request, begun but neither current nor ended: for a front whose request and
         reply are handled in different places (stdio, WebSocket, legacy SSE). :meth:`within` makes it current

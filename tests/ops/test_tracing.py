@@ -215,3 +215,24 @@ async def test_a_stdio_clients_request_is_a_span_continuing_the_meta_traceparent
     assert sent_trace == trace and sent_parent == request["span_id"]
     chain = next(span for span in spans if span["name"] == "mcp.chain")
     assert chain["parent_id"] == request["span_id"]
+
+
+async def test_a_batch_is_a_span_whose_messages_are_its_children(setup: Setup) -> None:
+    url = f"{setup.base}/mcp/meta"
+    init = {**INIT, "params": {**INIT["params"], "protocolVersion": "2025-03-26"}}
+    status, _, headers = await post(url, init)
+    assert status == 200
+    session = {"Mcp-Session-Id": headers["Mcp-Session-Id"]}
+    trace = "5" * 32
+    batch = [{"jsonrpc": "2.0", "method": "notifications/initialized"}, call(8, "add")]
+    status, replies, _ = await post(url, batch, **session, traceparent=f"00-{trace}-{PARENT}-01")
+    assert status == 200 and [reply["id"] for reply in replies] == [8]
+    arrived = orjson.loads(replies[0]["result"]["content"][0]["text"])
+
+    batch_span, spans = request_span(setup.exporter, trace, "batch")
+    assert batch_span.kind is SpanKind.SERVER and format(batch_span.parent.span_id, "016x") == PARENT
+    assert batch_span.attributes["shadowproxy.batch.size"] == 2
+    assert batch_span.attributes["mcp.session.id"] == session["Mcp-Session-Id"]
+    children = {span.name: span for span in spans if span.parent.span_id == batch_span.context.span_id}
+    assert set(children) == {"notifications/initialized", "tools/call add"}
+    assert arrived["traceparent"].split("-")[2] == format(children["tools/call add"].context.span_id, "016x")

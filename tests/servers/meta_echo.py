@@ -11,13 +11,14 @@ TOOLS = {"tools": [{"name": "add", "inputSchema": {"type": "object"}}]}
 
 def answer(message: dict[str, object]) -> object:
     method = message["method"]
+    params = message.get("params")
     if method == "initialize":
         info = {"name": "meta-echo", "version": "1"}
-        return {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}, "serverInfo": info}
+        version = params.get("protocolVersion", "2025-11-25") if isinstance(params, dict) else "2025-11-25"
+        return {"protocolVersion": version, "capabilities": {"tools": {}}, "serverInfo": info}
     if method == "tools/list":
         return TOOLS
     if method == "tools/call":
-        params = message.get("params")
         meta = params.get("_meta", {}) if isinstance(params, dict) else {}
         return {"content": [{"type": "text", "text": json.dumps(meta)}]}
     return {}
