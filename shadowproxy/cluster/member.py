@@ -75,6 +75,7 @@ class ClusterMember:
         self.reload = reload
         self.on_held: Callable[[str], None] | None = None
         self.on_pin: Callable[[dict[str, Any]], None] | None = None
+        self.on_secret: Callable[[str, str], None] | None = None
         self.owner = OwnerSide(self)
         self.counter = SharedRateCounter(self)
         self.liveness = Liveness(self)
@@ -274,6 +275,8 @@ class ClusterMember:
             self.on_held(header["h"])
         elif kind == "pin" and self.on_pin is not None and header["r"] != self.id:
             self.on_pin(header)
+        elif kind == "secret" and self.on_secret is not None and header["r"] != self.id:
+            self.on_secret(header["u"], header["p"])
 
     async def _reload(self) -> None:
         if not await self.reload():

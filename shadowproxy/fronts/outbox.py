@@ -1,8 +1,4 @@
-"""A stream session's send buffer: what is queued for one client stream, bounded in bytes.
-
-A reader too slow for what the server sends must not grow the proxy's memory: past the bound the buffer calls
-``on_overflow`` (the stream session closes the stream, with a reason) instead of growing.
-"""
+"""A stream session's send buffer (:mod:`shadowproxy.fronts.stream_session`), bounded in bytes."""
 
 from __future__ import annotations
 

@@ -17,12 +17,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import Counter
 
-from shadowproxy.core import limit_hits
-from shadowproxy.core.chain import C2S
+from shadowproxy.core import limit_hits, tracing
 from shadowproxy.core.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -157,7 +157,7 @@ class StreamSession(LiveSession, SessionFront):
             # read (the user's answer to the proxy's question comes on it).
             self._start_relay(message, session)
             return
-        verdict = await self.mount.judge(message, C2S, session, self.transport)
+        verdict, _ = await self.judge_client(message, session)
         self.mount.sessions.touch(session)
         if not verdict.is_forward:
             return
@@ -183,17 +183,20 @@ class StreamSession(LiveSession, SessionFront):
     def _start_relay(self, message: Message, session: LiveSession) -> None:
         request_id = message.id
         assert request_id is not None
+        refusal = None
         if self.draining:
-            self.reply(error_response(request_id, UpstreamError("the proxy is shutting down")))
+            refusal = error_response(request_id, UpstreamError("the proxy is shutting down"))
         elif request_id in self.relays:
-            self.reply(error_response(request_id, JsonRpcError(INVALID_REQUEST, "this id is already in flight")))
+            refusal = error_response(request_id, JsonRpcError(INVALID_REQUEST, "this id is already in flight"))
         elif len(self.relays) >= MAX_IN_FLIGHT:
             text = f"over {MAX_IN_FLIGHT} requests in flight on this stream"
-            self.reply(error_response(request_id, JsonRpcError(INVALID_REQUEST, text)))
+            refusal = error_response(request_id, JsonRpcError(INVALID_REQUEST, text))
         else:
             if session is not self:
                 self.stateless.add(request_id)
             self.relays[request_id] = spawn(self.relay(message, session), name=f"{self.transport}-relay")
+            return
+        self.reply(refusal)
 
     def headers(self, message: Message) -> dict[str, str]:
         """What a Streamable HTTP client would send along, for an HTTP upstream."""
@@ -203,23 +206,28 @@ class StreamSession(LiveSession, SessionFront):
         """Judge one request; carry it upstream and everything the server says for it back to the stream."""
         try:
             ask, waiting = self.asker(message), self.waiting(message)
-            verdict = await self.mount.judge(message, C2S, session, self.transport, waiting=waiting, ask=ask)
+            verdict, span = await self.judge_client(message, session, waiting=waiting, ask=ask)
             self.mount.sessions.touch(session)
-            if verdict.is_forward:
-                await self.carry(verdict.message or message, session)
-            else:
+            if not verdict.is_forward:
                 self.reply(answer_for(message, verdict))  # type: ignore[arg-type]
+            elif span is None:
+                await self.carry(verdict.message or message, session, None)
+            else:
+                with tracing.within(span):  # the upstream call is the span's child
+                    await self.carry(verdict.message or message, session, span)
         finally:
             self.relays.pop(message.id, None)  # type: ignore[arg-type]
             self.stateless.discard(message.id)  # type: ignore[arg-type]
             if self.draining and not self.relays:
                 self.end(Closing(GOING_AWAY, "the proxy is shutting down"))
 
-    async def carry(self, message: Message, session: LiveSession) -> None:
-        """Carry one judged request upstream and everything the server says for it back to the stream."""
+    async def carry(self, message: Message, session: LiveSession, span: Any) -> None:
+        """Carry one judged request upstream and everything the server says for it back to the stream; end its
+        span."""
         assert self.channel is not None and message.id is not None
         stateless = session is not self
         exchange = None
+        answer = None
         timeout = self.request_timeout
         deadline = None if message.method in LONG_LIVED else asyncio.get_running_loop().time() + timeout
         timer = RequestTimer(deadline, timeout)
@@ -237,6 +245,7 @@ class StreamSession(LiveSession, SessionFront):
                     if outgoing is not None:
                         self.reply(outgoing)
                     if final:
+                        answer = outgoing
                         break
             except asyncio.CancelledError:
                 if timer.expired():
@@ -257,11 +266,14 @@ class StreamSession(LiveSession, SessionFront):
                 await cancel_upstream(self.channel, message.id, "timed out")
             log.warning("request %r failed: %s", message.method, error.message)
             self.mount.sessions.touch(session, errors=1)
-            self.reply(error_response(message.id, error))
+            answer = error_response(message.id, error)
+            self.reply(answer)
             if isinstance(exc, UpstreamSessionLost) and not stateless:
                 # The session is gone upstream (its server exited): the client connects again and initializes.
                 self.end(Closing(UPSTREAM_FAILED, "the upstream session ended; connect again and initialize"))
         finally:
+            if span is not None:
+                tracing.finish(span, answer)
             timer.stop()
             if exchange is not None:
                 await exchange.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from shadowproxy.core import tracing
 from shadowproxy.core.chain import C2S, S2C
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import ERROR, REQUEST, RESPONSE, Message, error_response
@@ -100,6 +101,8 @@ class StdioChildFront(StdioFront):
             self.note_initialize(message)
         if not self.mount.passes(message, C2S, self.session, "stdio"):
             return False
+        if tracing.ACTIVE is not None and message.kind is REQUEST:
+            return False  # its span is begun by the task (from_client)
         self.untouched += 1
         self.to_child_now(message)
         return True
