@@ -19,8 +19,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import features
+
 FASTSERVER = Path(__file__).resolve().with_name("fastserver.py")
 BARE_RELAY = Path(__file__).resolve().with_name("bare_relay.py")
+OTLP_SINK = Path(__file__).resolve().with_name("otlp_sink.py")
 
 
 class TargetError(Exception):
@@ -35,6 +38,8 @@ class Target:
     argv: list[str] | None = None
     roots: list[int] = field(default_factory=list)
     front: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers the load client sends with every request (a bearer token)."""
 
 
 def server_argv(mode: str, *extra: str) -> list[str]:
@@ -148,7 +153,7 @@ async def proxy_http(launcher: Launcher, upstream: str, options: str = "") -> As
         port = free_port()
         argv = [*shadowproxy_argv(), "run", "--upstream", spec, "--port", str(port), "--log-level", "warning"]
         argv += variant(launcher, options)
-        name = f"shadowproxy-http-{upstream}{'-' + options if options else ''}"
+        name = f"shadowproxy-http-{upstream}{'-' + Path(options).stem if options else ''}"
         process = await stack.enter_async_context(launcher.process(name, argv))
         await launcher.wait_http(name, process, port, "/healthz")
         yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid, *roots], front=process.pid)
@@ -177,6 +182,8 @@ def variant(launcher: Launcher, options: str) -> list[str]:
         return ["--rules", str(rules)]
     if options == "tapes":
         return ["--record", str(launcher.workdir / "bench-tapes")]
+    if options.startswith("config:"):
+        return ["--config", options.removeprefix("config:")]
     return []
 
 
@@ -216,10 +223,22 @@ async def bare_stdio(launcher: Launcher) -> AsyncIterator[Target]:
 
 
 @contextlib.asynccontextmanager
-async def peer_http(launcher: Launcher, peer_command: Path) -> AsyncIterator[Target]:
-    """The ``mcp-proxy`` package in front of the fast stdio server."""
-    port = free_port()
-    argv = [str(peer_command), "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]
-    async with launcher.process("mcp-proxy", [*argv, "--", *server_argv("stdio")]) as process:
-        await launcher.wait_http("mcp-proxy", process, port, "/mcp")
-        yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid], front=process.pid)
+async def proxy_feature(launcher: Launcher, key: str) -> AsyncIterator[Target]:
+    """The HTTP->stdio proxy with one feature of :mod:`benchmarks.features` configured (``--config``)."""
+    feature = features.BY_KEY[key]
+    missing = feature.missing()
+    if missing is not None:
+        raise TargetError(missing)
+    async with contextlib.AsyncExitStack() as stack:
+        roots: list[int] = []
+        sink = None
+        if key.startswith("tracing"):
+            port = free_port()
+            process = await stack.enter_async_context(
+                launcher.process("otlp-sink", [sys.executable, str(OTLP_SINK), "--port", str(port)])
+            )
+            await launcher.wait_http("otlp-sink", process, port, "/v1/traces")
+            sink, roots = f"http://127.0.0.1:{port}/v1/traces", [process.pid]
+        config = features.write_config(key, launcher.workdir, sink)
+        target = await stack.enter_async_context(proxy_http(launcher, "stdio", f"config:{config}"))
+        yield Target(url=target.url, roots=[*target.roots, *roots], front=target.front, headers=feature.headers())

@@ -1,0 +1,115 @@
+"""The rows of ``python -m benchmarks.e2e``: what each measures, what it is compared with, and how it comes up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from benchmarks import features, peer, peer_targets, report, targets
+from benchmarks.targets import Launcher, Target
+
+Setup = Callable[[Launcher], AbstractAsyncContextManager[Target]]
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One kind of row: a name, the row it is compared to, and how to bring its target up (None: ``reason``)."""
+
+    name: str
+    baseline: str
+    setup: Setup | None
+    concurrencies: tuple[int, ...] | None = None
+    reason: str = ""
+
+
+PEER_NAMES = ("mcp-proxy", "fastmcp", "supergateway", "contextforge")
+"""What ``--peers`` may list."""
+PACKAGE = {
+    "mcp-proxy": peer.MCP_PROXY,
+    "fastmcp": peer.FASTMCP,
+    "supergateway": peer.SUPERGATEWAY,
+    "contextforge": peer.CONTEXTFORGE,
+}
+
+
+def base_specs(high: tuple[int, ...]) -> list[RowSpec]:
+    variants = {name: partial(targets.proxy_http, upstream="stdio", options=name) for name in ("sqlite", "redis")}
+    return [
+        RowSpec("client ceiling (raw HTTP)", report.DIRECT_HTTP, partial(targets.http_server, mode="raw-http"), high),
+        RowSpec(report.DIRECT_HTTP, report.DIRECT_HTTP, partial(targets.http_server, mode="http")),
+        RowSpec(report.DIRECT_STDIO, report.DIRECT_STDIO, targets.stdio_server),
+        RowSpec("bare relay HTTP->stdio", report.DIRECT_HTTP, targets.bare_http),
+        RowSpec("bare relay stdio->stdio", report.DIRECT_STDIO, targets.bare_stdio),
+        RowSpec("bare relay HTTP->HTTP", report.DIRECT_HTTP, targets.bare_http_http),
+        RowSpec(report.PROXY_HTTP_STDIO, report.DIRECT_HTTP, partial(targets.proxy_http, upstream="stdio")),
+        RowSpec(report.PROXY_STDIO_STDIO, report.DIRECT_STDIO, targets.proxy_stdio),
+        RowSpec(report.PROXY_HTTP_HTTP, report.DIRECT_HTTP, partial(targets.proxy_http, upstream="http")),
+        RowSpec("shadowproxy WebSocket->stdio", report.DIRECT_HTTP, targets.proxy_ws),
+        RowSpec(report.PROXY_HTTP_STDIO + ", SQLite store", report.PROXY_HTTP_STDIO, variants["sqlite"], high),
+        RowSpec(report.PROXY_HTTP_STDIO + ", Redis store", report.PROXY_HTTP_STDIO, variants["redis"], high),
+    ]
+
+
+def feature_specs(high: tuple[int, ...]) -> list[RowSpec]:
+    """One row per :data:`benchmarks.features.FEATURES`, each against the plain HTTP->stdio proxy."""
+    return [
+        RowSpec(
+            f"{report.FEATURE_PREFIX}{feature.row}",
+            report.PROXY_HTTP_STDIO,
+            partial(targets.proxy_feature, key=feature.key),
+            high,
+        )
+        for feature in features.FEATURES
+    ]
+
+
+async def install_peers(wanted: tuple[str, ...], cache: Path, mcp_proxy_venv: Path | None) -> dict[str, object]:
+    """Each wanted peer installed (an :class:`~benchmarks.peer.Installed`), or why not (a string)."""
+
+    async def one(name: str) -> object:
+        root = mcp_proxy_venv if name == "mcp-proxy" else None
+        package = PACKAGE[name]
+        try:
+            return await peer.ensure(package, root or cache / package.folder)
+        except peer.PeerUnavailable as exc:
+            return f"unavailable: {exc}"
+
+    done = await asyncio.gather(*(one(name) for name in wanted))
+    return dict(zip(wanted, done, strict=True))
+
+
+def peer_specs(installed: dict[str, object]) -> list[RowSpec]:
+    """The peers' rows, each against the ShadowProxy row of the same path; a peer not installed says why."""
+    rows: list[RowSpec] = []
+
+    def add(name: str, label: str, baseline: str, make: Callable[[peer.Installed], Setup]) -> None:
+        found = installed.get(name)
+        if found is None:
+            return
+        if isinstance(found, peer.Installed):
+            rows.append(RowSpec(f"peer {label} {found.version} {path(baseline)}", baseline, make(found)))
+        else:
+            rows.append(RowSpec(f"peer {label} {path(baseline)}", baseline, None, reason=str(found)))
+
+    stdio, http = report.PROXY_HTTP_STDIO, report.PROXY_HTTP_HTTP
+    add("mcp-proxy", "mcp-proxy", stdio, lambda p: partial(peer_targets.mcp_proxy_http, peer=p))
+    for upstream, baseline in (("stdio", stdio), ("http", http)):
+        for reuse, how in ((False, "default"), (True, "reused client")):
+            make = partial(_fastmcp, upstream=upstream, reuse=reuse)
+            add("fastmcp", f"FastMCP ({how})", baseline, make)
+    add("supergateway", "supergateway", stdio, lambda p: partial(peer_targets.supergateway_http, peer=p))
+    add("contextforge", "ContextForge", http, lambda p: partial(peer_targets.contextforge_http, peer=p))
+    return rows
+
+
+def _fastmcp(found: peer.Installed, upstream: str, reuse: bool) -> Setup:
+    return partial(peer_targets.fastmcp_http, peer=found, upstream=upstream, reuse=reuse)
+
+
+def path(baseline: str) -> str:
+    """The hop a ShadowProxy row measures (``HTTP->stdio``), from its name."""
+    return baseline.removeprefix("shadowproxy ")
