@@ -131,7 +131,7 @@ def peer_checks(rows: list[RowResult], high: int) -> list[Check]:
             continue
         times = ours.rps / row.rps if row.rps else math.inf
         factor = PEER_FACTOR if row.baseline == PROXY_HTTP_STDIO and row.concurrency == high else 1.0
-        goal = f">= {factor:.0f}x" if factor > 1 else "ahead"
+        goal = f">= {factor:.0f}x" if factor > 1 else "ahead of"
         found.append(
             Check(
                 f"{row.baseline} {goal} {row.name}, {row.concurrency} clients",

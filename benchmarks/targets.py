@@ -71,10 +71,13 @@ class Launcher:
         return self.workdir / f"{name}.log"
 
     @contextlib.asynccontextmanager
-    async def process(self, name: str, argv: list[str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    async def process(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> AsyncIterator[asyncio.subprocess.Process]:
         with self.log(name).open("ab") as log:
             process = await asyncio.create_subprocess_exec(
                 *argv,
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -86,9 +89,11 @@ class Launcher:
         finally:
             await stop_group(process)
 
-    async def wait_http(self, name: str, process: asyncio.subprocess.Process, port: int, path: str) -> None:
+    async def wait_http(
+        self, name: str, process: asyncio.subprocess.Process, port: int, path: str, seconds: float = 30.0
+    ) -> None:
         """Wait (bounded) until ``GET path`` on ``port`` gets any HTTP answer."""
-        for _ in range(3000):
+        for _ in range(int(seconds * 100)):
             if process.returncode is not None:
                 tail = self.log(name).read_text(errors="replace")[-2000:]
                 raise TargetError(f"{name} exited with {process.returncode}:\n{tail}")
@@ -103,7 +108,7 @@ class Launcher:
             if status.startswith(b"HTTP/1.1 200") or (status.startswith(b"HTTP/") and path == "/mcp"):
                 return
             await asyncio.sleep(0.01)
-        raise TargetError(f"{name} did not answer on port {port} within 30 s")
+        raise TargetError(f"{name} did not answer on port {port} within {seconds:.0f} s")
 
 
 async def stop_group(process: asyncio.subprocess.Process) -> None:
