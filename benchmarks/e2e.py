@@ -68,7 +68,8 @@ async def measure(spec: RowSpec, concurrency: int, launcher: Launcher, settings:
             load = StdioLoad(target.argv, concurrency, stderr=stderr, cwd=str(launcher.workdir))
         try:
             await load.start()
-            roots, front = ([load.pid], load.pid) if isinstance(load, StdioLoad) else (target.roots, target.front)
+            stdio = isinstance(load, StdioLoad)
+            roots, front = ([load.pid, *target.roots], load.pid) if stdio else (target.roots, target.front)
             await asyncio.sleep(settings.warmup)
             load.recorder.reset()
             before, client_before = Sample.take(roots), time.process_time()

@@ -1,6 +1,9 @@
 """FastMCP's proxy over Streamable HTTP, run by the ``fastmcp`` peer's own Python (not this project's).
 
     <fastmcp venv>/bin/python benchmarks/fastmcp_proxy.py --port P --backend stdio|http [--reuse] -- <cmd or URL>
+    <fastmcp venv>/bin/python benchmarks/fastmcp_proxy.py --stdio --backend http [--reuse] -- <URL>
+
+``--stdio`` serves the proxy on stdin/stdout instead of Streamable HTTP (the stdio->HTTP row).
 
 ``--backend stdio`` proxies the command after ``--`` (spawned by FastMCP), ``http`` the URL after it.
 Without ``--reuse`` it is ``create_proxy(<backend transport>)`` (FastMCP 4's name for ``FastMCP.as_proxy``, which
@@ -30,6 +33,8 @@ def backend(kind: str, target: list[str]) -> Any:
 async def serve(args: argparse.Namespace) -> None:
     transport = backend(args.backend, args.target)
     http = {"transport": "http", "host": "127.0.0.1", "port": args.port, "path": "/mcp", "log_level": "warning"}
+    if args.stdio:
+        http = {"transport": "stdio", "log_level": "warning"}
     if args.reuse:
         async with Client(transport) as client:
             await create_proxy(client, name="bench-proxy").run_async(show_banner=False, **http)
@@ -39,7 +44,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--stdio", action="store_true")
     parser.add_argument("--backend", choices=("stdio", "http"), required=True)
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("target", nargs="+")

@@ -16,7 +16,7 @@ from benchmarks.targets import Launcher, Target, free_port, http_server, server_
 
 FASTMCP_PROXY = Path(__file__).resolve().with_name("fastmcp_proxy.py")
 
-__all__ = ["contextforge_http", "fastmcp_http", "mcp_proxy_http", "supergateway_http"]
+__all__ = ["contextforge_http", "fastmcp_http", "mcp_proxy_http", "stdio_client", "supergateway_http"]
 
 
 @contextlib.asynccontextmanager
@@ -69,3 +69,19 @@ async def supergateway_http(launcher: Launcher, peer: Installed) -> AsyncIterato
     async with launcher.process("supergateway", argv) as process:
         await launcher.wait_http("supergateway", process, port, "/mcp")
         yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid], front=process.pid)
+
+
+@contextlib.asynccontextmanager
+async def stdio_client(launcher: Launcher, peer: Installed, reuse: bool = False) -> AsyncIterator[Target]:
+    """The peer's stdio-to-Streamable-HTTP mode, launched by the load client, in front of the aiohttp fast server."""
+    async with http_server(launcher, "http") as server:
+        assert server.url is not None
+        name = peer.package.name
+        if name == "mcp-proxy":
+            argv = [str(peer.command), "--transport", "streamablehttp", server.url]
+        elif name == "supergateway":
+            argv = [str(peer.command), "--streamableHttp", server.url, "--logLevel", "none"]
+        else:  # FastMCP: the same script, serving stdio
+            argv = [str(peer.command), str(FASTMCP_PROXY), "--stdio", "--backend", "http"]
+            argv += [*(["--reuse"] if reuse else []), "--", server.url]
+        yield Target(argv=argv, roots=server.roots)

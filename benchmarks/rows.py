@@ -48,6 +48,7 @@ def base_specs(high: tuple[int, ...]) -> list[RowSpec]:
         RowSpec(report.PROXY_HTTP_STDIO, report.DIRECT_HTTP, partial(targets.proxy_http, upstream="stdio")),
         RowSpec(report.PROXY_STDIO_STDIO, report.DIRECT_STDIO, targets.proxy_stdio),
         RowSpec(report.PROXY_HTTP_HTTP, report.DIRECT_HTTP, partial(targets.proxy_http, upstream="http")),
+        RowSpec(report.PROXY_STDIO_HTTP, report.DIRECT_HTTP, targets.proxy_stdio_http),
         RowSpec("shadowproxy WebSocket->stdio", report.DIRECT_HTTP, targets.proxy_ws),
         RowSpec(report.PROXY_HTTP_STDIO + ", SQLite store", report.PROXY_HTTP_STDIO, variants["sqlite"], high),
         RowSpec(report.PROXY_HTTP_STDIO + ", Redis store", report.PROXY_HTTP_STDIO, variants["redis"], high),
@@ -95,15 +96,23 @@ def peer_specs(installed: dict[str, object]) -> list[RowSpec]:
         else:
             rows.append(RowSpec(f"peer {label} {path(baseline)}", baseline, None, reason=str(found)))
 
-    stdio, http = report.PROXY_HTTP_STDIO, report.PROXY_HTTP_HTTP
+    stdio, http, bridge = report.PROXY_HTTP_STDIO, report.PROXY_HTTP_HTTP, report.PROXY_STDIO_HTTP
     add("mcp-proxy", "mcp-proxy", stdio, lambda p: partial(peer_targets.mcp_proxy_http, peer=p))
+    add("mcp-proxy", "mcp-proxy", bridge, lambda p: partial(peer_targets.stdio_client, peer=p))
     for upstream, baseline in (("stdio", stdio), ("http", http)):
         for reuse, how in ((False, "default"), (True, "reused client")):
             make = partial(_fastmcp, upstream=upstream, reuse=reuse)
             add("fastmcp", f"FastMCP ({how})", baseline, make)
+    for reuse, how in ((False, "default"), (True, "reused client")):
+        add("fastmcp", f"FastMCP ({how})", bridge, partial(_stdio_client, reuse=reuse))
     add("supergateway", "supergateway", stdio, lambda p: partial(peer_targets.supergateway_http, peer=p))
+    add("supergateway", "supergateway", bridge, lambda p: partial(peer_targets.stdio_client, peer=p))
     add("contextforge", "ContextForge", http, lambda p: partial(peer_targets.contextforge_http, peer=p))
     return rows
+
+
+def _stdio_client(found: peer.Installed, reuse: bool) -> Setup:
+    return partial(peer_targets.stdio_client, peer=found, reuse=reuse)
 
 
 def _fastmcp(found: peer.Installed, upstream: str, reuse: bool) -> Setup:

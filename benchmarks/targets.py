@@ -199,6 +199,15 @@ async def proxy_stdio(launcher: Launcher) -> AsyncIterator[Target]:
 
 
 @contextlib.asynccontextmanager
+async def proxy_stdio_http(launcher: Launcher) -> AsyncIterator[Target]:
+    """``shadowproxy stdio --upstream <URL>``: the stdio-to-HTTP bridge in front of the aiohttp fast server."""
+    async with http_server(launcher, "http") as server:
+        assert server.url is not None
+        argv = [*shadowproxy_argv(), "stdio", "--log-level", "warning", "--upstream", server.url]
+        yield Target(argv=argv, roots=server.roots)
+
+
+@contextlib.asynccontextmanager
 async def bare_http(launcher: Launcher) -> AsyncIterator[Target]:
     """The bare aiohttp relay in front of one fast stdio server: the ceiling of an HTTP->stdio hop."""
     port = free_port()
