@@ -48,6 +48,8 @@ class Step:
     streams: int
     live_sessions: int
     open_seconds: float
+    opened: int
+    """Sessions (or streams) this step opened in ``open_seconds``."""
     requests_per_second: float
     p50_ms: float
     p99_ms: float
@@ -57,6 +59,35 @@ class Step:
     bytes_per_session: float
     kb_per_stream: float
     tasks: int
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One step's measurement: the active clients' figures and the proxy's reading after them."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    reading: Reading
+
+    def step(self, idle: int, streams: int, seconds: float, opened: int, kb_session: float, kb_stream: float) -> Step:
+        return Step(
+            idle_sessions=idle,
+            streams=streams,
+            live_sessions=self.reading.sessions,
+            open_seconds=seconds,
+            opened=opened,
+            requests_per_second=self.rps,
+            p50_ms=self.p50_ms,
+            p99_ms=self.p99_ms,
+            errors=self.errors,
+            rss_mib=self.reading.rss_kb / 1024,
+            kb_per_session=kb_session,
+            bytes_per_session=kb_session * 1024,
+            kb_per_stream=kb_stream,
+            tasks=self.reading.tasks,
+        )
 
 
 async def measure(proxy: Proxy, clients: int, warmup: float, duration: float) -> tuple[float, float, float, int]:
@@ -102,8 +133,9 @@ async def run(steps: tuple[int, ...], clients: int, warmup: float, duration: flo
                     rps, p50, p99, errors = await measure(proxy, clients, warmup, duration)
                     reading = await settle(proxy, control)
                     per = (reading.rss_kb - baseline.rss_kb) / max(reading.sessions - baseline.sessions, 1)
-                    results.append(Step(target, 0, reading.sessions, open_seconds, rps, p50, p99, errors,
-                                        reading.rss_kb / 1024, per, per * 1024, 0.0, reading.tasks))  # fmt: skip
+                    added = target - (results[-1].idle_sessions if results else 0)
+                    figures = Figures(rps, p50, p99, errors, reading)
+                    results.append(figures.step(target, 0, open_seconds, added, per, 0.0))
                     print(f"... {target} idle sessions: {rps:,.0f} req/s, {per * 1024:,.0f} B/session", file=sys.stderr)
                 if streams:
                     before = results[-1]
@@ -115,9 +147,12 @@ async def run(steps: tuple[int, ...], clients: int, warmup: float, duration: flo
                     rps, p50, p99, errors = await measure(proxy, clients, warmup, duration)
                     reading = await settle(proxy, control)
                     per_stream = (reading.rss_kb - before.rss_mib * 1024) / streams
-                    results.append(Step(before.idle_sessions, streams, reading.sessions, open_seconds, rps, p50, p99,
-                                        errors, reading.rss_kb / 1024, before.kb_per_session,
-                                        before.bytes_per_session, per_stream, reading.tasks))  # fmt: skip
+                    figures = Figures(rps, p50, p99, errors, reading)
+                    results.append(
+                        figures.step(
+                            before.idle_sessions, streams, open_seconds, streams, before.kb_per_session, per_stream
+                        )
+                    )
                     print(f"... + {streams} idle GET streams: {rps:,.0f} req/s", file=sys.stderr)
                 for stream in held:
                     stream.close()
@@ -129,13 +164,14 @@ async def run(steps: tuple[int, ...], clients: int, warmup: float, duration: flo
 def report(steps: list[Step], clients: int) -> str:
     rows = [
         f"scaling: {clients} active clients while the proxy holds N idle sessions (one shared stdio child)",
-        f"{'idle N':>8}{'streams':>8}{'live':>8}{'open s':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'err':>5}"
-        f"{'RSS MiB':>9}{'B/sess':>8}{'KB/strm':>8}{'tasks':>7}",
+        f"{'idle N':>8}{'streams':>8}{'live':>8}{'open s':>8}{'open/s':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'err':>5}{'RSS MiB':>9}{'B/sess':>8}{'KB/strm':>8}{'tasks':>7}",
     ]
     for step in steps:
         stream = f"{step.kb_per_stream:>8.1f}" if step.streams else f"{'':>8}"
         rows.append(
             f"{step.idle_sessions:>8}{step.streams:>8}{step.live_sessions:>8}{step.open_seconds:>8.2f}"
+            f"{step.opened / max(step.open_seconds, 1e-9):>8,.0f}"
             f"{step.requests_per_second:>10,.0f}{step.p50_ms:>9.3f}{step.p99_ms:>9.3f}{step.errors:>5}"
             f"{step.rss_mib:>9.1f}{step.bytes_per_session:>8,.0f}{stream}{step.tasks:>7}"
         )
