@@ -144,7 +144,7 @@ def peer_checks(rows: list[RowResult], high: int) -> list[Check]:
         found.append(
             Check(
                 f"{row.baseline} {goal} {row.name}, {row.concurrency} clients",
-                f"{times:.1f}x",
+                f"{times:.1f}x ({_cpu(row, ours)})",
                 times >= factor and times > 1,
             )
         )
@@ -160,10 +160,23 @@ def feature_checks(rows: list[RowResult]) -> list[Check]:
         if row.status != "ok" or math.isnan(row.ratio):
             found.append(Check(f"{row.name} costs <= {FEATURE_BUDGET:.0%}", row.status, None))
             continue
+        base = _find(rows, row.baseline, row.concurrency)
+        cpu = f" ({_cpu(row, base)})" if base is not None else ""
         found.append(
-            Check(f"{row.name} costs <= {FEATURE_BUDGET:.0%}", f"{1 - row.ratio:+.1%}", row.ratio >= 1 - FEATURE_BUDGET)
+            Check(
+                f"{row.name} costs <= {FEATURE_BUDGET:.0%}",
+                f"{1 - row.ratio:+.1%} of req/s{cpu}",
+                row.ratio >= 1 - FEATURE_BUDGET,
+            )
         )
     return found
+
+
+def _cpu(row: RowResult, base: RowResult) -> str:
+    """CPU per request of ``row`` against ``base``: steadier than req/s on a machine shared with other work."""
+    if math.isnan(row.cpu_s_per_1k) or math.isnan(base.cpu_s_per_1k) or not base.cpu_s_per_1k:
+        return "CPU/req n/a"
+    return f"CPU/req {row.cpu_s_per_1k / base.cpu_s_per_1k:.2f}x"
 
 
 def _cell(value: float, spec: str) -> str:
