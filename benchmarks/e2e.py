@@ -120,7 +120,7 @@ async def run(settings: Settings) -> tuple[list[report.RowResult], dict[str, str
     plan = [
         (spec, concurrency)
         for spec in specs(settings, installed)
-        if not settings.only or settings.only.lower() in spec.name.lower()
+        if selected(spec.name, settings.only)
         for concurrency in spec.concurrencies or settings.concurrencies
     ]
     best: dict[tuple[str, int], report.RowResult] = {}
@@ -138,13 +138,24 @@ async def run(settings: Settings) -> tuple[list[report.RowResult], dict[str, str
     return results, versions
 
 
+def selected(name: str, only: str | None) -> bool:
+    """Whether ``--only`` picks the row ``name``: any of its comma-separated parts, ``=`` for an exact name."""
+    if not only:
+        return True
+    parts = [part.strip() for part in only.split(",") if part.strip()]
+    return any(name == part[1:] if part.startswith("=") else part.lower() in name.lower() for part in parts)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 s per row after 0.3 s of warm-up")
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per row (default 4)")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per row (default 1)")
     parser.add_argument("--concurrency", default="1,16", help="comma-separated client counts (default 1,16)")
-    parser.add_argument("--only", help="run only the rows whose name contains this text")
+    parser.add_argument(
+        "--only",
+        help="run only the rows whose name contains this text; several, comma-separated; =NAME: that row only",
+    )
     parser.add_argument(
         "--repeat",
         type=int,

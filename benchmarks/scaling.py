@@ -35,6 +35,7 @@ import aiohttp
 import uvloop
 
 from benchmarks.http_load import HttpLoad
+from benchmarks.procstat import cpu_seconds
 from benchmarks.streams_load import PARALLEL, Proxy, Reading, open_session, open_stream, raise_fd_limit, settle
 
 STEPS = (1, 10, 100, 1000, 10000)
@@ -50,6 +51,9 @@ class Step:
     open_seconds: float
     opened: int
     """Sessions (or streams) this step opened in ``open_seconds``."""
+    open_cpu_us: float
+    """The proxy's CPU (user + system, its process only) per session or stream opened, in microseconds: growth
+    with N here would be per-session work that scans the sessions held."""
     requests_per_second: float
     p50_ms: float
     p99_ms: float
@@ -71,13 +75,17 @@ class Figures:
     errors: int
     reading: Reading
 
-    def step(self, idle: int, streams: int, seconds: float, opened: int, kb_session: float, kb_stream: float) -> Step:
+    def step(
+        self, idle: int, streams: int, opening: tuple[float, int, float], kb_session: float, kb_stream: float
+    ) -> Step:
+        seconds, opened, cpu = opening
         return Step(
             idle_sessions=idle,
             streams=streams,
             live_sessions=self.reading.sessions,
             open_seconds=seconds,
             opened=opened,
+            open_cpu_us=cpu / max(opened, 1) * 1e6,
             requests_per_second=self.rps,
             p50_ms=self.p50_ms,
             p99_ms=self.p99_ms,
@@ -125,25 +133,25 @@ async def run(steps: tuple[int, ...], clients: int, warmup: float, duration: flo
                 ids: list[str] = []
                 for target in steps:
                     pool = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=PARALLEL))
-                    began = time.perf_counter()
+                    began, cpu = time.perf_counter(), cpu_seconds(proxy.pid)
                     async with pool:
                         opened = (open_session(pool, proxy.url, gate) for _ in range(target - len(ids)))
                         ids += await asyncio.gather(*opened)
-                    open_seconds = time.perf_counter() - began
+                    open_seconds, cpu = time.perf_counter() - began, cpu_seconds(proxy.pid) - cpu
                     rps, p50, p99, errors = await measure(proxy, clients, warmup, duration)
                     reading = await settle(proxy, control)
                     per = (reading.rss_kb - baseline.rss_kb) / max(reading.sessions - baseline.sessions, 1)
                     added = target - (results[-1].idle_sessions if results else 0)
                     figures = Figures(rps, p50, p99, errors, reading)
-                    results.append(figures.step(target, 0, open_seconds, added, per, 0.0))
+                    results.append(figures.step(target, 0, (open_seconds, added, cpu), per, 0.0))
                     print(f"... {target} idle sessions: {rps:,.0f} req/s, {per * 1024:,.0f} B/session", file=sys.stderr)
                 if streams:
                     before = results[-1]
-                    began = time.perf_counter()
+                    began, cpu = time.perf_counter(), cpu_seconds(proxy.pid)
                     for start in range(0, streams, PARALLEL):
                         batch = ids[start : min(start + PARALLEL, streams)]
                         held.extend(await asyncio.gather(*(open_stream(holders, proxy.url, s) for s in batch)))
-                    open_seconds = time.perf_counter() - began
+                    open_seconds, cpu = time.perf_counter() - began, cpu_seconds(proxy.pid) - cpu
                     rps, p50, p99, errors = await measure(proxy, clients, warmup, duration)
                     reading = await settle(proxy, control)
                     per_stream = (reading.rss_kb - before.rss_mib * 1024) / streams
@@ -164,14 +172,14 @@ async def run(steps: tuple[int, ...], clients: int, warmup: float, duration: flo
 def report(steps: list[Step], clients: int) -> str:
     rows = [
         f"scaling: {clients} active clients while the proxy holds N idle sessions (one shared stdio child)",
-        f"{'idle N':>8}{'streams':>8}{'live':>8}{'open s':>8}{'open/s':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'err':>5}{'RSS MiB':>9}{'B/sess':>8}{'KB/strm':>8}{'tasks':>7}",
+        f"{'idle N':>8}{'streams':>8}{'live':>8}{'open s':>8}{'open/s':>8}{'us/open':>8}{'req/s':>10}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'err':>5}{'RSS MiB':>9}{'B/sess':>8}{'KB/strm':>8}{'tasks':>7}",
     ]
     for step in steps:
         stream = f"{step.kb_per_stream:>8.1f}" if step.streams else f"{'':>8}"
         rows.append(
             f"{step.idle_sessions:>8}{step.streams:>8}{step.live_sessions:>8}{step.open_seconds:>8.2f}"
-            f"{step.opened / max(step.open_seconds, 1e-9):>8,.0f}"
+            f"{step.opened / max(step.open_seconds, 1e-9):>8,.0f}{step.open_cpu_us:>8,.0f}"
             f"{step.requests_per_second:>10,.0f}{step.p50_ms:>9.3f}{step.p99_ms:>9.3f}{step.errors:>5}"
             f"{step.rss_mib:>9.1f}{step.bytes_per_session:>8,.0f}{stream}{step.tasks:>7}"
         )
