@@ -158,7 +158,11 @@ async def run(steps: tuple[int, ...], clients: int, warmup: float, duration: flo
                     figures = Figures(rps, p50, p99, errors, reading)
                     results.append(
                         figures.step(
-                            before.idle_sessions, streams, open_seconds, streams, before.kb_per_session, per_stream
+                            before.idle_sessions,
+                            streams,
+                            (open_seconds, streams, cpu),
+                            before.kb_per_session,
+                            per_stream,
                         )
                     )
                     print(f"... + {streams} idle GET streams: {rps:,.0f} req/s", file=sys.stderr)
