@@ -113,7 +113,8 @@ async def run(settings: Settings) -> tuple[list[report.RowResult], dict[str, str
 
     Returns the rows and, per peer asked for, its installed version or why it is missing.
     """
-    installed = await rows.install_peers(settings.peers, settings.peer_cache, settings.peer_venv)
+    wanted = rows.peers_needed(settings.peers, lambda name: selected(name, settings.only))
+    installed = await rows.install_peers(wanted, settings.peer_cache, settings.peer_venv)
     versions = {name: f.version if isinstance(f, Installed) else str(f) for name, f in installed.items()}
     for name, version in versions.items():
         print(f"... peer {name}: {version}", file=sys.stderr, flush=True)

@@ -83,32 +83,57 @@ async def install_peers(wanted: tuple[str, ...], cache: Path, mcp_proxy_venv: Pa
     return dict(zip(wanted, done, strict=True))
 
 
-def peer_specs(installed: dict[str, object]) -> list[RowSpec]:
-    """The peers' rows, each against the ShadowProxy row of the same path; a peer not installed says why."""
-    rows: list[RowSpec] = []
+@dataclass(frozen=True)
+class PeerRow:
+    """One peer row before its peer is installed: which peer, its label, the ShadowProxy row, how to set it up."""
 
-    def add(name: str, label: str, baseline: str, make: Callable[[peer.Installed], Setup]) -> None:
-        found = installed.get(name)
-        if found is None:
-            return
-        if isinstance(found, peer.Installed):
-            rows.append(RowSpec(f"peer {label} {found.version} {path(baseline)}", baseline, make(found)))
-        else:
-            rows.append(RowSpec(f"peer {label} {path(baseline)}", baseline, None, reason=str(found)))
+    peer: str
+    label: str
+    baseline: str
+    make: Callable[[peer.Installed], Setup]
 
+    def name(self, version: str | None) -> str:
+        return " ".join(part for part in ("peer", self.label, version, path(self.baseline)) if part)
+
+
+def _peer_rows() -> list[PeerRow]:
     stdio, http, bridge = report.PROXY_HTTP_STDIO, report.PROXY_HTTP_HTTP, report.PROXY_STDIO_HTTP
-    add("mcp-proxy", "mcp-proxy", stdio, lambda p: partial(peer_targets.mcp_proxy_http, peer=p))
-    add("mcp-proxy", "mcp-proxy", bridge, lambda p: partial(peer_targets.stdio_client, peer=p))
+    found = [
+        PeerRow("mcp-proxy", "mcp-proxy", stdio, lambda p: partial(peer_targets.mcp_proxy_http, peer=p)),
+        PeerRow("mcp-proxy", "mcp-proxy", bridge, lambda p: partial(peer_targets.stdio_client, peer=p)),
+    ]
     for upstream, baseline in (("stdio", stdio), ("http", http)):
         for reuse, how in ((False, "default"), (True, "reused client")):
             make = partial(_fastmcp, upstream=upstream, reuse=reuse)
-            add("fastmcp", f"FastMCP ({how})", baseline, make)
+            found.append(PeerRow("fastmcp", f"FastMCP ({how})", baseline, make))
     for reuse, how in ((False, "default"), (True, "reused client")):
-        add("fastmcp", f"FastMCP ({how})", bridge, partial(_stdio_client, reuse=reuse))
-    add("supergateway", "supergateway", stdio, lambda p: partial(peer_targets.supergateway_http, peer=p))
-    add("supergateway", "supergateway", bridge, lambda p: partial(peer_targets.stdio_client, peer=p))
-    add("contextforge", "ContextForge", http, lambda p: partial(peer_targets.contextforge_http, peer=p))
-    return rows
+        found.append(PeerRow("fastmcp", f"FastMCP ({how})", bridge, partial(_stdio_client, reuse=reuse)))
+    found += [
+        PeerRow("supergateway", "supergateway", stdio, lambda p: partial(peer_targets.supergateway_http, peer=p)),
+        PeerRow("supergateway", "supergateway", bridge, lambda p: partial(peer_targets.stdio_client, peer=p)),
+        PeerRow("contextforge", "ContextForge", http, lambda p: partial(peer_targets.contextforge_http, peer=p)),
+    ]
+    return found
+
+
+def peers_needed(wanted: tuple[str, ...], picks: Callable[[str], bool]) -> tuple[str, ...]:
+    """The peers of ``wanted`` with at least one row ``picks`` selects (named with the pinned version): a run
+    that selects none of a peer's rows does not install it."""
+    return tuple(
+        name for name in wanted if any(row.peer == name and picks(row.name(PACKAGE[name].version)) for row in PEER_ROWS)
+    )
+
+
+def peer_specs(installed: dict[str, object]) -> list[RowSpec]:
+    """The peers' rows, each against the ShadowProxy row of the same path; a peer not installed says why."""
+    specs: list[RowSpec] = []
+    for row in PEER_ROWS:
+        found = installed.get(row.peer)
+        if isinstance(found, peer.Installed):
+            specs.append(RowSpec(row.name(found.version), row.baseline, row.make(found)))
+        elif found is not None:
+            specs.append(RowSpec(row.name(PACKAGE[row.peer].version), row.baseline, None, reason=str(found)))
+    return specs
 
 
 def _stdio_client(found: peer.Installed, reuse: bool) -> Setup:
@@ -122,3 +147,7 @@ def _fastmcp(found: peer.Installed, upstream: str, reuse: bool) -> Setup:
 def path(baseline: str) -> str:
     """The hop a ShadowProxy row measures (``HTTP->stdio``), from its name."""
     return baseline.removeprefix("shadowproxy ")
+
+
+PEER_ROWS = _peer_rows()
+"""Every peer row, in table order."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import features, report
+from benchmarks import e2e, features, report, rows
 from benchmarks.report import RowResult
 from shadowproxy.cli.main import main as shadowproxy
 
@@ -59,3 +59,12 @@ def test_peer_checks_want_15x_on_the_hard_rows_and_ahead_elsewhere() -> None:
     found = report.peer_checks([ours, ours_http, near, far, slow, broken], high=16)
     assert [check.met for check in found] == [False, True, True, None]
     assert found[3].measured == "failed: it crashed"
+
+
+def test_only_installs_the_peers_whose_rows_it_selects() -> None:
+    def picks(only: str) -> tuple[str, ...]:
+        return rows.peers_needed(rows.PEER_NAMES, lambda name: e2e.selected(name, only))
+
+    assert picks("shadowproxy") == ()
+    assert picks("HTTP->HTTP") == ("fastmcp", "contextforge")
+    assert picks("=peer supergateway 4.0.0 stdio->HTTP,direct") == ("supergateway",)
