@@ -54,11 +54,19 @@ class Tracing:
 
             self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.endpoint)))
         self.tracer = self.provider.get_tracer("shadowproxy")
+        # Ratio 0 records only the traces clients name: a request naming none gets no span at all, and nothing is
+        # passed on (the upstream decides for itself), so that tracing configured this way costs next to nothing.
+        self.never = settings.sample_ratio <= 0
+        self.none = trace.INVALID_SPAN
 
     @contextmanager
     def request(self, message: Message, session_id: str | None, headers: Mapping[str, str] | None) -> Iterator[Any]:
         """The span of one client request, continuing the trace its headers or ``_meta`` name."""
-        with self.trace.use_span(self.begin(message, session_id, headers), end_on_exit=True) as span:
+        span = self.begin(message, session_id, headers)
+        if span is self.none:
+            yield span
+            return
+        with self.trace.use_span(span, end_on_exit=True):
             yield span
 
     @contextmanager
@@ -68,6 +76,9 @@ class Tracing:
         parent = None
         if "traceparent" in headers:
             parent = self.propagator.extract({key: headers[key] for key in TRACE_FIELDS if key in headers})
+        elif self.never:
+            yield self.none
+            return
         attributes: dict[str, Any] = {"rpc.system": "jsonrpc", "shadowproxy.batch.size": size}
         if session_id is not None:
             attributes["mcp.session.id"] = session_id
@@ -88,6 +99,8 @@ class Tracing:
             meta = params.get("_meta") if isinstance(params, dict) else None
             if isinstance(meta, dict) and isinstance(meta.get("traceparent"), str):
                 carrier = meta
+        if carrier is None and self.never and not self.trace.get_current_span().get_span_context().is_valid:
+            return self.none
         parent = (
             self.propagator.extract({key: str(carrier[key]) for key in TRACE_FIELDS if key in carrier})
             if carrier
@@ -110,10 +123,18 @@ class Tracing:
     def within(self, span: Any) -> AbstractContextManager[Any]:
         """``span`` as the current one (its children's parent, the trace id of log lines), without ending it;
         a task spawned inside carries it on."""
+        if span is self.none:
+            return nullcontext()
         return self.trace.use_span(span, end_on_exit=False)  # type: ignore[no-any-return]
 
     @contextmanager
     def child(self, name: str, client: bool = False, **attributes: Any) -> Iterator[Any]:
+        parent = self.trace.get_current_span()
+        context = parent.get_span_context()
+        # The sampler follows the parent: a child of a span not recorded is not either, so none is made.
+        if (self.never or context.is_valid) and not context.trace_flags.sampled:
+            yield parent
+            return
         kind = self.kinds.CLIENT if client else self.kinds.INTERNAL
         with self.tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
             yield span

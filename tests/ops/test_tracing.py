@@ -121,11 +121,16 @@ async def test_a_clients_traceparent_reaches_the_http_upstream_and_the_spans_are
     assert upstream.kind is SpanKind.CLIENT and upstream.parent.span_id == request.context.span_id
     assert format(upstream.context.span_id, "016x") == upstream_parent
 
-    # Sample ratio 0: a request that names no sampled trace is not recorded; its upstream is told so (the flag).
+    # Sample ratio 0: a request that names no trace is not recorded and none is passed on (the upstream decides).
     before = len(setup.exporter.get_finished_spans())
     await post(url, call(4, "add"), **session)
     assert len(setup.exporter.get_finished_spans()) == before
-    assert int(setup.recorder.seen[-1][1]["traceparent"].rsplit("-", 1)[1], 16) & 1 == 0
+    assert "traceparent" not in setup.recorder.seen[-1][1]
+    # One that names a trace it does not sample is passed on as not sampled, and not recorded either.
+    await post(url, call(5, "add"), **session, traceparent=f"00-{TRACE}-{PARENT}-00")
+    assert len(setup.exporter.get_finished_spans()) == before
+    _, trace_id, _, flags = setup.recorder.seen[-1][1]["traceparent"].split("-")
+    assert trace_id == TRACE and flags == "00"
 
 
 async def test_a_traceparent_in_meta_reaches_a_stdio_upstream_in_meta(setup: Setup) -> None:
