@@ -76,6 +76,7 @@ class ClusterMember:
         self.on_held: Callable[[str], None] | None = None
         self.on_pin: Callable[[dict[str, Any]], None] | None = None
         self.on_secret: Callable[[str, str], None] | None = None
+        self.on_breakpoints: Callable[[list[dict[str, Any]]], None] | None = None
         self.owner = OwnerSide(self)
         self.counter = SharedRateCounter(self)
         self.liveness = Liveness(self)
@@ -277,6 +278,8 @@ class ClusterMember:
             self.on_pin(header)
         elif kind == "secret" and self.on_secret is not None and header["r"] != self.id:
             self.on_secret(header["u"], header["p"])
+        elif kind == "bps" and self.on_breakpoints is not None and header["r"] != self.id:
+            self.on_breakpoints(header["l"])
 
     async def _reload(self) -> None:
         if not await self.reload():

@@ -85,6 +85,7 @@ class HoldRegistry:
         self.alive = alive or _alive_here
         self.announce: Callable[[str], None] | None = None
         self.breakpoints: tuple[Breakpoint, ...] = ()
+        self.breakpoints_changed: Callable[[], None] | None = None
         self.parked: dict[str, Parked] = {}
         self.watchers: set[asyncio.Queue[Hold]] = set()
         self.round_trips = RoundTrips(self, _audit)
@@ -99,10 +100,14 @@ class HoldRegistry:
 
     def set_breakpoint(self, breakpoint: Breakpoint) -> None:
         self.breakpoints = (*self.breakpoints, breakpoint)
+        if self.breakpoints_changed is not None:
+            self.breakpoints_changed()
 
     def clear_breakpoint(self, breakpoint_id: str) -> bool:
         kept = tuple(bp for bp in self.breakpoints if bp.id != breakpoint_id)
         found, self.breakpoints = len(kept) != len(self.breakpoints), kept
+        if found and self.breakpoints_changed is not None:
+            self.breakpoints_changed()
         return found
 
     # Holding.

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from shadowproxy import cluster
 from shadowproxy.bridge.era import create_bridge
+from shadowproxy.cluster import breakpoints as cluster_breakpoints
 from shadowproxy.cluster import holds as cluster_holds
 from shadowproxy.cluster import pins as cluster_pins
 from shadowproxy.cluster import secrets as cluster_secrets
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.control import HoldRegistry
+from shadowproxy.control.breakpoints import Breakpoint, BreakpointError
 from shadowproxy.core import tracing
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
@@ -99,6 +102,9 @@ class Proxy:
         if self.cluster is not None:
             cluster_holds.share(self.cluster, self.holds)
             cluster_pins.share(self.cluster, self.pins)
+            self.holds.breakpoints_changed = cluster_breakpoints.share(
+                self.cluster, self.store, self.listed_breakpoints, self.replace_breakpoints
+            )
             if self.secrets is not None:
                 cluster_secrets.share(self.cluster, self.secrets)
 
@@ -117,6 +123,7 @@ class Proxy:
             await self.import_secrets(self.secrets)
         if self.cluster is not None:
             await self.cluster.start()
+            await cluster_breakpoints.load(self.store, self.replace_breakpoints)
         await self.holds.start()
         for hook in self.chain.startables:
             await hook.start()
@@ -129,6 +136,16 @@ class Proxy:
             if isinstance(mount.upstream, StdioUpstream):
                 spawn(mount.warm(), name=f"warm-{mount.name}")
         self._monitoring = [spawn(monitor.run(), name=f"health-{name}") for name, monitor in self.monitors.items()]
+
+    def listed_breakpoints(self) -> list[dict[str, Any]]:
+        return [breakpoint.to_dict() for breakpoint in self.holds.breakpoints]
+
+    def replace_breakpoints(self, listed: list[dict[str, Any]]) -> None:
+        """The cluster's breakpoints, as another instance (or the store) tells them."""
+        try:
+            self.holds.breakpoints = tuple(Breakpoint.restore(item) for item in listed)
+        except BreakpointError as exc:
+            log.warning("ignored the cluster's breakpoints: %s", exc)
 
     async def import_secrets(self, box: SecretBox) -> None:
         """Say where per-principal secrets live, and move an older version's file of them into the store."""

@@ -7,14 +7,13 @@ import asyncio
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from tests.control.test_pins import DRIFTING, POISONED, tools
 from tests.ops.helpers import TOKEN, admin
-from tests.redis_server import RedisServer, RedisUnavailable
+from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import ProxyProcess
 
 
@@ -34,7 +33,7 @@ async def test_an_approval_on_a_holds_on_b_at_once(tmp_path: Path) -> None:
         server = RedisServer()
         server.__enter__()
     except RedisUnavailable as exc:
-        pytest.skip(str(exc))
+        missing(exc)
     state = tmp_path / "state"
     state.mkdir()
     instances: list[ProxyProcess] = []

@@ -21,7 +21,7 @@ import yaml
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from tests.redis_server import RedisServer, RedisUnavailable
+from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import ProxyProcess, until
 
 from .helpers import INIT, bearer, open_session, post
@@ -77,7 +77,7 @@ def redis_url() -> AsyncIterator[str]:
         with RedisServer() as server:
             yield server.url
     except RedisUnavailable as exc:
-        pytest.skip(str(exc))
+        missing(exc)
 
 
 Start = Callable[[str, int], Awaitable[list[ProxyProcess]]]
