@@ -306,6 +306,7 @@ class HoldRegistry:
 
     def settled_elsewhere(self, hold_id: str) -> None:
         """Another instance settled a hold: if it is parked here, fetch how and let its message go on."""
+        self.round_trips.let_go(hold_id)
         if hold_id in self.parked:
             spawn(self._deliver(hold_id), name="hold-deliver")
 

@@ -105,6 +105,7 @@ class RoundTrips:
             log.warning("hold %s cannot be asked of its client, the store is down: %s", hold["id"], exc)
             return None
         metrics.HELD.labels(spec.kind, spec.rule or "-").inc()
+        metrics.PENDING.inc()  # until its timer is let go: settled here, elsewhere, or timed out
         self.audit("hold", hold)
         self.registry._tell(hold)
         loop = asyncio.get_running_loop()
@@ -143,17 +144,21 @@ class RoundTrips:
         return forward(held) if verdict.is_forward and verdict.message is None else verdict
 
     async def _settle(self, hold_id: str, ending: Hold) -> Hold | None:
-        timer = self.timers.pop(hold_id, None)
-        if timer is not None:
-            timer.cancel()
+        self.let_go(hold_id)
         try:
             return await self.registry._settle(hold_id, ending)
         except StoreError as exc:
             log.warning("held message %s could not be settled: %s", hold_id, exc)
             return None
 
+    def let_go(self, hold_id: str) -> None:
+        """Stop timing a hold asked from here: it is settled, here or on another instance."""
+        timer = self.timers.pop(hold_id, None)
+        if timer is not None:
+            timer.cancel()
+            metrics.PENDING.dec()
+
     def _time_out(self, hold_id: str, spec: HoldSpec) -> None:
-        self.timers.pop(hold_id, None)
         spawn(self._settle(hold_id, _timed_out(spec)), name="hold-timeout")
 
     async def close(self) -> None:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from shadowproxy.control import HoldRegistry
+from shadowproxy.control import HoldRegistry, metrics
 from shadowproxy.control.asking import ID_PREFIX, KEY, ROUND_TRIP, STATE_PREFIX
 from shadowproxy.core.chain import C2S, Action
 from shadowproxy.core.hold import USER, HoldSpec
@@ -98,7 +98,9 @@ async def test_an_operator_who_decides_first_wins_and_the_retry_takes_the_edit()
 async def test_a_round_trip_without_an_answer_is_asked_again_and_times_out() -> None:
     holds, session = HoldRegistry(), SessionRecord(id="logical-1")
     spec = HoldSpec(rule="ask", by=USER, timeout=0.05, on_timeout="block")
+    before = metrics.PENDING._value.get()
     first = await holds.park(modern_call(1), C2S, spec, session, "up", None, ask=ROUND_TRIP)
+    assert metrics.PENDING._value.get() == before + 1  # pending, though nothing is parked
     state = first.result["requestState"]  # type: ignore[index]
     again = await holds.park(modern_call(2, requestState=state), C2S, spec, session, "up", None, ask=ROUND_TRIP)
     assert again.action is Action.RESPOND and again.result["requestState"] == state  # type: ignore[index]
@@ -108,6 +110,7 @@ async def test_a_round_trip_without_an_answer_is_asked_again_and_times_out() -> 
             break
         await asyncio.sleep(0.02)
     assert (await holds.get(hold_id))["decider"] == "timeout"  # type: ignore[index]
+    assert metrics.PENDING._value.get() == before
     late = modern_call(3, inputResponses={KEY: {"action": "accept"}}, requestState=state)
     verdict = await holds.park(late, C2S, spec, session, "up", None, ask=ROUND_TRIP)
     assert verdict.action is Action.BLOCK and verdict.error is not None and verdict.error.code == -32010
