@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
 
 from shadowproxy.config.credentials import CredentialsConfig
 from shadowproxy.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 MAX_SECRET = 16 * 1024
 
@@ -46,6 +49,9 @@ class SecretBox:
     def fernet(self) -> Fernet:
         """The key, read when first needed; ``ValueError`` naming the problem when it cannot be."""
         if self._fernet is None:
+            # Imported here, not at start: only a proxy with per-principal secrets needs cryptography.
+            from cryptography.fernet import Fernet
+
             try:
                 self._fernet = Fernet(self.key.read().encode())
             except ValueError as exc:
@@ -59,8 +65,11 @@ class SecretBox:
         sealed = self.sealed.get(upstream, {}).get(principal)
         if sealed is None:
             return None
+        fernet = self.fernet
+        from cryptography.fernet import InvalidToken  # loaded by self.fernet
+
         try:
-            opened = self.fernet.decrypt(sealed.encode()).decode()
+            opened = fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
             return None
         self.opened[(upstream, principal)] = opened
