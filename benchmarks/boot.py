@@ -8,8 +8,9 @@ How long a freshly started ``shadowproxy`` takes before a client can use it, in 
   is what an MCP client that launches the proxy waits for;
 * ``python``: the interpreter alone (``python -c pass``), the floor under both.
 
-Each figure is the median of ``--runs`` starts (wall clock, so noisy on a loaded machine: compare medians of one
-run, and read ``python -X importtime -m shadowproxy version`` for where the import time goes).
+Each figure is the median of ``--runs`` starts. Wall clock is noisy on a loaded machine; the proxy's CPU seconds
+(from ``/proc``, 10 ms ticks) much less so. ``python -X importtime -m shadowproxy stdio ...`` shows where the
+import time goes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 
 import orjson
 
+from benchmarks.procstat import cpu_seconds
 from benchmarks.targets import free_port, server_argv, shadowproxy_argv
 
 INITIALIZE = orjson.dumps(
@@ -86,8 +88,9 @@ def initialize_http(sock: socket.socket, port: int) -> bytes:
     return received
 
 
-def boot_run() -> tuple[float, float]:
-    """Seconds from spawning ``shadowproxy run`` to an open port, and to the first ``initialize`` answer."""
+def boot_run() -> tuple[float, float, float]:
+    """Seconds from spawning ``shadowproxy run`` to an open port and to the first ``initialize`` answer, and the
+    CPU seconds the proxy had spent when its port opened."""
     port = free_port()
     argv = [*shadowproxy_argv(), "run", "--upstream", " ".join(server_argv("stdio")), "--port", str(port)]
     start = time.perf_counter()
@@ -101,15 +104,17 @@ def boot_run() -> tuple[float, float]:
     try:
         with connect(port, process) as sock:
             opened = time.perf_counter() - start
+            cpu = cpu_seconds(process.pid)
             initialize_http(sock, port)
             answered = time.perf_counter() - start
     finally:
         stop(process)
-    return opened, answered
+    return opened, answered, cpu
 
 
-def boot_stdio() -> float:
-    """Seconds from spawning ``shadowproxy stdio -- <server>`` to the ``initialize`` answer on its stdout."""
+def boot_stdio() -> tuple[float, float]:
+    """Seconds from spawning ``shadowproxy stdio -- <server>`` to the ``initialize`` answer on its stdout, and the
+    proxy's CPU seconds by then (its child's not counted)."""
     argv = [*shadowproxy_argv(), "stdio", "--log-level", "warning", "--", *server_argv("stdio")]
     start = time.perf_counter()
     process = subprocess.Popen(
@@ -121,11 +126,12 @@ def boot_stdio() -> float:
         process.stdin.flush()
         line = process.stdout.readline()
         answered = time.perf_counter() - start
+        cpu = cpu_seconds(process.pid)
         if b'"result"' not in line:
             raise RuntimeError(f"no initialize result: {line[:300]!r}")
     finally:
         stop(process)
-    return answered
+    return answered, cpu
 
 
 def boot_python() -> float:
@@ -139,11 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=9, help="starts per figure; the median is printed")
     args = parser.parse_args(argv)
     runs = [boot_run() for _ in range(args.runs)]
+    stdio_runs = [boot_stdio() for _ in range(args.runs)]
     rows = {
         "python -c pass": [boot_python() for _ in range(args.runs)],
-        "run: open port": [opened for opened, _ in runs],
-        "run: initialize answered": [answered for _, answered in runs],
-        "stdio: initialize answered": [boot_stdio() for _ in range(args.runs)],
+        "run: open port": [opened for opened, _, _ in runs],
+        "run: CPU by the open port": [cpu for _, _, cpu in runs],
+        "run: initialize answered": [answered for _, answered, _ in runs],
+        "stdio: initialize answered": [answered for answered, _ in stdio_runs],
+        "stdio: CPU by the answer": [cpu for _, cpu in stdio_runs],
     }
     load = os.getloadavg()[0]
     print(f"boot, median of {args.runs} starts (load average {load:.1f}):")
