@@ -7,7 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SERVING = ("run", "stdio")
+SERVING = {"run": "shadowproxy.serve.runner", "stdio": "shadowproxy.serve.stdio"}
+"""What each serving command imports before it starts (stdio: no aiohttp unless its upstream is a URL)."""
 
 
 def entry(argv: Sequence[str] | None = None) -> int:
@@ -25,7 +26,7 @@ def entry(argv: Sequence[str] | None = None) -> int:
         command = importlib.import_module("shadowproxy.cli.main")
 
         if words[:1] and words[0] in SERVING:
-            importlib.import_module("shadowproxy.serve.runner")  # what serving imports, loaded with the rest
+            importlib.import_module(SERVING[words[0]])  # what serving imports, loaded with the rest
         gc.freeze()
     finally:
         if enabled:

@@ -283,7 +283,8 @@ def recording(cfg: config.Config, directory: str | None) -> config.Config:
 
 
 def cmd_stdio(args: argparse.Namespace) -> int:
-    from shadowproxy.serve.runner import run_loop, serve_stdio
+    from shadowproxy.serve.loop import run_loop
+    from shadowproxy.serve.stdio import serve_stdio
 
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if bool(command) + bool(args.upstream) + bool(args.server) != 1:
