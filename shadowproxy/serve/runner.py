@@ -1,4 +1,4 @@
-"""Running the proxy: the event loop (uvloop where it exists), signals, and graceful shutdown.
+"""Running the HTTP proxy (`shadowproxy run`): listening and graceful shutdown; the loop and signals are `serve.loop`.
 
 Shutdown order on SIGTERM or SIGINT: stop listening, let in-flight requests
 finish for up to ``shutdown_timeout``, then close sessions and upstream
