@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
 
 from shadowproxy.core.jsonrpc import RESPONSE, Message
 from shadowproxy.core.redact import walk
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 KEY_ENV = "SHADOWPROXY_TOKEN_KEY"
 MAX_VALUES = 10_000
@@ -44,6 +46,9 @@ _fernet: Fernet | None = None
 def _cipher() -> Fernet:
     global _fernet
     if _fernet is None:
+        # Imported on first use: cryptography costs every start about 30 ms, and most sessions never seal a vault.
+        from cryptography.fernet import Fernet
+
         key = os.environ.get(KEY_ENV)
         _fernet = Fernet(key.encode() if key else Fernet.generate_key())
     return _fernet
@@ -115,6 +120,8 @@ class TokenVault:
     @classmethod
     def unseal(cls, sealed: str) -> TokenVault | None:
         """A vault from its sealed form; None when this process's key cannot read it (the tokens die)."""
+        from cryptography.fernet import InvalidToken
+
         try:
             pairs = orjson.loads(_cipher().decrypt(sealed.encode()))
         except (InvalidToken, ValueError, orjson.JSONDecodeError):

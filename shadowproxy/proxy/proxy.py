@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shadowproxy import cluster
 from shadowproxy.bridge.era import create_bridge
@@ -25,7 +25,6 @@ from shadowproxy.core import tracing
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
-from shadowproxy.gateway import AggregateUpstream
 from shadowproxy.interceptors import pinning
 from shadowproxy.interceptors.pin_book import PinBook
 from shadowproxy.proxy.mount import Mount
@@ -36,12 +35,34 @@ from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import StoreError, open_store, parse_store_url
 from shadowproxy.stores.url import hold_book
-from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
 from shadowproxy.upstreams.credentials import problem_of
 from shadowproxy.upstreams.secrets import SecretBox
 
+if TYPE_CHECKING:
+    from shadowproxy.gateway import AggregateUpstream
+    from shadowproxy.tapes.writer import Recorder
+    from shadowproxy.upstreams.base import Upstream
+
 log = logging.getLogger(__name__)
+
+
+# Virtual servers and tapes are imported by the proxies that configure them: each start (every client's
+# `shadowproxy stdio`) would otherwise load about thirty modules it does not run (issue 27, item 6).
+def virtual_servers(config: Config, upstreams: dict[str, Upstream]) -> list[AggregateUpstream]:
+    if not config.virtual_servers:
+        return []
+    from shadowproxy.gateway import AggregateUpstream
+
+    return [AggregateUpstream(server, upstreams) for server in config.virtual_servers]
+
+
+def recorder(config: Config) -> Recorder | None:
+    if config.tapes is None:
+        return None
+    from shadowproxy.tapes.writer import Recorder
+
+    return Recorder(config.tapes)
 
 
 class Proxy:
@@ -76,7 +97,7 @@ class Proxy:
             upstream.name: create_bridge(upstreams[upstream.name], upstream.bridge, upstream.era)
             for upstream in config.upstreams
         }
-        self.tapes = Recorder(config.tapes) if config.tapes is not None else None
+        self.tapes = recorder(config)
         self.mounts = [
             Mount(
                 path,
@@ -89,7 +110,7 @@ class Proxy:
             )
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
-        self.virtual = [AggregateUpstream(server, upstreams) for server in config.virtual_servers]
+        self.virtual = virtual_servers(config, upstreams)
         self.mounts += [
             Mount(f"{config.path}/{vs.name}", vs, self.chain, self.sessions, holds=self.holds, tapes=self.tapes)
             for vs in self.virtual

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import NamedTuple, Protocol
 
-import aiohttp
 import orjson
 
 from shadowproxy.config.credentials import SecretSource, TokenExchange, UpstreamCredentials
@@ -135,6 +134,8 @@ class ExchangedToken:
         return token
 
     async def exchange(self, upstream: str, subject_token: str) -> tuple[str, float]:
+        import aiohttp  # loaded with the HTTP upstream whose token this is: this module is on every start's path
+
         settings = self.settings
         form = {"grant_type": GRANT, "subject_token": subject_token, "subject_token_type": ACCESS_TOKEN,
                 "requested_token_type": ACCESS_TOKEN}  # fmt: skip

@@ -22,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from shadowproxy.config import HealthConfig
 from shadowproxy.core import counters
@@ -35,6 +33,9 @@ from shadowproxy.upstreams.base import Upstream
 from shadowproxy.upstreams.child import ChildProcess
 from shadowproxy.upstreams.circuit import Circuit, CircuitState
 from shadowproxy.upstreams.stdio import StdioUpstream
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class UrlProbe:
         self._client: aiohttp.ClientSession | None = None
 
     async def probe(self, answer_within: float) -> None:
+        import aiohttp  # loaded with the URL upstream this probes; a proxy of stdio servers never needs it
+
         url = self.config.url
         try:
             async with asyncio.timeout(answer_within):
@@ -64,6 +67,8 @@ class UrlProbe:
 
     async def _post_ping(self, url: str) -> None:
         if self._client is None:
+            import aiohttp
+
             self._client = aiohttp.ClientSession()
         body = {"jsonrpc": "2.0", "id": "shadowproxy-health", "method": "ping"}
         headers = {

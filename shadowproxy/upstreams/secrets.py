@@ -19,14 +19,17 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
 
 from shadowproxy.config.credentials import CredentialsConfig
 from shadowproxy.stores import SessionStore, StoreError
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 MAX_SECRET = 16 * 1024
 SPACE = "upstream-secrets"
@@ -59,6 +62,9 @@ class SecretBox:
     def fernet(self) -> Fernet:
         """The key, read when first needed; ``ValueError`` naming the problem when it cannot be."""
         if self._fernet is None:
+            # Imported here, not at start: only a proxy with per-principal secrets needs cryptography.
+            from cryptography.fernet import Fernet
+
             try:
                 self._fernet = Fernet(self.key.read().encode())
             except ValueError as exc:
@@ -83,8 +89,11 @@ class SecretBox:
         if opened is not None and opened[0] == sealed:
             secret = opened[1]
         else:
+            fernet = self.fernet
+            from cryptography.fernet import InvalidToken  # loaded by self.fernet
+
             try:
-                secret = self.fernet.decrypt(sealed).decode()
+                secret = fernet.decrypt(sealed).decode()
             except InvalidToken:
                 raise ValueError("its stored secret was encrypted with another key") from None
         if len(self.opened) >= MAX_OPENED:
