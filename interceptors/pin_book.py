@@ -101,6 +101,9 @@ class Scope:
     changes: dict[str, Change] = field(default_factory=dict)
     settled: bool = False
     pinned_at: float = field(default_factory=time.time)
+    seen: tuple[bytes, frozenset[str]] | None = None
+    """The fingerprint of the last list reviewed, and what it hid: the same list again, with the scope unchanged
+    since, is the same review (a 200-tool list costs 0.7 ms to digest tool by tool)."""
 
 
 class PinBook:
@@ -134,18 +137,43 @@ class PinBook:
         return group
 
     def review(
-        self, upstream: str, principal: str | None, tools: list[Any], complete: bool, session: str | None = None
-    ) -> set[str]:
+        self,
+        upstream: str,
+        principal: str | None,
+        tools: list[Any],
+        complete: bool,
+        session: str | None = None,
+        fingerprint: bytes | None = None,
+    ) -> frozenset[str]:
         """Compare one ``tools/list`` result with the pins; the names block mode hides from it.
 
         ``complete``: the result is the whole list (no cursor asked for, none given), so a pinned tool missing
         from it was removed. Until a complete list was seen, a scope pins what it is shown (pages included).
+        ``fingerprint`` stands for the result's bytes: a review of the list the scope last reviewed, with nothing
+        changed since, is not done again (a review leaves a scope as a second one of the same list finds it).
         """
         group = self.group_of(principal)
         key = (upstream, group)
         scope = self.scopes.get(key)
         if scope is None:
             scope = self.scopes[key] = Scope()
+        if fingerprint is not None:
+            fingerprint += b"1" if complete else b"0"
+            if scope.seen is not None and scope.seen[0] == fingerprint:
+                return self._hiding(upstream, scope.seen[1])
+        hidden = self._review(scope, key, tools, complete, session)
+        scope.seen = (fingerprint, hidden) if fingerprint is not None else None
+        return self._hiding(upstream, hidden)
+
+    def _hiding(self, upstream: str, hidden: frozenset[str]) -> frozenset[str]:
+        if hidden:
+            REFUSALS.labels(upstream, "hidden").inc(len(hidden))
+        return hidden
+
+    def _review(
+        self, scope: Scope, key: tuple[str, str], tools: list[Any], complete: bool, session: str | None
+    ) -> frozenset[str]:
+        upstream, group = key
         before = (len(scope.pins), len(scope.changes), scope.settled)
         listed: set[str] = set()
         for tool in tools:
@@ -189,11 +217,8 @@ class PinBook:
             self.dirty.add(key)
             self._noted = False
         if not self.blocking:
-            return set()
-        hidden = {name for name in listed if (change := scope.changes.get(name)) is not None and change.blocks}
-        if hidden:
-            REFUSALS.labels(upstream, "hidden").inc(len(hidden))
-        return hidden
+            return frozenset()
+        return frozenset(name for name in listed if (change := scope.changes.get(name)) is not None and change.blocks)
 
     def refusal(self, upstream: str, principal: str | None, tool: str) -> Change | None:
         """The pending change that refuses a call to ``tool`` in block mode, or None."""
@@ -231,6 +256,7 @@ class PinBook:
         change = scope.changes.pop(tool, None) if scope is not None else None
         if scope is None or change is None:
             return None
+        scope.seen = None
         if change.kind == "removed":
             scope.pins.pop(tool, None)
         else:
@@ -263,6 +289,7 @@ class PinBook:
         if scope is None:
             return  # never listed here: its first list will be trusted, the approved definition with it
         tool, digest = told["n"], told["d"]
+        scope.seen = None
         if told["k"] == "removed":
             scope.pins.pop(tool, None)
         else:

@@ -53,3 +53,21 @@ def test_a_reset_elsewhere_forgets_the_pins_here() -> None:
     pinned(b, OLD)
     b.apply({"u": "up", "g": None, "reset": True})
     assert b.scopes == {}
+
+
+def test_a_list_reviewed_again_is_answered_as_before_until_the_pins_change() -> None:
+    book = PinBook(PinningConfig(mode="block"))
+    book.review("up", None, [OLD], complete=True, fingerprint=b"old")
+    assert book.review("up", None, [NEW], complete=True, fingerprint=b"new") == {"echo"}
+    # The same bytes again, the scope unchanged: the same answer, the pending change still pending.
+    assert book.review("up", None, [NEW], complete=True, fingerprint=b"new") == {"echo"}
+    assert book.refusal("up", None, "echo") is not None
+    # A page of the same bytes is another review: nothing counts as removed from it.
+    assert book.review("up", None, [NEW], complete=False, fingerprint=b"new") == {"echo"}
+    book.approve("up", "", "echo")
+    assert book.review("up", None, [NEW], complete=True, fingerprint=b"new") == set()
+    # What another instance approved makes the same bytes reviewed anew here too.
+    assert book.review("up", None, [OTHER], complete=True, fingerprint=b"other") == {"echo"}
+    book.apply({"u": "up", "g": "", "n": "echo", "k": "changed", "d": book.scopes[("up", "")].changes["echo"].digest,
+                "v": OTHER})  # fmt: skip
+    assert book.review("up", None, [OTHER], complete=True, fingerprint=b"other") == set()
