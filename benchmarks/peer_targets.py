@@ -53,9 +53,8 @@ async def fastmcp_http(launcher: Launcher, peer: Installed, upstream: str, reuse
 async def supergateway_http(launcher: Launcher, peer: Installed) -> AsyncIterator[Target]:
     """``supergateway --stdio <server> --outputTransport streamableHttp --stateful``: one child per session."""
     port = free_port()
-    node = [str(peer.command)]
     argv = [
-        *node,
+        str(peer.command),
         "--stdio",
         " ".join(server_argv("stdio")),
         "--outputTransport",
