@@ -164,8 +164,10 @@ class Recorder:
         queue = self._queue
         touched: dict[str, tuple[SessionRecord, _Tape]] = {}
         redactor = self.redactor
-        while queue:
-            items = [queue.popleft() for _ in range(min(len(queue), CHUNK))]
+        left = len(queue)  # what came after the batch began waits for the next: the files are written in between
+        while left > 0:
+            items = [queue.popleft() for _ in range(min(left, CHUNK))]
+            left -= len(items)
             # One look at a chunk's messages together: when nothing in them could be masked, none is looked at alone.
             clean = redactor is None or redactor.clean(b"\n".join([item[3] for item in items]))
             for item in items:
@@ -173,6 +175,8 @@ class Recorder:
                     touched[item[0].id] = self._format(item, clean)
                 except Exception:  # one message that cannot be written must not stop the writer
                     log.exception("could not put a message on its tape")
+            if left:
+                time.sleep(0)  # the GIL to the event loop between chunks, not after a whole batch
         for key, (_, tape) in touched.items():
             try:
                 self._flush(key, tape)
