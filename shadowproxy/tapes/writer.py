@@ -291,9 +291,11 @@ class Recorder:
 
     def _flush(self, key: str, tape: _Tape) -> None:
         if tape.pending:
-            data = b"".join(tape.pending)
+            data = memoryview(b"".join(tape.pending))
             tape.pending.clear()
-            self._file(key, tape).write(data)
+            file = self._file(key, tape)
+            while data:  # an unbuffered file's write may take part of it
+                data = data[file.write(data) :]
 
     def _file(self, key: str, tape: _Tape) -> IO[bytes]:
         file = self._files.get(key)
