@@ -3,7 +3,7 @@
 On loopback, in one invocation, bounded in time, it measures the load client
 against the fast MCP server directly (stdio and aiohttp Streamable HTTP),
 through ShadowProxy (HTTP->stdio, stdio->stdio, HTTP->HTTP), and through the
-peer ``mcp-proxy``; plus the client's own ceiling against a bare-protocol
+peers (mcp-proxy, FastMCP, supergateway, ContextForge); plus the client's own ceiling against a bare-protocol
 server. It prints one table and the issue's targets, and writes JSON on request.
 See ``benchmarks/README.md`` for what each column means.
 """
@@ -19,33 +19,19 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import orjson
 
-from benchmarks import report, targets
+from benchmarks import report, rows
 from benchmarks.http_load import HttpLoad, LoadError
-from benchmarks.peer import PeerUnavailable, default_venv, ensure_peer
+from benchmarks.peer import Installed, default_cache
 from benchmarks.procstat import Sample, peak_rss_mib
+from benchmarks.rows import PEER_NAMES, RowSpec
 from benchmarks.stdio_load import StdioLoad, StdioLoadError
-from benchmarks.targets import Launcher, Target, TargetError
+from benchmarks.targets import Launcher, TargetError
 from benchmarks.ws_load import WsLoad, WsLoadError
-
-Setup = Callable[[Launcher], AbstractAsyncContextManager[Target]]
-
-
-@dataclass(frozen=True)
-class RowSpec:
-    """One kind of row: a name, the direct row it is compared to, and how to bring its target up."""
-
-    name: str
-    baseline: str
-    setup: Setup | None
-    concurrencies: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,33 +41,16 @@ class Settings:
     concurrencies: tuple[int, ...]
     only: str | None
     repeat: int
-    peer: bool
-    peer_venv: Path
+    peers: tuple[str, ...]
+    peer_cache: Path
+    peer_venv: Path | None
+    features: bool
 
 
-VARIANTS = ("rules", "sqlite", "redis", "tapes")
-"""Rows whose ratio is against the memory-store, empty-chain proxy row: the cost of each feature."""
-
-
-def specs(settings: Settings, peer: Setup | None) -> list[RowSpec]:
+def specs(settings: Settings, installed: dict[str, object]) -> list[RowSpec]:
     high = (max(settings.concurrencies),)
-    rules, sqlite, redis, tapes = (partial(targets.proxy_http, upstream="stdio", options=name) for name in VARIANTS)
-    return [
-        RowSpec("client ceiling (raw HTTP)", report.DIRECT_HTTP, partial(targets.http_server, mode="raw-http"), high),
-        RowSpec(report.DIRECT_HTTP, report.DIRECT_HTTP, partial(targets.http_server, mode="http")),
-        RowSpec(report.DIRECT_STDIO, report.DIRECT_STDIO, targets.stdio_server),
-        RowSpec("bare relay HTTP->stdio", report.DIRECT_HTTP, targets.bare_http),
-        RowSpec("bare relay stdio->stdio", report.DIRECT_STDIO, targets.bare_stdio),
-        RowSpec(report.PROXY_HTTP_STDIO, report.DIRECT_HTTP, partial(targets.proxy_http, upstream="stdio")),
-        RowSpec(report.PROXY_STDIO_STDIO, report.DIRECT_STDIO, targets.proxy_stdio),
-        RowSpec("shadowproxy HTTP->HTTP", report.DIRECT_HTTP, partial(targets.proxy_http, upstream="http")),
-        RowSpec("shadowproxy WebSocket->stdio", report.DIRECT_HTTP, targets.proxy_ws),
-        RowSpec(report.PROXY_HTTP_STDIO + ", 100 rules", report.PROXY_HTTP_STDIO, rules, high),
-        RowSpec(report.PROXY_HTTP_STDIO + ", SQLite store", report.PROXY_HTTP_STDIO, sqlite, high),
-        RowSpec(report.PROXY_HTTP_STDIO + ", Redis store", report.PROXY_HTTP_STDIO, redis, high),
-        RowSpec(report.PROXY_HTTP_STDIO + ", recording tapes", report.PROXY_HTTP_STDIO, tapes, high),
-        RowSpec(report.PEER, report.DIRECT_HTTP, peer),
-    ]
+    feature_rows = rows.feature_specs(high) if settings.features else []
+    return [*rows.base_specs(high), *feature_rows, *rows.peer_specs(installed)]
 
 
 async def measure(spec: RowSpec, concurrency: int, launcher: Launcher, settings: Settings) -> report.RowResult:
@@ -92,14 +61,15 @@ async def measure(spec: RowSpec, concurrency: int, launcher: Launcher, settings:
         if target.url is not None and target.url.startswith("ws://"):
             load: HttpLoad | StdioLoad | WsLoad = WsLoad(target.url, concurrency)
         elif target.url is not None:
-            load = HttpLoad(target.url, concurrency)
+            load = HttpLoad(target.url, concurrency, target.headers)
         else:
             assert target.argv is not None
             stderr = launcher.log(f"stdio-{spec.name.replace(' ', '_').replace('>', '')}").open("ab")
             load = StdioLoad(target.argv, concurrency, stderr=stderr, cwd=str(launcher.workdir))
         try:
             await load.start()
-            roots, front = ([load.pid], load.pid) if isinstance(load, StdioLoad) else (target.roots, target.front)
+            stdio = isinstance(load, StdioLoad)
+            roots, front = ([load.pid, *target.roots], load.pid) if stdio else (target.roots, target.front)
             await asyncio.sleep(settings.warmup)
             load.recorder.reset()
             before, client_before = Sample.take(roots), time.process_time()
@@ -138,21 +108,20 @@ def better(old: report.RowResult | None, new: report.RowResult) -> report.RowRes
     return old
 
 
-async def run(settings: Settings) -> list[report.RowResult]:
-    """Measure every selected row; with ``repeat`` > 1, in rounds, so each row's tries are spread over time."""
-    peer_setup: Setup | None = None
-    peer_reason = "skipped (--no-peer)"
-    if settings.peer:
-        try:
-            command = await ensure_peer(settings.peer_venv)
-        except PeerUnavailable as exc:
-            peer_reason = f"unavailable: {exc}"
-        else:
-            peer_setup = partial(targets.peer_http, peer_command=command)
+async def run(settings: Settings) -> tuple[list[report.RowResult], dict[str, str]]:
+    """Measure every selected row; with ``repeat`` > 1, in rounds, so each row's tries are spread over time.
+
+    Returns the rows and, per peer asked for, its installed version or why it is missing.
+    """
+    wanted = rows.peers_needed(settings.peers, lambda name: selected(name, settings.only))
+    installed = await rows.install_peers(wanted, settings.peer_cache, settings.peer_venv)
+    versions = {name: f.version if isinstance(f, Installed) else str(f) for name, f in installed.items()}
+    for name, version in versions.items():
+        print(f"... peer {name}: {version}", file=sys.stderr, flush=True)
     plan = [
         (spec, concurrency)
-        for spec in specs(settings, peer_setup)
-        if not settings.only or settings.only.lower() in spec.name.lower()
+        for spec in specs(settings, installed)
+        if selected(spec.name, settings.only)
         for concurrency in spec.concurrencies or settings.concurrencies
     ]
     best: dict[tuple[str, int], report.RowResult] = {}
@@ -162,12 +131,20 @@ async def run(settings: Settings) -> list[report.RowResult]:
             for spec, concurrency in plan:
                 key = (spec.name, concurrency)
                 if spec.setup is None:
-                    best[key] = report.RowResult(spec.name, spec.baseline, concurrency, status=peer_reason)
+                    best[key] = report.RowResult(spec.name, spec.baseline, concurrency, status=spec.reason)
                 else:
                     best[key] = better(best.get(key), await attempt(spec, concurrency, launcher, settings))
-    rows = [best[(spec.name, concurrency)] for spec, concurrency in plan]
-    report.compare(rows)
-    return rows
+    results = [best[(spec.name, concurrency)] for spec, concurrency in plan]
+    report.compare(results)
+    return results, versions
+
+
+def selected(name: str, only: str | None) -> bool:
+    """Whether ``--only`` picks the row ``name``: any of its comma-separated parts, ``=`` for an exact name."""
+    if not only:
+        return True
+    parts = [part.strip() for part in only.split(",") if part.strip()]
+    return any(name == part[1:] if part.startswith("=") else part.lower() in name.lower() for part in parts)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -176,15 +153,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per row (default 4)")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per row (default 1)")
     parser.add_argument("--concurrency", default="1,16", help="comma-separated client counts (default 1,16)")
-    parser.add_argument("--only", help="run only the rows whose name contains this text")
+    parser.add_argument(
+        "--only",
+        help="run only the rows whose name contains this text; several, comma-separated; =NAME: that row only",
+    )
     parser.add_argument(
         "--repeat",
         type=int,
         default=1,
         help="measure every row N times, in rounds, and keep each row's best (default 1)",
     )
-    parser.add_argument("--no-peer", dest="peer", action="store_false", help="leave out the mcp-proxy rows")
-    parser.add_argument("--peer-venv", type=Path, default=default_venv(), help="where mcp-proxy is installed")
+    parser.add_argument("--no-peer", dest="peer", action="store_false", help="leave out every peer's rows")
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEER_NAMES),
+        help=f"comma-separated peers to run (default all: {','.join(PEER_NAMES)})",
+    )
+    parser.add_argument(
+        "--peer-cache",
+        type=Path,
+        default=default_cache(),
+        help="where each peer gets its own venv or npm folder (default ~/.cache/shadowproxy-bench)",
+    )
+    parser.add_argument("--peer-venv", type=Path, help="where mcp-proxy is installed (default: in --peer-cache)")
+    parser.add_argument("--no-features", dest="features", action="store_false", help="leave out the feature rows")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed or a row failed")
     args = parser.parse_args(argv)
@@ -200,24 +192,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--duration must be positive and --warmup not negative")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    args.peer_names = tuple(name for name in args.peers.split(",") if name) if args.peer else ()
+    unknown = [name for name in args.peer_names if name not in PEER_NAMES]
+    if unknown:
+        parser.error(f"--peers: unknown {', '.join(unknown)} (known: {', '.join(PEER_NAMES)})")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings(
-        args.warmup, args.duration, args.concurrencies, args.only, args.repeat, args.peer, args.peer_venv
+        args.warmup,
+        args.duration,
+        args.concurrencies,
+        args.only,
+        args.repeat,
+        args.peer_names,
+        args.peer_cache,
+        args.peer_venv,
+        args.features,
     )
     started = datetime.datetime.now(datetime.UTC)
     load_before = os.getloadavg()
     try:
         import uvloop
     except ImportError:
-        rows = asyncio.run(run(settings))
+        results, versions = asyncio.run(run(settings))
     else:
-        rows = uvloop.run(run(settings))
-    found = report.checks(rows, max(settings.concurrencies))
-    print(report.table(rows))
+        results, versions = uvloop.run(run(settings))
+    found = report.checks(results, max(settings.concurrencies))
+    print(report.table(results))
+    if versions:
+        print("\npeers: " + "; ".join(f"{name} {version}" for name, version in versions.items()))
     print()
     print(report.check_lines(found))
     if args.json is not None:
@@ -236,12 +242,13 @@ def main(argv: list[str] | None = None) -> int:
                 "repeat": settings.repeat,
                 "payload_bytes": 64,
             },
-            "rows": [row.to_dict() for row in rows],
+            "peers": versions,
+            "rows": [row.to_dict() for row in results],
             "checks": [{"target": c.target, "measured": c.measured, "met": c.met} for c in found],
         }
         args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
         print(f"\nwrote {args.json}")
-    failed = any(row.status.startswith("failed") for row in rows)
+    failed = any(row.status.startswith("failed") for row in results)
     missed = any(check.met is False for check in found)
     return 1 if args.strict and (failed or missed) else 0
 

@@ -35,9 +35,9 @@ def _sse_data(body: bytes) -> bytes:
 class HttpConnection(asyncio.Protocol):
     """One simulated client on one connection."""
 
-    def __init__(self, host: str, path: str, recorder: Recorder) -> None:
+    def __init__(self, host: str, path: str, recorder: Recorder, extra: bytes = b"") -> None:
         self.prefix = b"POST %s HTTP/1.1\r\nHost: %s\r\n" % (path.encode(), host.encode())
-        self.common = b"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+        self.common = b"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n" + extra
         self.recorder = recorder
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
@@ -180,12 +180,14 @@ def _dechunk(buffer: bytes) -> tuple[bytes, int] | None:
 class HttpLoad:
     """``concurrency`` simulated clients against one Streamable HTTP endpoint."""
 
-    def __init__(self, url: str, concurrency: int) -> None:
+    def __init__(self, url: str, concurrency: int, headers: dict[str, str] | None = None) -> None:
         parts = urlsplit(url)
         if parts.hostname is None or parts.port is None:
             raise LoadError(f"the URL needs a host and a port: {url}")
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path or "/"
         self.concurrency = concurrency
+        # Sent with every request (a bearer token, say), after the ones every MCP POST has.
+        self.extra = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in (headers or {}).items())
         self.recorder = Recorder()
         self.connections: list[HttpConnection] = []
 
@@ -195,7 +197,7 @@ class HttpLoad:
         authority = f"{self.host}:{self.port}"
         for _ in range(self.concurrency):
             _, connection = await loop.create_connection(
-                lambda: HttpConnection(authority, self.path, self.recorder), self.host, self.port
+                lambda: HttpConnection(authority, self.path, self.recorder, self.extra), self.host, self.port
             )
             self.connections.append(connection)
         async with asyncio.timeout(30):

@@ -74,13 +74,26 @@ class Result:
 
 
 def raise_fd_limit(needed: int) -> int:
-    """Lift the soft descriptor limit to the hard one (children inherit it); fail early when that is too few."""
+    """Lift the descriptor limit for this process and its children; fail early when it cannot reach ``needed``.
+
+    The soft limit goes to the hard one; when that is still too few, the hard limit is raised too, which root
+    may do up to ``/proc/sys/fs/nr_open``.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+            soft = hard = needed
+        except (ValueError, OSError):
+            pass  # not root, or above nr_open: the check below says so
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
     if soft != resource.RLIM_INFINITY and soft < needed:
-        raise SystemExit(f"streams_load: {needed} file descriptors needed, the hard limit is {soft} (ulimit -Hn)")
+        raise SystemExit(
+            f"{needed} file descriptors needed, the hard limit is {soft} (ulimit -Hn; root may raise it up to"
+            " /proc/sys/fs/nr_open)"
+        )
     return soft
 
 

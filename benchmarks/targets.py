@@ -19,8 +19,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import features
+
 FASTSERVER = Path(__file__).resolve().with_name("fastserver.py")
 BARE_RELAY = Path(__file__).resolve().with_name("bare_relay.py")
+OTLP_SINK = Path(__file__).resolve().with_name("otlp_sink.py")
 
 
 class TargetError(Exception):
@@ -35,6 +38,8 @@ class Target:
     argv: list[str] | None = None
     roots: list[int] = field(default_factory=list)
     front: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers the load client sends with every request (a bearer token)."""
 
 
 def server_argv(mode: str, *extra: str) -> list[str]:
@@ -66,10 +71,13 @@ class Launcher:
         return self.workdir / f"{name}.log"
 
     @contextlib.asynccontextmanager
-    async def process(self, name: str, argv: list[str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    async def process(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> AsyncIterator[asyncio.subprocess.Process]:
         with self.log(name).open("ab") as log:
             process = await asyncio.create_subprocess_exec(
                 *argv,
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -81,9 +89,11 @@ class Launcher:
         finally:
             await stop_group(process)
 
-    async def wait_http(self, name: str, process: asyncio.subprocess.Process, port: int, path: str) -> None:
+    async def wait_http(
+        self, name: str, process: asyncio.subprocess.Process, port: int, path: str, seconds: float = 30.0
+    ) -> None:
         """Wait (bounded) until ``GET path`` on ``port`` gets any HTTP answer."""
-        for _ in range(3000):
+        for _ in range(int(seconds * 100)):
             if process.returncode is not None:
                 tail = self.log(name).read_text(errors="replace")[-2000:]
                 raise TargetError(f"{name} exited with {process.returncode}:\n{tail}")
@@ -98,7 +108,7 @@ class Launcher:
             if status.startswith(b"HTTP/1.1 200") or (status.startswith(b"HTTP/") and path == "/mcp"):
                 return
             await asyncio.sleep(0.01)
-        raise TargetError(f"{name} did not answer on port {port} within 30 s")
+        raise TargetError(f"{name} did not answer on port {port} within {seconds:.0f} s")
 
 
 async def stop_group(process: asyncio.subprocess.Process) -> None:
@@ -148,7 +158,7 @@ async def proxy_http(launcher: Launcher, upstream: str, options: str = "") -> As
         port = free_port()
         argv = [*shadowproxy_argv(), "run", "--upstream", spec, "--port", str(port), "--log-level", "warning"]
         argv += variant(launcher, options)
-        name = f"shadowproxy-http-{upstream}{'-' + options if options else ''}"
+        name = f"shadowproxy-http-{upstream}{'-' + Path(options).stem if options else ''}"
         process = await stack.enter_async_context(launcher.process(name, argv))
         await launcher.wait_http(name, process, port, "/healthz")
         yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid, *roots], front=process.pid)
@@ -177,6 +187,8 @@ def variant(launcher: Launcher, options: str) -> list[str]:
         return ["--rules", str(rules)]
     if options == "tapes":
         return ["--record", str(launcher.workdir / "bench-tapes")]
+    if options.startswith("config:"):
+        return ["--config", options.removeprefix("config:")]
     return []
 
 
@@ -184,6 +196,15 @@ def variant(launcher: Launcher, options: str) -> list[str]:
 async def proxy_stdio(launcher: Launcher) -> AsyncIterator[Target]:
     """``shadowproxy stdio -- <server>``, launched by the load client itself."""
     yield Target(argv=[*shadowproxy_argv(), "stdio", "--log-level", "warning", "--", *server_argv("stdio")])
+
+
+@contextlib.asynccontextmanager
+async def proxy_stdio_http(launcher: Launcher) -> AsyncIterator[Target]:
+    """``shadowproxy stdio --upstream <URL>``: the stdio-to-HTTP bridge in front of the aiohttp fast server."""
+    async with http_server(launcher, "http") as server:
+        assert server.url is not None
+        argv = [*shadowproxy_argv(), "stdio", "--log-level", "warning", "--upstream", server.url]
+        yield Target(argv=argv, roots=server.roots)
 
 
 @contextlib.asynccontextmanager
@@ -197,16 +218,41 @@ async def bare_http(launcher: Launcher) -> AsyncIterator[Target]:
 
 
 @contextlib.asynccontextmanager
+async def bare_http_http(launcher: Launcher) -> AsyncIterator[Target]:
+    """The bare relay in front of the fast HTTP server: the ceiling of an HTTP->HTTP hop."""
+    async with http_server(launcher, "http") as server:
+        assert server.url is not None
+        port = free_port()
+        argv = [sys.executable, str(BARE_RELAY), "http-http", "--port", str(port), "--upstream", server.url]
+        async with launcher.process("bare-http-http", argv) as process:
+            await launcher.wait_http("bare-http-http", process, port, "/mcp")
+            url = f"http://127.0.0.1:{port}/mcp"
+            yield Target(url=url, roots=[process.pid, *server.roots], front=process.pid)
+
+
+@contextlib.asynccontextmanager
 async def bare_stdio(launcher: Launcher) -> AsyncIterator[Target]:
     """The bare byte relay in front of the fast stdio server: the ceiling of a stdio->stdio hop."""
     yield Target(argv=[sys.executable, str(BARE_RELAY), "stdio", "--", *server_argv("stdio")])
 
 
 @contextlib.asynccontextmanager
-async def peer_http(launcher: Launcher, peer_command: Path) -> AsyncIterator[Target]:
-    """The ``mcp-proxy`` package in front of the fast stdio server."""
-    port = free_port()
-    argv = [str(peer_command), "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]
-    async with launcher.process("mcp-proxy", [*argv, "--", *server_argv("stdio")]) as process:
-        await launcher.wait_http("mcp-proxy", process, port, "/mcp")
-        yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid], front=process.pid)
+async def proxy_feature(launcher: Launcher, key: str) -> AsyncIterator[Target]:
+    """The HTTP->stdio proxy with one feature of :mod:`benchmarks.features` configured (``--config``)."""
+    feature = features.BY_KEY[key]
+    missing = feature.missing()
+    if missing is not None:
+        raise TargetError(missing)
+    async with contextlib.AsyncExitStack() as stack:
+        roots: list[int] = []
+        sink = None
+        if key.startswith("tracing"):
+            port = free_port()
+            process = await stack.enter_async_context(
+                launcher.process("otlp-sink", [sys.executable, str(OTLP_SINK), "--port", str(port)])
+            )
+            await launcher.wait_http("otlp-sink", process, port, "/v1/traces")
+            sink, roots = f"http://127.0.0.1:{port}/v1/traces", [process.pid]
+        config = features.write_config(key, launcher.workdir, sink)
+        target = await stack.enter_async_context(proxy_http(launcher, "stdio", f"config:{config}"))
+        yield Target(url=target.url, roots=[*target.roots, *roots], front=target.front, headers=feature.headers())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from typing import Any
 
@@ -116,11 +117,20 @@ class PinningInterceptor:
         if not isinstance(tools, list):
             return FORWARD
         session = ctx.session.id if ctx.session is not None else None
-        hidden = self.book.review(ctx.upstream, ctx.principal, tools, _complete(ctx.request, result), session)
+        complete = _complete(ctx.request, result)
+        hidden = self.book.review(ctx.upstream, ctx.principal, tools, complete, session, _fingerprint(message))
         if not hidden:
             return FORWARD
         kept = [tool for tool in tools if not (isinstance(tool, dict) and tool.get("name") in hidden)]
         return forward(message.evolve(result={**result, "tools": kept}))
+
+
+def _fingerprint(message: Message) -> bytes | None:
+    """A digest of the result's bytes, from ``"result"`` on: the answers of servers that write the id first (the
+    Python SDK's) fingerprint alike when their lists are alike; others' never match, and are reviewed each time."""
+    raw = message.to_bytes()
+    start = raw.find(b'"result"')
+    return hashlib.blake2b(raw[start:], digest_size=16).digest() if start >= 0 else None
 
 
 def _complete(request: Message | None, result: dict[str, Any]) -> bool:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-import yaml
 
 from shadowproxy.core.chain import Direction
 from shadowproxy.core.errors import JsonRpcError
@@ -205,6 +204,8 @@ def _json_arg(value: str, option: str) -> Any:
         content = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{option}: cannot read {value}: {exc.strerror}") from None
+    import yaml  # here: every shadowproxy command registers this one, few read a YAML message
+
     try:
         return yaml.safe_load(content)
     except yaml.MarkedYAMLError as exc:

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from shadowproxy.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import yaml
 
 PACKS_DIR = Path(__file__).with_name("packs")
 RULE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -114,6 +115,9 @@ def resolve(paths: Iterable[str]) -> tuple[list[Path], list[Problem]]:
 
 def parse(text: str, file: str) -> tuple[Document | None, list[Problem]]:
     """Parse YAML (or JSON) ``text``, recording the line of every node; duplicate keys are problems."""
+    # PyYAML is imported by the first file read, not at start: a proxy started with flags alone reads none.
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -135,6 +139,8 @@ def parse(text: str, file: str) -> tuple[Document | None, list[Problem]]:
 
 
 def _record(node: yaml.Node, path: JsonPath, document: Document, problems: list[Problem]) -> None:
+    import yaml  # already loaded by parse
+
     document.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()

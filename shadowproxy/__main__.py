@@ -1,5 +1,5 @@
 import sys
 
-from shadowproxy.cli.main import main
+from shadowproxy.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -5,10 +5,15 @@ import shlex
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import mcp.client.session
 import pytest
 
 from tests.redis_server import RedisServer, RedisUnavailable
 from tests.support import HttpServerProcess, ProxyProcess, sdk_server_command
+
+# The SDK client takes the handshake era when server/discover is unanswered for 10 s; through the proxy the first
+# request starts the upstream's process, which on a loaded two-core machine can take that long.
+mcp.client.session.DISCOVER_TIMEOUT_SECONDS = 60.0
 
 
 @pytest.fixture

@@ -11,18 +11,29 @@ than polling, so nothing here sleeps.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import threading
 from types import TracebackType
+from typing import NoReturn
 
 READY = "Ready to accept connections"
 
 
 class RedisUnavailable(RuntimeError):
     """No ``redis-server`` binary, or it would not start."""
+
+
+def missing(exc: RedisUnavailable) -> NoReturn:
+    """Skip the test without Redis, or fail it when ``SHADOWPROXY_REQUIRE_REDIS=1`` (CI) says one must be had."""
+    import pytest
+
+    if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
+        pytest.fail(f"Redis is required: {exc}")
+    pytest.skip(str(exc))
 
 
 def free_port() -> int:

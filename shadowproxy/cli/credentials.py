@@ -12,7 +12,6 @@ import os
 import sys
 
 import aiohttp
-from cryptography.fernet import Fernet
 
 from shadowproxy.cli.admin import PREFIX, TIMEOUT, TOKEN_ENV, connection
 
@@ -26,6 +25,14 @@ EXAMPLES = f"""examples:
 OK, REFUSED, USAGE = 0, 1, 2
 
 
+def keygen_command(args: argparse.Namespace) -> int:
+    # cryptography is imported by this command only: every other shadowproxy command registers this module.
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
+    return OK
+
+
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     formatter = argparse.RawDescriptionHelpFormatter
     parser = commands.add_parser(
@@ -33,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     actions = parser.add_subparsers(dest="credentials_command", metavar="ACTION", required=True)
     keygen = actions.add_parser("keygen", help="print a new key for credentials.key_file or key_env")
-    keygen.set_defaults(handler=lambda args: print(Fernet.generate_key().decode()) or OK)
+    keygen.set_defaults(handler=keygen_command)
     for name, text in (("set", "set a principal's secret for an upstream"), ("delete", "delete it")):
         action = actions.add_parser(name, help=text, epilog=EXAMPLES, formatter_class=formatter)
         action.add_argument("upstream", metavar="UPSTREAM")

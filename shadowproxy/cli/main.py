@@ -49,7 +49,12 @@ def common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=["text", "json"])
 
 
-def build_parser() -> argparse.ArgumentParser:
+CORE_COMMANDS = ("run", "stdio", "config", "version")
+"""The commands defined here; the others are registered from their own modules."""
+
+
+def build_parser(extras: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; ``extras=False`` leaves out the commands of other modules (not imported)."""
     parser = argparse.ArgumentParser(prog="shadowproxy", description="A transparent proxy for MCP.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -113,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda args: print(__version__) or 0)
-    for register in extra_commands():
+    for register in extra_commands() if extras else ():
         register(commands)
     return parser
 
@@ -199,7 +204,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     problems: list[config.ConfigError] = []
     cfg = load_config(args, problems, upstream=args.upstream)
-    problems += section_problems(cfg)
+    problems += section_problems(cfg, problems)
     proxy: Proxy | None = None
     if not problems:
         try:
@@ -237,13 +242,14 @@ def file_order(problem: config.ConfigError, source: str | None) -> tuple[int, in
     return (0, int(line)) if source is not None and file == source and line.isdigit() else (1, 0)
 
 
-def section_problems(cfg: config.Config) -> list[config.ConfigError]:
-    """What loading each interceptor finds wrong (its options, by its own model; its rules files), each on its own."""
+def section_problems(cfg: config.Config, found_already: list[config.ConfigError]) -> list[config.ConfigError]:
+    """What loading each interceptor finds wrong (its options, by its own model; its rules files), each on its own;
+    no upstream at all, unless the file's upstreams were left out for what is wrong with them."""
     from shadowproxy.proxy.plugins import chain_configs, load_interceptor
     from shadowproxy.rules.source import RulesError
 
     found: list[config.ConfigError] = []
-    if not cfg.upstreams:
+    if not cfg.upstreams and not any((p.key or "").startswith("upstreams") for p in found_already):
         found.append(
             config.ConfigError("no upstream: give --upstream or a config file with upstreams", key="upstreams")
         )
@@ -278,7 +284,8 @@ def recording(cfg: config.Config, directory: str | None) -> config.Config:
 
 
 def cmd_stdio(args: argparse.Namespace) -> int:
-    from shadowproxy.serve.runner import run_loop, serve_stdio
+    from shadowproxy.serve.loop import run_loop
+    from shadowproxy.serve.stdio import serve_stdio
 
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if bool(command) + bool(args.upstream) + bool(args.server) != 1:
@@ -291,7 +298,10 @@ def cmd_stdio(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    # `run` and `stdio` are started by every client and restart: the other commands' modules (gateway probes, tape
+    # comparison, admin clients) are not imported for them. Help and any other command get the full parser.
+    parser = build_parser(extras=not words or words[0] not in CORE_COMMANDS)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)

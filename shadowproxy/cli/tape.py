@@ -87,11 +87,53 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     diff.set_defaults(handler=cmd_diff)
 
     test = _subcommand(_subcommand(commands.choices["rules"]).choices["test"])
+    test.add_argument("--tape", metavar="TAPE_OR_DIR",
+                      help="judge recorded traffic: a tape or a folder (with --cases: exit 1 when the policy would "
+                           "block a recorded call that a forward case expects to pass)")  # fmt: skip
     for group in test._mutually_exclusive_groups:
-        if any(action.dest == "cases" for action in group._group_actions):
-            group.add_argument("--tape", metavar="TAPE_OR_DIR", help="judge recorded traffic: a tape or a folder")
+        group.required = False  # --message or --cases, as before, or --tape (with --cases or without)
     judged_alone = test.get_default("handler")
-    test.set_defaults(handler=lambda args: cmd_rules_tape(args) if args.tape is not None else judged_alone(args))
+
+    def handler(args: argparse.Namespace) -> int:
+        if args.tape is not None:
+            return cmd_rules_tape(args)
+        if args.message is None and args.cases is None:
+            test.error("one of the arguments --message --cases --tape is required")
+        return int(judged_alone(args))
+
+    test.set_defaults(handler=handler)
+
+
+def cmd_rules_tape(args: argparse.Namespace) -> int:
+    from shadowproxy.rules.cases import load_cases, run_case
+    from shadowproxy.rules.ruleset import load
+    from shadowproxy.rules.source import RulesError
+    from shadowproxy.tapes.dryrun import dry_run, expectations
+
+    if args.message is not None:
+        print("error: --tape judges recorded messages: give --message or --tape, not both", file=sys.stderr)
+        return FAILED
+    try:
+        rules = load(args.paths)
+        cases = load_cases(args.cases) if args.cases is not None else None
+    except RulesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return FAILED
+    tapes = [tape_format.read(path) for path in tape_format.tapes_in(args.tape)]
+    result = dry_run(rules, tapes, expected=expectations(cases) if cases is not None else None)
+    failed = [run for run in (run_case(rules, case) for case in cases or ()) if not run.passed]
+    if args.json:
+        failures = [{"name": run.case.name, "where": run.case.where, "failures": run.failures} for run in failed]
+        print(json.dumps({**result.to_json(), **({"failed_cases": failures} if cases is not None else {})}, indent=2))
+    else:
+        sys.stdout.write(result.text())
+        for run in failed:
+            print(f"FAIL case {run.case.name} ({run.case.where}): {'; '.join(run.failures)}")
+        if cases is not None:
+            print(f"{len(cases) - len(failed)} of {len(cases)} case(s) pass")
+    if cases is not None:
+        return DIFFERENT if result.contradicted or failed else OK
+    return DIFFERENT if result.newly_blocked else OK
 
 
 def _subcommand(parser: argparse.ArgumentParser) -> Any:
@@ -200,22 +242,3 @@ def cmd_diff(args: argparse.Namespace) -> int:
             print(part.text())
         print("the tapes agree" if not parts else f"{len(parts)} place(s) where the tapes part")
     return DIFFERENT if parts else OK
-
-
-def cmd_rules_tape(args: argparse.Namespace) -> int:
-    from shadowproxy.rules.ruleset import load
-    from shadowproxy.rules.source import RulesError
-    from shadowproxy.tapes.dryrun import dry_run
-
-    try:
-        rules = load(args.paths)
-    except RulesError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return FAILED
-    tapes = [tape_format.read(path) for path in tape_format.tapes_in(args.tape)]
-    result = dry_run(rules, tapes)
-    if args.json:
-        print(json.dumps(result.to_json(), indent=2))
-    else:
-        sys.stdout.write(result.text())
-    return DIFFERENT if result.newly_blocked else OK

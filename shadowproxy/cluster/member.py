@@ -74,6 +74,9 @@ class ClusterMember:
         self.mounts = {mount.path: mount for mount in mounts}
         self.reload = reload
         self.on_held: Callable[[str], None] | None = None
+        self.on_pin: Callable[[dict[str, Any]], None] | None = None
+        self.on_secret: Callable[[str, str], None] | None = None
+        self.on_breakpoints: Callable[[list[dict[str, Any]]], None] | None = None
         self.owner = OwnerSide(self)
         self.counter = SharedRateCounter(self)
         self.liveness = Liveness(self)
@@ -271,6 +274,12 @@ class ClusterMember:
             spawn(self._reload(), name="cluster-reload")
         elif kind == "held" and self.on_held is not None and header["r"] != self.id:
             self.on_held(header["h"])
+        elif kind == "pin" and self.on_pin is not None and header["r"] != self.id:
+            self.on_pin(header)
+        elif kind == "secret" and self.on_secret is not None and header["r"] != self.id:
+            self.on_secret(header["u"], header["p"])
+        elif kind == "bps" and self.on_breakpoints is not None and header["r"] != self.id:
+            self.on_breakpoints(header["l"])
 
     async def _reload(self) -> None:
         if not await self.reload():

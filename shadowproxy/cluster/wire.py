@@ -24,7 +24,7 @@ class Keys:
 
     @property
     def broadcast(self) -> str:
-        """The channel every instance listens on (locate, closed, rate, reload)."""
+        """The channel every instance listens on (locate, closed, rate, reload, held, pin)."""
         return f"{self.prefix}cluster"
 
     def node(self, instance: str) -> str:

@@ -21,6 +21,10 @@ Asker = Callable[[Message], Awaitable[bool]]
 """Sends the proxy's own request to the client of the held message; ``False`` when it cannot."""
 
 ID_PREFIX = "shadowproxy-hold-"
+STATE_PREFIX = "shadowproxy-hold:"
+"""A 2026-07-28 retry's ``requestState`` that names one of the proxy's holds (:mod:`.round_trip`)."""
+KEY = "shadowproxy-approval"
+"""The key of the proxy's question in an ``InputRequiredResult``'s ``inputRequests``."""
 META_KEY = "io.shadowproxy/hold"
 ARGUMENTS_SHOWN = 2000
 SCHEMA = {
@@ -29,6 +33,15 @@ SCHEMA = {
         "reason": {"type": "string", "title": "Reason", "description": "Why you allow or refuse the call (optional)"}
     },
 }
+
+
+async def _in_the_result(question: Message) -> bool:
+    raise AssertionError("the round trip's question goes in the result; it is never sent")
+
+
+ROUND_TRIP: Asker = _in_the_result
+"""The ``ask`` of a 2026-07-28 request: the question goes back as an ``InputRequiredResult``
+(:mod:`shadowproxy.control.round_trip`), and the client's retry brings the answer."""
 
 
 def can_elicit(session: SessionRecord | None) -> bool:
@@ -52,6 +65,12 @@ def question(hold: Hold) -> Message:
     return Message(REQUEST, data)
 
 
+def input_required(hold: Hold) -> dict[str, Any]:
+    """The ``InputRequiredResult`` that asks a 2026-07-28 client's user to decide ``hold``."""
+    asked = {"method": "elicitation/create", "params": {"mode": "form", **question(hold).params}}  # type: ignore[dict-item]
+    return {"resultType": "input_required", "inputRequests": {KEY: asked}, "requestState": STATE_PREFIX + hold["id"]}
+
+
 def hold_answered(message: Message) -> str | None:
     """The id of the hold a client's reply answers, when it is the reply to the proxy's own question."""
     request_id = message.id
@@ -62,11 +81,15 @@ def hold_answered(message: Message) -> str | None:
 
 def decision_of(message: Message) -> tuple[str, str | None]:
     """``approve`` or ``deny``, and the user's reason, from the client's answer to :func:`question`."""
-    result: Any = message.result if isinstance(message.result, dict) else {}
-    content = result.get("content")
-    reason = content.get("reason") if isinstance(content, dict) else None
     if message.error is not None:
         return "deny", "the client could not ask its user"
+    return decision_of_result(message.result if isinstance(message.result, dict) else {})
+
+
+def decision_of_result(result: dict[str, Any]) -> tuple[str, str | None]:
+    """``approve`` or ``deny``, and the user's reason, from an ``ElicitResult``."""
+    content = result.get("content")
+    reason = content.get("reason") if isinstance(content, dict) else None
     if result.get("action") == "accept":
         return "approve", reason if isinstance(reason, str) else None
     action = result.get("action")

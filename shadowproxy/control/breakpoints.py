@@ -7,6 +7,7 @@ request it answers.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import secrets
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ class Breakpoint:
             session=data.get("session"),
             upstream=data.get("upstream"),
         )
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> Breakpoint:
+        """One that :meth:`to_dict` gave (from another instance, or the store), with its id."""
+        made = cls.parse({name: data.get(name) for name in FIELDS})
+        return dataclasses.replace(made, id=data["id"]) if isinstance(data.get("id"), str) else made
 
     def matches(
         self, message: Message, direction: Direction, session_id: str | None, upstream: str, request: Message | None

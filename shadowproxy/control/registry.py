@@ -24,9 +24,10 @@ from typing import Any
 import orjson
 
 from shadowproxy.control import metrics
-from shadowproxy.control.asking import Asker, can_elicit, decision_of, hold_answered, question
+from shadowproxy.control.asking import ROUND_TRIP, Asker, can_elicit, decision_of, hold_answered, question
 from shadowproxy.control.breakpoints import Breakpoint
 from shadowproxy.control.decisions import DECISIONS, ending_for, verdict_for
+from shadowproxy.control.round_trip import RoundTrips
 from shadowproxy.core.chain import Direction, Verdict, block
 from shadowproxy.core.errors import POLICY_BLOCKED, JsonRpcError, ShadowProxyError
 from shadowproxy.core.hold import BLOCK, USER, HoldSpec
@@ -84,8 +85,10 @@ class HoldRegistry:
         self.alive = alive or _alive_here
         self.announce: Callable[[str], None] | None = None
         self.breakpoints: tuple[Breakpoint, ...] = ()
+        self.breakpoints_changed: Callable[[], None] | None = None
         self.parked: dict[str, Parked] = {}
         self.watchers: set[asyncio.Queue[Hold]] = set()
+        self.round_trips = RoundTrips(self, _audit)
 
     # Breakpoints.
 
@@ -97,10 +100,14 @@ class HoldRegistry:
 
     def set_breakpoint(self, breakpoint: Breakpoint) -> None:
         self.breakpoints = (*self.breakpoints, breakpoint)
+        if self.breakpoints_changed is not None:
+            self.breakpoints_changed()
 
     def clear_breakpoint(self, breakpoint_id: str) -> bool:
         kept = tuple(bp for bp in self.breakpoints if bp.id != breakpoint_id)
         found, self.breakpoints = len(kept) != len(self.breakpoints), kept
+        if found and self.breakpoints_changed is not None:
+            self.breakpoints_changed()
         return found
 
     # Holding.
@@ -119,8 +126,14 @@ class HoldRegistry:
         """Hold ``message`` until it is decided, and return the chain's verdict for it.
 
         ``ask`` is how the front reaches its client with a request of the proxy's own: given, and the client
-        able to elicit, ``by: user`` asks the client's user; otherwise it becomes its ``fallback``.
+        able to elicit, ``by: user`` asks the client's user; otherwise it becomes its ``fallback``. For a
+        2026-07-28 request it is :data:`~shadowproxy.control.asking.ROUND_TRIP`: nothing is parked here.
         """
+        if spec.by == USER and ask is ROUND_TRIP:
+            asked = await self.round_trips.judge(message, direction, spec, session, upstream, request)
+            if asked is not None:
+                return asked
+            ask = None
         if spec.by == USER and (ask is None or not can_elicit(session)):
             spec = _fallback(spec)
             if spec.by == BLOCK:
@@ -293,6 +306,7 @@ class HoldRegistry:
 
     def settled_elsewhere(self, hold_id: str) -> None:
         """Another instance settled a hold: if it is parked here, fetch how and let its message go on."""
+        self.round_trips.let_go(hold_id)
         if hold_id in self.parked:
             spawn(self._deliver(hold_id), name="hold-deliver")
 
@@ -340,6 +354,7 @@ class HoldRegistry:
 
     async def close(self) -> None:
         """Settle what is parked here: the clients waiting for them are being cut off."""
+        await self.round_trips.close()
         for hold_id in list(self.parked):
             ending = ending_for("deny", "shutdown", "the proxy stopped")
             ending["state"] = "expired"

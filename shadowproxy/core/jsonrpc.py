@@ -214,14 +214,64 @@ def notification(method: str, params: dict[str, Any] | None = None) -> Message:
     return Message(NOTIFICATION, data, None)
 
 
+# The nesting check: brackets become parentheses, and every byte but them and quotes is deleted.
+_PARENS = bytes.maketrans(b"[]{}", b"()()")
+_NOT_STRUCTURE = bytes(set(range(256)) - set(b'"[]{}'))
+_SMALL = 4096
+"""Up to this size a message's brackets are counted in it; a larger one's in its structure, made anyway."""
+_PEEL = 16
+"""Levels :func:`_peel` takes off before a message goes to the walk: a cap on its passes for a high limit."""
+
+
 def too_deep(raw: bytes, data: Any, limit: int) -> bool:
     """Whether ``data`` (decoded from ``raw``) nests deeper than ``limit``.
 
-    Counting brackets in the bytes is one C pass; only a message with more than ``limit`` of them is walked.
+    All in C passes over the bytes, no Python per byte or per value: a message with at most ``limit`` brackets is
+    not looked at further; for the others :func:`_structure` keeps the brackets and :func:`_peel` measures their
+    depth, up to 16 levels; one nested deeper than that with a higher limit is walked. The walk of every message
+    with more than ``limit`` brackets cost more than decoding it: for a 53 KB ``tools/list``, 3.3M instructions
+    against orjson's 2.5M; the passes take 1.2M (callgrind; ``benchmarks/README.md``, large messages).
     """
-    if raw.count(b"[") + raw.count(b"{") <= limit:
+    if len(raw) <= _SMALL:
+        # The usual message: two counts (cheaper a byte than the structure, whose translate has a setup) and done.
+        if raw.count(b"[") + raw.count(b"{") <= limit:
+            return False
+        structure = _structure(raw)
+    else:
+        structure = _structure(raw)
+        if structure.count(b"(") <= limit:
+            return False
+    peel = min(limit, _PEEL)
+    if _peel(structure, peel) is not None:
         return False
-    return _deeper(data, limit)
+    return peel == limit or _deeper(data, limit)
+
+
+def _structure(raw: bytes) -> bytes:
+    """The brackets of valid JSON ``raw`` as parentheses, with quotes still around those inside strings.
+
+    Escaped backslashes go first, then escaped quotes, so that every quote left opens or closes a string; then
+    every byte but quotes and brackets goes. Two adjacent quotes are an empty string or two strings side by side:
+    removing them keeps what was inside a string inside one.
+    """
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return raw.translate(_PARENS, _NOT_STRUCTURE).replace(b'""', b"")
+
+
+def _peel(structure: bytes, levels: int) -> int | None:
+    """The depth of ``structure`` if it is at most ``levels``, else ``None``.
+
+    A quote left encloses the brackets of a string, which the split drops. What remains is balanced parentheses,
+    and each ``replace`` removes the innermost pairs: exactly one level.
+    """
+    if b'"' in structure:
+        structure = b"".join(structure.split(b'"')[::2])
+    for depth in range(levels):
+        if not structure:
+            return depth
+        structure = structure.replace(b"()", b"")
+    return levels if not structure else None
 
 
 def _deeper(node: Any, budget: int) -> bool:

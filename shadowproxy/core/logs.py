@@ -22,7 +22,6 @@ from collections.abc import MutableMapping
 from contextvars import ContextVar
 
 import orjson
-from aiohttp.http_exceptions import HttpProcessingError
 
 from shadowproxy.core import tracing
 from shadowproxy.core.tokenbucket import TokenBucket
@@ -108,6 +107,10 @@ class ParseErrors(logging.Filter):
     line with a request id of its own: the client's mistake is not the proxy's error."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Imported here: this filter sees only aiohttp's records, and `shadowproxy stdio` in front of a stdio server
+        # never loads aiohttp.
+        from aiohttp.http_exceptions import HttpProcessingError
+
         error = record.exc_info[1] if record.exc_info else None
         if not isinstance(error, HttpProcessingError):
             return True

@@ -16,6 +16,7 @@ DEFAULT_HANDSHAKE_VERSION = "2025-03-26"
 
 META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
 META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
 CLIENT_FIELD = 256
 
 SESSION_HEADER = "Mcp-Session-Id"

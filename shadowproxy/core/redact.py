@@ -104,6 +104,32 @@ _MAYBE: dict[str, Callable[[str], bool]] = {
 }
 
 
+# For :meth:`Redactor.clean`, what a part's match holds at least: spelt as written (``_WIRE_WORDS``), in
+# the lower-cased text (``_WIRE_LOWER``: the assignment's words, every way its pattern allows; "key" alone would be in
+# nearly every message, "progressToken"), or in its shape (``_SHAPED``): digits read as "0", capitals as "A", the
+# separators card, IBAN and phone numbers may hold deleted, so that "could this be one" is a substring test in C.
+Words = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+"""(gates, words): the words are looked for only when one of the gates is there (always, with no gate)."""
+_WIRE_WORDS: dict[str, Words] = {
+    "private_key": (((), ("PRIVATE KEY",)),),
+    "jwt": (((), ("eyJ",)),),
+    "api_key": (((), ("AKIA", "ASIA", "AIza")), (("_", "-"), _VENDOR_PREFIXES)),  # each prefix holds a - or _
+    "email": (((), ("@",)),),
+}
+_WIRE_LOWER: dict[str, Words] = {
+    "bearer_token": (((), ("bearer",)),),
+    "api_key_assignment": (
+        ((), ("secret", "passw")),
+        (("api",), ("apikey", "api_key", "api-key")),
+        (("token",), ("accesstoken", "access_token", "access-token")),
+    ),
+}
+_SHAPES = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)
+_SEPARATORS = b" -()."
+_SHAPED = {"iban": b"AA00", "credit_card": b"0" * 13, "phone": b"0" * 8}
+"""IBAN starts with 2 capitals and 2 digits; a card number has 13 digits or more, a phone number 8."""
+
+
 def luhn_valid(digits: str) -> bool:
     """The Luhn checksum that every payment card number satisfies."""
     total = 0
@@ -157,7 +183,7 @@ class Redactor:
     alternation, so it is scanned once whatever their number.
     """
 
-    __slots__ = ("_alternations", "_mask", "_parts", "_patterns", "detectors")
+    __slots__ = ("_alternations", "_mask", "_parts", "_patterns", "_shaped", "_wire_lower", "_wire_words", "detectors")
 
     def __init__(
         self, detectors: Iterable[str] = DETECTORS, patterns: Sequence[str] = (), mask: str = DEFAULT_MASK
@@ -171,6 +197,9 @@ class Redactor:
         self._parts = tuple(part for name in _PARTS if name in self.detectors for part in _PARTS[name])
         self._alternations: dict[tuple[str, ...], re.Pattern[str]] = {}
         self._patterns = tuple(re.compile(pattern) for pattern in patterns)
+        self._wire_words = tuple(group for part in self._parts for group in _WIRE_WORDS.get(part, ()))
+        self._wire_lower = tuple(group for part in self._parts for group in _WIRE_LOWER.get(part, ()))
+        self._shaped = tuple(_SHAPED[part] for part in self._parts if part in _SHAPED)
 
     def _alternation(self, names: tuple[str, ...]) -> re.Pattern[str]:
         compiled = self._alternations.get(names)
@@ -228,11 +257,49 @@ class Redactor:
                     result = pattern.sub(lambda match: replace("pattern", match.group(0)), result)
         return value if result == value else result
 
+    def clean(self, raw: bytes) -> bool:
+        """Whether nothing in a message's wire form could be masked: a few substring tests in C on the whole,
+        instead of walking every string in it; ``False`` says only "look closer" (:meth:`value`).
+
+        A match inside a string is one in the whole text too, as long as no JSON escape (``\\n``, ``\\u0040``)
+        splits it: a wire form with a backslash, or extra patterns (which may be anchored to a string's ends),
+        are never called clean.
+        """
+        if self._patterns or raw.find(b"\\") >= 0:
+            return False
+        text = raw.decode()  # the substring tests below run faster on str than on bytes
+        if _holds(text, self._wire_words):
+            return False
+        if self._wire_lower:
+            # casefold, as the patterns' (?i) matches: a non-ASCII letter may fold to an ASCII one they name.
+            if _holds(text.lower() if text.isascii() else text.casefold(), self._wire_lower):
+                return False
+        if self._shaped:
+            shapes = raw.translate(_SHAPES, _SEPARATORS)
+            for shape in self._shaped:
+                if shapes.find(shape) >= 0:  # find, not in: bytes' "in" first tries the word as an int
+                    return False
+        return True
+
     def value(self, value: Any, replace: Replace | None = None) -> Any:
         """Redact every string inside a JSON value; the same object when nothing changed."""
         if replace is None:
             return walk(value, self.text)
         return walk(value, lambda text: self.text(text, replace))
+
+
+def _holds(text: str, groups: Words) -> bool:
+    for gates, words in groups:
+        if gates:
+            for gate in gates:
+                if gate in text:
+                    break
+            else:
+                continue
+        for word in words:
+            if word in text:
+                return True
+    return False
 
 
 def walk(value: Any, text: Callable[[str], str]) -> Any:

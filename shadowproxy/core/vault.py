@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
 
-from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.jsonrpc import RESPONSE, Message
 from shadowproxy.core.redact import walk
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 KEY_ENV = "SHADOWPROXY_TOKEN_KEY"
 MAX_VALUES = 10_000
@@ -44,6 +46,9 @@ _fernet: Fernet | None = None
 def _cipher() -> Fernet:
     global _fernet
     if _fernet is None:
+        # Imported on first use: cryptography costs every start about 30 ms, and most sessions never seal a vault.
+        from cryptography.fernet import Fernet
+
         key = os.environ.get(KEY_ENV)
         _fernet = Fernet(key.encode() if key else Fernet.generate_key())
     return _fernet
@@ -94,7 +99,13 @@ class TokenVault:
         return walk(value, self.restore_text)
 
     def restore_message(self, message: Message) -> Message:
-        """A client's message with its tokens replaced by their values (in params), or the message itself."""
+        """A client's message with its tokens replaced by their values, or the message itself: a request's or a
+        notification's params, and a response's result (the client's answer to a server's sampling, elicitation
+        or roots request, which may carry back what it was shown as tokens)."""
+        if message.kind is RESPONSE:
+            result = message.result
+            restored_result = self.restore(result)
+            return message if restored_result is result else message.evolve(result=restored_result)
         params = message.params
         restored = self.restore(params)
         return message if restored is params else message.evolve(params=restored)
@@ -109,6 +120,8 @@ class TokenVault:
     @classmethod
     def unseal(cls, sealed: str) -> TokenVault | None:
         """A vault from its sealed form; None when this process's key cannot read it (the tokens die)."""
+        from cryptography.fernet import InvalidToken
+
         try:
             pairs = orjson.loads(_cipher().decrypt(sealed.encode()))
         except (InvalidToken, ValueError, orjson.JSONDecodeError):

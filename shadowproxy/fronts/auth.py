@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jwt
 import orjson
 from aiohttp import web
 
@@ -65,6 +64,8 @@ def signing_keys(data: Any) -> dict[str | None, tuple[Any, str | None]]:
     """``kid -> (public key, alg or None)`` for every usable signing key of a JWKS document."""
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise ValueError('not a JWKS document: no "keys" list')
+    import jwt  # PyJWT, with cryptography under it, is loaded only by a proxy that checks JWTs
+
     keys: dict[str | None, tuple[Any, str | None]] = {}
     for item in data["keys"]:
         if not isinstance(item, dict) or item.get("use", "sig") != "sig":
@@ -159,6 +160,8 @@ class Authenticator:
         return found
 
     async def verify_jwt(self, token: str) -> str:
+        import jwt  # loaded by the JWKS (signing_keys) already; a lookup in sys.modules
+
         settings = self.jwt
         assert settings is not None and self.jwks is not None
         try:

@@ -4,8 +4,9 @@ A front carries MCP messages between one kind of client connection and a mount. 
 keeps the client's ``initialize`` on the session record (:func:`capture_initialize`), turns a verdict that stops
 a client's request into the answer the client gets (:func:`answer_for`), judges what the server sends and turns
 a stopped reply into the client's "blocked" error (:meth:`SessionFront.judge_server`), reads the upstream's own
-stream of messages tied to no request (:func:`listen_upstream`), and tells the upstream a request is abandoned
-(:func:`cancel_upstream`).
+stream of messages tied to no request (:func:`listen_upstream`), tells the upstream a request is abandoned
+(:func:`cancel_upstream`), and lets a held call's client user decide it (``by: user``: :meth:`SessionFront.asker`
+is the ``ask`` to judge a request with, :meth:`SessionFront.hold_answer` takes the user's answer off the path).
 
 A new transport is one module that implements :class:`ClientTransport` (which says how).
 """
@@ -14,18 +15,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from shadowproxy.core.chain import S2C, Action, Verdict
+from shadowproxy.control.asking import ROUND_TRIP, Asker, hold_answered
+from shadowproxy.control.registry import Waiting
+from shadowproxy.core import tracing
+from shadowproxy.core.chain import C2S, S2C, Action, Verdict
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Message, error_response, notification, result_response
-from shadowproxy.core.protocol import bounded_client_info
+from shadowproxy.core.protocol import bounded_client_info, request_protocol_version
 from shadowproxy.core.record import SessionRecord
+from shadowproxy.core.tasks import spawn
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.sessions.manager import LiveSession
 from shadowproxy.upstreams.base import Channel
 
 log = logging.getLogger(__name__)
+
+HELD = "held: waiting for a decision"
 
 
 class ClientTransport(Protocol):
@@ -33,11 +40,14 @@ class ClientTransport(Protocol):
 
     To add a transport, write one module with a class that subclasses :class:`SessionFront` and has these three
     members. Give a session its :class:`~shadowproxy.core.record.SessionRecord` and call :func:`capture_initialize`
-    on the client's ``initialize``; judge each client message with ``mount.judge(message, C2S, session,
-    self.transport)`` and send what it forwards upstream, or give the client :func:`answer_for` the verdict; pass
-    every message from the upstream through :meth:`SessionFront.judge_server` and give the client what it returns;
-    on a request that times out, :func:`cancel_upstream`. :mod:`~shadowproxy.fronts.stream_session` is the
-    shortest complete example.
+    on the client's ``initialize``; judge each client message with :meth:`SessionFront.judge_client` and send what
+    it forwards upstream, or give the client :func:`answer_for` the verdict; pass every message from the upstream
+    through :meth:`SessionFront.judge_server` and give the client what it returns; on a request that times out,
+    :func:`cancel_upstream`. A held request waits inside the judging: judge requests where that wait does not
+    stop the client's other messages from being read (the user's answer to the proxy's question is one of them),
+    pass ``ask=self.asker(message)`` and ``waiting=self.waiting(message)``, and give every client message to
+    :meth:`SessionFront.hold_answer` first. :mod:`~shadowproxy.fronts.stream_session` is the shortest complete
+    example.
     """
 
     @property
@@ -55,11 +65,51 @@ class ClientTransport(Protocol):
         ``channel`` is the one the request came on, when the transport knows it."""
         ...
 
+    def tell_client(self, message: Message) -> bool:
+        """Send a message of the proxy's own to the session's client (its ``elicitation/create`` about a held
+        call, progress while one waits); ``False`` when this transport cannot."""
+        ...
+
 
 class SessionFront:
     """The shared part of every front, mixed into the class that implements :class:`ClientTransport`."""
 
     __slots__ = ()
+
+    async def judge_client(
+        self: ClientTransport,
+        message: Message,
+        session: LiveSession,
+        *,
+        waiting: Waiting | None = None,
+        ask: Asker | None = None,
+    ) -> tuple[Verdict, Any]:
+        """Run a client message through the chain; the verdict, and the request's span when tracing is on.
+
+        ``waiting`` and ``ask`` are for a request the chain holds (:meth:`waiting`, :meth:`asker`).
+
+        With tracing on, the message gets the span of a request (:meth:`~shadowproxy.core.tracing.Tracing.begin`,
+        continuing the trace its ``params._meta`` names), current while it is judged, with the proxy's trace
+        context put in its ``_meta`` for a stdio server. A request that goes on keeps its span open: the front
+        carries it on inside :func:`~shadowproxy.core.tracing.within` (a task spawned there inherits it) and ends
+        it with :func:`~shadowproxy.core.tracing.finish` at the reply. Otherwise the span is ended here and
+        ``None`` returned, as it is with tracing off.
+        """
+        mount = self.mount
+        tracer = tracing.ACTIVE
+        if tracer is None:
+            return await mount.judge(message, C2S, session, self.transport, waiting=waiting, ask=ask), None
+        span = tracer.begin(message, session.id)
+        with tracer.within(span):
+            if mount.traced_in_meta and message.is_request:
+                message = tracer.with_meta(message)
+            verdict = await mount.judge(message, C2S, session, self.transport, waiting=waiting, ask=ask)
+        if verdict.is_forward and verdict.message is None and message.is_request:
+            verdict = Verdict(Action.FORWARD, message, by=verdict.by)  # the message with the trace context in _meta
+        if not verdict.is_forward or not message.is_request:
+            tracing.finish(span, answer_for(message, verdict))
+            return verdict, None
+        return verdict, span
 
     async def judge_server(
         self: ClientTransport, incoming: Message, session: LiveSession, channel: Channel | None, request: Message | None
@@ -81,6 +131,48 @@ class SessionFront:
             # A server request the proxy answered or refused: the answer goes back to the server.
             await self.answer_server(answer, channel)
         return None
+
+    def asker(self: ClientTransport, message: Message) -> Asker:
+        """How the user of the client that sent ``message`` is asked about it, should it be held ``by: user``: a
+        2026-07-28 request through the input-required round trip, any other by the transport's own request."""
+        if request_protocol_version(message) is not None:
+            return ROUND_TRIP
+
+        async def ask(question: Message) -> bool:
+            return self.tell_client(question)
+
+        return ask
+
+    def waiting(self: ClientTransport, message: Message) -> Waiting | None:
+        """What a held request's client is told while it waits: progress, when it gave a ``progressToken``."""
+        if held_progress(message, 0) is None:
+            return None
+
+        async def tick(ticks: int) -> None:
+            progress = held_progress(message, ticks)
+            if progress is not None:
+                self.tell_client(progress)
+
+        return tick
+
+    def hold_answer(self: ClientTransport, message: Message, session: LiveSession) -> bool:
+        """Whether a client message is its answer to the proxy's question about a held call: if so it goes to
+        the hold registry, never to the upstream (which did not ask)."""
+        if not message.is_reply or hold_answered(message) is None:
+            return False
+        spawn(self.mount.holds.answered(message, session.id), name="hold-answer")
+        return True
+
+
+def held_progress(request: Message, ticks: int) -> Message | None:
+    """The ``notifications/progress`` that tells a held request's client it waits for a decision, when the request
+    carried a ``progressToken``."""
+    params = request.params
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    token = meta.get("progressToken") if isinstance(meta, dict) else None
+    if token is None:
+        return None
+    return notification("notifications/progress", {"progressToken": token, "progress": ticks, "message": HELD})
 
 
 def capture_initialize(record: SessionRecord, message: Message) -> None:

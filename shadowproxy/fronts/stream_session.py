@@ -2,9 +2,10 @@
 
 Every server message of such a session, replies included, travels on the one
 stream the client holds, so a :class:`StreamSession` puts them in a bounded
-:class:`Outbox` and one writer drains it onto the wire. A request in flight is
-read by a task of its own, because the stream's reader cannot wait on it (the
-client may answer a sampling request before the tool call it came from ends).
+:class:`Outbox` and one writer drains it onto the wire. A request is judged
+and then carried by a task of its own, because the stream's reader cannot wait on
+it (the client may answer a sampling request before the tool call it came from
+ends, or the proxy's own question about a call held for its user).
 A reader too slow for what the server sends does not grow memory: when the
 outbox is over its byte bound the stream is closed with a reason, and counted.
 """
@@ -16,12 +17,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import Counter
 
-from shadowproxy.core import limit_hits
-from shadowproxy.core.chain import C2S
+from shadowproxy.core import limit_hits, tracing
 from shadowproxy.core.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -30,7 +31,6 @@ from shadowproxy.core.errors import (
     UpstreamError,
     UpstreamSessionLost,
 )
-from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Kind, Message, RequestId, error_response, notification
 from shadowproxy.core.record import SessionRecord, new_session_id
 from shadowproxy.core.tasks import spawn
@@ -38,6 +38,7 @@ from shadowproxy.core.timer import RequestTimer
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.client_headers import ToolHeaders, client_headers
 from shadowproxy.fronts.http.wire import LONG_LIVED, is_stateless
+from shadowproxy.fronts.outbox import Outbox
 from shadowproxy.fronts.principal import PRINCIPAL
 from shadowproxy.fronts.session_front import (
     SessionFront,
@@ -75,43 +76,6 @@ GOING_AWAY = 1001
 UNSUPPORTED_DATA = 1003
 UPSTREAM_FAILED = 1011
 TRY_AGAIN_LATER = 1013
-
-Outgoing = tuple[Message, bool]
-"""A message for the client, and whether the chain has already judged it."""
-
-
-class Outbox(Inbox[Outgoing]):
-    """A stream's send buffer, bounded in bytes; ``on_overflow`` is called instead of growing past the bound."""
-
-    __slots__ = ("bound", "on_overflow", "queued")
-
-    def __init__(self, bound: int, on_overflow: Callable[[], None]) -> None:
-        super().__init__()
-        self.bound = bound
-        self.queued = 0
-        self.on_overflow = on_overflow
-
-    def put(self, item: Outgoing) -> None:
-        if self._error is not None:
-            return
-        size = len(item[0].to_bytes())
-        if self._items and self.queued + size > self.bound:
-            self.dropped += 1
-            self.on_overflow()
-            return
-        self.queued += size
-        super().put(item)
-
-    async def next(self) -> Outgoing:
-        item = await super().next()
-        self.queued -= len(item[0].to_bytes())
-        return item
-
-    def shut(self, error: JsonRpcError) -> None:
-        """Drop what is queued and wake the writer with ``error`` now."""
-        self._items.clear()
-        self.queued = 0
-        self.fail(error)
 
 
 class StreamSession(LiveSession, SessionFront):
@@ -177,7 +141,7 @@ class StreamSession(LiveSession, SessionFront):
 
     async def receive(self, message: Message, guard: Guard) -> None:
         """One message from the client: judge it, then send it on; a request gets a relay task of its own."""
-        if self.closing is not None:
+        if self.closing is not None or self.hold_answer(message, self):
             return
         session: LiveSession = self
         if message.is_request and message.method == "initialize":
@@ -188,17 +152,16 @@ class StreamSession(LiveSession, SessionFront):
             except limit_hits.LimitExceeded as exc:
                 self.reply(error_response(message.id, exc))
                 return
-        verdict = await self.mount.judge(message, C2S, session, self.transport)
-        self.mount.sessions.touch(session)
-        if not verdict.is_forward:
-            answer = answer_for(message, verdict)
-            if answer is not None:
-                self.reply(answer)
-            return
-        message = verdict.message or message
         if message.is_request:
+            # Judged in its relay task: a request held for a decision waits there, and the stream goes on being
+            # read (the user's answer to the proxy's question comes on it).
             self._start_relay(message, session)
             return
+        verdict, _ = await self.judge_client(message, session)
+        self.mount.sessions.touch(session)
+        if not verdict.is_forward:
+            return
+        message = verdict.message or message
         relay = None
         if message.method == "notifications/cancelled":
             params = message.params
@@ -220,27 +183,51 @@ class StreamSession(LiveSession, SessionFront):
     def _start_relay(self, message: Message, session: LiveSession) -> None:
         request_id = message.id
         assert request_id is not None
+        refusal = None
         if self.draining:
-            self.reply(error_response(request_id, UpstreamError("the proxy is shutting down")))
+            refusal = error_response(request_id, UpstreamError("the proxy is shutting down"))
         elif request_id in self.relays:
-            self.reply(error_response(request_id, JsonRpcError(INVALID_REQUEST, "this id is already in flight")))
+            refusal = error_response(request_id, JsonRpcError(INVALID_REQUEST, "this id is already in flight"))
         elif len(self.relays) >= MAX_IN_FLIGHT:
             text = f"over {MAX_IN_FLIGHT} requests in flight on this stream"
-            self.reply(error_response(request_id, JsonRpcError(INVALID_REQUEST, text)))
+            refusal = error_response(request_id, JsonRpcError(INVALID_REQUEST, text))
         else:
             if session is not self:
                 self.stateless.add(request_id)
             self.relays[request_id] = spawn(self.relay(message, session), name=f"{self.transport}-relay")
+            return
+        self.reply(refusal)
 
     def headers(self, message: Message) -> dict[str, str]:
         """What a Streamable HTTP client would send along, for an HTTP upstream."""
         return client_headers(message, self.record.protocol_version, self.tools)
 
     async def relay(self, message: Message, session: LiveSession) -> None:
-        """Carry one request upstream and everything the server says for it back to the stream."""
+        """Judge one request; carry it upstream and everything the server says for it back to the stream."""
+        try:
+            ask, waiting = self.asker(message), self.waiting(message)
+            verdict, span = await self.judge_client(message, session, waiting=waiting, ask=ask)
+            self.mount.sessions.touch(session)
+            if not verdict.is_forward:
+                self.reply(answer_for(message, verdict))  # type: ignore[arg-type]
+            elif span is None:
+                await self.carry(verdict.message or message, session, None)
+            else:
+                with tracing.within(span):  # the upstream call is the span's child
+                    await self.carry(verdict.message or message, session, span)
+        finally:
+            self.relays.pop(message.id, None)  # type: ignore[arg-type]
+            self.stateless.discard(message.id)  # type: ignore[arg-type]
+            if self.draining and not self.relays:
+                self.end(Closing(GOING_AWAY, "the proxy is shutting down"))
+
+    async def carry(self, message: Message, session: LiveSession, span: Any) -> None:
+        """Carry one judged request upstream and everything the server says for it back to the stream; end its
+        span."""
         assert self.channel is not None and message.id is not None
         stateless = session is not self
         exchange = None
+        answer = None
         timeout = self.request_timeout
         deadline = None if message.method in LONG_LIVED else asyncio.get_running_loop().time() + timeout
         timer = RequestTimer(deadline, timeout)
@@ -258,6 +245,7 @@ class StreamSession(LiveSession, SessionFront):
                     if outgoing is not None:
                         self.reply(outgoing)
                     if final:
+                        answer = outgoing
                         break
             except asyncio.CancelledError:
                 if timer.expired():
@@ -278,18 +266,17 @@ class StreamSession(LiveSession, SessionFront):
                 await cancel_upstream(self.channel, message.id, "timed out")
             log.warning("request %r failed: %s", message.method, error.message)
             self.mount.sessions.touch(session, errors=1)
-            self.reply(error_response(message.id, error))
+            answer = error_response(message.id, error)
+            self.reply(answer)
             if isinstance(exc, UpstreamSessionLost) and not stateless:
                 # The session is gone upstream (its server exited): the client connects again and initializes.
                 self.end(Closing(UPSTREAM_FAILED, "the upstream session ended; connect again and initialize"))
         finally:
+            if span is not None:
+                tracing.finish(span, answer)
             timer.stop()
-            self.relays.pop(message.id, None)
-            self.stateless.discard(message.id)
             if exchange is not None:
                 await exchange.close()
-            if self.draining and not self.relays:
-                self.end(Closing(GOING_AWAY, "the proxy is shutting down"))
 
     def _initialized(self, response: Message) -> None:
         result = response.result if isinstance(response.result, dict) else {}
@@ -299,6 +286,10 @@ class StreamSession(LiveSession, SessionFront):
             headers = self.headers(notification("notifications/initialized"))
             listening = listen_upstream(self.channel, headers, self.on_unsolicited, self.id)
             self.listener = spawn(listening, name=f"{self.transport}-listen")
+
+    def tell_client(self, message: Message) -> bool:
+        self.reply(message)
+        return True
 
     async def answer_server(self, answer: Message, channel: Channel | None) -> None:
         if channel is None:

@@ -5,12 +5,12 @@
     GET    /approvals/{id}            one hold, with the message whole
     POST   /approvals/{id}            {"decision": "approve"|"deny"|"answer", "arguments"?, "message"?,
                                        "result"?, "reason"?, "by"?}
-    GET    /breakpoints               the filters in force on this instance
+    GET    /breakpoints               the filters in force (on every instance of a cluster)
     POST   /breakpoints               {"direction"?, "method"?, "tool"?, "session"?, "upstream"?}
     DELETE /breakpoints/{id}
 
-A hold is listed and decided from any instance of a cluster (the store keeps it); breakpoints are the
-instance's own, like its live sessions.
+A hold is listed and decided from any instance of a cluster (the store keeps it); a breakpoint set on one
+instance is set on all (:mod:`shadowproxy.cluster.breakpoints`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shadowproxy.bridge.era import EraBridge
 from shadowproxy.control import HoldRegistry
@@ -42,9 +42,11 @@ from shadowproxy.core.record import SessionRecord, SessionState
 from shadowproxy.proxy.tap import TAP
 from shadowproxy.sessions.admission import Guard
 from shadowproxy.sessions.manager import LiveSession, SessionManager
-from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
 from shadowproxy.upstreams.stdio import StdioUpstream
+
+if TYPE_CHECKING:
+    from shadowproxy.tapes.writer import Recorder  # the proxy imports it when tapes are configured
 
 log = logging.getLogger(__name__)
 _HOLD = Action.HOLD

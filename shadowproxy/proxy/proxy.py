@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from shadowproxy import cluster
-from shadowproxy.bridge.era import create_bridge
+from shadowproxy.bridge.era import EraBridge, create_bridge
+from shadowproxy.cluster import breakpoints as cluster_breakpoints
 from shadowproxy.cluster import holds as cluster_holds
+from shadowproxy.cluster import pins as cluster_pins
+from shadowproxy.cluster import secrets as cluster_secrets
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.control import HoldRegistry
+from shadowproxy.control.breakpoints import Breakpoint, BreakpointError
 from shadowproxy.core import tracing
 from shadowproxy.core.chain import Chain
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.tasks import spawn
-from shadowproxy.gateway import AggregateUpstream
 from shadowproxy.interceptors import pinning
 from shadowproxy.interceptors.pin_book import PinBook
 from shadowproxy.proxy.mount import Mount
@@ -29,14 +34,38 @@ from shadowproxy.proxy.roles import Access, RolesGate
 from shadowproxy.sessions import admission
 from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
-from shadowproxy.stores import open_store
+from shadowproxy.stores import StoreError, open_store, parse_store_url
 from shadowproxy.stores.url import hold_book
-from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
 from shadowproxy.upstreams.credentials import problem_of
 from shadowproxy.upstreams.secrets import SecretBox
 
+if TYPE_CHECKING:
+    from shadowproxy.gateway import AggregateUpstream
+    from shadowproxy.tapes.writer import Recorder
+    from shadowproxy.upstreams.base import Upstream
+
 log = logging.getLogger(__name__)
+
+
+# Virtual servers and tapes are imported by the proxies that configure them: each start (every client's
+# `shadowproxy stdio`) would otherwise load about thirty modules it does not run (issue 27, item 6).
+def virtual_servers(
+    config: Config, upstreams: dict[str, Upstream], bridges: Mapping[str, EraBridge | None]
+) -> list[AggregateUpstream]:
+    if not config.virtual_servers:
+        return []
+    from shadowproxy.gateway import AggregateUpstream
+
+    return [AggregateUpstream(server, upstreams, bridges) for server in config.virtual_servers]
+
+
+def recorder(config: Config) -> Recorder | None:
+    if config.tapes is None:
+        return None
+    from shadowproxy.tapes.writer import Recorder
+
+    return Recorder(config.tapes)
 
 
 class Proxy:
@@ -64,14 +93,14 @@ class Proxy:
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
-        self.secrets = SecretBox(config.credentials) if config.credentials is not None else None
+        self.secrets = SecretBox(config.credentials, self.store) if config.credentials is not None else None
         upstreams = {upstream.name: create_upstream(upstream, self.secrets) for upstream in config.upstreams}
         self.holds = HoldRegistry(hold_book(self.store), keepalive=config.keepalive_interval)
         bridges = {
             upstream.name: create_bridge(upstreams[upstream.name], upstream.bridge, upstream.era)
             for upstream in config.upstreams
         }
-        self.tapes = Recorder(config.tapes) if config.tapes is not None else None
+        self.tapes = recorder(config)
         self.mounts = [
             Mount(
                 path,
@@ -84,7 +113,7 @@ class Proxy:
             )
             for path, upstream in mount_paths(config.path, config.upstreams)
         ]
-        self.virtual = [AggregateUpstream(server, upstreams, bridges) for server in config.virtual_servers]
+        self.virtual = virtual_servers(config, upstreams, bridges)
         self.mounts += [
             Mount(f"{config.path}/{vs.name}", vs, self.chain, self.sessions, holds=self.holds, tapes=self.tapes)
             for vs in self.virtual
@@ -96,6 +125,12 @@ class Proxy:
         self.cluster = cluster.join(config, self.sessions, self.mounts, self.chain, self.reload)
         if self.cluster is not None:
             cluster_holds.share(self.cluster, self.holds)
+            cluster_pins.share(self.cluster, self.pins)
+            self.holds.breakpoints_changed = cluster_breakpoints.share(
+                self.cluster, self.store, self.listed_breakpoints, self.replace_breakpoints
+            )
+            if self.secrets is not None:
+                cluster_secrets.share(self.cluster, self.secrets)
 
     async def start(self, *, on_demand: bool = False) -> None:
         """Open what the proxy runs. ``on_demand`` (the stdio front: one client) starts no server process ahead of
@@ -108,8 +143,11 @@ class Proxy:
                 problem = problem_of(upstream.name, upstream.credentials, self.secrets)
                 if problem is not None:
                     log.error("%s; its requests will be refused until it can be read", problem)
+        if self.secrets is not None:
+            await self.import_secrets(self.secrets)
         if self.cluster is not None:
             await self.cluster.start()
+            await cluster_breakpoints.load(self.store, self.replace_breakpoints)
         await self.holds.start()
         for hook in self.chain.startables:
             await hook.start()
@@ -122,6 +160,29 @@ class Proxy:
             if isinstance(mount.upstream, StdioUpstream):
                 spawn(mount.warm(), name=f"warm-{mount.name}")
         self._monitoring = [spawn(monitor.run(), name=f"health-{name}") for name, monitor in self.monitors.items()]
+
+    def listed_breakpoints(self) -> list[dict[str, Any]]:
+        return [breakpoint.to_dict() for breakpoint in self.holds.breakpoints]
+
+    def replace_breakpoints(self, listed: list[dict[str, Any]]) -> None:
+        """The cluster's breakpoints, as another instance (or the store) tells them."""
+        try:
+            self.holds.breakpoints = tuple(Breakpoint.restore(item) for item in listed)
+        except BreakpointError as exc:
+            log.warning("ignored the cluster's breakpoints: %s", exc)
+
+    async def import_secrets(self, box: SecretBox) -> None:
+        """Say where per-principal secrets live, and move an older version's file of them into the store."""
+        if parse_store_url(self.config.store).scheme == "memory":
+            log.warning("credentials: per-principal secrets are kept in the memory store and lost when it stops")
+        try:
+            imported = await box.import_file()
+        except StoreError as exc:
+            log.error("credentials: the secrets of %s could not be imported into the store: %s", box.legacy, exc)
+            return
+        if imported:
+            log.warning("credentials: %d secret(s) of %s imported into the store; the file is no longer used",
+                        imported, box.legacy)  # fmt: skip
 
     async def reload(self) -> bool:
         """Reload every hook that can (the rules); true when all took their new configuration."""

@@ -1,4 +1,4 @@
-"""Running the proxy: the event loop (uvloop where it exists), signals, and graceful shutdown.
+"""Running the HTTP proxy (`shadowproxy run`): listening and graceful shutdown; the loop and signals are `serve.loop`.
 
 Shutdown order on SIGTERM or SIGINT: stop listening, let in-flight requests
 finish for up to ``shutdown_timeout``, then close sessions and upstream
@@ -11,58 +11,27 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from shadowproxy.config import Config
 from shadowproxy.core import jsonrpc
-from shadowproxy.core.errors import ConfigError, ShadowProxyError
+from shadowproxy.core.errors import ShadowProxyError
 from shadowproxy.core.tasks import spawn
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http import fast_path
-from shadowproxy.fronts.stdio.bridge import StdioBridgeFront
-from shadowproxy.fronts.stdio.child import StdioChildFront
 from shadowproxy.ops import metrics
 from shadowproxy.proxy.proxy import Proxy
 from shadowproxy.serve import banner
 from shadowproxy.serve.app import FRONT_DOOR_KEY, make_app
-from shadowproxy.upstreams.stdio import StdioUpstream
+from shadowproxy.serve.loop import install_signals, run_loop
+from shadowproxy.serve.stdio import serve_stdio
 
 log = logging.getLogger(__name__)
-FORCED_EXIT = 130
-
-
-def run_loop(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    try:
-        import uvloop
-    except ImportError:
-        factory = None
-    else:
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main())
-
-
-def install_signals(stop: Callable[[], None]) -> None:
-    """The first SIGTERM or SIGINT calls ``stop``; a second one exits at once."""
-    loop = asyncio.get_running_loop()
-    seen: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        if seen:
-            log.warning("second %s: exiting now", signal.Signals(signum).name)
-            os._exit(FORCED_EXIT)
-        seen.append(signum)
-        log.info("%s: shutting down gracefully", signal.Signals(signum).name)
-        stop()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+__all__ = ["install_signals", "run_loop", "serve", "serve_stdio"]
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -120,24 +89,3 @@ async def serve(config: Config, ready: Callable[[str], Awaitable[None]] | None =
         await runner.cleanup()
     log.info("stopped")
     return 0
-
-
-async def serve_stdio(config: Config, server: str | None = None) -> int:
-    """Be one MCP server on our own stdin/stdout until the client closes stdin or a signal comes; ``server``
-    names the upstream or virtual server to serve (default: the first upstream)."""
-    jsonrpc.set_max_depth(config.limits.max_json_depth)
-    proxy = Proxy(config)
-    mounts = {mount.name: mount for mount in proxy.mounts}
-    if server is not None and server not in mounts:
-        raise ConfigError(f"no upstream or virtual server {server!r}; known: {', '.join(mounts)}", key="server")
-    mount = proxy.mounts[0] if server is None else mounts[server]
-    # One client, one server process (the front's child): none is started ahead for requests it may never send.
-    await proxy.start(on_demand=True)
-    front_class = StdioChildFront if isinstance(mount.upstream, StdioUpstream) else StdioBridgeFront
-    front = front_class(mount, request_timeout=config.request_timeout)
-    install_signals(front.stop)
-    try:
-        return await front.serve()
-    finally:
-        await front.close()
-        await proxy.stop()

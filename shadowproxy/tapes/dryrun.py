@@ -6,6 +6,13 @@ version and upstream from the tape's header) and, for an answer, its request. Ea
 what it would have done (blocked, answered, modified, redacted, held, logged, tagged, recorded) and the
 messages it would have touched. A message the policy would block that passed when it was recorded is counted
 in ``newly_blocked``: the command exits 1 when there is one.
+
+With ``--cases`` the cases say what must keep working: a recorded message the policy would block is compared
+with the cases about the same call (same direction, method, and tool, prompt or resource; an answer by its
+request) that expect a verdict; when the closest of them (the most params equal) expects ``forward``, the
+message is listed in ``contradicted``. The command then exits 1 for those (and for a failing case), not for
+every newly blocked message: "a huge sum is blocked" beside "a small sum passes" keeps a recorded huge sum
+from counting against the policy.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 from shadowproxy.core.chain import Direction
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.rules.actions import Effect
-from shadowproxy.rules.cases import subject_for
+from shadowproxy.rules.cases import Case, message_of, subject_for
 from shadowproxy.rules.engine import Engine, Outcome
 from shadowproxy.rules.ruleset import Rule, RuleSet
 from shadowproxy.tapes.diff import labels
@@ -54,12 +61,15 @@ class DryRun:
     judged: int = 0
     newly_blocked: int = 0
     rules: dict[str, RuleReport] = field(default_factory=dict)
+    contradicted: list[dict[str, Any]] = field(default_factory=list)
+    """Messages the policy would block that a ``forward`` case expects to pass."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "tapes": self.tapes,
             "messages": self.judged,
             "newly_blocked": self.newly_blocked,
+            "contradicted": self.contradicted,
             "rules": [
                 {"rule": r.rule, "action": r.action, "where": r.where, "would_have": r.counts, "messages": r.messages}
                 for r in self.rules.values()
@@ -75,11 +85,80 @@ class DryRun:
         if not self.rules:
             lines.append("no rule matched any message")
         lines.append(f"would block {self.newly_blocked} message(s) that passed when recorded")
+        lines += [f"{c['tape']}:{c['line']} {c['what']}: blocked by {c['rule']}, but case {c['case']!r} ({c['where']})"
+                  " expects it to pass" for c in self.contradicted]  # fmt: skip
         return "\n".join(lines) + "\n"
 
 
-def dry_run(rules: RuleSet, tapes: list[Tape], *, limit: int = 20) -> DryRun:
-    """Judge every recorded message; ``limit`` messages listed per rule."""
+Call = tuple[str, str | None, Any]
+"""Direction, method (an answer's: its request's), and the tool or prompt name or resource uri it is about."""
+
+
+def call_of(direction: str, message: Message, request: Message | None) -> Call:
+    asking = message if request is None else request
+    params = asking.params if isinstance(asking.params, dict) else {}
+    return direction, asking.method, params.get("name", params.get("uri"))
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """A case that expects a verdict, by what it is about."""
+
+    case: Case
+    verdict: str
+    params: frozenset[tuple[str, Any]]
+
+
+def expectations(cases: list[Case]) -> dict[Call, list[Expected]]:
+    """The cases that expect a verdict, by the call they are about."""
+    found: dict[Call, list[Expected]] = {}
+    for case in cases:
+        spec = case.spec
+        verdict = (spec.get("expect") or {}).get("verdict")
+        if verdict is None:
+            continue
+        message = message_of(spec["message"], "message")
+        request = message_of(spec["request"], "request") if "request" in spec else None
+        call = call_of(str(spec.get("direction", C2S)), message, request)
+        found.setdefault(call, []).append(Expected(case, verdict, _leaves(message, request)))
+    return found
+
+
+def expected_to_pass(
+    expected: dict[Call, list[Expected]], call: Call, message: Message, request: Message | None
+) -> Case | None:
+    """The case that expects this message to pass: the closest case about its call, when that one says forward."""
+    candidates = expected.get(call)
+    if not candidates:
+        return None
+    leaves = _leaves(message, request)
+    closest = max(candidates, key=lambda candidate: len(candidate.params & leaves))  # the first of equals
+    return closest.case if closest.verdict == "forward" else None
+
+
+def _leaves(message: Message, request: Message | None) -> frozenset[tuple[str, Any]]:
+    """The request's params as (path, value) pairs of hashable leaves."""
+    found: set[tuple[str, Any]] = set()
+
+    def walk(path: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key != "_meta":
+                    walk(f"{path}.{key}", item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(f"{path}[{index}]", item)
+        else:
+            found.add((path, value))
+
+    walk("params", (request or message).params)
+    return frozenset(found)
+
+
+def dry_run(
+    rules: RuleSet, tapes: list[Tape], *, limit: int = 20, expected: dict[Call, list[Expected]] | None = None
+) -> DryRun:
+    """Judge every recorded message; ``limit`` messages listed per rule; ``expected``: see :func:`expectations`."""
     result = DryRun(tapes=len(tapes))
     for tape in tapes:
         header = tape.header
@@ -115,6 +194,12 @@ def dry_run(rules: RuleSet, tapes: list[Tape], *, limit: int = 20) -> DryRun:
                 stopped.add((entry.direction, message.id))
             if outcome.verdict == "block" and entry.went_on:
                 result.newly_blocked += 1
+            if outcome.verdict == "block" and expected:
+                case = expected_to_pass(expected, call_of(entry.direction, message, request), message, request)
+                if case is not None:
+                    rule = outcome.rule.id if outcome.rule is not None else DEFAULT
+                    where = {"tape": tape.name, "line": entry.line, "what": what, "rule": rule}
+                    result.contradicted.append({**where, "case": case.name, "where": case.where})
     return result
 
 

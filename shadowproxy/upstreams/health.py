@@ -22,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from shadowproxy.config import HealthConfig
 from shadowproxy.core import counters
@@ -36,6 +34,9 @@ from shadowproxy.upstreams.child import ChildProcess
 from shadowproxy.upstreams.circuit import Circuit, CircuitState
 from shadowproxy.upstreams.replicas import Spread
 from shadowproxy.upstreams.stdio import StdioUpstream
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class UrlProbe:
             raise UpstreamError("every replica is down: " + "; ".join(down.values()))
 
     async def _probe(self, url: str, answer_within: float) -> None:
+        import aiohttp  # loaded with the URL upstream this probes; a proxy of stdio servers never needs it
+
         try:
             async with asyncio.timeout(answer_within):
                 if self.config.transport is None:
@@ -87,6 +90,8 @@ class UrlProbe:
 
     async def _post_ping(self, url: str) -> None:
         if self._client is None:
+            import aiohttp
+
             self._client = aiohttp.ClientSession()
         body = {"jsonrpc": "2.0", "id": "shadowproxy-health", "method": "ping"}
         headers = {

@@ -1,7 +1,7 @@
 """Streamable HTTP upstreams: MCP servers the proxy reaches with POST (JSON or SSE answers).
 
-One pooled aiohttp client per upstream; a request's answer is read in the task
-that asked for it. The upstream's own ``Mcp-Session-Id`` is kept on the channel
+One pool of keep-alive connections per upstream (:mod:`.http_client`); a request's answer is read in the
+task that asked for it. The upstream's own ``Mcp-Session-Id`` is kept on the channel
 and never shown to the client.
 """
 
@@ -22,6 +22,7 @@ from shadowproxy.core.sse import SseError, SseParser
 from shadowproxy.upstreams import mcp_headers
 from shadowproxy.upstreams.base import Answered, UnsolicitedHandler
 from shadowproxy.upstreams.credentials import Credentials
+from shadowproxy.upstreams.http_client import ConnectFailed, HttpClient, HttpClientError, Response
 from shadowproxy.upstreams.replicas import Spread
 
 log = logging.getLogger(__name__)
@@ -58,13 +59,13 @@ class HttpExchange:
         "streaming",
     )
 
-    def __init__(self, response: aiohttp.ClientResponse, request_id: RequestId | None = None) -> None:
+    def __init__(self, response: Response, request_id: RequestId | None = None) -> None:
         self._response = response
         self._request_id = request_id
         self._read = False
         self.status: int | None = response.status
         self._messages: deque[tuple[Message, str | None]] = deque()
-        content_type = response.headers.get("Content-Type", "")
+        content_type = response.header("content-type")
         self.streaming = content_type.startswith("text/event-stream")
         self._parser = SseParser() if self.streaming else None
         self._resumable = False
@@ -86,7 +87,10 @@ class HttpExchange:
         if self._read:
             raise UpstreamError(f"upstream answered HTTP {self.status} without the response to this request")
         self._read = True
-        body = await self._response.read()
+        try:
+            body = await self._response.read()
+        except HttpClientError as exc:
+            raise UpstreamError(f"upstream broke off its answer: {exc}") from None
         self._response.release()
         if not body:
             raise UpstreamError(f"upstream answered HTTP {self.status} with no body")
@@ -99,8 +103,8 @@ class HttpExchange:
     async def _read_events(self) -> None:
         assert self._parser is not None
         try:
-            chunk = await self._response.content.readany()
-        except aiohttp.ClientError as exc:
+            chunk = await self._response.readany()
+        except HttpClientError as exc:
             raise UpstreamError(f"upstream stream broke: {exc}") from None
         if not chunk:
             if self._resumable:
@@ -163,7 +167,7 @@ class HttpChannel:
             out[SESSION_HEADER] = self.session_id
         return out
 
-    async def _post(self, message: Message, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
+    async def _post(self, message: Message, headers: Mapping[str, str]) -> Response:
         if message.raw is None or message.origin is not None:
             # A body the proxy made or changed: its routing headers are made from it; the client's describe another.
             headers = await mcp_headers.rebuilt(message, headers, self.upstream.tools, self)
@@ -173,8 +177,8 @@ class HttpChannel:
         upstream = self.upstream
         replica = self.replica if self.replica is not None else upstream.spread.pick()
         try:
-            response = await self._send(upstream.urls[replica], message, sent)
-        except aiohttp.ClientConnectorError as exc:
+            response = await self._send(replica, message, sent)
+        except ConnectFailed as exc:
             if len(upstream.urls) == 1:
                 raise UpstreamError(f"upstream {upstream.name!r} is unreachable: {exc}") from None
             upstream.spread.failed(replica, f"connection refused: {exc}")
@@ -189,37 +193,33 @@ class HttpChannel:
             if self.replica is not None:
                 self.replica = replica
             try:
-                response = await self._send(upstream.urls[replica], message, sent)
-            except (aiohttp.ClientError, OSError) as again:
+                response = await self._send(replica, message, sent)
+            except OSError as again:
                 raise UpstreamError(f"upstream {upstream.name!r} is unreachable: {again}") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except OSError as exc:
             raise UpstreamError(f"upstream {upstream.name!r} is unreachable: {exc}") from None
         if response.status == 404 and self.session_id is not None:
             response.release()
             raise UpstreamSessionLost(f"upstream {upstream.name!r} no longer knows this session")
         return response
 
-    async def _send(self, url: str, message: Message, sent: dict[str, str]) -> aiohttp.ClientResponse:
-        client = self.upstream.client()
+    async def _send(self, replica: int, message: Message, sent: dict[str, str]) -> Response:
+        client = self.upstream.http(replica)
         tracer = tracing.ACTIVE
         if tracer is None:
-            return await client.post(url, data=message.to_bytes(), headers=sent)
+            return await client.request("POST", sent, message.to_bytes())
         with tracer.child("mcp.upstream", client=True, **{"server.address": self.upstream.name}) as span:
             tracer.inject(sent)
-            response = await client.post(url, data=message.to_bytes(), headers=sent)
+            response = await client.request("POST", sent, message.to_bytes())
             span.set_attribute("http.response.status_code", response.status)
             return response
 
-    @property
-    def url(self) -> str:
-        return self.upstream.urls[self.replica or 0]
-
     async def request(self, message: Message, headers: Mapping[str, str]) -> HttpExchange | Answered:
         response = await self._post(message, headers)
-        session_id = response.headers.get(SESSION_HEADER)
+        session_id = response.header(SESSION_HEADER)
         if session_id and message.method == "initialize":
             self.session_id = session_id
-        content_type = response.headers.get("Content-Type", "")
+        content_type = response.header("content-type")
         if response.status == 202 or not content_type.startswith(("application/json", "text/event-stream")):
             status = response.status
             response.release()
@@ -243,13 +243,13 @@ class HttpChannel:
         if self.upstream.credentials is not None:
             await self.upstream.credentials.add(request_headers)
         try:
-            response = await self.upstream.client().get(self.url, headers=request_headers)
-        except (aiohttp.ClientError, OSError) as exc:
+            response = await self.upstream.http(self.replica or 0).request("GET", request_headers)
+        except OSError as exc:
             raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
         if response.status == 404 and self.session_id is not None:
             response.release()
             raise UpstreamSessionLost(f"upstream {self.upstream.name!r} no longer knows this session")
-        if response.status != 200 or not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+        if response.status != 200 or not response.header("content-type").startswith("text/event-stream"):
             response.release()
             return None
         return HttpExchange(response)
@@ -257,7 +257,10 @@ class HttpChannel:
     async def send(self, message: Message, headers: Mapping[str, str]) -> None:
         response = await self._post(message, headers)
         if response.status >= 400:
-            body = await response.read()
+            try:
+                body = await response.read()
+            except HttpClientError as exc:
+                body = str(exc).encode()
             log.warning("upstream refused a %s with HTTP %s: %.200r", message.kind.value, response.status, body)
         response.release()
 
@@ -271,9 +274,8 @@ class HttpChannel:
             headers = self._headers({})
             if self.upstream.credentials is not None:
                 await self.upstream.credentials.add(headers)
-            async with self.upstream.client().delete(self.url, headers=headers):
-                pass
-        except (aiohttp.ClientError, OSError, UpstreamError) as exc:
+            (await self.upstream.http(self.replica or 0).request("DELETE", headers)).release()
+        except (OSError, UpstreamError) as exc:
             log.debug("DELETE of the upstream session failed: %s", exc)
 
 
@@ -290,9 +292,9 @@ class UrlUpstream:
         """Which replica a new session goes to (:mod:`shadowproxy.upstreams.replicas`)."""
         self._client: aiohttp.ClientSession | None = None
         self.credentials: Credentials | None = None
+        """Added to each request when the config gives them (:func:`~shadowproxy.upstreams.credentials.install`)."""
         self.tools = mcp_headers.UpstreamTools()
         """The ``Mcp-Param-*`` maps of its tools, for the calls whose body the proxy changed."""
-        """Added to each request when the config gives them (:func:`~shadowproxy.upstreams.credentials.install`)."""
 
     def client(self) -> aiohttp.ClientSession:
         if self._client is None or self._client.closed:
@@ -308,6 +310,24 @@ class UrlUpstream:
 
 class HttpUpstream(UrlUpstream):
     """A Streamable HTTP server."""
+
+    _http: dict[int, HttpClient] | None = None
+
+    def http(self, replica: int = 0) -> HttpClient:
+        """The pool of connections to one replica (the only one, without ``urls``)."""
+        if self._http is None:
+            self._http = {}
+        client = self._http.get(replica)
+        if client is None:
+            client = self._http[replica] = HttpClient(self.urls[replica])
+        return client
+
+    async def close(self) -> None:
+        if self._http is not None:
+            for client in self._http.values():
+                client.close()
+            self._http = None
+        await super().close()
 
     async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> HttpChannel:
         if len(self.urls) == 1:

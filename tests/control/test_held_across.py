@@ -12,7 +12,7 @@ from mcp import Client
 
 from shadowproxy.core.tasks import spawn
 from tests.control.test_approvals import api, calls, pending, proxy_config
-from tests.redis_server import RedisServer, RedisUnavailable
+from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import ProxyProcess
 
 
@@ -21,7 +21,7 @@ async def test_held_on_a_decided_on_b(tmp_path: Path) -> None:
         server = RedisServer()
         server.__enter__()
     except RedisUnavailable as exc:
-        pytest.skip(str(exc))
+        missing(exc)
     instances: list[ProxyProcess] = []
     try:
         starts = []

@@ -11,6 +11,7 @@ import orjson
 import pytest
 import yaml
 from mcp import Client
+from mcp_types import ElicitRequestParams, ElicitResult
 
 from tests.ops.helpers import TOKEN
 from tests.ops.test_tap import open_tap  # noqa: F401  (the fixture)
@@ -66,3 +67,36 @@ async def test_round_trip(start_proxy, open_tap, tmp_path: Path, mode: str) -> N
     assert sends()[0]["arguments"]["to"] == "[EMAIL_1]"
     assert ADDRESS not in audit.read_text()
     assert ADDRESS not in proxy.log()
+
+
+async def test_tokens_in_the_clients_answer_to_a_server_request_are_restored(start_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The server's elicitation shows the user a token; the user's answer carries it back; the server gets the
+    address (the answer is a response going up, not a request)."""
+    (tmp_path / "policy.yaml").write_text(
+        POLICY
+        + """
+  - id: questions-too
+    match: {direction: server_to_client, method: elicitation/create}
+    action: {tokenize: {detectors: [email]}}
+"""
+    )
+    forms = [sys.executable, str(REPO / "tests" / "servers" / "forms.py"), str(tmp_path)]
+    config = {
+        "upstreams": {"forms": {"command": forms}},
+        "interceptors": [{"name": "rules", "paths": [str(tmp_path / "policy.yaml")], "watch": False}],
+    }
+    (tmp_path / "proxy.yaml").write_text(yaml.safe_dump(config))
+    proxy = await start_proxy("--config", str(tmp_path / "proxy.yaml"))
+    asked: list[str] = []
+
+    async def the_user(context: object, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"to": "[EMAIL_1]"})
+
+    async with Client(proxy.url, mode="legacy", elicitation_callback=the_user) as client:
+        contact = await client.call_tool("contact", {})
+        assert contact.content[0].text == "Write to [EMAIL_1] or call the desk."  # type: ignore[union-attr]
+        sent = await client.call_tool("ask_address", {})
+        assert sent.content[0].text == "sending to [EMAIL_1]"  # type: ignore[union-attr]
+    assert asked == ["Send to [EMAIL_1] or elsewhere?"]
+    assert (tmp_path / "received").read_text() == f"{ADDRESS}\n", "the server got the address back"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -9,9 +10,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shadowproxy.core.errors import INVALID_REQUEST, PARSE_ERROR, JsonRpcError
-from shadowproxy.core.jsonrpc import Kind, Message, decode, error_response, request_id_of, result_response
+from shadowproxy.core.jsonrpc import (
+    Kind,
+    Message,
+    _peel,
+    _structure,
+    decode,
+    error_response,
+    request_id_of,
+    result_response,
+)
 
-from .strategies import IDS, JSON, OBJECTS, messages
+from .strategies import IDS, JSON, OBJECTS, SIGNED_64, messages
 
 KINDS = {
     "request": Kind.REQUEST,
@@ -98,3 +108,27 @@ def test_replies_the_proxy_builds_are_valid(request_id: Any, result: Any, code: 
     failed = decode(error_response(request_id, JsonRpcError(code, text)).to_bytes())
     assert isinstance(failed, Message) and failed.kind is Kind.ERROR
     assert failed.error == {"code": code, "message": text}
+
+
+# Strings made of what can fool a byte scan of JSON: brackets, quotes and backslashes, escaped in every way.
+TRICKY = st.text(alphabet='[]{}"\\/ a\n\u00e9', max_size=12)
+TRICKY_JSON = st.recursive(
+    st.none() | SIGNED_64 | TRICKY,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TRICKY, children, max_size=4),
+    max_leaves=30,
+)
+
+
+def depth_of(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    return 0
+
+
+@given(TRICKY_JSON, st.booleans())
+def test_the_nesting_scan_measures_any_json_exactly(value: Any, ascii_only: bool) -> None:
+    for raw in (orjson.dumps(value), json.dumps(value, ensure_ascii=ascii_only, indent=1).encode()):
+        assert _peel(_structure(raw), 40) == depth_of(value)
+        assert _peel(_structure(raw), depth_of(value) - 1) is None or depth_of(value) == 0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shadowproxy.core.redact import DETECTORS, Redactor, iban_valid, luhn_valid, redact
 
@@ -82,3 +86,25 @@ def test_chosen_detectors_patterns_and_mask() -> None:
     with pytest.raises(ValueError, match="unknown detector 'ssn'"):
         Redactor(["ssn"])
     assert set(DETECTORS) >= {"email", "api_key", "bearer_token", "credit_card", "iban"}
+
+
+SECRETS = [text for text, _ in test_detectors.pytestmark[0].args[1]] + ["+44 20 7946 0958", "API_\u212aEY: abcdefgh"]
+PIECES = [*SECRETS, "hello", "0123456789", " ", "-", "\n", '"', "\\", "é", "@", ":", "=", "DE", "4111", "eyJ"]
+
+
+@given(st.lists(st.sampled_from(PIECES) | st.text(max_size=8), max_size=6), st.booleans())
+def test_a_wire_form_found_clean_has_nothing_to_mask(parts: list[str], ascii_only: bool) -> None:
+    """clean() looks at a whole message's bytes at once; whatever value() would mask in it, clean() must see."""
+    redactor = Redactor([*DETECTORS, "phone"])
+    message = {"jsonrpc": "2.0", "id": 1, "result": {"text": "".join(parts), "list": parts}}
+    wire = json.dumps(message, ensure_ascii=ascii_only).encode()
+    if redactor.clean(wire):
+        assert redactor.value(message) is message
+
+
+def test_an_ordinary_message_is_clean() -> None:
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}}
+    meta = {**call, "params": {**call["params"], "_meta": {"progressToken": 1234}}}
+    assert Redactor().clean(json.dumps(call).encode()) and Redactor().clean(json.dumps(meta).encode())
+    assert not Redactor().clean(json.dumps({**call, "id": "a\\nb"}).encode()), "an escape may hide a match"
+    assert not Redactor(patterns=["x"]).clean(b"{}"), "extra patterns may be anchored to a string's ends"

@@ -38,6 +38,23 @@ def test_brackets_inside_strings_do_not_count() -> None:
     assert not too_deep(orjson.dumps(data), data, 64)
 
 
+def _nested(depth: int, leaf: object) -> object:
+    data = leaf
+    for level in range(depth):
+        data = {"k": data, "s": '"]}\\'} if level % 2 else [data, '[{"', "\\"]
+    return data
+
+
+@pytest.mark.parametrize("limit", [1, 8, 16, 17, 64])
+@pytest.mark.parametrize("leaf", ["", "[[[{{{", '\\"]]]}}}'])
+def test_the_scan_and_the_walk_agree_at_the_limit(limit: int, leaf: str) -> None:
+    # Strings full of brackets, escaped quotes and backslashes on every level, many brackets in all: the byte scan
+    # (limits up to 16, and the first 16 levels of any) decides, not the bracket count; over 16 the walk does.
+    for depth in (limit - 1, limit, limit + 1):
+        data = {"jsonrpc": "2.0", "id": 1, "result": [_nested(depth, leaf) for _ in range(3)] * 30}
+        assert too_deep(orjson.dumps(data), data, limit) is (depth + 2 > limit), depth
+
+
 def test_lines_over_the_limit_are_reported_once_and_skipped_to_their_end() -> None:
     lines = BoundedLines(60)
     assert lines.feed(b'{"a":1}\n{"jsonrpc":"2.0","id":7,"result":{"x":"') == [b'{"a":1}']

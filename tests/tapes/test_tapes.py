@@ -323,3 +323,35 @@ def test_rules_test_on_tapes_reports_what_a_new_rule_would_block(
     assert "mask-answers" in rules and report["newly_blocked"] == 1
     code, out = shadowproxy(capsys, "rules", "test", str(policy), "--tape", str(recorded.http_tape))
     assert code == 1 and "rule no-sampling-tools (block" in out and "would block 1 message(s)" in out
+
+
+def test_rules_test_with_cases_fails_only_on_a_call_a_case_expects_to_pass(
+    recorded: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "new.yaml"
+    policy.write_text("rules:\n  - id: no-ask\n    match: {method: tools/call, tool: ask}\n    action: block\n")
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    call = '{jsonrpc: "2.0", id: 1, method: tools/call, params: {name: ask, arguments: {question: %s}}}'
+    (cases / "ask.yaml").write_text(
+        f"cases:\n  - name: agents may ask\n    message: {call % 'life'}\n    expect: {{verdict: forward}}\n"
+    )
+    tape = str(recorded.http_tape)
+    code, out = shadowproxy(capsys, "rules", "test", str(policy), "--tape", tape, "--cases", str(cases))
+    assert code == 1, out
+    assert re.search(r":\d+ -> request tools/call ask: blocked by no-ask, but case 'agents may ask' \(.*ask.yaml", out)
+    assert "FAIL case agents may ask" in out, "the case itself fails too"
+    # A closer case that expects the block: the recorded question is not one the cases want to pass.
+    (cases / "ask.yaml").write_text(
+        f"cases:\n  - name: agents may ask\n    message: {call % 'other'}\n    expect: {{verdict: forward}}\n"
+        f"  - name: not about life\n    message: {call % 'life'}\n    expect: {{verdict: block}}\n"
+    )
+    code, out = shadowproxy(capsys, "rules", "test", str(policy), "--tape", tape, "--cases", str(cases), "--json")
+    report = json.loads(out)
+    assert report["contradicted"] == [] and [case["name"] for case in report["failed_cases"]] == ["agents may ask"]
+    assert code == 1, "a failing case fails the run"
+    (cases / "ask.yaml").write_text(
+        f"cases:\n  - name: not about life\n    message: {call % 'life'}\n    expect: {{verdict: block}}\n"
+    )
+    code, out = shadowproxy(capsys, "rules", "test", str(policy), "--tape", tape, "--cases", str(cases))
+    assert code == 0 and "would block 1 message(s) that passed when recorded" in out, out

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from shadowproxy.control.asking import hold_answered
+from shadowproxy.control.asking import ROUND_TRIP, hold_answered
 from shadowproxy.core import counters, limit_hits, tracing
 from shadowproxy.core.chain import C2S
 from shadowproxy.core.errors import INVALID_REQUEST, SESSION_NOT_FOUND, UpstreamError
@@ -137,9 +137,12 @@ class StreamableHttpEndpoint(SessionFront):
             return decoded
         session_id = request.headers.get(SESSION_HEADER)
         version = request.headers.get(VERSION_HEADER)
-        if isinstance(decoded, list):
-            return await self.batch(request, decoded, session_id, version)
         tracer = tracing.ACTIVE
+        if isinstance(decoded, list):
+            if tracer is None:
+                return await self.batch(request, decoded, session_id, version)
+            with tracer.batch(len(decoded), session_id, request.headers):
+                return await self.batch(request, decoded, session_id, version)
         if tracer is None:
             return await self.route(request, decoded, session_id, version, wants_sse)
         with tracer.request(decoded, session_id, request.headers):
@@ -281,8 +284,9 @@ class StreamableHttpEndpoint(SessionFront):
         if kept is None:
             verdict = await self.mount.judge(message, C2S, session, "http")
         else:
-            # The 2026-07-28 era has no server-to-client request on a POST: a user is not asked there.
-            ask = None if modern else kept.ask
+            # The 2026-07-28 era has no server-to-client request on a POST: its user is asked through an
+            # InputRequiredResult, answered by the client's retry.
+            ask = ROUND_TRIP if modern else kept.ask
             verdict = await self.mount.judge(message, C2S, session, "http", waiting=kept.tick, ask=ask)
         self.sessions.touch(session)
         if not verdict.is_forward:
@@ -316,6 +320,10 @@ class StreamableHttpEndpoint(SessionFront):
         assert channel is not None
         await channel.send(answer, {})
 
+    def tell_client(self, message: Message) -> bool:
+        """Never on the session's stream: a held POST asks and tells on its own (:class:`KeptOpen`)."""
+        return False
+
     async def batch(
         self, request: web.Request, messages: list[Message], session_id: str | None, version: str | None
     ) -> web.StreamResponse:
@@ -329,8 +337,15 @@ class StreamableHttpEndpoint(SessionFront):
             text = f"JSON-RPC batches are not supported in protocol version {negotiated}"
             return json_error(400, INVALID_REQUEST, text)
         replies: list[bytes] = []
+        tracer = tracing.ACTIVE
         for message in messages:
-            response = await self.exchange(request, message, session, session.channel, False, modern=False)  # type: ignore[arg-type]
+            if tracer is None:
+                response = await self.exchange(request, message, session, session.channel, False, modern=False)  # type: ignore[arg-type]
+            else:
+                with tracer.request(message, session.id, None):  # a child of the batch's span
+                    if self.mount.traced_in_meta and message.is_request:
+                        message = tracer.with_meta(message)
+                    response = await self.exchange(request, message, session, session.channel, False, modern=False)  # type: ignore[arg-type]
             if isinstance(response, web.Response) and response.body and response.status < 300:
                 replies.append(response.body)  # type: ignore[arg-type]
         if not replies:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from shadowproxy.core import logs, sse
-from shadowproxy.core.jsonrpc import Message, notification
+from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.sse import SSE_HEADERS
 from shadowproxy.fronts.http.fast_request import PlainRequest, event_stream
+from shadowproxy.fronts.session_front import held_progress
 
 
 class KeptOpen:
@@ -52,12 +53,9 @@ class KeptOpen:
             return
         stream = await self.opened()
         await stream.write(sse.KEEPALIVE)
-        params = self.message.params
-        meta = params.get("_meta") if isinstance(params, dict) else None
-        token = meta.get("progressToken") if isinstance(meta, dict) else None
-        if token is not None:
-            progress = {"progressToken": token, "progress": ticks, "message": "held: waiting for a decision"}
-            await stream.write(sse.encode(notification("notifications/progress", progress).to_bytes()))
+        progress = held_progress(self.message, ticks)
+        if progress is not None:
+            await stream.write(sse.encode(progress.to_bytes()))
 
     async def finish(self, answer: Message | None) -> web.StreamResponse:
         """End the opened stream with the proxy's answer (a refusal or a canned result)."""

@@ -11,7 +11,6 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import orjson
 from aiohttp import web
 
@@ -111,6 +110,8 @@ class Facade:
             return error(404, INVALID_PARAMS, f"no tool {name!r} on {mount.name!r}")
         schema = tool.get("inputSchema")
         if isinstance(schema, dict):
+            import jsonschema  # the REST facade's calls only: every start would pay about 60 ms for it
+
             problems = [problem.message for problem in jsonschema.Draft202012Validator(schema).iter_errors(arguments)]
             if problems:
                 return error(422, INVALID_PARAMS, f"arguments do not fit {name!r}", problems)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from shadowproxy.core import tracing
 from shadowproxy.core.chain import C2S, S2C
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import ERROR, REQUEST, RESPONSE, Message, error_response
@@ -64,6 +65,8 @@ class StdioChildFront(StdioFront):
         """Where both pipes' messages arrive, a read's worth at a time. A message the chain passes unjudged cannot
         suspend, so it is handled and written here, in the pipe's callback, while nothing is queued ahead of it and
         neither pipe is full; from the first one that cannot be, the rest go to the task, in order."""
+        if source == CLIENT and self.mount.holds.parked:
+            messages = self.unheld(messages)
         child = self.child
         if self.idle and not self.inbox and child is not None:
             now = self.client_now if source == CLIENT else self.server_now
@@ -98,6 +101,8 @@ class StdioChildFront(StdioFront):
             self.note_initialize(message)
         if not self.mount.passes(message, C2S, self.session, "stdio"):
             return False
+        if tracing.ACTIVE is not None and message.kind is REQUEST:
+            return False  # its span is begun by the task (from_client)
         self.untouched += 1
         self.to_child_now(message)
         return True

@@ -21,8 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from shadowproxy.core import counters
-from shadowproxy.core.chain import C2S
+from shadowproxy.core import counters, tracing
 from shadowproxy.core.errors import REQUEST_TIMEOUT, JsonRpcError, UpstreamError
 from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import ERROR, RESPONSE, Message, error_response
@@ -58,6 +57,8 @@ class StdioFront(SessionFront, abc.ABC):
         self.session = LiveSession(record, mount)
         # The client's requests on their way to the server, and when each was sent (a perf_counter reading).
         self.inflight: dict[object, tuple[Message, float]] = {}
+        # With tracing on, the spans of the requests in flight, ended by their replies.
+        self.spans: dict[object, Any] = {}
         self.out: Output | None = None
         self.writer = Writer()
         # Our stdin. A file there is read by the task ``input``, which waits for ``emptied`` while the inbox holds
@@ -114,11 +115,18 @@ class StdioFront(SessionFront, abc.ABC):
 
     def receive(self, source: int, messages: Iterator[Message]) -> None:
         """Where a read's worth of messages arrives: each goes to the task, in order."""
+        if source == CLIENT and self.mount.holds.parked:
+            messages = self.unheld(messages)
         for message in messages:
             self.inbox.put((source, message))
         self.flush()
         if source == CLIENT and len(self.inbox) > INBOX_HIGH:
             self.reader.hold()
+
+    def unheld(self, messages: Iterator[Message]) -> Iterator[Message]:
+        """The client's messages but its answers to the proxy's questions about held calls, which are taken here:
+        the task that would read them waits in the held call."""
+        return (message for message in messages if not self.hold_answer(message, self.session))
 
     def reject(self, line: bytes | None, error: JsonRpcError) -> None:
         log.warning("client sent a bad message (%s): %.200r", error.message, line)
@@ -213,14 +221,20 @@ class StdioFront(SessionFront, abc.ABC):
     async def from_client(self, message: Message) -> None:
         self.note_initialize(message)
         stateless = self.route(message)
-        verdict = await self.mount.judge(message, C2S, self.session, self.transport)
+        ask, waiting = self.asker(message), self.waiting(message)
+        verdict, span = await self.judge_client(message, self.session, waiting=waiting, ask=ask)
         self.mount.sessions.touch(self.session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
             if answer is not None:
                 self.write(answer)
             return
-        await self.forward(verdict.message or message, stateless)
+        if span is None:
+            await self.forward(verdict.message or message, stateless)
+            return
+        self.spans[message.data["id"]] = span
+        with tracing.within(span):  # a task reading the answer (the bridge, a stateless request) carries it on
+            await self.forward(verdict.message or message, stateless)
 
     def from_upstream(self, message: Message) -> None:
         """What a task read from the upstream: judged and written by the front's task, in order."""
@@ -236,6 +250,10 @@ class StdioFront(SessionFront, abc.ABC):
         sent = self.inflight.pop(message.data["id"], None) if kind is RESPONSE or kind is ERROR else None
         if sent is None:
             return None
+        if self.spans:
+            span = self.spans.pop(message.data["id"], None)
+            if span is not None:
+                tracing.finish(span, message)
         request, at = sent
         method = request.data["method"]
         counters.answered(None, self.mount.name, method, at)
@@ -250,6 +268,11 @@ class StdioFront(SessionFront, abc.ABC):
         outgoing = await self.judge_server(message, self.session, None, request)
         if outgoing is not None:
             self.write(outgoing)
+
+    def tell_client(self, message: Message) -> bool:
+        self.write(message)
+        self.flush()
+        return True
 
     async def answer_server(self, answer: Message, channel: Channel | None) -> None:
         try:
@@ -269,4 +292,7 @@ class StdioFront(SessionFront, abc.ABC):
         if self.out is not None:
             await close_output(self.out, self.writer)
         await self.close_upstream()
+        for span in self.spans.values():
+            tracing.finish(span)  # never answered
+        self.spans.clear()
         await self.mount.sessions.close(self.session.id)
