@@ -23,10 +23,12 @@ from benchmarks import procstat, targets
 from benchmarks.http_load import HttpLoad
 
 
-async def measure(upstream: str, clients: int, seconds: float, profile: Path | None) -> tuple[int, float]:
+async def measure(
+    upstream: str, clients: int, seconds: float, profile: Path | None, options: str = ""
+) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as workdir:
         launcher = targets.Launcher(Path(workdir))
-        async with targets.proxy_http(launcher, upstream=upstream) as target:
+        async with targets.proxy_http(launcher, upstream=upstream, options=options) as target:
             assert target.url is not None and target.front is not None
             load = HttpLoad(target.url, clients)
             await load.start()
@@ -68,10 +70,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--profile", type=Path, help="record the proxy with py-spy into this file")
+    parser.add_argument("--options", default="", help="a variant of benchmarks.targets: rules, tapes, config:FILE")
     args = parser.parse_args()
     if args.profile is not None and shutil.which("py-spy") is None:
         parser.error("--profile needs py-spy (pip install py-spy)")
-    answered, spent = asyncio.run(measure(args.upstream, args.clients, args.seconds, args.profile))
+    answered, spent = asyncio.run(measure(args.upstream, args.clients, args.seconds, args.profile, args.options))
     per_request = 1e6 * spent / max(answered, 1)
     print(f"{answered} requests in {args.seconds:.0f} s; proxy CPU {spent:.2f} s = {per_request:.1f} us a request")
     if args.profile is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 from pathlib import Path
@@ -80,6 +81,32 @@ async def test_idle_sessions_expire_to_404(start_proxy, tmp_path: Path) -> None:
 
         await until(swept, "the idle session to expire")
         ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        async with client.post(proxy.url, json=ping, headers=headers) as response:
+            assert response.status == 404
+
+
+async def test_a_session_in_use_is_not_idle_however_long_its_call_takes(start_proxy) -> None:  # type: ignore[no-untyped-def]
+    """A call that outlasts session_ttl (or an initialize slower than it, on a loaded machine) keeps its session."""
+    proxy = await start_proxy("--upstream", shlex.join(sdk_server_command()), "--session-ttl", "1")
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}
+    async with aiohttp.ClientSession() as client:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}
+        async with client.post(proxy.url, json=body, headers=headers) as response:
+            assert response.status == 200
+            headers["Mcp-Session-Id"] = response.headers["Mcp-Session-Id"]
+        slow = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "slow", "arguments": {"seconds": 3}},
+        }
+        async with client.post(proxy.url, json=slow, headers=headers) as response:
+            assert response.status == 200 and "slept 3" in await response.text()
+        ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
+        async with client.post(proxy.url, json=ping, headers=headers) as response:
+            assert response.status == 200
+        await asyncio.sleep(2.5)  # idle now for longer than its ttl
         async with client.post(proxy.url, json=ping, headers=headers) as response:
             assert response.status == 404
 

@@ -92,6 +92,7 @@ class Proxy:
         )
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
         self.guard = admission.Guard(config.limits)
+        self.sessions.busy = self.guard.busy
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
         self.secrets = SecretBox(config.credentials, self.store) if config.credentials is not None else None
         upstreams = {upstream.name: create_upstream(upstream, self.secrets) for upstream in config.upstreams}

@@ -96,6 +96,10 @@ class Guard:
         self.requests = Slots(limits.max_requests_per_session, "requests_per_session", "requests in flight")
         self.streams = Slots(limits.max_streams_per_session, "streams_per_session", "GET streams")
 
+    def busy(self, session_id: str) -> bool:
+        """Whether the session has a request in flight or a GET stream open."""
+        return session_id in self.requests.held or session_id in self.streams.held
+
     def admit_session(self, total: int, mine: int) -> None:
         """Raise :class:`LimitExceeded` when one more session would be too many: ``total`` held in the process,
         ``mine`` by the principal asking (both counted without the new one)."""

@@ -101,6 +101,8 @@ class SessionManager:
     def __init__(self, changes: ChangeSink, *, ttl: float, store: SessionStore | None = None) -> None:
         self.changes = changes
         self.ttl = ttl
+        self.busy: Callable[[str], bool] | None = None
+        """Whether a session is in use (a request in flight, a stream open): not idle, whenever it was last seen."""
         self.store = store
         self.live: Counted[str, LiveSession] = Counted()
         # The 2026-07-28 era's sessions, which the proxy groups by principal and client; they have no header.
@@ -155,6 +157,8 @@ class SessionManager:
     def get(self, session_id: str) -> LiveSession | None:
         session = self.live.get(session_id)
         if session is not None and session.record.last_seen + self.ttl < time.time():
+            if self.busy is not None and self.busy(session_id):
+                return session
             self._forget(session, SessionState.EXPIRED)
             return None
         return session
@@ -294,7 +298,9 @@ class SessionManager:
 
     async def expire_idle(self) -> int:
         deadline = time.time() - self.ttl
-        idle = [session for session in self.live.values() if session.record.last_seen < deadline]
+        busy = self.busy
+        # A session with a request in flight (its initialize too) or a stream open is in use, however long it is.
+        idle = [s for s in self.live.values() if s.record.last_seen < deadline and (busy is None or not busy(s.id))]
         for session in idle:
             await self._close(session, SessionState.EXPIRED)
         logical = [key for key, session in self.logical.items() if session.record.last_seen < deadline]

@@ -231,7 +231,11 @@ class StreamableHttpEndpoint(SessionFront):
         self.sessions.add(session)
         headers = {SESSION_HEADER: record.id}
         relay = PostRelay(self, request, message, session, session.channel, wants_sse, False, headers)
-        response, final = await relay.run()
+        guard.requests.enter(record.id)  # the first of a new session's: never refused
+        try:
+            response, final = await relay.run()
+        finally:
+            guard.requests.leave(record.id)
         if final is not None and final.kind is Kind.RESPONSE and isinstance(final.result, dict):
             record.upstream_session_id = session.channel.upstream_session_id
             self.sessions.activate(session, final.result.get("protocolVersion"))
