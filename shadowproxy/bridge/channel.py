@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from shadowproxy.bridge.exchanges import BridgedExchange, Parking
 from shadowproxy.bridge.listen import open_listen
 from shadowproxy.bridge.pool import HandshakePool, PooledSession
-from shadowproxy.bridge.shapes import client_capabilities, discover_result, retry_fields, strip_envelope
+from shadowproxy.bridge.shapes import INPUT_REQUIRED, client_capabilities, discover_result, retry_fields, strip_envelope
 from shadowproxy.core.errors import UpstreamSessionLost
 from shadowproxy.core.jsonrpc import Message, result_response
 from shadowproxy.upstreams.base import Answered, Exchange
@@ -61,6 +61,8 @@ class BridgedChannel:
             sent = sent.evolve(params={**params, "_meta": {**meta, "progressToken": upstream_id}})  # type: ignore[dict-item]
         assert pooled.channel is not None
         inner = await pooled.channel.request(sent, pooled.headers)
+        if message.method in INPUT_REQUIRED:
+            inner = pooled.claim(upstream_id, inner)
         return BridgedExchange(self.parking, pooled, inner, message, upstream_id, self.principal)
 
     async def send(self, message: Message, headers: Mapping[str, str]) -> None:

@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from shadowproxy import __version__
 from shadowproxy.bridge.channel import BridgedChannel
-from shadowproxy.bridge.deciding import DecidingChannel
+from shadowproxy.bridge.deciding import DecidingChannel, legacy_session
 from shadowproxy.bridge.exchanges import Parking
 from shadowproxy.bridge.legacy_client import LegacyChannel
 from shadowproxy.bridge.pool import HandshakePool
@@ -139,6 +139,16 @@ class EraBridge:
             return LegacyChannel(await upstream.open(_ignore, shared=True), on_unsolicited, self.count_legacy)
         direct = await upstream.open(on_unsolicited)
         return DecidingChannel(upstream, direct, on_unsolicited, self._decided, self.count_legacy)
+
+    async def bridge_session(
+        self, initialize: Message, on_unsolicited: UnsolicitedHandler
+    ) -> tuple[LegacyChannel, Message] | None:
+        """A session whose server refused its ``initialize`` (seen by a front that met the server directly, the
+        stdio one): bridged, with the answer to give the client, if the server speaks 2026-07-28."""
+        bridged = await legacy_session(self.upstream, initialize, on_unsolicited, self.count_legacy)
+        if bridged is not None:
+            self._decided(True)
+        return bridged
 
     def _decided(self, legacy: bool) -> None:
         if legacy and not self.legacy:

@@ -106,7 +106,8 @@ async def open_listen(
     params = request.params or {}
     asked = params.get("notifications")
     asked = asked if isinstance(asked, dict) else {}
-    pooled = await open_session(pool.upstream, (principal, b"listen"), capabilities, pool.heard)
+    # Its GET stream is the listen stream's source, read below.
+    pooled = await open_session(pool.upstream, (principal, b"listen"), capabilities, pool.heard, listen=False)
     honored: dict[str, Any] = {flag: True for flag in LIST_CHANGED if asked.get(flag) is True}
     uris = [uri for uri in asked.get("resourceSubscriptions") or () if isinstance(uri, str)]
     try:

@@ -94,6 +94,9 @@ class StdioChildFront(StdioFront):
         eras = self.eras
         if eras.era is not MODERN and eras.stateless(message):
             return False
+        era_route = self.era_route
+        if era_route.pending or era_route.channel is not None:
+            return False
         if message.data.get("method") == "initialize":
             self.note_initialize(message)
         if not self.mount.passes(message, C2S, self.session, "stdio"):
@@ -106,6 +109,8 @@ class StdioChildFront(StdioFront):
         """A server message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
         kind = message.kind
         sent = self.inflight.get(message.data["id"]) if kind is RESPONSE or kind is ERROR else None
+        if kind is ERROR and sent is not None and self.era_route.may_refuse(sent[0]):
+            return False
         if not self.mount.passes(message, S2C, self.session, "stdio", sent[0] if sent is not None else None):
             return False
         self.answered(message)
@@ -163,6 +168,15 @@ class StdioChildFront(StdioFront):
             self.from_upstream(error_response(request.id, exc))
         finally:
             self.eras.requests.discard(request.data["id"])
+
+    async def from_server(self, message: Message) -> None:
+        """As every front, but an error to ``initialize`` may be a 2026-07-28-only server's refusal, which the era
+        bridge answers (:class:`~shadowproxy.fronts.stdio.era_route.EraRoute`)."""
+        if message.kind is ERROR:
+            sent = self.inflight.get(message.data["id"])
+            if sent is not None and self.era_route.may_refuse(sent[0]):
+                message = await self.era_route.refused(sent[0], message)
+        await super().from_server(message)
 
     async def send_answer(self, answer: Message) -> None:
         if answer.data.get("id") in self.eras.asked:

@@ -25,9 +25,10 @@ from shadowproxy.core import counters
 from shadowproxy.core.chain import C2S
 from shadowproxy.core.errors import REQUEST_TIMEOUT, JsonRpcError, UpstreamError
 from shadowproxy.core.inbox import Inbox
-from shadowproxy.core.jsonrpc import ERROR, RESPONSE, Message, error_response
+from shadowproxy.core.jsonrpc import ERROR, REQUEST, RESPONSE, Message, error_response
 from shadowproxy.core.record import SessionRecord, new_session_id
 from shadowproxy.fronts.session_front import SessionFront, answer_for, capture_initialize
+from shadowproxy.fronts.stdio.era_route import EraRoute
 from shadowproxy.fronts.stdio.pipes import CLIENT, LineReader, Output, Writer, close_output, open_input, open_output
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.sessions.manager import LiveSession
@@ -56,6 +57,8 @@ class StdioFront(SessionFront, abc.ABC):
         self.inbox: Inbox[Event] = Inbox()
         record = SessionRecord(id=new_session_id(), upstream=mount.name, transport=self.transport)
         self.session = LiveSession(record, mount)
+        # Where the session's messages go once the era bridge carries them (shadowproxy.bridge).
+        self.era_route = EraRoute(mount, self.session, self.from_upstream)
         # The client's requests on their way to the server, and when each was sent (a perf_counter reading).
         self.inflight: dict[object, tuple[Message, float]] = {}
         self.out: Output | None = None
@@ -220,7 +223,20 @@ class StdioFront(SessionFront, abc.ABC):
             if answer is not None:
                 self.write(answer)
             return
-        await self.forward(verdict.message or message, stateless)
+        message = verdict.message or message
+        route = self.era_route
+        if route.pending and message.kind is REQUEST:
+            try:
+                await route.first(message)
+            except UpstreamError as exc:
+                self.write(error_response(message.data["id"], exc))
+                return
+        if route.channel is not None:
+            if message.kind is REQUEST:
+                self.sent(message)
+            await route.forward(message)
+            return
+        await self.forward(message, stateless)
 
     def from_upstream(self, message: Message) -> None:
         """What a task read from the upstream: judged and written by the front's task, in order."""
@@ -252,6 +268,9 @@ class StdioFront(SessionFront, abc.ABC):
             self.write(outgoing)
 
     async def answer_server(self, answer: Message, channel: Channel | None) -> None:
+        if self.era_route.channel is not None:
+            await self.era_route.forward(answer)
+            return
         try:
             await self.send_answer(answer)
         except UpstreamError as exc:
@@ -268,5 +287,8 @@ class StdioFront(SessionFront, abc.ABC):
             self.deadline.cancel()
         if self.out is not None:
             await close_output(self.out, self.writer)
+        self.era_route.close()
         await self.close_upstream()
+        if self.era_route.channel is not None:
+            await self.era_route.channel.close()
         await self.mount.sessions.close(self.session.id)

@@ -7,6 +7,7 @@ it answers. Everything it says joins the front's inbox.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -93,6 +94,7 @@ async def carry(
     tools: ToolHeaders | None,
 ) -> None:
     exchange = None
+    cancelled = False
     try:
         exchange = await channel.request(request, headers)
         while True:
@@ -108,10 +110,14 @@ async def carry(
             put(incoming)
     except JsonRpcError as exc:
         put(error_response(request.id, exc))
+    except asyncio.CancelledError:
+        # The client cancelled the request (the era bridge's route): its stream upstream is closed as cancelled.
+        cancelled = True
+        raise
     except Exception:
         # The client still gets an answer, and a proxy waiting for its last answers is not held up.
         log.exception("request %r through the upstream failed", request.method)
         put(error_response(request.id, JsonRpcError(INTERNAL_ERROR, "the proxy failed to relay this request")))
     finally:
         if exchange is not None:
-            await exchange.close()
+            await exchange.close(cancel=cancelled)
