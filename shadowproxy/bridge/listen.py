@@ -14,10 +14,12 @@ import asyncio
 from typing import Any
 
 from shadowproxy.bridge.pool import OPEN_TIMEOUT, HandshakePool, PooledSession, open_session
+from shadowproxy.bridge.session_stream import pump
 from shadowproxy.bridge.shapes import SUBSCRIPTION_ID
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.inbox import Inbox
-from shadowproxy.core.jsonrpc import Kind, Message, notification
+from shadowproxy.core.jsonrpc import Kind, Message, error_response, notification
+from shadowproxy.core.tasks import spawn
 from shadowproxy.upstreams.base import Exchange
 
 LIST_CHANGED = {
@@ -43,7 +45,9 @@ class ListenExchange:
         self.wanted = {method for flag, method in LIST_CHANGED.items() if honored.get(flag) is True}
         self.uris = frozenset(honored.get("resourceSubscriptions") or ())
         self.inbox: Inbox[Message] = Inbox(MAX_QUEUED)
-        self.source: Exchange | None = None
+        # The listening session's GET stream (an HTTP upstream's), read into the inbox beside what the principal's
+        # other sessions hear: one queue, so neither waits behind the other.
+        self.source: asyncio.Task[None] | None = None
         pool.listeners.setdefault(pooled.key[0], []).append(self._heard)
         ack = notification("notifications/subscriptions/acknowledged", {"notifications": honored})
         self.inbox.put(self._stamp(ack))
@@ -64,12 +68,17 @@ class ListenExchange:
         if self._wants(message):
             self.inbox.put(self._stamp(message))
 
+    def follow(self, stream: Exchange | None) -> None:
+        if stream is not None:
+            self.source = spawn(self._follow(stream), name="bridge-listen-stream")
+
+    async def _follow(self, stream: Exchange) -> None:
+        await pump(stream, self._heard)
+        # The listening session's stream ended (the server forgot the session): so does the client's listen.
+        ended = UpstreamError("the upstream session of this listen stream ended")
+        self.inbox.put(error_response(self.request.id, ended))  # type: ignore[arg-type]
+
     async def next(self) -> Message:
-        if self.source is not None and not len(self.inbox):
-            while True:
-                message = await self.source.next()
-                if self._wants(message):
-                    return self._stamp(message)
         return await self.inbox.next()
 
     async def close(self, *, cancel: bool = False) -> None:
@@ -79,7 +88,7 @@ class ListenExchange:
             if not listeners:
                 del self.pool.listeners[self.pooled.key[0]]
         if self.source is not None:
-            await self.source.close(cancel=True)
+            self.source.cancel()
         if self.pooled.channel is not None:
             await self.pooled.channel.close()
 
@@ -116,7 +125,7 @@ async def open_listen(
             honored["resourceSubscriptions"] = kept
         exchange = ListenExchange(pool, pooled, request, honored)
         assert pooled.channel is not None
-        exchange.source = await pooled.channel.listen(pooled.headers)
+        exchange.follow(await pooled.channel.listen(pooled.headers))
     except UpstreamError:
         assert pooled.channel is not None
         await pooled.channel.close()

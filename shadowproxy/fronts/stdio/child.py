@@ -11,9 +11,11 @@ served by the upstream's stateless process, started then (see :class:`~shadowpro
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
+from shadowproxy.bridge.era import PROBE_ID, PROBE_TIMEOUT, answers_modern, discover_probe
 from shadowproxy.core.chain import C2S, S2C
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import ERROR, REQUEST, RESPONSE, Message, error_response
@@ -37,6 +39,9 @@ class StdioChildFront(StdioFront):
         self.child: ChildProcess | None = None
         self.eras = Eras()
         self.to_child: list[bytes] = []
+        # The era bridge's server/discover to the child, until its answer is taken off the child's output.
+        self.probing: asyncio.Future[Message] | None = None
+        self.ask_era = self.speaks_modern
 
     async def start(self) -> None:
         upstream = self.mount.upstream
@@ -64,6 +69,8 @@ class StdioChildFront(StdioFront):
         """Where both pipes' messages arrive, a read's worth at a time. A message the chain passes unjudged cannot
         suspend, so it is handled and written here, in the pipe's callback, while nothing is queued ahead of it and
         neither pipe is full; from the first one that cannot be, the rest go to the task, in order."""
+        if self.probing is not None and source == SERVER:
+            messages = self.probed(messages)
         child = self.child
         if self.idle and not self.inbox and child is not None:
             now = self.client_now if source == CLIENT else self.server_now
@@ -88,6 +95,30 @@ class StdioChildFront(StdioFront):
     async def drain(self) -> None:
         if self.child is not None:
             await self.child.drain()
+
+    async def speaks_modern(self) -> bool:
+        """Ask the child ``server/discover`` (its answer is taken in :meth:`probed`), for the era bridge. A 2026-07-28
+        client's first request waits for it, once per process, and only while the mount's bridge may apply."""
+        future = self.probing = asyncio.get_running_loop().create_future()
+        try:
+            self.queue_for_child(discover_probe())
+            self.flush()
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                return answers_modern(await future)
+        except TimeoutError:
+            return True  # as the bridge does: not knowing is no reason to change what passes
+        finally:
+            self.probing = None
+
+    def probed(self, messages: Iterator[Message]) -> Iterator[Message]:
+        """The child's messages, less the answer to :meth:`speaks_modern`'s question."""
+        for message in messages:
+            probing = self.probing
+            if probing is not None and message.is_reply and message.data.get("id") == PROBE_ID:
+                if not probing.done():
+                    probing.set_result(message)
+                continue
+            yield message
 
     def client_now(self, message: Message) -> bool:
         """A client message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""

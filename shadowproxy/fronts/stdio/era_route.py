@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from shadowproxy.bridge.deciding import refused_initialize
 from shadowproxy.core.errors import UpstreamError
@@ -57,10 +58,17 @@ class EraRoute:
             and self.channel is None
         )
 
-    async def first(self, request: Message) -> None:
-        """The client's first request: a 2026-07-28 one is bridged, from here on, if the server needs it."""
+    async def first(self, request: Message, ask: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """The client's first request: a 2026-07-28 one is bridged, from here on, if the server needs it. ``ask``
+        asks the front's own server whether it speaks 2026-07-28 (a stdio front's child: no other process is
+        started to find out); without it the bridge asks the upstream."""
         self.pending = False
-        if not is_modern(request):
+        bridge = self.mount.bridge
+        if not is_modern(request) or bridge is None:
+            return
+        if ask is not None and bridge.bridged is None:
+            bridge.settle(await ask())
+        if bridge.bridged is False:
             return
         channel = await self.mount.stateless_channel(self.session)
         if getattr(channel, "bridged", False):

@@ -18,7 +18,7 @@ import abc
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from shadowproxy.core import counters
@@ -77,6 +77,9 @@ class StdioFront(SessionFront, abc.ABC):
         # Messages (and errors among them) handled in the pipe callbacks, counted on the session once per write.
         self.untouched = 0
         self.untouched_errors = 0
+
+    ask_era: Callable[[], Awaitable[bool]] | None = None
+    """How the front asks its own server whether it speaks 2026-07-28, if it has one (the era bridge's question)."""
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -227,7 +230,7 @@ class StdioFront(SessionFront, abc.ABC):
         route = self.era_route
         if route.pending and message.kind is REQUEST:
             try:
-                await route.first(message)
+                await route.first(message, self.ask_era)
             except UpstreamError as exc:
                 self.write(error_response(message.data["id"], exc))
                 return
