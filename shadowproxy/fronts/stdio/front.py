@@ -237,6 +237,9 @@ class StdioFront(SessionFront, abc.ABC):
         if route.channel is not None:
             if message.kind is REQUEST:
                 self.sent(message)
+            elif message.method == "notifications/cancelled" and isinstance(message.params, dict):
+                # A cancelled bridged request gets no answer: the end of stdin does not wait for one.
+                self.inflight.pop(message.params.get("requestId"), None)
             await route.forward(message)
             return
         await self.forward(message, stateless)
