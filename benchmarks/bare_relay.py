@@ -4,7 +4,10 @@
 to CMD's stdin and back, undecoded. ``python benchmarks/bare_relay.py http
 --port P -- CMD...`` is an aiohttp endpoint in front of one CMD child: it
 decodes each POST, rewrites its id onto the child's, and answers with the
-child's reply as JSON; no sessions, chain, limits, metrics or logs. Whatever
+child's reply as JSON; no sessions, chain, limits, metrics or logs. ``python
+benchmarks/bare_relay.py http-http --port P --upstream URL`` is an aiohttp
+endpoint that forwards each POST's bytes and MCP headers to URL over
+ShadowProxy's own keep-alive client and answers with the reply's bytes. Whatever
 these lose against the direct rows is the price of the extra hop itself, in
 Python, on this machine; what ShadowProxy loses beyond them is its own.
 A standalone script, like the fast server, so that it runs from any directory.
@@ -103,14 +106,46 @@ async def http(port: int, command: list[str]) -> None:
     await exited
 
 
+async def http_http(port: int, upstream: str) -> None:
+    from shadowproxy.upstreams.http_client import HttpClient
+
+    client = HttpClient(upstream)
+    passed = ("Content-Type", "Accept", "Mcp-Session-Id", "MCP-Protocol-Version")
+
+    async def handle(request: web.Request) -> web.Response:
+        headers = {name: request.headers[name] for name in passed if name in request.headers}
+        answer = await client.request("POST", headers, await request.read())
+        body = await answer.read()
+        answer.release()
+        session = answer.header("mcp-session-id")
+        return web.Response(
+            body=body,
+            status=answer.status,
+            headers={"Content-Type": answer.header("content-type"), **({"Mcp-Session-Id": session} if session else {})},
+        )
+
+    app = web.Application()
+    app.router.add_post("/mcp", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
 def main() -> None:
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
-    usage = "%(prog)s {stdio,http} [--port P] -- CMD..."
+    usage = "%(prog)s {stdio,http} [--port P] -- CMD... | %(prog)s http-http --port P --upstream URL"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], usage=usage)
-    parser.add_argument("mode", choices=("stdio", "http"))
+    parser.add_argument("mode", choices=("stdio", "http", "http-http"))
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--upstream", help="http-http: the upstream's URL")
     args = parser.parse_args(argv[:split])
+    if args.mode == "http-http":
+        if not args.upstream:
+            parser.error("http-http needs --upstream URL")
+        uvloop.run(http_http(args.port, args.upstream))
+        return
     command = argv[split + 1 :]
     if not command:
         parser.error("the server command goes after --")

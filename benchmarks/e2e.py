@@ -72,6 +72,7 @@ def specs(settings: Settings, peer: Setup | None) -> list[RowSpec]:
         RowSpec(report.DIRECT_STDIO, report.DIRECT_STDIO, targets.stdio_server),
         RowSpec("bare relay HTTP->stdio", report.DIRECT_HTTP, targets.bare_http),
         RowSpec("bare relay stdio->stdio", report.DIRECT_STDIO, targets.bare_stdio),
+        RowSpec("bare relay HTTP->HTTP", report.DIRECT_HTTP, targets.bare_http_http),
         RowSpec(report.PROXY_HTTP_STDIO, report.DIRECT_HTTP, partial(targets.proxy_http, upstream="stdio")),
         RowSpec(report.PROXY_STDIO_STDIO, report.DIRECT_STDIO, targets.proxy_stdio),
         RowSpec("shadowproxy HTTP->HTTP", report.DIRECT_HTTP, partial(targets.proxy_http, upstream="http")),

@@ -197,6 +197,19 @@ async def bare_http(launcher: Launcher) -> AsyncIterator[Target]:
 
 
 @contextlib.asynccontextmanager
+async def bare_http_http(launcher: Launcher) -> AsyncIterator[Target]:
+    """The bare relay in front of the fast HTTP server: the ceiling of an HTTP->HTTP hop."""
+    async with http_server(launcher, "http") as server:
+        assert server.url is not None
+        port = free_port()
+        argv = [sys.executable, str(BARE_RELAY), "http-http", "--port", str(port), "--upstream", server.url]
+        async with launcher.process("bare-http-http", argv) as process:
+            await launcher.wait_http("bare-http-http", process, port, "/mcp")
+            url = f"http://127.0.0.1:{port}/mcp"
+            yield Target(url=url, roots=[process.pid, *server.roots], front=process.pid)
+
+
+@contextlib.asynccontextmanager
 async def bare_stdio(launcher: Launcher) -> AsyncIterator[Target]:
     """The bare byte relay in front of the fast stdio server: the ceiling of a stdio->stdio hop."""
     yield Target(argv=[sys.executable, str(BARE_RELAY), "stdio", "--", *server_argv("stdio")])

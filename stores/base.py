@@ -114,6 +114,10 @@ class SessionStore(Protocol):
         """Every entry of a named space: small documents kept beside the sessions, with no ttl (the tool pins)."""
         ...
 
+    async def entry(self, space: str, key: str) -> bytes | None:
+        """One entry of ``space``, or ``None`` (read on its own: a space may be large, the upstream secrets)."""
+        ...
+
     async def put_entry(self, space: str, key: str, value: bytes | None) -> None:
         """Set one entry of ``space``; ``None`` removes it."""
         ...

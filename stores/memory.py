@@ -121,6 +121,9 @@ class MemoryStore:
     async def entries(self, space: str) -> dict[str, bytes]:
         return dict(self._entries.get(space, {}))
 
+    async def entry(self, space: str, key: str) -> bytes | None:
+        return self._entries.get(space, {}).get(key)
+
     async def put_entry(self, space: str, key: str, value: bytes | None) -> None:
         if value is None:
             self._entries.get(space, {}).pop(key, None)

@@ -235,6 +235,13 @@ class RedisStore:
             raise self._error(exc) from exc
         return {key.decode() if isinstance(key, bytes) else key: value for key, value in found.items()}
 
+    async def entry(self, space: str, key: str) -> bytes | None:
+        try:
+            found = await self._redis.hget(f"{self.prefix}entries:{space}", key)
+        except (RedisError, OSError) as exc:
+            raise self._error(exc) from exc
+        return bytes(found) if found is not None else None
+
     async def put_entry(self, space: str, key: str, value: bytes | None) -> None:
         name = f"{self.prefix}entries:{space}"
         try:

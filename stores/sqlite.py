@@ -236,6 +236,10 @@ class SqliteStore:
         (rows,) = await self._call([("SELECT key, value FROM entries WHERE space = ?", (space,), False)])
         return {row[0]: bytes(row[1]) for row in rows}
 
+    async def entry(self, space: str, key: str) -> bytes | None:
+        (rows,) = await self._call([("SELECT value FROM entries WHERE space = ? AND key = ?", (space, key), False)])
+        return bytes(rows[0][0]) if rows else None
+
     async def put_entry(self, space: str, key: str, value: bytes | None) -> None:
         if value is None:
             step: Step = ("DELETE FROM entries WHERE space = ? AND key = ?", (space, key), False)

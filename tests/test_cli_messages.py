@@ -101,6 +101,24 @@ def test_config_check_reports_every_error_with_file_and_line(
     assert "8 problems in the configuration" in err
 
 
+def test_every_unknown_key_of_a_section_and_its_bad_values_are_reported_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "proxy.yaml"
+    config.write_text("upstreams:\n  a: {comand: x, colour: red}\nlimits:\n  nope: 3\n  max_sessions: -1\n")
+    assert main(["config", "check", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    for needle in (
+        f"{config}:2 [upstreams.a.comand]: unknown setting",
+        f"{config}:2 [upstreams.a.colour]: unknown setting",
+        f"{config}:4 [limits.nope]: unknown limit",
+        f"{config}:5 [limits.max_sessions]: must be greater than 0",
+    ):
+        assert needle in err, f"{needle!r} not in:\n{err}"
+    # The upstream left out for its typos is not also reported as no upstream at all.
+    assert "4 problems in the configuration" in err and "no upstream" not in err
+
+
 def test_config_check_json_lists_the_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "proxy.yaml"
     config.write_text("port: eighty\ncolour: blue\nupstreams:\n  a: {command: x}\n")

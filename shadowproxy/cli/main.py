@@ -199,7 +199,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     problems: list[config.ConfigError] = []
     cfg = load_config(args, problems, upstream=args.upstream)
-    problems += section_problems(cfg)
+    problems += section_problems(cfg, problems)
     proxy: Proxy | None = None
     if not problems:
         try:
@@ -237,13 +237,14 @@ def file_order(problem: config.ConfigError, source: str | None) -> tuple[int, in
     return (0, int(line)) if source is not None and file == source and line.isdigit() else (1, 0)
 
 
-def section_problems(cfg: config.Config) -> list[config.ConfigError]:
-    """What loading each interceptor finds wrong (its options, by its own model; its rules files), each on its own."""
+def section_problems(cfg: config.Config, found_already: list[config.ConfigError]) -> list[config.ConfigError]:
+    """What loading each interceptor finds wrong (its options, by its own model; its rules files), each on its own;
+    no upstream at all, unless the file's upstreams were left out for what is wrong with them."""
     from shadowproxy.proxy.plugins import chain_configs, load_interceptor
     from shadowproxy.rules.source import RulesError
 
     found: list[config.ConfigError] = []
-    if not cfg.upstreams:
+    if not cfg.upstreams and not any((p.key or "").startswith("upstreams") for p in found_already):
         found.append(
             config.ConfigError("no upstream: give --upstream or a config file with upstreams", key="upstreams")
         )

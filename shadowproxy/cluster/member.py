@@ -74,6 +74,7 @@ class ClusterMember:
         self.mounts = {mount.path: mount for mount in mounts}
         self.reload = reload
         self.on_held: Callable[[str], None] | None = None
+        self.on_secret: Callable[[str, str], None] | None = None
         self.owner = OwnerSide(self)
         self.counter = SharedRateCounter(self)
         self.liveness = Liveness(self)
@@ -271,6 +272,8 @@ class ClusterMember:
             spawn(self._reload(), name="cluster-reload")
         elif kind == "held" and self.on_held is not None and header["r"] != self.id:
             self.on_held(header["h"])
+        elif kind == "secret" and self.on_secret is not None and header["r"] != self.id:
+            self.on_secret(header["u"], header["p"])
 
     async def _reload(self) -> None:
         if not await self.reload():

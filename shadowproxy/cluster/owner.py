@@ -4,7 +4,8 @@ The member's listener hands each forwarded message here without waiting. A
 forwarded request gets one task for as long as it is in flight (its answer
 arrives over time and is passed back as it comes); the messages themselves are
 published through the member's outbox in order, with no task and no await each.
-The chain does not run here: it ran on the instance the client talks to.
+The chain does not run here: it ran on the instance the client talks to. The upstream credentials are added
+here, for the principal the forwarded message names (and with the tokens exchanged where the client is).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from shadowproxy.core.errors import SESSION_NOT_FOUND, JsonRpcError, ShadowProxyError
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.tasks import spawn
+from shadowproxy.upstreams.credentials import CALLER, Caller
 
 if TYPE_CHECKING:
     from shadowproxy.cluster.bus import Bus
@@ -47,6 +49,9 @@ class OwnerSide:
 
     async def serve(self, header: dict[str, Any], message: Message | None) -> None:
         kind, asker, key = header["t"], header["r"], header.get("k")
+        if header.get("u") is not None or "x" in header:
+            # Who the client is, for the upstream credentials added here (this task's own context).
+            CALLER.set(Caller(header.get("u"), None, header.get("x"), header.get("xe")))
         try:
             session = await self.session_for(header)
             # Keep the owner's copy from expiring while its clients are served through other instances.

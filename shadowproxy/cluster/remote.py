@@ -21,6 +21,7 @@ from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.sessions.manager import RESTORE_TIMEOUT, LiveSession
 from shadowproxy.upstreams.base import Channel, Exchange
+from shadowproxy.upstreams.credentials import exchanged_for
 
 if TYPE_CHECKING:
     from shadowproxy.cluster.bus import Bus
@@ -72,9 +73,20 @@ class RemoteChannel:
         self.local: Channel | None = None
         self._lock = asyncio.Lock()
 
-    def _header(self, kind: str) -> dict[str, object]:
+    async def _header(self, kind: str) -> dict[str, object]:
+        """The frame's header. The owner adds the upstream credentials of the principal (``u``) named here; tokens
+        exchanged for the client's (``x``) are made on this instance, which alone ever holds the client's own."""
         session = self.session
-        return {"t": kind, "s": session.id, "p": session.mount.path, "u": session.record.principal, "r": self.member.id}
+        header = {
+            "t": kind,
+            "s": session.id,
+            "p": session.mount.path,
+            "u": session.record.principal,
+            "r": self.member.id,
+        }
+        if kind != "listen":
+            header.update(await exchanged_for(session.mount.upstream))
+        return header
 
     async def request(self, message: Message, headers: Mapping[str, str]) -> Exchange:
         for _ in range(REROUTES):
@@ -83,7 +95,7 @@ class RemoteChannel:
             owner = self.owner
             exchange = RemoteExchange(self.member, self.member.next_key(), owner, message.id)
             self.member.exchanges[exchange.key] = exchange
-            header = {**self._header("req"), "k": exchange.key, "h": dict(headers)}
+            header = {**await self._header("req"), "k": exchange.key, "h": dict(headers)}
             if await self.member.publish(self.member.keys.node(owner), header, message.to_bytes()):
                 return exchange
             self.member.exchanges.pop(exchange.key, None)
@@ -96,7 +108,7 @@ class RemoteChannel:
                 await self.local.send(message, headers)
                 return
             owner = self.owner
-            header = {**self._header("send"), "h": dict(headers)}
+            header = {**await self._header("send"), "h": dict(headers)}
             if await self.member.publish(self.member.keys.node(owner), header, message.to_bytes()):
                 return
             await self.reroute(owner)
@@ -108,7 +120,7 @@ class RemoteChannel:
             if self.local is not None:
                 return await self.local.listen(headers)
             owner = self.owner
-            if await self.member.publish(self.member.keys.node(owner), self._header("listen")):
+            if await self.member.publish(self.member.keys.node(owner), await self._header("listen")):
                 return None
             await self.reroute(owner)
         raise UpstreamError("the instance holding this session could not be reached")

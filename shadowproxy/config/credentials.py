@@ -4,7 +4,7 @@
 
     credentials:                             # needed for per_principal
       key_env: SHADOWPROXY_CREDENTIALS_KEY   # or key_file: a Fernet key (shadowproxy credentials keygen)
-      secrets_file: secrets.json             # each secret encrypted with the key; relative to this file
+      # secrets_file: secrets.json           # only an older file to import: secrets are kept in the store
     upstreams:
       github:
         url: https://mcp.github.example/mcp
@@ -17,7 +17,9 @@
 
 A value is never written in the config in clear: each comes from an environment variable or a file, read when
 first needed (so that ``config check`` runs where the secrets are not); the proxy logs, as it starts, each one
-it cannot read. Adding them is :mod:`shadowproxy.upstreams.credentials`.
+it cannot read. Adding them is :mod:`shadowproxy.upstreams.credentials`. Per-principal secrets are kept in the
+session store, encrypted with the key (:mod:`shadowproxy.upstreams.secrets`); ``secrets_file``, where earlier
+versions kept them, is imported into the store at start.
 """
 
 from __future__ import annotations
@@ -104,14 +106,15 @@ class UpstreamCredentials(Section):
 
 
 class CredentialsConfig(Section):
-    """The ``credentials`` section: the key per-principal secrets are encrypted with, and where they are kept."""
+    """The ``credentials`` section: the key per-principal secrets are encrypted with (they are kept in the store)."""
 
     noun: ClassVar[str] = "key"
     file_keys: ClassVar[tuple[str, ...]] = ("key_env", "key_file")
     unlisted: ClassVar[tuple[str, ...]] = ("key",)
 
     key: SecretSource
-    secrets_file: Text
+    secrets_file: Text | None = None
+    """An earlier version's file of secrets, imported into the store at start."""
 
     @classmethod
     def prepare(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, model_validator
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from shadowproxy.core.errors import ConfigError
 
@@ -57,14 +57,46 @@ class Section(BaseModel):
         allowed = {*cls.known(), *cls.unlisted} if from_file else {*cls.model_fields, *cls.file_keys}
         unknown = [str(key) for key in data if key not in allowed]
         if unknown:
-            known = ", ".join(cls.known())
-            raise located(unknown[0], f"unknown {cls.noun}; known {cls.noun}s are: {known}")
+            raise cls._unknown(unknown, {key: value for key, value in data.items() if key in allowed}, info)
         return cls.prepare(dict(data), info)
+
+    @classmethod
+    def _unknown(cls, unknown: list[str], rest: dict[str, Any], info: ValidationInfo) -> ValidationError:
+        """Every unknown key, and what is wrong with the known ones too, so that one run shows all of it."""
+        known = ", ".join(cls.known())
+        errors: list[InitErrorDetails] = [
+            {"type": located(key, f"unknown {cls.noun}; known {cls.noun}s are: {known}"), "loc": (), "input": key}
+            for key in unknown
+        ]
+        try:
+            cls.model_validate(rest, context=info.context)
+        except ValidationError as exc:
+            # What is missing, or wrong with the whole, is what the misspelt key was meant to say: not reported.
+            errors += [_again(detail) for detail in exc.errors(include_url=False) if _of_a_field(detail)]
+        return ValidationError.from_exception_data(cls.__name__, errors)
 
     @classmethod
     def prepare(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         """``data``, a mapping of known keys, in the shape of the fields."""
         return data
+
+
+def _of_a_field(detail: ErrorDetails) -> bool:
+    return detail["type"] != "missing" and (bool(detail["loc"]) or detail["type"] == "located")
+
+
+def _again(detail: ErrorDetails) -> InitErrorDetails:
+    """An error of a validation, in the form that raises it again."""
+    context = detail.get("ctx")
+    kind: Any = detail["type"]
+    if kind == "located" and context is not None:
+        kind = located(context["key"], context["problem"], context.get("source"))
+    elif kind in ("value_error", "assertion_error") or context is None:
+        kind = PydanticCustomError("located", "{problem}", {"key": "", "problem": _words(detail, context or {})})
+    again: InitErrorDetails = {"type": kind, "loc": detail["loc"], "input": detail.get("input")}
+    if context is not None and isinstance(kind, str):
+        again["ctx"] = context
+    return again
 
 
 class ConfigErrors(ConfigError):

@@ -13,8 +13,9 @@ events get the trace id beside the request id.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from shadowproxy.core.jsonrpc import Message
@@ -46,7 +47,8 @@ class Tracing:
         if exporter is not None:
             self.provider.add_span_processor(SimpleSpanProcessor(exporter))
         elif settings.exporter == "console":
-            self.provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+            # On stderr, beside the log: stdout is the MCP channel of the stdio front.
+            self.provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -56,6 +58,28 @@ class Tracing:
     @contextmanager
     def request(self, message: Message, session_id: str | None, headers: Mapping[str, str] | None) -> Iterator[Any]:
         """The span of one client request, continuing the trace its headers or ``_meta`` name."""
+        with self.trace.use_span(self.begin(message, session_id, headers), end_on_exit=True) as span:
+            yield span
+
+    @contextmanager
+    def batch(self, size: int, session_id: str | None, headers: Mapping[str, str]) -> Iterator[Any]:
+        """The span of a JSON-RPC batch (protocol 2025-03-26), continuing the trace its headers name: each of its
+        messages' spans is a child."""
+        parent = None
+        if "traceparent" in headers:
+            parent = self.propagator.extract({key: headers[key] for key in TRACE_FIELDS if key in headers})
+        attributes: dict[str, Any] = {"rpc.system": "jsonrpc", "shadowproxy.batch.size": size}
+        if session_id is not None:
+            attributes["mcp.session.id"] = session_id
+        with self.tracer.start_as_current_span(
+            "batch", context=parent, kind=self.kinds.SERVER, attributes=attributes
+        ) as span:
+            yield span
+
+    def begin(self, message: Message, session_id: str | None, headers: Mapping[str, str] | None = None) -> Any:
+        """The span of one client request, begun but neither current nor ended: for a front whose request and
+        reply are handled in different places (stdio, WebSocket, legacy SSE). :meth:`within` makes it current
+        where the request is judged and carried; :func:`finish` ends it with the reply."""
         carrier: Mapping[str, Any] | None = None
         if headers is not None and "traceparent" in headers:
             carrier = headers
@@ -81,10 +105,12 @@ class Tracing:
         if isinstance(target, str):
             name = f"{method} {target}"
             attributes["gen_ai.tool.name" if method == "tools/call" else "gen_ai.prompt.name"] = target
-        with self.tracer.start_as_current_span(
-            name, context=parent, kind=self.kinds.SERVER, attributes=attributes
-        ) as span:
-            yield span
+        return self.tracer.start_span(name, context=parent, kind=self.kinds.SERVER, attributes=attributes)
+
+    def within(self, span: Any) -> AbstractContextManager[Any]:
+        """``span`` as the current one (its children's parent, the trace id of log lines), without ending it;
+        a task spawned inside carries it on."""
+        return self.trace.use_span(span, end_on_exit=False)  # type: ignore[no-any-return]
 
     @contextmanager
     def child(self, name: str, client: bool = False, **attributes: Any) -> Iterator[Any]:
@@ -148,6 +174,19 @@ def stop() -> None:
     if ACTIVE is not None:
         ACTIVE.shutdown()
         ACTIVE = None
+
+
+def finish(span: Any, reply: Message | None = None) -> None:
+    """End a span :meth:`Tracing.begin` made, with the error code of its reply when it is one."""
+    error = reply.error if reply is not None else None
+    if error is not None and span.is_recording():
+        span.set_attribute("rpc.jsonrpc.error_code", error["code"])
+    span.end()
+
+
+def within(span: Any) -> AbstractContextManager[Any]:
+    """``span`` current (see :meth:`Tracing.within`); nothing once tracing is off."""
+    return ACTIVE.within(span) if ACTIVE is not None else nullcontext()
 
 
 def trace_id() -> str | None:

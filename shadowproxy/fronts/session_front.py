@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from shadowproxy.core.chain import S2C, Action, Verdict
+from shadowproxy.core import tracing
+from shadowproxy.core.chain import C2S, S2C, Action, Verdict
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Message, error_response, notification, result_response
 from shadowproxy.core.protocol import bounded_client_info
@@ -60,6 +61,32 @@ class SessionFront:
     """The shared part of every front, mixed into the class that implements :class:`ClientTransport`."""
 
     __slots__ = ()
+
+    async def judge_client(self: ClientTransport, message: Message, session: LiveSession) -> tuple[Verdict, Any]:
+        """Run a client message through the chain; the verdict, and the request's span when tracing is on.
+
+        With tracing on, the message gets the span of a request (:meth:`~shadowproxy.core.tracing.Tracing.begin`,
+        continuing the trace its ``params._meta`` names), current while it is judged, with the proxy's trace
+        context put in its ``_meta`` for a stdio server. A request that goes on keeps its span open: the front
+        carries it on inside :func:`~shadowproxy.core.tracing.within` (a task spawned there inherits it) and ends
+        it with :func:`~shadowproxy.core.tracing.finish` at the reply. Otherwise the span is ended here and
+        ``None`` returned, as it is with tracing off.
+        """
+        mount = self.mount
+        tracer = tracing.ACTIVE
+        if tracer is None:
+            return await mount.judge(message, C2S, session, self.transport), None
+        span = tracer.begin(message, session.id)
+        with tracer.within(span):
+            if mount.traced_in_meta and message.is_request:
+                message = tracer.with_meta(message)
+            verdict = await mount.judge(message, C2S, session, self.transport)
+        if verdict.is_forward and verdict.message is None and message.is_request:
+            verdict = Verdict(Action.FORWARD, message, by=verdict.by)  # the message with the trace context in _meta
+        if not verdict.is_forward or not message.is_request:
+            tracing.finish(span, answer_for(message, verdict))
+            return verdict, None
+        return verdict, span
 
     async def judge_server(
         self: ClientTransport, incoming: Message, session: LiveSession, channel: Channel | None, request: Message | None

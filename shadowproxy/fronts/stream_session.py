@@ -16,12 +16,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import Counter
 
-from shadowproxy.core import limit_hits
-from shadowproxy.core.chain import C2S
+from shadowproxy.core import limit_hits, tracing
 from shadowproxy.core.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -30,7 +30,6 @@ from shadowproxy.core.errors import (
     UpstreamError,
     UpstreamSessionLost,
 )
-from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Kind, Message, RequestId, error_response, notification
 from shadowproxy.core.record import SessionRecord, new_session_id
 from shadowproxy.core.tasks import spawn
@@ -38,6 +37,7 @@ from shadowproxy.core.timer import RequestTimer
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.client_headers import ToolHeaders, client_headers
 from shadowproxy.fronts.http.wire import LONG_LIVED, is_stateless
+from shadowproxy.fronts.outbox import Outbox
 from shadowproxy.fronts.principal import PRINCIPAL
 from shadowproxy.fronts.session_front import (
     SessionFront,
@@ -75,43 +75,6 @@ GOING_AWAY = 1001
 UNSUPPORTED_DATA = 1003
 UPSTREAM_FAILED = 1011
 TRY_AGAIN_LATER = 1013
-
-Outgoing = tuple[Message, bool]
-"""A message for the client, and whether the chain has already judged it."""
-
-
-class Outbox(Inbox[Outgoing]):
-    """A stream's send buffer, bounded in bytes; ``on_overflow`` is called instead of growing past the bound."""
-
-    __slots__ = ("bound", "on_overflow", "queued")
-
-    def __init__(self, bound: int, on_overflow: Callable[[], None]) -> None:
-        super().__init__()
-        self.bound = bound
-        self.queued = 0
-        self.on_overflow = on_overflow
-
-    def put(self, item: Outgoing) -> None:
-        if self._error is not None:
-            return
-        size = len(item[0].to_bytes())
-        if self._items and self.queued + size > self.bound:
-            self.dropped += 1
-            self.on_overflow()
-            return
-        self.queued += size
-        super().put(item)
-
-    async def next(self) -> Outgoing:
-        item = await super().next()
-        self.queued -= len(item[0].to_bytes())
-        return item
-
-    def shut(self, error: JsonRpcError) -> None:
-        """Drop what is queued and wake the writer with ``error`` now."""
-        self._items.clear()
-        self.queued = 0
-        self.fail(error)
 
 
 class StreamSession(LiveSession, SessionFront):
@@ -188,7 +151,7 @@ class StreamSession(LiveSession, SessionFront):
             except limit_hits.LimitExceeded as exc:
                 self.reply(error_response(message.id, exc))
                 return
-        verdict = await self.mount.judge(message, C2S, session, self.transport)
+        verdict, span = await self.judge_client(message, session)
         self.mount.sessions.touch(session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
@@ -197,7 +160,11 @@ class StreamSession(LiveSession, SessionFront):
             return
         message = verdict.message or message
         if message.is_request:
-            self._start_relay(message, session)
+            if span is None:
+                self._start_relay(message, session, None)
+            else:
+                with tracing.within(span):  # the relay task's upstream call is the span's child
+                    self._start_relay(message, session, span)
             return
         relay = None
         if message.method == "notifications/cancelled":
@@ -217,30 +184,36 @@ class StreamSession(LiveSession, SessionFront):
         if relay is not None:
             relay.cancel()
 
-    def _start_relay(self, message: Message, session: LiveSession) -> None:
+    def _start_relay(self, message: Message, session: LiveSession, span: Any) -> None:
         request_id = message.id
         assert request_id is not None
+        refusal = None
         if self.draining:
-            self.reply(error_response(request_id, UpstreamError("the proxy is shutting down")))
+            refusal = error_response(request_id, UpstreamError("the proxy is shutting down"))
         elif request_id in self.relays:
-            self.reply(error_response(request_id, JsonRpcError(INVALID_REQUEST, "this id is already in flight")))
+            refusal = error_response(request_id, JsonRpcError(INVALID_REQUEST, "this id is already in flight"))
         elif len(self.relays) >= MAX_IN_FLIGHT:
             text = f"over {MAX_IN_FLIGHT} requests in flight on this stream"
-            self.reply(error_response(request_id, JsonRpcError(INVALID_REQUEST, text)))
+            refusal = error_response(request_id, JsonRpcError(INVALID_REQUEST, text))
         else:
             if session is not self:
                 self.stateless.add(request_id)
-            self.relays[request_id] = spawn(self.relay(message, session), name=f"{self.transport}-relay")
+            self.relays[request_id] = spawn(self.relay(message, session, span), name=f"{self.transport}-relay")
+            return
+        self.reply(refusal)
+        if span is not None:
+            tracing.finish(span, refusal)
 
     def headers(self, message: Message) -> dict[str, str]:
         """What a Streamable HTTP client would send along, for an HTTP upstream."""
         return client_headers(message, self.record.protocol_version, self.tools)
 
-    async def relay(self, message: Message, session: LiveSession) -> None:
-        """Carry one request upstream and everything the server says for it back to the stream."""
+    async def relay(self, message: Message, session: LiveSession, span: Any = None) -> None:
+        """Carry one request upstream and everything the server says for it back to the stream; end its span."""
         assert self.channel is not None and message.id is not None
         stateless = session is not self
         exchange = None
+        answer = None
         timeout = self.request_timeout
         deadline = None if message.method in LONG_LIVED else asyncio.get_running_loop().time() + timeout
         timer = RequestTimer(deadline, timeout)
@@ -258,6 +231,7 @@ class StreamSession(LiveSession, SessionFront):
                     if outgoing is not None:
                         self.reply(outgoing)
                     if final:
+                        answer = outgoing
                         break
             except asyncio.CancelledError:
                 if timer.expired():
@@ -278,11 +252,14 @@ class StreamSession(LiveSession, SessionFront):
                 await cancel_upstream(self.channel, message.id, "timed out")
             log.warning("request %r failed: %s", message.method, error.message)
             self.mount.sessions.touch(session, errors=1)
-            self.reply(error_response(message.id, error))
+            answer = error_response(message.id, error)
+            self.reply(answer)
             if isinstance(exc, UpstreamSessionLost) and not stateless:
                 # The session is gone upstream (its server exited): the client connects again and initializes.
                 self.end(Closing(UPSTREAM_FAILED, "the upstream session ended; connect again and initialize"))
         finally:
+            if span is not None:
+                tracing.finish(span, answer)
             timer.stop()
             self.relays.pop(message.id, None)
             self.stateless.discard(message.id)

@@ -1,5 +1,5 @@
 """``PUT`` and ``DELETE /_shadowproxy/credentials/{upstream}/{principal}``: a principal's own secret for an
-upstream (``per_principal`` credentials), kept encrypted (:mod:`shadowproxy.upstreams.secrets`).
+upstream (``per_principal`` credentials), kept encrypted in the store (:mod:`shadowproxy.upstreams.secrets`).
 
 ``PUT`` takes ``{"secret": "..."}``; the secret is never shown again, by this API or any other.
 """
@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
+
+from shadowproxy.stores import StoreError
 
 if TYPE_CHECKING:
     from shadowproxy.proxy.proxy import Proxy
@@ -47,11 +49,11 @@ class CredentialsApi:
             return error(400, 'the body must be {"secret": "..."}')
         assert self.proxy.secrets is not None
         try:
-            self.proxy.secrets.set(*target, secret)
+            await self.proxy.secrets.set(*target, secret)
         except ValueError as exc:
             return error(400, str(exc))
-        except OSError as exc:
-            return error(500, f"the secret could not be written: {exc.strerror or exc}")
+        except StoreError as exc:
+            return error(503, f"the secret could not be stored: {exc}")
         return web.Response(status=204)
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -59,6 +61,9 @@ class CredentialsApi:
         if isinstance(target, web.Response):
             return target
         assert self.proxy.secrets is not None
-        if not self.proxy.secrets.delete(*target):
-            return error(404, "no secret is set for this upstream and principal")
+        try:
+            if not await self.proxy.secrets.delete(*target):
+                return error(404, "no secret is set for this upstream and principal")
+        except StoreError as exc:
+            return error(503, f"the secret could not be deleted: {exc}")
         return web.Response(status=204)

@@ -14,6 +14,7 @@ import logging
 from shadowproxy import cluster
 from shadowproxy.bridge.era import create_bridge
 from shadowproxy.cluster import holds as cluster_holds
+from shadowproxy.cluster import secrets as cluster_secrets
 from shadowproxy.config import Config, UpstreamConfig
 from shadowproxy.control import HoldRegistry
 from shadowproxy.core import tracing
@@ -29,7 +30,7 @@ from shadowproxy.proxy.roles import Access, RolesGate
 from shadowproxy.sessions import admission
 from shadowproxy.sessions.manager import SessionManager
 from shadowproxy.sessions.persistence import PersistenceWorker
-from shadowproxy.stores import open_store
+from shadowproxy.stores import StoreError, open_store, parse_store_url
 from shadowproxy.stores.url import hold_book
 from shadowproxy.tapes.writer import Recorder
 from shadowproxy.upstreams import StdioUpstream, create_upstream, health
@@ -64,7 +65,7 @@ class Proxy:
         self.sessions = SessionManager(self.worker, ttl=config.session_ttl, store=self.store)
         self.guard = admission.Guard(config.limits)
         # One upstream per server even where a lone server is mounted at two paths: one pool, one stateless child.
-        self.secrets = SecretBox(config.credentials) if config.credentials is not None else None
+        self.secrets = SecretBox(config.credentials, self.store) if config.credentials is not None else None
         upstreams = {upstream.name: create_upstream(upstream, self.secrets) for upstream in config.upstreams}
         self.holds = HoldRegistry(hold_book(self.store), keepalive=config.keepalive_interval)
         bridges = {
@@ -96,6 +97,8 @@ class Proxy:
         self.cluster = cluster.join(config, self.sessions, self.mounts, self.chain, self.reload)
         if self.cluster is not None:
             cluster_holds.share(self.cluster, self.holds)
+            if self.secrets is not None:
+                cluster_secrets.share(self.cluster, self.secrets)
 
     async def start(self, *, on_demand: bool = False) -> None:
         """Open what the proxy runs. ``on_demand`` (the stdio front: one client) starts no server process ahead of
@@ -108,6 +111,8 @@ class Proxy:
                 problem = problem_of(upstream.name, upstream.credentials, self.secrets)
                 if problem is not None:
                     log.error("%s; its requests will be refused until it can be read", problem)
+        if self.secrets is not None:
+            await self.import_secrets(self.secrets)
         if self.cluster is not None:
             await self.cluster.start()
         await self.holds.start()
@@ -122,6 +127,19 @@ class Proxy:
             if isinstance(mount.upstream, StdioUpstream):
                 spawn(mount.warm(), name=f"warm-{mount.name}")
         self._monitoring = [spawn(monitor.run(), name=f"health-{name}") for name, monitor in self.monitors.items()]
+
+    async def import_secrets(self, box: SecretBox) -> None:
+        """Say where per-principal secrets live, and move an older version's file of them into the store."""
+        if parse_store_url(self.config.store).scheme == "memory":
+            log.warning("credentials: per-principal secrets are kept in the memory store and lost when it stops")
+        try:
+            imported = await box.import_file()
+        except StoreError as exc:
+            log.error("credentials: the secrets of %s could not be imported into the store: %s", box.legacy, exc)
+            return
+        if imported:
+            log.warning("credentials: %d secret(s) of %s imported into the store; the file is no longer used",
+                        imported, box.legacy)  # fmt: skip
 
     async def reload(self) -> bool:
         """Reload every hook that can (the rules); true when all took their new configuration."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import NamedTuple, Protocol
 
@@ -37,10 +38,17 @@ EXCHANGE_TIMEOUT = 10.0
 
 
 class Caller(NamedTuple):
-    """Who the request being carried is from: the principal, and the bearer token it presented."""
+    """Who the request being carried is from: the principal, and the bearer token it presented.
+
+    A request forwarded by another instance of a cluster carries no token (the client's own never leaves the
+    instance it reached); that instance exchanged it for each upstream that needs it: ``exchanged`` holds the
+    tokens by upstream, ``failed`` why one could not be had.
+    """
 
     principal: str | None
     token: str | None
+    exchanged: Mapping[str, str] | None = None
+    failed: Mapping[str, str] | None = None
 
 
 CALLER: ContextVar[Caller | None] = ContextVar("shadowproxy_caller", default=None)
@@ -83,7 +91,7 @@ class PrincipalSecret:
         if caller is None or caller.principal is None:
             raise CredentialMissing(f"upstream {upstream!r} needs the caller's own credential; the caller is unknown")
         try:
-            secret = self.box.get(upstream, caller.principal)
+            secret = await self.box.get(upstream, caller.principal)
         except ValueError as exc:
             raise CredentialMissing(f"upstream {upstream!r}: {exc}") from None
         if secret is None:
@@ -103,6 +111,14 @@ class ExchangedToken:
 
     async def value(self, upstream: str) -> str:
         caller = CALLER.get()
+        if caller is not None and caller.exchanged is not None:
+            token = caller.exchanged.get(upstream)
+            if token is None:
+                raise CredentialMissing(
+                    (caller.failed or {}).get(upstream)
+                    or f"upstream {upstream!r} needs a token exchanged for the client's JWT; none was forwarded"
+                )
+            return token
         if caller is None or caller.token is None or caller.token.count(".") != 2:
             raise CredentialMissing(f"upstream {upstream!r} needs a token exchanged for the client's JWT; it sent none")
         key = hashlib.sha256(caller.token.encode()).digest()
@@ -175,6 +191,32 @@ class Credentials:
         except CredentialMissing as exc:
             log.warning("not sent to %s: %s", self.name, exc.message)
             raise
+
+
+def exchanging(upstream: object) -> list[Credentials]:
+    """The credentials of ``upstream``, or of its members (a virtual server's), that exchange the caller's token:
+    what an instance forwarding a request of the caller must exchange for the one that calls the upstreams."""
+    members = getattr(upstream, "members", None)
+    reached = members.values() if isinstance(members, Mapping) else (upstream,)
+    found = [getattr(each, "credentials", None) for each in reached]
+    return [each for each in found if isinstance(each, Credentials) and isinstance(each.source, ExchangedToken)]
+
+
+async def exchanged_for(upstream: object) -> dict[str, Mapping[str, str]]:
+    """The caller's tokens exchanged here for ``upstream``'s credentials (and why any could not be), to send with
+    a request forwarded to another instance; ``{}`` when none needs one or the caller presented no token."""
+    needing = exchanging(upstream)
+    caller = CALLER.get()
+    if not needing or caller is None or caller.token is None:
+        return {}
+    tokens: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for credentials in needing:
+        try:
+            tokens[credentials.name] = await credentials.source.value(credentials.name)
+        except CredentialMissing as exc:
+            failed[credentials.name] = exc.message
+    return {"x": tokens, "xe": failed}
 
 
 def problem_of(upstream: str, settings: UpstreamCredentials, box: SecretBox | None) -> str | None:

@@ -1,7 +1,7 @@
 """Streamable HTTP upstreams: MCP servers the proxy reaches with POST (JSON or SSE answers).
 
-One pooled aiohttp client per upstream; a request's answer is read in the task
-that asked for it. The upstream's own ``Mcp-Session-Id`` is kept on the channel
+One pool of keep-alive connections per upstream (:mod:`.http_client`); a request's answer is read in the
+task that asked for it. The upstream's own ``Mcp-Session-Id`` is kept on the channel
 and never shown to the client.
 """
 
@@ -21,6 +21,7 @@ from shadowproxy.core.protocol import SESSION_HEADER
 from shadowproxy.core.sse import SseError, SseParser
 from shadowproxy.upstreams.base import Answered, UnsolicitedHandler
 from shadowproxy.upstreams.credentials import Credentials
+from shadowproxy.upstreams.http_client import HttpClient, HttpClientError, Response
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,13 @@ class HttpExchange:
         "streaming",
     )
 
-    def __init__(self, response: aiohttp.ClientResponse, request_id: RequestId | None = None) -> None:
+    def __init__(self, response: Response, request_id: RequestId | None = None) -> None:
         self._response = response
         self._request_id = request_id
         self._read = False
         self.status: int | None = response.status
         self._messages: deque[tuple[Message, str | None]] = deque()
-        content_type = response.headers.get("Content-Type", "")
+        content_type = response.header("content-type")
         self.streaming = content_type.startswith("text/event-stream")
         self._parser = SseParser() if self.streaming else None
         self._resumable = False
@@ -84,7 +85,10 @@ class HttpExchange:
         if self._read:
             raise UpstreamError(f"upstream answered HTTP {self.status} without the response to this request")
         self._read = True
-        body = await self._response.read()
+        try:
+            body = await self._response.read()
+        except HttpClientError as exc:
+            raise UpstreamError(f"upstream broke off its answer: {exc}") from None
         self._response.release()
         if not body:
             raise UpstreamError(f"upstream answered HTTP {self.status} with no body")
@@ -97,8 +101,8 @@ class HttpExchange:
     async def _read_events(self) -> None:
         assert self._parser is not None
         try:
-            chunk = await self._response.content.readany()
-        except aiohttp.ClientError as exc:
+            chunk = await self._response.readany()
+        except HttpClientError as exc:
             raise UpstreamError(f"upstream stream broke: {exc}") from None
         if not chunk:
             if self._resumable:
@@ -148,21 +152,21 @@ class HttpChannel:
             out[SESSION_HEADER] = self.upstream_session_id
         return out
 
-    async def _post(self, message: Message, headers: Mapping[str, str]) -> aiohttp.ClientResponse:
-        client = self.upstream.client()
+    async def _post(self, message: Message, headers: Mapping[str, str]) -> Response:
+        client = self.upstream.http()
         sent = self._headers(headers)
         if self.upstream.credentials is not None:
             await self.upstream.credentials.add(sent)
         tracer = tracing.ACTIVE
         try:
             if tracer is None:
-                response = await client.post(self.upstream.url, data=message.to_bytes(), headers=sent)
+                response = await client.request("POST", sent, message.to_bytes())
             else:
                 with tracer.child("mcp.upstream", client=True, **{"server.address": self.upstream.name}) as span:
                     tracer.inject(sent)
-                    response = await client.post(self.upstream.url, data=message.to_bytes(), headers=sent)
+                    response = await client.request("POST", sent, message.to_bytes())
                     span.set_attribute("http.response.status_code", response.status)
-        except (aiohttp.ClientError, OSError) as exc:
+        except OSError as exc:
             raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
         if response.status == 404 and self.upstream_session_id is not None:
             response.release()
@@ -171,10 +175,10 @@ class HttpChannel:
 
     async def request(self, message: Message, headers: Mapping[str, str]) -> HttpExchange | Answered:
         response = await self._post(message, headers)
-        session_id = response.headers.get(SESSION_HEADER)
+        session_id = response.header(SESSION_HEADER)
         if session_id and message.method == "initialize":
             self.upstream_session_id = session_id
-        content_type = response.headers.get("Content-Type", "")
+        content_type = response.header("content-type")
         if response.status == 202 or not content_type.startswith(("application/json", "text/event-stream")):
             status = response.status
             response.release()
@@ -194,13 +198,13 @@ class HttpChannel:
         if self.upstream.credentials is not None:
             await self.upstream.credentials.add(request_headers)
         try:
-            response = await self.upstream.client().get(self.upstream.url, headers=request_headers)
-        except (aiohttp.ClientError, OSError) as exc:
+            response = await self.upstream.http().request("GET", request_headers)
+        except OSError as exc:
             raise UpstreamError(f"upstream {self.upstream.name!r} is unreachable: {exc}") from None
         if response.status == 404 and self.upstream_session_id is not None:
             response.release()
             raise UpstreamSessionLost(f"upstream {self.upstream.name!r} no longer knows this session")
-        if response.status != 200 or not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+        if response.status != 200 or not response.header("content-type").startswith("text/event-stream"):
             response.release()
             return None
         return HttpExchange(response)
@@ -208,7 +212,10 @@ class HttpChannel:
     async def send(self, message: Message, headers: Mapping[str, str]) -> None:
         response = await self._post(message, headers)
         if response.status >= 400:
-            body = await response.read()
+            try:
+                body = await response.read()
+            except HttpClientError as exc:
+                body = str(exc).encode()
             log.warning("upstream refused a %s with HTTP %s: %.200r", message.kind.value, response.status, body)
         response.release()
 
@@ -222,9 +229,8 @@ class HttpChannel:
             headers = self._headers({})
             if self.upstream.credentials is not None:
                 await self.upstream.credentials.add(headers)
-            async with self.upstream.client().delete(self.upstream.url, headers=headers):
-                pass
-        except (aiohttp.ClientError, OSError, UpstreamError) as exc:
+            (await self.upstream.http().request("DELETE", headers)).release()
+        except (OSError, UpstreamError) as exc:
             log.debug("DELETE of the upstream session failed: %s", exc)
 
 
@@ -254,6 +260,19 @@ class UrlUpstream:
 
 class HttpUpstream(UrlUpstream):
     """A Streamable HTTP server."""
+
+    _http: HttpClient | None = None
+
+    def http(self) -> HttpClient:
+        if self._http is None:
+            self._http = HttpClient(self.url)
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        await super().close()
 
     async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> HttpChannel:
         return HttpChannel(self)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +86,10 @@ async def setup(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup
     as_app.router.add_post("/token", authorization.token)
     upstream_runner, upstream = await serve(upstream_app)
     as_runner, issuer = await serve(as_app)
-    (folder / "key").write_text(Fernet.generate_key().decode())
+    key = Fernet.generate_key()
+    (folder / "key").write_bytes(key)
+    # An earlier version's file of secrets: imported into the store at start.
+    (folder / "secrets.json").write_text(json.dumps({"keyed": {"dave": Fernet(key).encrypt(b"dave-key").decode()}}))
     (folder / "as-secret").write_text("as-client-secret\n")
     exchange = {"token_url": f"{issuer}/token", "client_id": "shadowproxy", "audience": UPSTREAM_AUDIENCE,
                 "client_secret": {"file": "as-secret"}}  # fmt: skip
@@ -100,6 +105,7 @@ async def setup(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup
             "tokens": [{"name": name, "sha256": sha256(token)} for name, token in TOKENS.items()],
             "jwt": {"jwks_file": str(write_jwks(folder / "jwks.json", KEY)), "issuer": ISSUER, "audience": AUDIENCE},
         },
+        "store": f"sqlite:///{folder / 'sessions.db'}",
         "credentials": {"key_file": "key", "secrets_file": "secrets.json"},
         "admin": {"token": ADMIN},
     }  # fmt: skip
@@ -132,8 +138,9 @@ async def test_a_principals_own_key_reaches_the_upstream_for_that_principal_only
         assert await asyncio.to_thread(main, cli) == 0
     finally:
         del os.environ["ALICE_KEY"], os.environ["SHADOWPROXY_ADMIN_TOKEN"]
-    secrets = (Path(setup.proxy.log_path).parent / "secrets.json").read_text()
-    assert "alice" in secrets and "alice-upstream-key" not in secrets, "kept encrypted"
+    with sqlite3.connect(Path(setup.proxy.log_path).parent / "sessions.db") as db:
+        stored = dict(db.execute("SELECT key, value FROM entries WHERE space = 'upstream-secrets'").fetchall())
+    assert b"alice-upstream-key" not in stored['["keyed","alice"]'], "kept encrypted in the store"
 
     seen = len(setup.upstream.seen)
     status, body = await initialize(setup, "keyed", TOKENS["alice"])
@@ -146,6 +153,13 @@ async def test_a_principals_own_key_reaches_the_upstream_for_that_principal_only
     assert "needs a credential for 'bob', and none is set" in body["error"]["message"]
     assert len(setup.upstream.seen) == seen, "no call without the credential"
     assert "needs a credential for 'bob'" in setup.proxy.log()
+
+
+async def test_an_earlier_secrets_file_is_imported_into_the_store(setup: Setup) -> None:
+    assert "1 secret(s) of" in setup.proxy.log()
+    seen = len(setup.upstream.seen)
+    status, _ = await initialize(setup, "keyed", KEY.sign(sub="dave"))
+    assert status == 200 and authorizations(setup.upstream)[seen:] == ["Bearer dave-key"]
 
 
 async def test_a_static_credential_replaces_the_clients_authorization(setup: Setup) -> None:

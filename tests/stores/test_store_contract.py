@@ -257,9 +257,12 @@ async def test_entries_and_a_sealed_token_vault(store: SessionStore) -> None:
     await store.put_entry("other", "alpha\x1f", b"x")
     await store.put_entry("pins", "alpha\x1f", b'{"a":2}')
     assert await store.entries("pins") == {"alpha\x1f": b'{"a":2}', "beta\x1fops": b"\x00\xff"}
+    assert await store.entry("pins", "beta\x1fops") == b"\x00\xff"
+    assert await store.entry("other", "beta\x1fops") is None and await store.entry("none", "x") is None
     await store.put_entry("pins", "beta\x1fops", None)
     await store.put_entry("pins", "never-set", None)
     assert await store.entries("pins") == {"alpha\x1f": b'{"a":2}'}
+    assert await store.entry("pins", "beta\x1fops") is None
 
     record = session(8)
     record.tokens = TokenVault()

@@ -137,9 +137,12 @@ class StreamableHttpEndpoint(SessionFront):
             return decoded
         session_id = request.headers.get(SESSION_HEADER)
         version = request.headers.get(VERSION_HEADER)
-        if isinstance(decoded, list):
-            return await self.batch(request, decoded, session_id, version)
         tracer = tracing.ACTIVE
+        if isinstance(decoded, list):
+            if tracer is None:
+                return await self.batch(request, decoded, session_id, version)
+            with tracer.batch(len(decoded), session_id, request.headers):
+                return await self.batch(request, decoded, session_id, version)
         if tracer is None:
             return await self.route(request, decoded, session_id, version, wants_sse)
         with tracer.request(decoded, session_id, request.headers):
@@ -331,8 +334,15 @@ class StreamableHttpEndpoint(SessionFront):
             text = f"JSON-RPC batches are not supported in protocol version {negotiated}"
             return json_error(400, INVALID_REQUEST, text)
         replies: list[bytes] = []
+        tracer = tracing.ACTIVE
         for message in messages:
-            response = await self.exchange(request, message, session, session.channel, False, modern=False)  # type: ignore[arg-type]
+            if tracer is None:
+                response = await self.exchange(request, message, session, session.channel, False, modern=False)  # type: ignore[arg-type]
+            else:
+                with tracer.request(message, session.id, None):  # a child of the batch's span
+                    if self.mount.traced_in_meta and message.is_request:
+                        message = tracer.with_meta(message)
+                    response = await self.exchange(request, message, session, session.channel, False, modern=False)  # type: ignore[arg-type]
             if isinstance(response, web.Response) and response.body and response.status < 300:
                 replies.append(response.body)  # type: ignore[arg-type]
         if not replies:

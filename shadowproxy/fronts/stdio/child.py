@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Iterator
 
 from shadowproxy.bridge.era import PROBE_ID, PROBE_TIMEOUT, answers_modern, discover_probe
+from shadowproxy.core import tracing
 from shadowproxy.core.chain import C2S, S2C
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import ERROR, REQUEST, RESPONSE, Message, error_response
@@ -132,6 +133,8 @@ class StdioChildFront(StdioFront):
             self.note_initialize(message)
         if not self.mount.passes(message, C2S, self.session, "stdio"):
             return False
+        if tracing.ACTIVE is not None and message.kind is REQUEST:
+            return False  # its span is begun by the task (from_client)
         self.untouched += 1
         self.to_child_now(message)
         return True

@@ -21,8 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from shadowproxy.core import counters
-from shadowproxy.core.chain import C2S
+from shadowproxy.core import counters, tracing
 from shadowproxy.core.errors import REQUEST_TIMEOUT, JsonRpcError, UpstreamError
 from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import ERROR, REQUEST, RESPONSE, Message, error_response
@@ -61,6 +60,8 @@ class StdioFront(SessionFront, abc.ABC):
         self.era_route = EraRoute(mount, self.session, self.from_upstream)
         # The client's requests on their way to the server, and when each was sent (a perf_counter reading).
         self.inflight: dict[object, tuple[Message, float]] = {}
+        # With tracing on, the spans of the requests in flight, ended by their replies.
+        self.spans: dict[object, Any] = {}
         self.out: Output | None = None
         self.writer = Writer()
         # Our stdin. A file there is read by the task ``input``, which waits for ``emptied`` while the inbox holds
@@ -219,7 +220,7 @@ class StdioFront(SessionFront, abc.ABC):
     async def from_client(self, message: Message) -> None:
         self.note_initialize(message)
         stateless = self.route(message)
-        verdict = await self.mount.judge(message, C2S, self.session, self.transport)
+        verdict, span = await self.judge_client(message, self.session)
         self.mount.sessions.touch(self.session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)
@@ -240,9 +241,19 @@ class StdioFront(SessionFront, abc.ABC):
             elif message.method == "notifications/cancelled" and isinstance(message.params, dict):
                 # A cancelled bridged request gets no answer: the end of stdin does not wait for one.
                 self.inflight.pop(message.params.get("requestId"), None)
-            await route.forward(message)
+        if span is None:
+            await self.send_on(message, stateless)
             return
-        await self.forward(message, stateless)
+        self.spans[message.data["id"]] = span
+        with tracing.within(span):  # a task reading the answer (the bridge, a stateless request) carries it on
+            await self.send_on(message, stateless)
+
+    async def send_on(self, message: Message, stateless: bool) -> None:
+        """A judged client message to the era bridge's channel, once it carries the session, else to the server."""
+        if self.era_route.channel is not None:
+            await self.era_route.forward(message)
+        else:
+            await self.forward(message, stateless)
 
     def from_upstream(self, message: Message) -> None:
         """What a task read from the upstream: judged and written by the front's task, in order."""
@@ -258,6 +269,10 @@ class StdioFront(SessionFront, abc.ABC):
         sent = self.inflight.pop(message.data["id"], None) if kind is RESPONSE or kind is ERROR else None
         if sent is None:
             return None
+        if self.spans:
+            span = self.spans.pop(message.data["id"], None)
+            if span is not None:
+                tracing.finish(span, message)
         request, at = sent
         method = request.data["method"]
         counters.answered(None, self.mount.name, method, at)
@@ -297,4 +312,7 @@ class StdioFront(SessionFront, abc.ABC):
         await self.close_upstream()
         if self.era_route.channel is not None:
             await self.era_route.channel.close()
+        for span in self.spans.values():
+            tracing.finish(span)  # never answered
+        self.spans.clear()
         await self.mount.sessions.close(self.session.id)

@@ -11,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from shadowproxy.core import tracing
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError
 from shadowproxy.core.jsonrpc import ERROR, NOTIFICATION, REQUEST, RESPONSE, Message, error_response
 from shadowproxy.core.protocol import MODERN_VERSION, MODERN_VERSIONS, request_protocol_version
@@ -76,23 +75,8 @@ async def relay(
     tools: ToolHeaders | None = None,
 ) -> None:
     """One request through ``channel``; what the server sends for it goes to ``put``, its answer last. The ids of
-    the server's own requests among it are added to ``asked``; ``tools`` learns from a ``tools/list`` answer."""
-    tracer = tracing.ACTIVE
-    if tracer is not None:
-        with tracer.request(request, None, None):  # continuing a trace the client's _meta names
-            await carry(channel, request, headers, put, asked, tools)
-        return
-    await carry(channel, request, headers, put, asked, tools)
-
-
-async def carry(
-    channel: Channel,
-    request: Message,
-    headers: dict[str, str],
-    put: Put,
-    asked: set[object] | None,
-    tools: ToolHeaders | None,
-) -> None:
+    the server's own requests among it are added to ``asked``; ``tools`` learns from a ``tools/list`` answer.
+    With tracing on, the request's span is the current one (the front began it and ends it at the answer)."""
     exchange = None
     cancelled = False
     try:
