@@ -76,6 +76,8 @@ class BridgedExchange:
         request = self.client_request
         if message.is_reply:
             self._end()
+            # The request is over: its exchange is let go (over HTTP, the response and its pooled connection).
+            await self.inner.close()
             if message.result is not None:
                 return result_response(request.id, modern_result(request.method, message.result))  # type: ignore[arg-type]
             return message.evolve(id=request.id)

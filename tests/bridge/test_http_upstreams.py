@@ -17,7 +17,7 @@ from mcp import Client
 
 from tests.bridge.conftest import EraHttpServer, _listening
 from tests.bridge.rounds import legacy_round, modern_cancel_and_listen, modern_round, resource_updates
-from tests.bridge.test_modern_to_handshake import elicitation, sampling
+from tests.bridge.test_modern_to_handshake import elicitation, sampling, text_of
 from tests.support import REPO, Process, ProxyProcess, child_env, free_port, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
@@ -66,6 +66,25 @@ async def test_a_2026_client_reaches_a_handshake_only_http_server(http_proxy: Pr
         # The SDK's server asks during a call on the session's GET stream, which the bridge's session reads.
         await modern_round(client)
         await modern_cancel_and_listen(client, tmp_path / "cancelled")
+
+
+def established_to(port: int) -> int:
+    """TCP connections on this machine established to ``port`` on 127.0.0.1 (Linux's /proc/net/tcp)."""
+    remote = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[2] == remote and line.split()[3] == "01")
+
+
+async def test_bridged_calls_give_their_upstream_connections_back(
+    http_proxy: ProxyProcess, old_http: EraHttpServer
+) -> None:
+    port = int(old_http.url.split(":")[2].split("/")[0])
+    async with Client(f"{http_proxy.base}/mcp/old", mode="2026-07-28") as client:
+        for n in range(30):
+            assert text_of(await client.call_tool("echo", {"text": str(n)})) == str(n)
+        # Each answer came as an event stream; a finished one returns its connection to the pool (it took one
+        # connection per call, kept, before).
+        assert established_to(port) < 10
 
 
 async def test_a_legacy_client_reaches_a_modern_only_http_server(http_proxy: ProxyProcess) -> None:
