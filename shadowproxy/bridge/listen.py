@@ -1,8 +1,9 @@
-"""``subscriptions/listen`` for a handshake-era server: a session of its own, ``resources/subscribe`` for each
-resource the client follows, and the server's unsolicited notifications as the listen stream's events.
+"""``subscriptions/listen`` for a handshake-era server: the server's unsolicited notifications as the listen
+stream's events, and for a stream that follows resources a session of its own with ``resources/subscribe`` for each.
 
-The listening session is not pooled, and the stream also hears what the server sends unasked on any pooled
-session of the same principal (a handshake server often tells only the session that changed something).
+The stream hears what the server sends unasked on any pooled session of the same principal (a handshake server
+often tells only the session that changed something); a stream that follows no resource needs nothing more, and
+opens no session. A resource-following stream's session is not pooled.
 The stream starts with ``notifications/subscriptions/acknowledged`` naming what is honoured (a resource the
 server would not subscribe to is left out), carries only the notifications the client opted in to, each
 stamped with the listen request's id, and ends the upstream session when the client closes it.
@@ -38,8 +39,16 @@ class ListenExchange:
     controls: tuple[bytes, ...] = ()
     event_id = None
 
-    def __init__(self, pool: HandshakePool, pooled: PooledSession, request: Message, honored: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        pool: HandshakePool,
+        principal: str | None,
+        pooled: PooledSession | None,
+        request: Message,
+        honored: dict[str, Any],
+    ) -> None:
         self.pool = pool
+        self.principal = principal
         self.pooled = pooled
         self.request = request
         self.wanted = {method for flag, method in LIST_CHANGED.items() if honored.get(flag) is True}
@@ -48,7 +57,7 @@ class ListenExchange:
         # The listening session's GET stream (an HTTP upstream's), read into the inbox beside what the principal's
         # other sessions hear: one queue, so neither waits behind the other.
         self.source: asyncio.Task[None] | None = None
-        pool.listeners.setdefault(pooled.key[0], []).append(self._heard)
+        pool.listeners.setdefault(principal, []).append(self._heard)
         ack = notification("notifications/subscriptions/acknowledged", {"notifications": honored})
         self.inbox.put(self._stamp(ack))
 
@@ -82,14 +91,14 @@ class ListenExchange:
         return await self.inbox.next()
 
     async def close(self, *, cancel: bool = False) -> None:
-        listeners = self.pool.listeners.get(self.pooled.key[0], [])
+        listeners = self.pool.listeners.get(self.principal, [])
         if self._heard in listeners:
             listeners.remove(self._heard)
             if not listeners:
-                del self.pool.listeners[self.pooled.key[0]]
+                del self.pool.listeners[self.principal]
         if self.source is not None:
             self.source.cancel()
-        if self.pooled.channel is not None:
+        if self.pooled is not None and self.pooled.channel is not None:
             await self.pooled.channel.close()
 
 
@@ -115,15 +124,19 @@ async def open_listen(
     params = request.params or {}
     asked = params.get("notifications")
     asked = asked if isinstance(asked, dict) else {}
-    # Its GET stream is the listen stream's source, read below.
-    pooled = await open_session(pool.upstream, (principal, b"listen"), capabilities, pool.heard, listen=False)
     honored: dict[str, Any] = {flag: True for flag in LIST_CHANGED if asked.get(flag) is True}
     uris = [uri for uri in asked.get("resourceSubscriptions") or () if isinstance(uri, str)]
+    if not uris:
+        # List changes are heard on the principal's pooled sessions, where the calls that make them run: no session
+        # of its own to open (over stdio, a process to start) before the stream is acknowledged.
+        return ListenExchange(pool, principal, None, request, honored)
+    # Its GET stream is the listen stream's source, read below.
+    pooled = await open_session(pool.upstream, (principal, b"listen"), capabilities, pool.heard, listen=False)
     try:
         kept = [uri for uri in uris if await _subscribed(pooled, uri, next(pooled.ids))]
         if kept:
             honored["resourceSubscriptions"] = kept
-        exchange = ListenExchange(pool, pooled, request, honored)
+        exchange = ListenExchange(pool, principal, pooled, request, honored)
         assert pooled.channel is not None
         exchange.follow(await pooled.channel.listen(pooled.headers))
     except UpstreamError:
