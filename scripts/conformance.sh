@@ -10,13 +10,15 @@
 #  2. @modelcontextprotocol/server-everything (stdio, sse, streamableHttp) is driven direct and through
 #     the proxy by the mcp SDK client and by the MCP Inspector CLI; the outcomes must be the same
 #     (scripts/conformance/everything.sh).
+#  3. The era bridge (scripts/conformance/bridged.sh): each requirement set against the fixture limited to the
+#     other era, through the proxy, compared with the set against the fixture limited to its own era.
 #
 # Node >= 22 and the pinned npm packages are installed under .tools/ (from the npm registry) on first run.
 # Results (the suite's JSON per check, logs, summary.json) land in conformance-results/.
 # Exit status: 0 all equal; 1 a check or outcome differs through the proxy; 2 a direct run could not run.
 #
 # Environment: PYTHON (default: python on PATH, with the project installed), CONFORMANCE_RESULTS,
-# CONFORMANCE_TOOLS, CONFORMANCE_SKIP_EVERYTHING=1 to run only part 1.
+# CONFORMANCE_TOOLS, CONFORMANCE_SKIP_EVERYTHING=1 to skip part 2, CONFORMANCE_SKIP_BRIDGE=1 to skip part 3.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -92,6 +94,14 @@ if [[ "${CONFORMANCE_SKIP_EVERYTHING:-0}" != 1 ]]; then
   if (( everything_status > status )); then status=$everything_status; fi
 fi
 
+# --- 3. the era bridge: each set against the fixture of the other era, through the proxy ---------------------
+if [[ "${CONFORMANCE_SKIP_BRIDGE:-0}" != 1 ]]; then
+  bridge_status=0
+  source "$HERE/bridged.sh"
+  run_bridged || bridge_status=$?
+  if (( bridge_status > status )); then status=$bridge_status; fi
+fi
+
 echo
-echo "results: $RESULTS (summary.json, everything.json, per-run checks.json, logs/)"
+echo "results: $RESULTS (summary.json, everything.json, bridge/, per-run checks.json, logs/)"
 exit "$status"

@@ -14,9 +14,16 @@ from collections.abc import Callable, Mapping
 from shadowproxy.bridge.exchanges import BridgedExchange, Parking
 from shadowproxy.bridge.listen import open_listen
 from shadowproxy.bridge.pool import HandshakePool, PooledSession
-from shadowproxy.bridge.shapes import client_capabilities, discover_result, retry_fields, strip_envelope
-from shadowproxy.core.errors import UpstreamSessionLost
-from shadowproxy.core.jsonrpc import Message, result_response
+from shadowproxy.bridge.shapes import (
+    INPUT_REQUIRED,
+    REMOVED,
+    client_capabilities,
+    discover_result,
+    retry_fields,
+    strip_envelope,
+)
+from shadowproxy.core.errors import METHOD_NOT_FOUND, JsonRpcError, UpstreamSessionLost
+from shadowproxy.core.jsonrpc import Message, error_response, result_response
 from shadowproxy.upstreams.base import Answered, Exchange
 
 
@@ -37,6 +44,9 @@ class BridgedChannel:
     async def request(self, message: Message, headers: Mapping[str, str]) -> Exchange:
         pool = self.pool
         self.count(message.method)
+        if message.method in REMOVED:
+            missing = JsonRpcError(METHOD_NOT_FOUND, f"{message.method} is not a 2026-07-28 method")
+            return Answered(error_response(message.id, missing))  # type: ignore[arg-type]
         responses, state = retry_fields(message)
         if state is not None:
             return await self.parking.resume(message, state, responses, self.principal)
@@ -61,6 +71,8 @@ class BridgedChannel:
             sent = sent.evolve(params={**params, "_meta": {**meta, "progressToken": upstream_id}})  # type: ignore[dict-item]
         assert pooled.channel is not None
         inner = await pooled.channel.request(sent, pooled.headers)
+        if message.method in INPUT_REQUIRED:
+            inner = pooled.claim(upstream_id, inner)
         return BridgedExchange(self.parking, pooled, inner, message, upstream_id, self.principal)
 
     async def send(self, message: Message, headers: Mapping[str, str]) -> None:

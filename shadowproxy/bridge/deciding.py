@@ -13,7 +13,10 @@ from shadowproxy.bridge.legacy_client import LegacyChannel
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.upstreams.base import Channel, Exchange, UnsolicitedHandler, Upstream
 
-REFUSALS = frozenset({-32601, -32022, -32600})
+# Method not found, unsupported version, invalid request, and invalid params: the SDK's 2026-07-28 HTTP entry
+# answers an initialize without the 2026-07-28 envelope with -32602. A refusal is only a hint: the server must then
+# answer server/discover for the session to be bridged.
+REFUSALS = frozenset({-32601, -32022, -32600, -32602})
 
 
 def refused_initialize(reply: Message) -> bool:
@@ -23,6 +26,19 @@ def refused_initialize(reply: Message) -> bool:
 
 def _ignore(message: Message) -> None:
     """The stateless channel's unsolicited messages: a 2026-07-28 server sends none outside a listen stream."""
+
+
+async def legacy_session(
+    upstream: Upstream, initialize: Message, on_unsolicited: UnsolicitedHandler, count: Callable[[str | None], None]
+) -> tuple[LegacyChannel, Message] | None:
+    """A handshake-era session carried on ``upstream``'s stateless channel, and its answer to ``initialize``
+    (made from ``server/discover``); ``None`` when the server does not answer that either."""
+    legacy = LegacyChannel(await upstream.open(_ignore, shared=True), on_unsolicited, count)
+    answer = await legacy.answer_initialize(initialize)
+    if answer.kind is not Kind.RESPONSE:
+        await legacy.channel.close()
+        return None
+    return legacy, answer
 
 
 class DecidingChannel:
@@ -59,14 +75,12 @@ class DecidingChannel:
     async def bridge(self, initialize: Message, refusal: Message) -> Message:
         """The server refused ``initialize``: bridged if it answers ``server/discover`` as a 2026-07-28 server
         does (and the client gets the answer made from it), else the client gets the refusal."""
-        legacy = LegacyChannel(await self.upstream.open(_ignore, shared=True), self.on_unsolicited, self.count)
-        answer = await legacy.answer_initialize(initialize)
-        if answer.kind is not Kind.RESPONSE:
-            await legacy.channel.close()
+        bridged = await legacy_session(self.upstream, initialize, self.on_unsolicited, self.count)
+        if bridged is None:
             return refusal
         self.decided(True)
         await self.current.close()
-        self.current = legacy
+        self.current, answer = bridged
         return answer
 
     async def send(self, message: Message, headers: Mapping[str, str]) -> None:
@@ -93,10 +107,12 @@ class DecidingExchange:
         self.owner = owner
         self.initialize = initialize
         self.inner = inner
+        self.bridged = False
 
     @property
     def status(self) -> int | None:
-        return self.inner.status
+        # The refusal's HTTP status (a 2026-07-28 server over HTTP may refuse with 400) is not the bridge's answer's.
+        return None if self.bridged else self.inner.status
 
     @property
     def streaming(self) -> bool:
@@ -117,7 +133,9 @@ class DecidingExchange:
         if not refused_initialize(message):
             self.owner.decided(False)
             return message
-        return await self.owner.bridge(self.initialize, message)
+        answer = await self.owner.bridge(self.initialize, message)
+        self.bridged = answer is not message
+        return answer
 
     async def close(self, *, cancel: bool = False) -> None:
         await self.inner.close(cancel=cancel)

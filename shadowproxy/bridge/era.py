@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from shadowproxy import __version__
 from shadowproxy.bridge.channel import BridgedChannel
-from shadowproxy.bridge.deciding import DecidingChannel
+from shadowproxy.bridge.deciding import DecidingChannel, legacy_session
 from shadowproxy.bridge.exchanges import Parking
 from shadowproxy.bridge.legacy_client import LegacyChannel
 from shadowproxy.bridge.pool import HandshakePool
@@ -37,6 +37,7 @@ BRIDGED = Counter(
 MODERN_TO_HANDSHAKE = "modern_to_handshake"
 HANDSHAKE_TO_MODERN = "handshake_to_modern"
 PROBE_TIMEOUT = 10.0
+PROBE_ID = "shadowproxy-era"
 IDLE = 300.0
 COUNTED = frozenset(
     {
@@ -61,7 +62,7 @@ def discover_probe() -> Message:
         META_CLIENT_INFO: {"name": "shadowproxy", "version": __version__},
         META_CLIENT_CAPABILITIES: {},
     }
-    body = {"jsonrpc": "2.0", "id": "shadowproxy-era", "method": "server/discover", "params": {"_meta": meta}}
+    body = {"jsonrpc": "2.0", "id": PROBE_ID, "method": "server/discover", "params": {"_meta": meta}}
     return Message(Kind.REQUEST, body)
 
 
@@ -92,6 +93,11 @@ async def speaks_modern(upstream: Upstream) -> bool:
         return True
     finally:
         await exchange.close()
+    return answers_modern(reply)
+
+
+def answers_modern(reply: Message) -> bool:
+    """Whether ``reply`` to :func:`discover_probe` is a 2026-07-28 server's."""
     if reply.kind is not Kind.RESPONSE:
         return False
     # An answer is the server speaking 2026-07-28; only a list of versions without it says otherwise.
@@ -121,13 +127,14 @@ class EraBridge:
         if self.bridged is None:
             async with self._deciding:
                 if self.bridged is None:
-                    self.bridged = not await speaks_modern(self.upstream)
-                    if self.bridged:
-                        log.info(
-                            "upstream %s speaks only the handshake era: 2026-07-28 requests are bridged",
-                            self.upstream.name,
-                        )
+                    self.settle(await speaks_modern(self.upstream))
         return BridgedChannel(self.pool, self.parking, self.count, principal) if self.bridged else None
+
+    def settle(self, modern: bool) -> None:
+        """What the server answered to ``server/discover`` (asked here, or by a front of its own server process)."""
+        self.bridged = not modern
+        if self.bridged:
+            log.info("upstream %s speaks only the handshake era: 2026-07-28 requests are bridged", self.upstream.name)
 
     async def session_channel(self, on_unsolicited: UnsolicitedHandler) -> Channel:
         """The channel of a handshake-era client's session: the upstream's own, unless the server speaks only
@@ -139,6 +146,16 @@ class EraBridge:
             return LegacyChannel(await upstream.open(_ignore, shared=True), on_unsolicited, self.count_legacy)
         direct = await upstream.open(on_unsolicited)
         return DecidingChannel(upstream, direct, on_unsolicited, self._decided, self.count_legacy)
+
+    async def bridge_session(
+        self, initialize: Message, on_unsolicited: UnsolicitedHandler
+    ) -> tuple[LegacyChannel, Message] | None:
+        """A session whose server refused its ``initialize`` (seen by a front that met the server directly, the
+        stdio one): bridged, with the answer to give the client, if the server speaks 2026-07-28."""
+        bridged = await legacy_session(self.upstream, initialize, on_unsolicited, self.count_legacy)
+        if bridged is not None:
+            self._decided(True)
+        return bridged
 
     def _decided(self, legacy: bool) -> None:
         if legacy and not self.legacy:

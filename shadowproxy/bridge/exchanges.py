@@ -16,7 +16,7 @@ import secrets
 from typing import Any
 
 from shadowproxy.bridge.pool import HandshakePool, PooledSession
-from shadowproxy.bridge.shapes import INPUT_REQUIRED, input_required, modern_result
+from shadowproxy.bridge.shapes import INPUT_REQUIRED, input_required, log_floor, logged_at, modern_result
 from shadowproxy.core.errors import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -58,6 +58,8 @@ class BridgedExchange:
         self.upstream_id = upstream_id
         self.principal = principal
         self.token = _progress_token(client_request)
+        # A 2026-07-28 client gets log messages only at the level its request names, if it names one.
+        self.log_floor = log_floor(client_request)
         self.over = False
         pooled.busy += 1
 
@@ -74,6 +76,8 @@ class BridgedExchange:
         request = self.client_request
         if message.is_reply:
             self._end()
+            # The request is over: its exchange is let go (over HTTP, the response and its pooled connection).
+            await self.inner.close()
             if message.result is not None:
                 return result_response(request.id, modern_result(request.method, message.result))  # type: ignore[arg-type]
             return message.evolve(id=request.id)
@@ -85,6 +89,10 @@ class BridgedExchange:
             state = self.bridge.park(self, message)
             self.over = True
             return result_response(request.id, input_required("input-1", message, state))  # type: ignore[arg-type]
+        if message.method == "notifications/message" and (
+            self.log_floor is None or logged_at(message) < self.log_floor
+        ):
+            return await self.next()
         if message.method == "notifications/progress" and self.token is not None:
             params = message.params or {}
             message = message.evolve(params={**params, "progressToken": self.token})

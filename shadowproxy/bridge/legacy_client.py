@@ -81,6 +81,9 @@ class LegacyChannel:
         if method == "initialize":
             return Answered(await self.answer_initialize(message))
         if method in ANSWERED_HERE:
+            if method == "logging/setLevel":
+                # Said again on every request from here on, as 2026-07-28 has it.
+                self.client["logLevel"] = (message.params or {}).get("level")
             return Answered(result_response(message.id, {}))  # type: ignore[arg-type]
         if method in ("resources/subscribe", "resources/unsubscribe"):
             uri = (message.params or {}).get("uri")

@@ -18,12 +18,13 @@ from typing import Any
 import orjson
 
 from shadowproxy import __version__
+from shadowproxy.bridge.session_stream import Claimed, pump
 from shadowproxy.bridge.shapes import initialize_request
 from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message, notification
 from shadowproxy.core.tasks import spawn
 from shadowproxy.upstreams.attribution import refusal
-from shadowproxy.upstreams.base import Channel, Upstream
+from shadowproxy.upstreams.base import Channel, Exchange, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,28 @@ class PooledSession:
         self.ids = itertools.count(1)
         self.busy = 0
         self.last_used = asyncio.get_running_loop().time()
+        # The session's GET stream (an HTTP upstream's), and the requests in flight a server request on it may be
+        # for, oldest first (shadowproxy.bridge.session_stream).
+        self.stream: asyncio.Task[None] | None = None
+        self.asking: dict[int, Claimed] = {}
 
     @property
     def headers(self) -> dict[str, str]:
         """What an HTTP upstream is told of the session's version (a stdio one ignores headers)."""
         return {"MCP-Protocol-Version": self.version} if self.version else {}
 
+    def claim(self, upstream_id: int, inner: Exchange) -> Exchange:
+        """``inner``, joined by what the GET stream attributes to it; as it is when there is no GET stream."""
+        if self.stream is None:
+            return inner
+        claimed = self.asking[upstream_id] = Claimed(inner, lambda _: self.asking.pop(upstream_id, None))
+        return claimed
+
     def on_unsolicited(self, message: Message) -> None:
+        if message.is_request and self.asking:
+            # The newest request that may be asked something is the one the server most likely serves.
+            next(reversed(self.asking.values())).heard.put_nowait(message)
+            return
         if message.is_request and self.channel is not None:
             # No 2026-07-28 client can be asked outside a request: the server is told so at once.
             spawn(self.channel.send(refusal(message), self.headers), name="bridge-refuse")
@@ -60,12 +76,24 @@ class PooledSession:
     def touch(self) -> None:
         self.last_used = asyncio.get_running_loop().time()
 
+    async def close(self, *, detach: bool = False) -> None:
+        if self.stream is not None:
+            self.stream.cancel()
+            self.stream = None
+        if self.channel is not None:
+            await (self.channel.detach() if detach else self.channel.close())
+
 
 async def open_session(
-    upstream: Upstream, key: PoolKey, capabilities: dict[str, Any], heard: Callable[[str | None, Message], None]
+    upstream: Upstream,
+    key: PoolKey,
+    capabilities: dict[str, Any],
+    heard: Callable[[str | None, Message], None],
+    *,
+    listen: bool = True,
 ) -> PooledSession:
-    """A new handshake session on ``upstream``: initialize, then initialized; what the server sends on it unasked
-    goes to ``heard`` with the session's principal."""
+    """A new handshake session on ``upstream``: initialize, then initialized, then its GET stream when it has one
+    (``listen``); what the server sends on it unasked goes to ``heard`` with the session's principal."""
     pooled = PooledSession(key, heard)
     channel = pooled.channel = await upstream.open(pooled.on_unsolicited)
     params = initialize_request(capabilities, CLIENT_INFO)
@@ -86,12 +114,24 @@ async def open_session(
         version = reply.result.get("protocolVersion")
         pooled.version = version if isinstance(version, str) else ""
         await channel.send(notification("notifications/initialized"), pooled.headers)
+        stream = await _stream(channel, pooled.headers) if listen else None
+        if stream is not None:
+            pooled.stream = spawn(pump(stream, pooled.on_unsolicited), name=f"bridge-stream-{upstream.name}")
     except (UpstreamError, TimeoutError) as exc:
         await channel.close()
         if isinstance(exc, TimeoutError):
             raise UpstreamError(f"upstream {upstream.name!r} did not answer initialize") from None
         raise
     return pooled
+
+
+async def _stream(channel: Channel, headers: dict[str, str]) -> Exchange | None:
+    """The session's GET stream, if the server gives one: without it, calls work but cannot be asked anything."""
+    try:
+        return await channel.listen(headers)
+    except UpstreamError as exc:
+        log.info("bridge: no GET stream for a pooled session: %s", exc.message)
+        return None
 
 
 class HandshakePool:
@@ -146,8 +186,7 @@ class HandshakePool:
         """The upstream no longer knows ``pooled``: the next request with its key opens a new one."""
         if self.sessions.get(pooled.key) is pooled:
             del self.sessions[pooled.key]
-        if pooled.channel is not None:
-            await pooled.channel.detach()
+        await pooled.close(detach=True)
 
     async def _sweep(self) -> None:
         while True:
@@ -160,8 +199,7 @@ class HandshakePool:
         for pooled in idle:
             del self.sessions[pooled.key]
             log.debug("bridge: closing an idle upstream session of %s", self.upstream.name)
-            if pooled.channel is not None:
-                await pooled.channel.close()
+            await pooled.close()
         return len(idle)
 
     async def close(self) -> None:
@@ -170,5 +208,4 @@ class HandshakePool:
             self._sweeper = None
         sessions, self.sessions = list(self.sessions.values()), {}
         for pooled in sessions:
-            if pooled.channel is not None:
-                await pooled.channel.close()
+            await pooled.close()

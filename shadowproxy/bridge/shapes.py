@@ -22,6 +22,12 @@ ENVELOPE_PREFIX = "io.modelcontextprotocol/"
 META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
 SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
 SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+LOG_LEVEL = "io.modelcontextprotocol/logLevel"
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+"""Syslog's severities, least first: a 2026-07-28 client gets the log messages at or above the level it names."""
+REMOVED = frozenset({"initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
+"""Handshake-era methods that 2026-07-28 removed: a 2026-07-28 client asking one gets method-not-found, as from a
+2026-07-28 server, though the handshake-era server behind the bridge would answer it."""
 CACHEABLE = frozenset(
     {"prompts/list", "resources/list", "resources/read", "resources/templates/list", "server/discover", "tools/list"}
 )
@@ -47,6 +53,21 @@ def strip_envelope(message: Message, request_id: object) -> Message:
         else:
             kept.pop("_meta", None)
     return message.evolve(id=request_id, params=kept)
+
+
+def log_floor(message: Message) -> int | None:
+    """The index in :data:`LOG_LEVELS` of the lowest level of log message a 2026-07-28 request wants; ``None``:
+    it wants none (it named no level)."""
+    params = message.params
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    level = meta.get(LOG_LEVEL) if isinstance(meta, dict) else None
+    return LOG_LEVELS.index(level) if level in LOG_LEVELS else None
+
+
+def logged_at(message: Message) -> int:
+    """The index in :data:`LOG_LEVELS` of a ``notifications/message``'s level (an unknown one counts as info)."""
+    level = (message.params or {}).get("level")
+    return LOG_LEVELS.index(level) if level in LOG_LEVELS else 1
 
 
 def client_capabilities(message: Message) -> dict[str, Any]:
@@ -119,6 +140,10 @@ def envelope(message: Message, client: dict[str, Any]) -> Message:
         META_CLIENT_INFO: client.get("clientInfo") or {"name": "unknown", "version": "0"},
         META_CLIENT_CAPABILITIES: client.get("capabilities") or {},
     }
+    # What the client's logging/setLevel asked, said per request as 2026-07-28 has it; before it asks, every level,
+    # as a handshake-era server sends what it logs until told otherwise.
+    level = client.get("logLevel")
+    stamped[LOG_LEVEL] = level if level in LOG_LEVELS else LOG_LEVELS[0]
     return message.evolve(params={**params, "_meta": stamped})
 
 

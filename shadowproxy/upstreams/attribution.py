@@ -41,25 +41,34 @@ SHARED_STATE = frozenset(
     }
 )
 RESOURCE_UPDATED = "notifications/resources/updated"
+LISTEN = "subscriptions/listen"
 LOG_EVERY = 10.0
 
 
 class Owned(Protocol):
-    """A request in flight, as attribution sees it: the session (channel) that sent it."""
+    """A request in flight, as attribution sees it: the session (channel) that sent it, and the request."""
 
     owner: object
+    request: Message
 
 
 T = TypeVar("T", bound=Owned)
 
 
 def claimant(in_flight: dict[Any, T]) -> T | None:
-    """The request a message tied to no id goes to: the newest in flight, when all in flight share one owner."""
+    """The request a message tied to no id goes to: the newest in flight, when all in flight share one owner.
+
+    A ``subscriptions/listen`` in flight is left out while other requests are: it waits for what the server
+    sends, it does not cause it, and each handshake-era session the era bridge carries on a shared process holds
+    one for as long as it lives (a log line of one session's call would otherwise belong to no single session)."""
     if not in_flight:
         return None
-    newest = next(reversed(in_flight.values()))
+    requests = [request for request in in_flight.values() if request.request.method != LISTEN]
+    if not requests:
+        requests = list(in_flight.values())
+    newest = requests[-1]
     owner = newest.owner
-    for request in in_flight.values():
+    for request in requests:
         if request.owner is not owner:
             return None
     return newest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest_asyncio
 import yaml
 
 from tests.ops.helpers import AUTH, TOKEN
-from tests.support import REPO, ProxyProcess
+from tests.support import REPO, Process, ProxyProcess, free_port, until
 
 HANDSHAKE_ONLY = [sys.executable, str(REPO / "tests" / "servers" / "handshake_only.py")]
 MODERN_ONLY = [sys.executable, str(REPO / "tests" / "servers" / "modern_only.py")]
@@ -43,3 +44,44 @@ async def proxy(tmp_path_factory: Any) -> AsyncIterator[ProxyProcess]:
 async def admin_get(base: str, path: str) -> Any:
     async with aiohttp.ClientSession() as client, client.get(f"{base}{path}", headers=AUTH) as response:
         return await response.json()
+
+
+class EraHttpServer(Process):
+    """One of the era-limited test servers over Streamable HTTP, on a free port; ``url`` is its endpoint."""
+
+    url: str = ""
+
+    async def start(self, command: list[str]) -> EraHttpServer:
+        port = free_port()
+        await self.spawn(*command, "--http", str(port))
+        self.url = f"http://127.0.0.1:{port}/mcp"
+        await until(lambda: _listening(port, self), f"{command[-1]} over HTTP")
+        return self
+
+
+def _listening(port: int, server: Process) -> bool:
+    assert server.proc is not None
+    if server.proc.returncode is not None:
+        raise AssertionError(f"the server exited:\n{server.log()}")
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
+async def old_http(tmp_path_factory: Any) -> AsyncIterator[EraHttpServer]:
+    """The handshake-only test server over Streamable HTTP."""
+    server = EraHttpServer(tmp_path_factory.mktemp("old_http") / "server.log")
+    try:
+        yield await server.start(HANDSHAKE_ONLY)
+    finally:
+        await server.stop()
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
+async def new_http(tmp_path_factory: Any) -> AsyncIterator[EraHttpServer]:
+    """The 2026-07-28-only test server over Streamable HTTP."""
+    server = EraHttpServer(tmp_path_factory.mktemp("new_http") / "server.log")
+    try:
+        yield await server.start(MODERN_ONLY)
+    finally:
+        await server.stop()

@@ -8,8 +8,10 @@ from typing import Any
 import mcp_types as types
 import pytest
 from mcp import Client
+from mcp.client.sse import sse_client
 
 from tests.bridge.conftest import admin_get
+from tests.bridge.rounds import legacy_round, resource_updates
 from tests.bridge.test_modern_to_handshake import sampling, text_of
 from tests.ops.helpers import scrape
 from tests.streams.ws_transport import websocket_client
@@ -65,3 +67,10 @@ async def test_over_websocket_a_legacy_client_gets_the_server_request(proxy: Pro
     async with Client(websocket_client(url), mode="legacy", sampling_callback=sampling) as client:
         assert text_of(await client.call_tool("echo", {"text": "ws"})) == "ws"
         assert text_of(await client.call_tool("ask", {"question": "ws"})) == "model said: answer to ws"
+
+
+async def test_over_legacy_sse_a_legacy_client_uses_a_modern_only_server(proxy: ProxyProcess) -> None:
+    updated, on_message = resource_updates()
+    transport = sse_client(f"{proxy.base}/mcp/new/sse")
+    async with Client(transport, mode="legacy", sampling_callback=sampling, message_handler=on_message) as client:
+        await legacy_round(client, updated)

@@ -155,6 +155,8 @@ async def test_over_websocket_a_server_request_is_an_input_required_result(proxy
         # The state was used up: a replay of it is refused.
         stale = await ask(modern(4, "tools/call", retry))
         assert stale["error"]["code"] == -32602
+        # What 2026-07-28 removed is not found, as from a 2026-07-28 server, though the server behind would answer.
+        assert (await ask(modern(5, "ping", {})))["error"]["code"] == -32601
 
 
 async def test_over_legacy_sse_a_modern_client_reaches_the_handshake_server(proxy: ProxyProcess) -> None:

@@ -12,6 +12,7 @@ Run it:
 
     python tests/conformance/conformance_fixture.py --transport stdio
     python tests/conformance/conformance_fixture.py --transport http --port 8931   # /mcp
+    python tests/conformance/conformance_fixture.py --era handshake   # or modern: one era only (the bridge's runs)
 """
 
 from __future__ import annotations
@@ -307,9 +308,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8931)
+    parser.add_argument("--era", choices=("both", "handshake", "modern"), default="both")
     args = parser.parse_args(argv)
     server = build_server()
-    if args.transport == "stdio":
+    if args.era != "both":
+        from conformance_fixture_era import serve
+
+        http = {"event_store": MemoryEventStore(), "retry_interval": RETRY_INTERVAL_MS}
+        serve(server, args.era, args.transport, args.host, args.port, **http)
+    elif args.transport == "stdio":
         server.run("stdio")
     else:
         server.run(

@@ -54,4 +54,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    if len(sys.argv) == 3 and sys.argv[1] == "--http":
+        from tests.servers.era_http import serve
+
+        serve(server, "handshake", int(sys.argv[2]))
+    else:
+        anyio.run(main)

@@ -6,6 +6,8 @@ Its ``ask`` tool asks the client's model the 2026-07-28 way, with an ``InputRequ
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,6 +15,8 @@ import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.runner import _serve_modern_stream
 from mcp.server.stdio import stdio_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 server = MCPServer("modern-only")
 
@@ -71,4 +75,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    if len(sys.argv) == 3 and sys.argv[1] == "--http":
+        from tests.servers.era_http import serve
+
+        serve(server, "modern", int(sys.argv[2]))
+    else:
+        anyio.run(main)

@@ -255,7 +255,9 @@ class StreamableHttpEndpoint(SessionFront):
             channel = await self.mount.stateless_channel(session)
         except UpstreamError as exc:
             return json_reply(error_response(message.id, exc), exc.http_status, exc.http_headers)
-        if not self.forward_headers and message.is_request:
+        # A bridged request reaches a handshake-era server, which never judges the 2026-07-28 headers: as for a
+        # stdio server, the proxy does.
+        if (not self.forward_headers or getattr(channel, "bridged", False)) and message.is_request:
             check = self.header_check or await self._header_check()
             error = await check.check(message, request.headers.items(), channel)
             if error is not None:

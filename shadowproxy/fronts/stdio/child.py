@@ -11,9 +11,11 @@ served by the upstream's stateless process, started then (see :class:`~shadowpro
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
+from shadowproxy.bridge.era import PROBE_ID, PROBE_TIMEOUT, answers_modern, discover_probe
 from shadowproxy.core import tracing
 from shadowproxy.core.chain import C2S, S2C
 from shadowproxy.core.errors import UpstreamError
@@ -38,6 +40,9 @@ class StdioChildFront(StdioFront):
         self.child: ChildProcess | None = None
         self.eras = Eras()
         self.to_child: list[bytes] = []
+        # The era bridge's server/discover to the child, until its answer is taken off the child's output.
+        self.probing: asyncio.Future[Message] | None = None
+        self.ask_era = self.speaks_modern
 
     async def start(self) -> None:
         upstream = self.mount.upstream
@@ -67,6 +72,8 @@ class StdioChildFront(StdioFront):
         neither pipe is full; from the first one that cannot be, the rest go to the task, in order."""
         if source == CLIENT and self.mount.holds.parked:
             messages = self.unheld(messages)
+        if self.probing is not None and source == SERVER:
+            messages = self.probed(messages)
         child = self.child
         if self.idle and not self.inbox and child is not None:
             now = self.client_now if source == CLIENT else self.server_now
@@ -92,10 +99,37 @@ class StdioChildFront(StdioFront):
         if self.child is not None:
             await self.child.drain()
 
+    async def speaks_modern(self) -> bool:
+        """Ask the child ``server/discover`` (its answer is taken in :meth:`probed`), for the era bridge. A 2026-07-28
+        client's first request waits for it, once per process, and only while the mount's bridge may apply."""
+        future = self.probing = asyncio.get_running_loop().create_future()
+        try:
+            self.queue_for_child(discover_probe())
+            self.flush()
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                return answers_modern(await future)
+        except TimeoutError:
+            return True  # as the bridge does: not knowing is no reason to change what passes
+        finally:
+            self.probing = None
+
+    def probed(self, messages: Iterator[Message]) -> Iterator[Message]:
+        """The child's messages, less the answer to :meth:`speaks_modern`'s question."""
+        for message in messages:
+            probing = self.probing
+            if probing is not None and message.is_reply and message.data.get("id") == PROBE_ID:
+                if not probing.done():
+                    probing.set_result(message)
+                continue
+            yield message
+
     def client_now(self, message: Message) -> bool:
         """A client message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
         eras = self.eras
         if eras.era is not MODERN and eras.stateless(message):
+            return False
+        era_route = self.era_route
+        if era_route.pending or era_route.channel is not None:
             return False
         if message.data.get("method") == "initialize":
             self.note_initialize(message)
@@ -111,6 +145,8 @@ class StdioChildFront(StdioFront):
         """A server message passed on unjudged, or ``False`` when the chain has to see it (in the task)."""
         kind = message.kind
         sent = self.inflight.get(message.data["id"]) if kind is RESPONSE or kind is ERROR else None
+        if kind is ERROR and sent is not None and self.era_route.may_refuse(sent[0]):
+            return False
         if not self.mount.passes(message, S2C, self.session, "stdio", sent[0] if sent is not None else None):
             return False
         self.answered(message)
@@ -168,6 +204,15 @@ class StdioChildFront(StdioFront):
             self.from_upstream(error_response(request.id, exc))
         finally:
             self.eras.requests.discard(request.data["id"])
+
+    async def from_server(self, message: Message) -> None:
+        """As every front, but an error to ``initialize`` may be a 2026-07-28-only server's refusal, which the era
+        bridge answers (:class:`~shadowproxy.fronts.stdio.era_route.EraRoute`)."""
+        if message.kind is ERROR:
+            sent = self.inflight.get(message.data["id"])
+            if sent is not None and self.era_route.may_refuse(sent[0]):
+                message = await self.era_route.refused(sent[0], message)
+        await super().from_server(message)
 
     async def send_answer(self, answer: Message) -> None:
         if answer.data.get("id") in self.eras.asked:

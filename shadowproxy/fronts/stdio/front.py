@@ -18,15 +18,16 @@ import abc
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from shadowproxy.core import counters, tracing
 from shadowproxy.core.errors import REQUEST_TIMEOUT, JsonRpcError, UpstreamError
 from shadowproxy.core.inbox import Inbox
-from shadowproxy.core.jsonrpc import ERROR, RESPONSE, Message, error_response
+from shadowproxy.core.jsonrpc import ERROR, REQUEST, RESPONSE, Message, error_response
 from shadowproxy.core.record import SessionRecord, new_session_id
 from shadowproxy.fronts.session_front import SessionFront, answer_for, capture_initialize
+from shadowproxy.fronts.stdio.era_route import EraRoute
 from shadowproxy.fronts.stdio.pipes import CLIENT, LineReader, Output, Writer, close_output, open_input, open_output
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.sessions.manager import LiveSession
@@ -55,6 +56,8 @@ class StdioFront(SessionFront, abc.ABC):
         self.inbox: Inbox[Event] = Inbox()
         record = SessionRecord(id=new_session_id(), upstream=mount.name, transport=self.transport)
         self.session = LiveSession(record, mount)
+        # Where the session's messages go once the era bridge carries them (shadowproxy.bridge).
+        self.era_route = EraRoute(mount, self.session, self.from_upstream)
         # The client's requests on their way to the server, and when each was sent (a perf_counter reading).
         self.inflight: dict[object, tuple[Message, float]] = {}
         # With tracing on, the spans of the requests in flight, ended by their replies.
@@ -75,6 +78,9 @@ class StdioFront(SessionFront, abc.ABC):
         # Messages (and errors among them) handled in the pipe callbacks, counted on the session once per write.
         self.untouched = 0
         self.untouched_errors = 0
+
+    ask_era: Callable[[], Awaitable[bool]] | None = None
+    """How the front asks its own server whether it speaks 2026-07-28, if it has one (the era bridge's question)."""
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -229,12 +235,33 @@ class StdioFront(SessionFront, abc.ABC):
             if answer is not None:
                 self.write(answer)
             return
+        message = verdict.message or message
+        route = self.era_route
+        if route.pending and message.kind is REQUEST:
+            try:
+                await route.first(message, self.ask_era)
+            except UpstreamError as exc:
+                self.write(error_response(message.data["id"], exc))
+                return
+        if route.channel is not None:
+            if message.kind is REQUEST:
+                self.sent(message)
+            elif message.method == "notifications/cancelled" and isinstance(message.params, dict):
+                # A cancelled bridged request gets no answer: the end of stdin does not wait for one.
+                self.inflight.pop(message.params.get("requestId"), None)
         if span is None:
-            await self.forward(verdict.message or message, stateless)
+            await self.send_on(message, stateless)
             return
         self.spans[message.data["id"]] = span
         with tracing.within(span):  # a task reading the answer (the bridge, a stateless request) carries it on
-            await self.forward(verdict.message or message, stateless)
+            await self.send_on(message, stateless)
+
+    async def send_on(self, message: Message, stateless: bool) -> None:
+        """A judged client message to the era bridge's channel, once it carries the session, else to the server."""
+        if self.era_route.channel is not None:
+            await self.era_route.forward(message)
+        else:
+            await self.forward(message, stateless)
 
     def from_upstream(self, message: Message) -> None:
         """What a task read from the upstream: judged and written by the front's task, in order."""
@@ -275,6 +302,9 @@ class StdioFront(SessionFront, abc.ABC):
         return True
 
     async def answer_server(self, answer: Message, channel: Channel | None) -> None:
+        if self.era_route.channel is not None:
+            await self.era_route.forward(answer)
+            return
         try:
             await self.send_answer(answer)
         except UpstreamError as exc:
@@ -291,7 +321,10 @@ class StdioFront(SessionFront, abc.ABC):
             self.deadline.cancel()
         if self.out is not None:
             await close_output(self.out, self.writer)
+        self.era_route.close()
         await self.close_upstream()
+        if self.era_route.channel is not None:
+            await self.era_route.channel.close()
         for span in self.spans.values():
             tracing.finish(span)  # never answered
         self.spans.clear()

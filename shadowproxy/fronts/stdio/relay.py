@@ -7,6 +7,7 @@ it answers. Everything it says joins the front's inbox.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -77,6 +78,7 @@ async def relay(
     the server's own requests among it are added to ``asked``; ``tools`` learns from a ``tools/list`` answer.
     With tracing on, the request's span is the current one (the front began it and ends it at the answer)."""
     exchange = None
+    cancelled = False
     try:
         exchange = await channel.request(request, headers)
         while True:
@@ -92,10 +94,14 @@ async def relay(
             put(incoming)
     except JsonRpcError as exc:
         put(error_response(request.id, exc))
+    except asyncio.CancelledError:
+        # The client cancelled the request (the era bridge's route): its stream upstream is closed as cancelled.
+        cancelled = True
+        raise
     except Exception:
         # The client still gets an answer, and a proxy waiting for its last answers is not held up.
         log.exception("request %r through the upstream failed", request.method)
         put(error_response(request.id, JsonRpcError(INTERNAL_ERROR, "the proxy failed to relay this request")))
     finally:
         if exchange is not None:
-            await exchange.close()
+            await exchange.close(cancel=cancelled)
