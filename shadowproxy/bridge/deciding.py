@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 from shadowproxy.bridge.legacy_client import LegacyChannel
 from shadowproxy.core.jsonrpc import Kind, Message
-from shadowproxy.upstreams.base import Channel, Exchange, UnsolicitedHandler, Upstream
+from shadowproxy.upstreams.base import Channel, Exchange, UnsolicitedHandler, Upstream, Wrapped
 
 # Method not found, unsupported version, invalid request, and invalid params: the SDK's 2026-07-28 HTTP entry
 # answers an initialize without the 2026-07-28 envelope with -32602. A refusal is only a hint: the server must then
@@ -99,32 +99,20 @@ class DecidingChannel:
         await self.current.detach()
 
 
-class DecidingExchange:
+class DecidingExchange(Wrapped):
     """The answer to the first ``initialize``, read as it comes (the front streams and times it as any other);
     its reply decides."""
 
     def __init__(self, owner: DecidingChannel, initialize: Message, inner: Exchange) -> None:
+        super().__init__(inner)
         self.owner = owner
         self.initialize = initialize
-        self.inner = inner
         self.bridged = False
 
     @property
     def status(self) -> int | None:
         # The refusal's HTTP status (a 2026-07-28 server over HTTP may refuse with 400) is not the bridge's answer's.
         return None if self.bridged else self.inner.status
-
-    @property
-    def streaming(self) -> bool:
-        return self.inner.streaming
-
-    @property
-    def controls(self) -> list[bytes] | tuple[bytes, ...]:
-        return self.inner.controls
-
-    @property
-    def event_id(self) -> str | None:
-        return self.inner.event_id
 
     async def next(self) -> Message:
         message = await self.inner.next()
@@ -136,6 +124,3 @@ class DecidingExchange:
         answer = await self.owner.bridge(self.initialize, message)
         self.bridged = answer is not message
         return answer
-
-    async def close(self, *, cancel: bool = False) -> None:
-        await self.inner.close(cancel=cancel)

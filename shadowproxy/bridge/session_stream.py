@@ -18,34 +18,18 @@ from collections.abc import Callable
 from shadowproxy.core.errors import JsonRpcError
 from shadowproxy.core.jsonrpc import Message
 from shadowproxy.core.tasks import spawn
-from shadowproxy.upstreams.base import Exchange
+from shadowproxy.upstreams.base import Exchange, Wrapped
 
 
-class Claimed:
+class Claimed(Wrapped):
     """An upstream request's exchange, joined by the server requests its session's GET stream attributes to it."""
 
     def __init__(self, inner: Exchange, release: Callable[[Claimed], None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.release = release
         self.heard: asyncio.Queue[Message] = asyncio.Queue()
         # The read of the response stream under way, kept across calls: cancelling it could lose a message.
         self.reading: asyncio.Task[Message | Exception] | None = None
-
-    @property
-    def status(self) -> int | None:
-        return self.inner.status
-
-    @property
-    def streaming(self) -> bool:
-        return self.inner.streaming
-
-    @property
-    def controls(self) -> list[bytes] | tuple[bytes, ...]:
-        return self.inner.controls
-
-    @property
-    def event_id(self) -> str | None:
-        return self.inner.event_id
 
     async def next(self) -> Message:
         if not self.heard.empty():

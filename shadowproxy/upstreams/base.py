@@ -108,3 +108,32 @@ class Answered:
 
     async def close(self, *, cancel: bool = False) -> None:
         self._message = None
+
+
+class Wrapped:
+    """An exchange that passes another's on, changing what a subclass overrides: ``next``, mostly."""
+
+    def __init__(self, inner: Exchange) -> None:
+        self.inner = inner
+
+    @property
+    def status(self) -> int | None:
+        return self.inner.status
+
+    @property
+    def streaming(self) -> bool:
+        return self.inner.streaming
+
+    @property
+    def controls(self) -> list[bytes] | tuple[bytes, ...]:
+        return self.inner.controls
+
+    @property
+    def event_id(self) -> str | None:
+        return self.inner.event_id
+
+    async def next(self) -> Message:
+        return await self.inner.next()
+
+    async def close(self, *, cancel: bool = False) -> None:
+        await self.inner.close(cancel=cancel)
