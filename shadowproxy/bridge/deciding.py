@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from shadowproxy.bridge.legacy_client import LegacyChannel
+from shadowproxy.core.errors import INVALID_PARAMS
 from shadowproxy.core.jsonrpc import Kind, Message
+from shadowproxy.core.protocol import HANDSHAKE_VERSIONS
 from shadowproxy.upstreams.base import Channel, Exchange, UnsolicitedHandler, Upstream, Wrapped
 
 # Method not found, unsupported version, invalid request, and invalid params: the SDK's 2026-07-28 HTTP entry
@@ -19,9 +21,19 @@ from shadowproxy.upstreams.base import Channel, Exchange, UnsolicitedHandler, Up
 REFUSALS = frozenset({-32601, -32022, -32600, -32602})
 
 
-def refused_initialize(reply: Message) -> bool:
-    """Whether ``reply`` to ``initialize`` says the server does not speak the handshake era."""
-    return reply.kind is Kind.ERROR and (reply.error or {}).get("code") in REFUSALS
+def refused_initialize(reply: Message, initialize: Message) -> bool:
+    """Whether ``reply`` to ``initialize`` says the server does not speak the handshake era. Invalid params are such
+    a refusal only when the params are valid: otherwise a server of either era says the same of them."""
+    code = (reply.error or {}).get("code") if reply.kind is Kind.ERROR else None
+    if code == INVALID_PARAMS:
+        params = initialize.params
+        return (
+            isinstance(params, dict)
+            and params.get("protocolVersion") in HANDSHAKE_VERSIONS
+            and isinstance(params.get("capabilities"), dict)
+            and isinstance(params.get("clientInfo"), dict)
+        )
+    return code in REFUSALS
 
 
 def _ignore(message: Message) -> None:
@@ -118,7 +130,7 @@ class DecidingExchange(Wrapped):
         message = await self.inner.next()
         if not message.is_reply:
             return message
-        if not refused_initialize(message):
+        if not refused_initialize(message, self.initialize):
             self.owner.decided(False)
             return message
         answer = await self.owner.bridge(self.initialize, message)

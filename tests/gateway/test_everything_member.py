@@ -19,7 +19,9 @@ import pytest
 import pytest_asyncio
 import yaml
 from mcp.client import Client
+from mcp.shared.exceptions import MCPError
 
+from shadowproxy.core.errors import METHOD_NOT_FOUND
 from tests.support import REPO, ProxyProcess, sdk_server_command
 from tests.test_proxy_http import text_of
 
@@ -103,6 +105,13 @@ async def test_server_everything_as_a_member(proxy: ProxyProcess, mode: str) -> 
         assert str(read.contents[0].uri) == str(document.uri) and read.contents[0].text  # type: ignore[union-attr]
         assert text_of_resource(await client.read_resource("test://static")) == "static text"
 
+        if mode != "legacy":
+            # 2026-07-28 has no resources/subscribe (subscriptions/listen instead): the member's bridge answers as a
+            # 2026-07-28 server does.
+            with pytest.raises(MCPError) as refused:
+                await client.subscribe_resource(str(document.uri))
+            assert refused.value.error.code == METHOD_NOT_FOUND
+            return
         # resources/subscribe reaches server-everything, which acknowledges it in a log message to this client.
         await client.set_logging_level("debug")
         assert await client.subscribe_resource(str(document.uri)) is not None

@@ -78,7 +78,7 @@ class EraRoute:
         """The server's error to ``initialize``: the answer the bridge makes from ``server/discover`` when it is a
         2026-07-28-only server's refusal (the session is bridged from here on), else the error as it came."""
         bridge = self.mount.bridge
-        if bridge is None or not refused_initialize(refusal):
+        if bridge is None or not refused_initialize(refusal, initialize):
             return refusal
         try:
             bridged = await bridge.bridge_session(initialize, self.put)
