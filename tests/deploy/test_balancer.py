@@ -282,6 +282,7 @@ async def test_three_instances_behind_haproxy(  # type: ignore[no-untyped-def]
             async def event(name: str, act: Callable[[], Awaitable[object]]) -> dict[str, Any]:
                 """Do ``act`` under load; what it cost: failed attempts by session, takeovers, time to recover."""
                 failures, takeovers = load.failures(), takeovers_logged()
+                errors = {w.name: w.failed for w in workers}
                 began = time.monotonic()
                 await act()
                 await load.answered_after(began)
@@ -289,6 +290,7 @@ async def test_three_instances_behind_haproxy(  # type: ignore[no-untyped-def]
                 figures = {
                     "failed_attempts": sum(failed.values()),
                     "sessions_with_failures": sorted(failed),
+                    "sessions_with_errors": sorted(w.name for w in workers if w.failed > errors[w.name]),
                     "sessions_taken_over": takeovers_logged() - takeovers,
                     "seconds_to_recover": round(max(w.since(began)[0] for w in workers) - began, 2),
                     "seconds": round(time.monotonic() - began, 1),
@@ -340,7 +342,10 @@ async def test_three_instances_behind_haproxy(  # type: ignore[no-untyped-def]
             figures = await event("sigterm", stop)
             figures.update(instance=stopped, stdio_sessions_it_owned=len(its))
             assert figures["sessions_taken_over"] == len(its), figures
-            assert not set(figures["sessions_with_failures"]) - its, figures
+            # No call of a session it did not own is answered with an error. Such a session's client may have to
+            # send a POST again (counted in sessions_with_failures): the drain closes the instance's idle
+            # keep-alive connections, and HAProxy then closes a client connection bound to one.
+            assert not set(figures["sessions_with_errors"]) - its, figures
 
             # Redis restarted, empty, under load: the last instance serves on, and writes its sessions again.
             figures = await event("redis_restart", restart_redis)
