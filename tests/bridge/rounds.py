@@ -11,8 +11,8 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.subscriptions import ToolsListChanged
 
-from tests.bridge.test_modern_to_handshake import text_of
 from tests.support import STARTUP, until
+from tests.test_proxy_http import text_of
 
 
 async def modern_round(client: Client) -> None:

@@ -19,14 +19,12 @@ from mcp.shared.exceptions import MCPError
 
 from shadowproxy.core.tasks import spawn
 from tests.bridge.conftest import admin_get
+from tests.bridge.rounds import modern_round
 from tests.ops.helpers import AUTH
 from tests.support import STARTUP, ProxyProcess, until
+from tests.test_proxy_http import text_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
-
-
-def text_of(result: Any) -> str:
-    return result.content[0].text
 
 
 async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
@@ -53,30 +51,12 @@ async def test_discover_lists_calls_progress_and_sampling(proxy: ProxyProcess) -
     ready = asyncio.Event()
     tap = spawn(tap_events(proxy.base, events, ready), name="tap-reader")
     await ready.wait()
-    progress: list[float] = []
-
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
-
     try:
         async with Client(
             f"{proxy.base}/mcp/old", mode="2026-07-28", sampling_callback=sampling, elicitation_callback=elicitation
         ) as client:
             # First: the bridge finds out the server's era and opens its session (a slow start under load).
-            assert {"echo", "progress", "ask"} <= {tool.name for tool in (await client.list_tools()).tools}
-            discovered = types.DiscoverResult.model_validate(await client.session.send_discover("2026-07-28"))
-            assert discovered.supported_versions == ["2026-07-28"] and discovered.capabilities.tools is not None
-            assert text_of(await client.call_tool("echo", {"text": "hello"})) == "hello"
-            result = await client.call_tool("progress", {"steps": 3}, progress_callback=on_progress)
-            assert text_of(result) == "done 3" and progress == [1, 2, 3]
-            # The server asks the client's model during the call: an InputRequiredResult and the client's retry.
-            assert text_of(await client.call_tool("ask", {"question": "life"})) == "model said: answer to life"
-            # And an elicitation, the same way.
-            assert text_of(await client.call_tool("greet_me", {})) == "Hello, Ada!"
-            resource = await client.read_resource("test://static")
-            assert resource.contents[0].text == "static text"  # type: ignore[union-attr]
-            prompt = await client.get_prompt("greet", {"name": "Ada"})
-            assert prompt.messages[0].content.text == "Hello, Ada!"  # type: ignore[union-attr]
+            await modern_round(client)
         await until(lambda: any(e["method"] == "prompts/get" and e["kind"] == "response" for e in events), "tap")
     finally:
         tap.cancel()
