@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -8,7 +7,7 @@ from pathlib import Path
 import mcp.client.session
 import pytest
 
-from tests.redis_server import RedisServer, RedisUnavailable
+from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import HttpServerProcess, ProxyProcess, sdk_server_command
 
 # The SDK client takes the handshake era when server/discover is unanswered for 10 s; through the proxy the first
@@ -61,6 +60,4 @@ def redis_url() -> Iterator[str]:
         with RedisServer() as server:
             yield server.url
     except RedisUnavailable as exc:
-        if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis is required: {exc}")
-        pytest.skip(str(exc))
+        missing(exc)

@@ -27,13 +27,13 @@ class RedisUnavailable(RuntimeError):
     """No ``redis-server`` binary, or it would not start."""
 
 
-def missing(exc: RedisUnavailable) -> NoReturn:
+def missing(reason: object) -> NoReturn:
     """Skip the test without Redis, or fail it when ``SHADOWPROXY_REQUIRE_REDIS=1`` (CI) says one must be had."""
     import pytest
 
     if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
-        pytest.fail(f"Redis is required: {exc}")
-    pytest.skip(str(exc))
+        pytest.fail(f"Redis is required (SHADOWPROXY_REQUIRE_REDIS=1): {reason}")
+    pytest.skip(str(reason))
 
 
 def free_port() -> int:

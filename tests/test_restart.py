@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import aiohttp
 import pytest
 from mcp import Client
 
-from tests.redis_server import RedisServer, RedisUnavailable
+from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import HttpServerProcess, ProxyProcess, free_port, sdk_server_command, until
 
 
@@ -118,9 +117,7 @@ async def test_redis_killed_mid_session(start_proxy, tmp_path: Path) -> None:  #
     try:
         server = RedisServer().start()
     except RedisUnavailable as exc:
-        if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis is required: {exc}")
-        pytest.skip(str(exc))
+        missing(exc)
     try:
         proxy = await start_proxy("--upstream", shlex.join(sdk_server_command()), "--store", server.url)
         async with Client(proxy.url, mode="legacy") as client:

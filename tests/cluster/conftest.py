@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis_server import RedisServer, RedisUnavailable
+from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import ProxyProcess
 
 NOTIFIER = Path(__file__).resolve().parent / "notifier.py"
@@ -23,9 +22,7 @@ def redis_server() -> Iterator[RedisServer]:
         with RedisServer() as server:
             yield server
     except RedisUnavailable as exc:
-        if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis is required: {exc}")
-        pytest.skip(str(exc))
+        missing(exc)
 
 
 def notifier_command() -> str:

@@ -7,23 +7,16 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 import redis
 
 from shadowproxy.stores import SessionStore, open_store
-from tests.redis_server import RedisServer, RedisUnavailable
+from tests.redis_server import RedisServer, RedisUnavailable, missing
 
 BACKENDS = ("memory", "sqlite", "redis")
 StoreFactory = Callable[..., Awaitable[SessionStore]]
-
-
-def no_redis(reason: str) -> NoReturn:
-    """Skip, or fail when SHADOWPROXY_REQUIRE_REDIS=1 says a Redis must be had."""
-    if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
-        pytest.fail(f"SHADOWPROXY_REQUIRE_REDIS=1 but no Redis: {reason}")
-    pytest.skip(f"no Redis: {reason}")
 
 
 @dataclass(frozen=True)
@@ -54,7 +47,7 @@ def redis_server() -> Iterator[RedisServer | ExternalRedis]:
     except RedisUnavailable as exc:
         fallback = external_redis()
         if fallback is None:
-            no_redis(f"{exc}, and nothing answers at SHADOWPROXY_TEST_REDIS_URL or 127.0.0.1:6379")
+            missing(f"{exc}, and nothing answers at SHADOWPROXY_TEST_REDIS_URL or 127.0.0.1:6379")
         yield fallback
         return
     yield server
@@ -68,7 +61,7 @@ def fresh_redis() -> Iterator[RedisServer]:
     try:
         server.start()
     except RedisUnavailable as exc:
-        no_redis(str(exc))
+        missing(str(exc))
     yield server
     server.stop()
 

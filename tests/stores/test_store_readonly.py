@@ -32,7 +32,7 @@ from shadowproxy.sessions.persistence import PersistenceWorker
 from shadowproxy.stores import open_store
 from shadowproxy.stores.sqlite import SqliteStore
 from tests.faults.helpers import RawClient, readyz, text_of
-from tests.redis_server import RedisServer, RedisUnavailable
+from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import ProxyProcess, sdk_server_command, until
 
 FAILED = "session store failing"
@@ -159,9 +159,7 @@ async def test_redis_killed_under_live_sessions(start_proxy) -> None:  # type: i
     try:
         server = RedisServer().start()
     except RedisUnavailable as exc:
-        if os.environ.get("SHADOWPROXY_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis is required: {exc}")
-        pytest.skip(str(exc))
+        missing(exc)
     try:
         upstream = shlex.join(sdk_server_command())
         proxy: ProxyProcess = await start_proxy("--upstream", upstream, "--store", server.url)
