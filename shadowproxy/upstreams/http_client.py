@@ -20,6 +20,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httptools
 
+from shadowproxy.core.http_head import header_block
+
 REDIRECTS = frozenset({307, 308})
 MAX_REDIRECTS = 5
 HIGH_WATER = 1 << 18
@@ -363,9 +365,9 @@ class HttpClient:
 
 
 def _encode(method: str, head: bytes, headers: Mapping[str, str], body: bytes) -> bytes:
-    block = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-    # A value holding a line break would smuggle a header (or a second request) to the upstream.
-    if block.count("\n") != len(headers) or block.count("\r") != len(headers):
-        raise HttpClientError("a header value holds a line break")
+    try:
+        block = header_block(headers)
+    except ValueError as exc:
+        raise HttpClientError(str(exc)) from None
     length = f"Content-Length: {len(body)}\r\n\r\n" if body or method == "POST" else "\r\n"
     return b"".join((method.encode("ascii"), head, (block + length).encode("utf-8"), body))

@@ -31,6 +31,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from shadowproxy.config import limits
 from shadowproxy.core import limit_hits, logs
+from shadowproxy.core.http_head import header_block
 from shadowproxy.core.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from shadowproxy.core.tasks import spawn
 from shadowproxy.fronts import http_limits
@@ -312,9 +313,7 @@ class Connection(asyncio.Protocol):
     def send_head(
         self, status: int, reason: str, headers: CIMultiDict[str], extra: bytes = b"", body: bytes = b""
     ) -> None:
-        fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
-            raise ValueError("a response header holds a line break")
+        fields = header_block(headers)
         close = b"Connection: close\r\n" if self.closing else b""
         assert self.transport is not None
         self.transport.write(
