@@ -9,17 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
-from mcp.client.subscriptions import ToolsListChanged
 from mcp.shared.exceptions import MCPError
 
 from shadowproxy.core.tasks import spawn
 from tests.bridge.conftest import admin_get
-from tests.bridge.rounds import modern_round
+from tests.bridge.rounds import modern_cancel_and_listen, modern_round
 from tests.ops.helpers import AUTH
 from tests.support import STARTUP, ProxyProcess, until
 from tests.test_proxy_http import text_of
@@ -80,18 +78,7 @@ async def test_closing_the_stream_cancels_upstream_and_listen_hears_changes(
     marker = tmp_path / "cancelled"
     async with Client(f"{proxy.base}/mcp/old", mode="2026-07-28") as client:
         assert (await client.list_tools()).tools  # the upstream session is open: what follows is the call alone
-        async with anyio.create_task_group() as group:
-            group.start_soon(client.call_tool, "until_cancelled", {"marker": str(marker)})
-            await until(marker.exists, "the server to start the call")
-            group.cancel_scope.cancel()
-        await until(lambda: marker.read_text() == "cancelled", "the server to see the cancellation")
-
-        async with client.listen(tools_list_changed=True) as subscription:
-            assert subscription.honored.tools_list_changed is True
-            assert text_of(await client.call_tool("changed", {"after": 0.1})) == "scheduled"
-            with anyio.fail_after(STARTUP):
-                event = await anext(aiter(subscription))
-            assert isinstance(event, ToolsListChanged)
+        await modern_cancel_and_listen(client, marker)
 
 
 async def test_bridge_off_passes_requests_untouched(proxy: ProxyProcess) -> None:

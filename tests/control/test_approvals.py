@@ -90,15 +90,23 @@ async def pending(base: str, count: int = 1) -> list[dict[str, Any]]:
     raise AssertionError(f"no {count} pending holds: {found}")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def proxy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[ProxyProcess, Path]]:
-    tmp_path = tmp_path_factory.mktemp("approvals")
-    process = ProxyProcess(tmp_path / "proxy.log")
-    await process.start("--config", str(proxy_config(tmp_path)), env=child_env(), cwd=REPO)
-    try:
-        yield process, tmp_path
-    finally:
-        await process.stop()
+def approvals_proxy(name: str) -> Any:
+    """A module's proxy on :func:`proxy_config`, with the folder its upstream records calls in."""
+
+    @pytest_asyncio.fixture(scope="module", loop_scope="module")
+    async def proxy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[ProxyProcess, Path]]:
+        tmp_path = tmp_path_factory.mktemp(name)
+        process = ProxyProcess(tmp_path / "proxy.log")
+        await process.start("--config", str(proxy_config(tmp_path)), env=child_env(), cwd=REPO)
+        try:
+            yield process, tmp_path
+        finally:
+            await process.stop()
+
+    return proxy
+
+
+proxy = approvals_proxy("approvals")
 
 
 async def test_approved_call_gets_the_servers_answer_and_progress_while_held(proxy) -> None:  # type: ignore[no-untyped-def]

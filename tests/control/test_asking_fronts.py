@@ -5,12 +5,10 @@ client answers through its elicitation callback; the recorder server says what r
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import yaml
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
@@ -18,22 +16,14 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitRequestParams, ElicitResult
 
 from shadowproxy.core.tasks import spawn
-from tests.control.test_approvals import api, calls, pending, proxy_config
+from tests.control.test_approvals import api, approvals_proxy, calls, pending, proxy_config
 from tests.streams.ws_transport import websocket_client
-from tests.support import REPO, ProxyProcess, child_env, until
+from tests.support import REPO, child_env, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def proxy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[ProxyProcess, Path]]:
-    tmp_path = tmp_path_factory.mktemp("asking")
-    process = ProxyProcess(tmp_path / "proxy.log")
-    await process.start("--config", str(proxy_config(tmp_path)), env=child_env(), cwd=REPO)
-    try:
-        yield process, tmp_path
-    finally:
-        await process.stop()
+proxy = approvals_proxy("asking")
 
 
 class User:
