@@ -11,7 +11,6 @@ from mcp import Client
 
 from shadowproxy.core.tasks import spawn
 from tests.control.test_approvals import api, calls, pending, proxy_config
-from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import ProxyProcess
 
 
@@ -27,17 +26,12 @@ async def listed(base: str, count: int) -> list[dict[str, Any]]:
     raise AssertionError(f"{base} lists {found}, not {count} breakpoints")
 
 
-async def test_a_breakpoint_set_on_one_instance_stops_calls_on_the_others(tmp_path: Path) -> None:
-    try:
-        server = RedisServer()
-        server.__enter__()
-    except RedisUnavailable as exc:
-        missing(exc)
+async def test_a_breakpoint_set_on_one_instance_stops_calls_on_the_others(tmp_path: Path, redis_url: str) -> None:
     instances: list[ProxyProcess] = []
 
     async def start(name: str) -> ProxyProcess:
         cluster = {"instance_id": name, "heartbeat_interval": 0.5, "heartbeat_ttl": 3}
-        config = proxy_config(tmp_path, server.url, name=name, cluster=cluster)
+        config = proxy_config(tmp_path, redis_url, name=name, cluster=cluster)
         instances.append(ProxyProcess(tmp_path / f"{name}.log"))
         return await instances[-1].start("--config", str(config))
 
@@ -67,4 +61,3 @@ async def test_a_breakpoint_set_on_one_instance_stops_calls_on_the_others(tmp_pa
         assert result.content[0].text == "free"  # type: ignore[union-attr]
     finally:
         await asyncio.gather(*(instance.stop() for instance in instances))
-        server.__exit__(None, None, None)

@@ -12,22 +12,16 @@ from mcp import Client
 
 from shadowproxy.core.tasks import spawn
 from tests.control.test_approvals import api, calls, pending, proxy_config
-from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import ProxyProcess
 
 
-async def test_held_on_a_decided_on_b(tmp_path: Path) -> None:
-    try:
-        server = RedisServer()
-        server.__enter__()
-    except RedisUnavailable as exc:
-        missing(exc)
+async def test_held_on_a_decided_on_b(tmp_path: Path, redis_url: str) -> None:
     instances: list[ProxyProcess] = []
     try:
         starts = []
         for name in ("a", "b"):
             cluster = {"instance_id": name, "heartbeat_interval": 0.5, "heartbeat_ttl": 3}
-            config = proxy_config(tmp_path, server.url, name=name, cluster=cluster)
+            config = proxy_config(tmp_path, redis_url, name=name, cluster=cluster)
             instances.append(ProxyProcess(tmp_path / f"{name}.log"))
             starts.append(instances[-1].start("--config", str(config)))
         # Side by side: each start is mostly the interpreter's imports.
@@ -46,7 +40,6 @@ async def test_held_on_a_decided_on_b(tmp_path: Path) -> None:
         assert calls(tmp_path)[-1]["arguments"] == {"amount": 9, "to": "dora"}
     finally:
         await asyncio.gather(*(instance.stop() for instance in instances))
-        server.__exit__(None, None, None)
 
 
 async def test_pending_across_a_restart_is_listed_with_how_it_ended(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from mcp.shared.exceptions import MCPError
 
 from tests.control.test_pins import DRIFTING, POISONED, tools
 from tests.ops.helpers import TOKEN, admin
-from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import ProxyProcess
 
 
@@ -28,12 +27,7 @@ async def echo_refused(url: str) -> bool:
     return False
 
 
-async def test_an_approval_on_a_holds_on_b_at_once(tmp_path: Path) -> None:
-    try:
-        server = RedisServer()
-        server.__enter__()
-    except RedisUnavailable as exc:
-        missing(exc)
+async def test_an_approval_on_a_holds_on_b_at_once(tmp_path: Path, redis_url: str) -> None:
     state = tmp_path / "state"
     state.mkdir()
     instances: list[ProxyProcess] = []
@@ -41,7 +35,7 @@ async def test_an_approval_on_a_holds_on_b_at_once(tmp_path: Path) -> None:
         starts = []
         for name in ("a", "b"):
             config = {
-                "store": server.url,
+                "store": redis_url,
                 "upstreams": {"drift": {"command": [sys.executable, str(DRIFTING), str(state)]}},
                 "admin": {"token": TOKEN},
                 "pinning": {"mode": "block"},
@@ -81,4 +75,3 @@ async def test_an_approval_on_a_holds_on_b_at_once(tmp_path: Path) -> None:
         assert listed["scopes"] == []  # a reset reaches the other instance too
     finally:
         await asyncio.gather(*(instance.stop() for instance in instances))
-        server.__exit__(None, None, None)
