@@ -40,6 +40,8 @@ class Direction(enum.Enum):
     CLIENT_TO_SERVER = "client_to_server"
     SERVER_TO_CLIENT = "server_to_client"
 
+    __hash__ = object.__hash__  # as jsonrpc.Kind's: by identity, in C
+
 
 class Action(enum.Enum):
     FORWARD = "forward"
@@ -47,6 +49,8 @@ class Action(enum.Enum):
     RESPOND = "respond"
     DELAY = "delay"
     HOLD = "hold"
+
+    __hash__ = object.__hash__  # as jsonrpc.Kind's: by identity, in C
 
 
 # Enum member lookups are slow on 3.11 (see jsonrpc.REQUEST): the per-message code uses these.

@@ -210,6 +210,7 @@ class Proxy:
         for hook in self.chain.closables:
             await hook.close()
         if self.tapes is not None:
+            self.tapes.drain()
             await asyncio.to_thread(self.tapes.stop)
         await self.worker.stop()
         await self.store.close()

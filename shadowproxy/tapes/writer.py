@@ -5,26 +5,28 @@ audit log): it tests whether the session is recorded (``record: all``, or a rule
 :attr:`SessionRecord.recording`) and appends one tuple to a bounded deque, never waiting: past ``queue``
 messages it drops the message and counts it (``dropped``). Nothing is decoded, copied or woken per message.
 
-A thread takes what has gathered every :data:`BATCH_EVERY` seconds (sooner when the deque is half full) and
-writes it: a message whose wire form :meth:`~shadowproxy.core.redact.Redactor.clean` finds nothing to mask in
-(most) goes on its line as the bytes it came as, behind a prefix made once per direction and verdict; any other
-is redacted and encoded. Each tape gets one ``write`` per batch. The thread holds the GIL only to format, so the
-event loop loses a few microseconds per message, not a thread switch each. It rotates a tape past
-``max_tape_bytes`` into a new part and, as it starts and every :data:`SWEEP_EVERY` seconds, deletes tapes older
-than ``max_age`` and the oldest while the folder holds more than ``max_total_bytes``.
+What has gathered is formatted on the event loop, :data:`BATCH_EVERY` seconds after the first message, in slices
+of :data:`SLICE` messages with the loop's other work between them: a message whose wire form
+:meth:`~shadowproxy.core.redact.Redactor.clean` finds nothing to mask in (most) goes on its line as the bytes it
+came as, behind a prefix made once per direction and verdict; any other is redacted and encoded. Each slice's
+lines go to :class:`~shadowproxy.tapes.files.TapeFiles`, whose thread only writes them (one ``write`` per tape and
+slice), so the loop never waits on a disk. Formatting in a thread instead cost the loop more than the formatting
+itself: every batch handed the GIL back and forth between the two threads (``benchmarks/README.md``). A tape past
+``max_tape_bytes`` goes on in a new part; as it starts and every :data:`SWEEP_EVERY` seconds the thread deletes
+tapes older than ``max_age`` and the oldest while the folder holds more than ``max_total_bytes``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -33,6 +35,7 @@ from shadowproxy.core.chain import FORWARD, Action, Direction, Verdict
 from shadowproxy.core.counters import verdict_label
 from shadowproxy.core.jsonrpc import Message, error_response, result_response
 from shadowproxy.core.record import SessionRecord
+from shadowproxy.tapes.files import TapeFiles, Writes
 from shadowproxy.tapes.format import SUFFIX, VERSION
 
 if TYPE_CHECKING:
@@ -41,22 +44,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OPEN_FILES = 64
-"""Tapes kept open at once; the least recently written is closed (and opened again to append)."""
 KNOWN_SESSIONS = 10_000
 """Sessions whose tape is remembered; a forgotten one that speaks again starts a new tape."""
 BATCH_EVERY = 0.05
-"""Seconds the writer lets messages gather once one has come: a tape is at most this much behind."""
+"""Seconds messages gather once one has come: a tape is this much behind, or a little more."""
+SLICE = 256
+"""Messages formatted in one go on the event loop (about a millisecond): its other callbacks run between slices."""
 SWEEP_EVERY = 30.0
 CHUNK = 64
 """Messages :meth:`~shadowproxy.core.redact.Redactor.clean` looks at together: one call's cost spread over many
 messages, and one message that needs masking sends only its chunk to be looked at message by message."""
-C2S = Direction.CLIENT_TO_SERVER
+C2S, S2C = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
+_now = time.time
 
-Item = tuple[SessionRecord, float, Direction, bytes, Verdict, str, Message | None]
-"""Session, time, direction, the message's wire form as it went on, verdict, transport, and the message the chain
-stopped or answered (for the proxy's answer line). Only the bytes are kept, not the message: a decoded message
-held until the writer's next batch would outlive the young generation and make the garbage collector's work."""
+Forwarded = tuple[SessionRecord, float, Direction, bytes, str]
+"""A message the chain let through as it was (most): session, time, direction, its wire form as it went on, and
+transport."""
+Judged = tuple[SessionRecord, float, Direction, bytes, str, Verdict, Message | None]
+"""Any other: the same, then the verdict and the message the chain stopped or answered (for the proxy's answer
+line)."""
+Item = Forwarded | Judged
+"""Only the bytes are kept, not the message: a decoded message held until the writer's next batch would outlive the
+young generation and make the garbage collector's work."""
 
 
 @dataclass(slots=True)
@@ -73,7 +82,8 @@ class _Tape:
 
 
 class Recorder:
-    """Writes the tapes of one proxy; :meth:`start` and :meth:`stop` run its writer thread."""
+    """Writes the tapes of one proxy: :meth:`start` on the event loop, :meth:`record` each message, :meth:`drain`
+    and :meth:`stop` at the end. Used with no event loop (the tests), it formats and writes at :meth:`stop`."""
 
     def __init__(self, config: TapesConfig) -> None:
         self.config = config
@@ -84,17 +94,15 @@ class Recorder:
         self.written = 0
         self.unattributed = 0
         """Messages of no session, recorded nowhere (``record: all``)."""
-        # deque.append and popleft are atomic: the event loop appends, the writer pops, neither takes a lock.
         self._queue: deque[Item] = deque()
         self._limit = config.queue
         self._soon = max(1, config.queue // 2)
-        self._wake = threading.Event()
-        self._idle = False
-        """The writer waits for a message (the next :meth:`record` wakes it) rather than for a batch to gather."""
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._files = TapeFiles(self.dir, config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._due: asyncio.Handle | None = None
+        """The next slice, once messages are waiting."""
         self._tapes: OrderedDict[str, _Tape] = OrderedDict()
-        self._files: OrderedDict[str, IO[bytes]] = OrderedDict()
+        self._writes: Writes = []
         self._prefixes: dict[tuple[Direction, Action, bool, str | None], bytes] = {}
         self._swept = 0.0
 
@@ -110,63 +118,63 @@ class Recorder:
         if len(queue) >= self._limit:
             self.dropped += 1
             return
-        # to_bytes() is the bytes the message came as, or its encoding that the front end is about to send.
-        wire = (verdict.message or message).to_bytes()
-        stopped = None if verdict.is_forward else message
-        queue.append((record, time.time(), direction, wire, verdict, transport, stopped))
-        if self._idle or len(queue) == self._soon:
-            self._idle = False
-            self._wake.set()
+        if verdict is FORWARD:
+            # raw: the bytes the message came as; to_bytes() encodes one the front end is about to send.
+            queue.append((record, _now(), direction, message.raw or message.to_bytes(), transport))
+        else:
+            wire = (verdict.message or message).to_bytes()
+            queue.append((record, _now(), direction, wire, transport, verdict, None if verdict.is_forward else message))
+        if self._due is None:
+            loop = self._loop
+            if loop is not None:
+                self._due = loop.call_later(BATCH_EVERY, self._tick)
+        elif len(queue) == self._soon:
+            self._due.cancel()
+            self._due = self._loop.call_soon(self._tick)  # type: ignore[union-attr]
 
     def start(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="tape-writer", daemon=True)
-        self._thread.start()
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._files.start()
+        self._swept = time.monotonic()
+        self._files.sweep(frozenset())  # what expired while the proxy was down
+
+    def drain(self) -> None:
+        """On the event loop, as the proxy stops: format and hand over what is queued; what comes later waits for
+        :meth:`stop`."""
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        self._loop = None
+        self._slice(len(self._queue))
 
     def stop(self) -> None:
-        """Write what is queued, close the files."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stopping = True
-            self._wake.set()
-            thread.join()
+        """Format what is still queued (the loop no longer does), write everything, close the files."""
+        self.drain()
+        self._files.stop()
 
-    def _run(self) -> None:
-        try:
-            self._sweep()  # what expired while the proxy was down
-        except OSError as exc:
-            log.warning("could not expire the tapes in %s: %s", self.dir, exc)
-        while not self._stopping:
-            if not self._queue:
-                # Set before the test: a record() that appends after the test sees it and wakes the writer.
-                self._idle = True
-                if not self._queue:
-                    self._wake.wait(SWEEP_EVERY)
-                self._idle = False
-            self._wake.clear()
-            if self._queue and not self._stopping:
-                self._wake.wait(BATCH_EVERY)  # let a batch gather; a half-full queue cuts it short
-                self._wake.clear()
-            self._batch()
-            if time.monotonic() - self._swept > SWEEP_EVERY:
-                try:
-                    self._sweep()
-                except OSError as exc:
-                    log.warning("could not expire the tapes in %s: %s", self.dir, exc)
-        self._batch()
-        for file in self._files.values():
-            file.close()
-        self._files.clear()
+    def _tick(self) -> None:
+        self._due = None
+        self._slice(SLICE)
+        loop, left = self._loop, len(self._queue)
+        if loop is not None and left:
+            # A full slice waiting goes next, after the loop's I/O; a few wait for more to gather.
+            self._due = loop.call_soon(self._tick) if left >= SLICE else loop.call_later(BATCH_EVERY, self._tick)
+        if time.monotonic() - self._swept > SWEEP_EVERY:
+            self._swept = time.monotonic()
+            self._files.sweep(frozenset(tape.path for tape in self._tapes.values()))
 
-    def _batch(self) -> None:
-        """Format what is queued, then write each tape's lines at once."""
+    def _slice(self, count: int) -> None:
+        """Format up to ``count`` queued messages, then hand each tape's new lines to the writing thread."""
         queue = self._queue
-        touched: dict[str, tuple[SessionRecord, _Tape]] = {}
+        touched: list[_Tape] = []
         redactor = self.redactor
         tapes, limit = self._tapes, self.config.max_tape_bytes
-        forwarded = {direction: self._prefix(direction, FORWARD) for direction in Direction}
-        left = len(queue)  # what came after the batch began waits for the next: the files are written in between
+        # Direction is an Enum: the two prefixes are told apart by identity, not looked up.
+        to_server, to_client = self._prefix(C2S, FORWARD), self._prefix(S2C, FORWARD)
+        left = min(count, len(queue))
         while left > 0:
             items = [queue.popleft() for _ in range(min(left, CHUNK))]
             left -= len(items)
@@ -176,32 +184,38 @@ class Recorder:
             clean = redactor is None or redactor.clean(chunk)
             plain = clean and chunk.find(b"\n") < 0 and chunk.find(b"\r") < 0
             for item in items:
-                record, now, direction, wire, verdict, _, _ = item
-                tape = tapes.get(record.id)
-                if plain and verdict is FORWARD and tape is not None and tape.size <= limit:
-                    # The usual message, inline: a call per message is a good part of the writer's time.
-                    line = b'{"t":%.6f%s%s}\n' % (now - tape.started, forwarded[direction], wire)
-                    tape.pending.append(line)
+                tape = tapes.get(item[0].id)
+                if plain and len(item) == 5 and tape is not None and tape.size <= limit:
+                    # The usual message, inline: a call per message is a good part of the formatting's time.
+                    pending = tape.pending
+                    if not pending:
+                        touched.append(tape)
+                    line = b'{"t":%.6f%s%s}\n' % (
+                        item[1] - tape.started,
+                        to_server if item[2] is C2S else to_client,
+                        item[3],
+                    )
+                    pending.append(line)
                     tape.size += len(line)
-                    touched[record.id] = (record, tape)
                     continue
                 try:
-                    touched[record.id] = self._format(item, clean)
-                except Exception:  # one message that cannot be written must not stop the writer
+                    touched.append(self._format(item, clean))
+                except Exception:  # one message that cannot be written must not stop the recording
                     log.exception("could not put a message on its tape")
                     self.written -= 1
             self.written += len(items)
-            if left:
-                time.sleep(0)  # the GIL to the event loop between chunks, not after a whole batch
-        for key, (_, tape) in touched.items():
-            try:
-                self._flush(key, tape)
-            except OSError as exc:
+        writes = self._writes
+        for tape in touched:
+            if tape.pending:
+                writes.append((tape.path, b"".join(tape.pending)))
                 tape.pending.clear()
-                log.warning("could not write a tape in %s: %s", self.dir, exc)
+        if writes:
+            self._writes = []
+            self._files.write(writes)
 
-    def _format(self, item: Item, clean: bool) -> tuple[SessionRecord, _Tape]:
-        record, now, direction, wire, verdict, transport, stopped = item
+    def _format(self, item: Item, clean: bool) -> _Tape:
+        record, now, direction, wire, transport = item[:5]
+        verdict, stopped = (item[5], item[6]) if len(item) == 7 else (FORWARD, None)  # type: ignore[misc]
         tape = self._tapes.get(record.id)
         if tape is None:
             tape = self._begin(record, now, transport, wire)
@@ -219,7 +233,7 @@ class Recorder:
             tape.pending.append(line)
             tape.size += len(line)
             self.written += 1
-        return record, tape
+        return tape
 
     def _prefix(self, direction: Direction, verdict: Verdict) -> bytes:
         """What comes between a line's time and its message, made once per direction and verdict."""
@@ -267,9 +281,9 @@ class Recorder:
         tape = _Tape(stem, now, self.dir / f"{stem}{SUFFIX}")
         self._tapes[record.id] = tape
         if len(self._tapes) > KNOWN_SESSIONS:
-            forgotten, old = self._tapes.popitem(last=False)
-            self._flush(forgotten, old)
-            self._close(forgotten)
+            _, old = self._tapes.popitem(last=False)
+            self._hand_over(old)
+            self._writes.append((old.path, None))
         first = _loads(wire) if record.protocol_version is None or record.client_info is None else {}
         params = first.get("params") if first.get("method") == "initialize" else None
         params = params if isinstance(params, dict) else {}
@@ -297,59 +311,18 @@ class Recorder:
 
     def _rotate(self, record: SessionRecord, tape: _Tape, transport: str) -> None:
         """Close a tape past ``max_tape_bytes``; what follows goes to a new part with its own header."""
-        self._flush(record.id, tape)
-        self._close(record.id)
+        self._hand_over(tape)
+        self._writes.append((tape.path, None))
         tape.part += 1
         tape.path = self.dir / f"{tape.stem}.{tape.part}{SUFFIX}"
         tape.size = 0
         self._header(record, tape, transport)
 
-    def _flush(self, key: str, tape: _Tape) -> None:
+    def _hand_over(self, tape: _Tape) -> None:
+        """The tape's lines so far, to be written before what follows (a new part's, another tape's)."""
         if tape.pending:
-            data = memoryview(b"".join(tape.pending))
+            self._writes.append((tape.path, b"".join(tape.pending)))
             tape.pending.clear()
-            file = self._file(key, tape)
-            while data:  # an unbuffered file's write may take part of it
-                data = data[file.write(data) :]
-
-    def _file(self, key: str, tape: _Tape) -> IO[bytes]:
-        file = self._files.get(key)
-        if file is None:
-            file = self._files[key] = tape.path.open("ab", buffering=0)
-            if len(self._files) > OPEN_FILES:
-                _, oldest = self._files.popitem(last=False)
-                oldest.close()
-        else:
-            self._files.move_to_end(key)
-        return file
-
-    def _close(self, key: str) -> None:
-        file = self._files.pop(key, None)
-        if file is not None:
-            file.close()
-
-    def _sweep(self) -> None:
-        """Delete tapes past ``max_age``, then the oldest while the folder is over ``max_total_bytes``."""
-        self._swept = time.monotonic()
-        config = self.config
-        writing = {tape.path for tape in self._tapes.values()}
-        found = []
-        for path in self.dir.glob(f"*{SUFFIX}"):
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            found.append((stat.st_mtime, stat.st_size, path))
-        found.sort()
-        total = sum(size for _, size, _ in found)
-        cutoff = time.time() - config.max_age if config.max_age else None
-        for mtime, size, path in found:
-            old = cutoff is not None and mtime < cutoff
-            over = config.max_total_bytes and total > config.max_total_bytes
-            if not (old or over) or path in writing:
-                continue
-            path.unlink(missing_ok=True)
-            total -= size
 
 
 def _other(direction: Direction) -> str:
