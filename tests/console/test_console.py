@@ -10,120 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import os
-import shutil
 import tomllib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-import yaml
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from shadowproxy.core.tasks import spawn
+from tests.console.browser import BAD_RULES, GOOD_RULES, STATIC, axe, shot, until, visit
 from tests.ops.helpers import AUTH, TOKEN
 from tests.security.helpers import HEADERS, open_session
-from tests.support import REPO, ProxyProcess, sdk_server_command
+from tests.support import REPO, ProxyProcess
 
-playwright_api = pytest.importorskip("playwright.async_api")
+pytest.importorskip("playwright.async_api")
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-AXE = Path(__file__).with_name("axe.min.js")
-STATIC = REPO / "shadowproxy" / "ops" / "console" / "static"
-SHOTS = REPO / "docs" / "console"
-GOOD_RULES = (
-    "rules:\n  - id: no-fail\n    description: the fail tool is off limits\n"
-    "    match: {tool: fail}\n    action: block\n"
-    "  - id: slow-needs-a-human\n    match: {tool: slow}\n"
-    "    action: {approve: {by: operator, timeout: 120, on_timeout: block}}\n"
-)
-BAD_RULES = "rules:\n  - id: no-fail\n    match: {tool: fail}\n    action: explode\n"
-WAIT = 30_000  # ms: generous, the machine is shared
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("REQUIRE_CHROMIUM") == "1":
-            pytest.fail("chromium is required (apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def rules_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("console") / "policy.yaml"
-    path.write_text(GOOD_RULES)
-    return path
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def proxy(rules_file: Path) -> AsyncIterator[ProxyProcess]:
-    config = {
-        "upstreams": {"files": {"command": sdk_server_command()}},
-        "interceptors": [{"name": "rules", "paths": [str(rules_file)], "watch": False}],
-        "admin": {"token": TOKEN},
-        "tapes": {"dir": str(rules_file.with_name("tapes")), "record": "all"},
-    }
-    path = rules_file.with_name("shadowproxy.yaml")
-    path.write_text(yaml.safe_dump(config))
-    process = ProxyProcess(rules_file.with_name("proxy.log"))
-    try:
-        yield await process.start("--config", str(path))
-    finally:
-        await process.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(chromium: str) -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as driver:
-        launched = await driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def page(browser: Any, proxy: ProxyProcess) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(WAIT)
-    opened = await context.new_page()
-    opened.violations = []  # the page's own CSP reports and script errors: none may happen
-    opened.on("console", lambda m: opened.violations.append(m.text) if "Content Security Policy" in m.text else None)
-    opened.on("pageerror", lambda error: opened.violations.append(str(error)))
-    try:
-        yield opened
-    finally:
-        await context.close()
-
-
-async def axe(page: Any) -> None:
-    """axe-core over the page as it is now: no serious or critical violation."""
-    # Evaluated through the driver, which the page's CSP does not govern; the console never ships axe.
-    await page.evaluate(AXE.read_text() + "\n;0")
-    results = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert not bad, "\n".join(bad)
-
-
-async def shot(page: Any, name: str, tmp_path: Path) -> None:
-    path = tmp_path / f"{name}.png"
-    await page.screenshot(path=str(path))
-    assert path.stat().st_size > 10_000
-    if os.environ.get("SAVE_CONSOLE_SCREENSHOTS") == "1":
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, SHOTS / path.name)
 
 
 def write(path: Path, text: str) -> None:
@@ -134,21 +38,6 @@ def same_bytes(one: Path, other: Path) -> bool:
     return one.read_bytes() == other.read_bytes()
 
 
-async def until(page: Any, expression: str) -> None:
-    """Poll ``expression`` in the page until it is true. Playwright's ``wait_for_function`` would evaluate it with
-    ``eval`` inside the page, which the console's CSP (rightly) refuses; ``evaluate`` goes through the driver."""
-    for _ in range(WAIT // 50):
-        if await page.evaluate(expression):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {expression}")
-
-
-async def visit(page: Any, hash_: str) -> None:
-    await page.evaluate(f"location.hash = {hash_!r}")
-    await until(page, "document.activeElement && document.activeElement.tagName === 'H1'")
-
-
 async def test_every_static_file_is_package_data() -> None:
     """A non-editable install ships the console: each file under static/ matches a package-data pattern."""
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -157,6 +46,18 @@ async def test_every_static_file_is_package_data() -> None:
     assert len(files) >= 10
     missed = [name for name in files if not any(fnmatch.fnmatch(name, pattern) for pattern in patterns)]
     assert not missed
+
+
+async def test_no_static_file_names_anywhere_else() -> None:
+    """Nothing is loaded from elsewhere (no CDN, works offline): no URL in the shipped files but the SVG namespace."""
+    found = [
+        (path.name, word)
+        for path in STATIC.rglob("*")
+        if path.is_file()
+        for word in path.read_text().split()
+        if ("http://" in word or "https://" in word or "//cdn" in word) and "www.w3.org/2000/svg" not in word
+    ]
+    assert not found
 
 
 async def test_files_load_without_the_token_and_data_needs_it(proxy: ProxyProcess) -> None:
@@ -232,6 +133,7 @@ async def test_a_session_appears_with_its_timeline(page: Any, proxy: ProxyProces
         call = page.locator(".exchange", has_text="echo")
         await call.locator(".answer .line", has_text="tools/call").wait_for()
         assert "forward" in await call.inner_text()
+        assert " ms" in await call.locator(".answer").inner_text()  # its latency
         await call.locator("button[data-seq]").first.click()
         await call.locator("pre.body", has_text="hello console").wait_for()
         blocked = page.locator(".exchange.blocked", has_text="fail")
@@ -299,6 +201,9 @@ async def test_restart_an_upstream(page: Any, tmp_path: Path) -> None:
     row = page.locator("#view tbody tr", has_text="files")
     await row.wait_for()
     assert "stdio" in await row.inner_text()
+    cells = await row.locator("th, td").all_inner_texts()  # status, circuit, restarts, crashes, sessions, p50, p95, p99
+    assert cells[2] == "up" and cells[3] == "closed" and cells[4:7] == ["0", "0", "0"], cells
+    assert all(cell.endswith(" ms") for cell in cells[7:10]), cells
     await axe(page)
     await shot(page, "upstreams", tmp_path)
     await row.get_by_role("button", name="Restart files").click()
@@ -399,3 +304,4 @@ async def test_the_flow_view_stays_bounded_under_a_burst(page: Any, proxy: Proxy
     assert totals["requests"] >= calls and totals["blocked"] >= 1 and totals["errors"] >= totals["blocked"]
     assert totals["overhead"]["count"] >= calls and totals["sessions"] >= 1
     assert totals["upstreams"]["files"]["count"] > 0 and totals["upstreams"]["files"]["p50_ms"] > 0
+    assert page.elsewhere == []  # nothing was fetched from anywhere but the proxy
