@@ -113,7 +113,12 @@ Words = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
 _WIRE_WORDS: dict[str, Words] = {
     "private_key": (((), ("PRIVATE KEY",)),),
     "jwt": (((), ("eyJ",)),),
-    "api_key": (((), ("AKIA", "ASIA", "AIza")), (("_", "-"), _VENDOR_PREFIXES)),  # each prefix holds a - or _
+    # Gated by a piece each word holds, rarer in MCP traffic than the "_" of "_meta" or a tool's name.
+    "api_key": (
+        ((), ("AKIA", "ASIA", "AIza", "xox")),
+        (("k_", "k-"), ("sk-", "sk_", "rk_", "pk_")),
+        (("gh", "github"), ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
+    ),
     "email": (((), ("@",)),),
 }
 _WIRE_LOWER: dict[str, Words] = {
@@ -121,7 +126,7 @@ _WIRE_LOWER: dict[str, Words] = {
     "api_key_assignment": (
         ((), ("secret", "passw")),
         (("api",), ("apikey", "api_key", "api-key")),
-        (("token",), ("accesstoken", "access_token", "access-token")),
+        (("access",), ("accesstoken", "access_token", "access-token")),  # "token": every progressToken
     ),
 }
 _SHAPES = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)

@@ -108,3 +108,25 @@ def test_an_ordinary_message_is_clean() -> None:
     assert Redactor().clean(json.dumps(call).encode()) and Redactor().clean(json.dumps(meta).encode())
     assert not Redactor().clean(json.dumps({**call, "id": "a\\nb"}).encode()), "an escape may hide a match"
     assert not Redactor(patterns=["x"]).clean(b"{}"), "extra patterns may be anchored to a string's ends"
+
+
+VENDOR_KEYS = [
+    "sk-proj-abcdefghijklmnopqrstuvwx",
+    "sk_live_abcdefghijklmnop",
+    "rk_test_abcdefghijklmnop",
+    "pk_live_abcdefghijklmnop",
+    *(f"gh{kind}_{'a' * 36}" for kind in "pousr"),
+    f"github_pat_{'a' * 22}",
+    "xoxb-1234567890-abcdef",
+    "AKIAABCDEFGHIJKLMNOP",
+    f"AIza{'a' * 35}",
+]
+
+
+@pytest.mark.parametrize("key", VENDOR_KEYS)
+def test_every_vendor_key_makes_a_message_unclean(key: str) -> None:
+    """clean() gates the vendor prefixes by a piece of each (``k_``, ``gh``, ``github``): none may slip past."""
+    redactor = Redactor()
+    message = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": f"key {key} here"}]}}
+    assert redactor.value(message) is not message, "the detector masks it"
+    assert not redactor.clean(json.dumps(message).encode())
