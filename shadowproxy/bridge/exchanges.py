@@ -5,7 +5,8 @@ its progress token is renumbered likewise. What the server sends comes back unde
 a server-to-client request (sampling, elicitation, roots) ends the exchange with an ``InputRequiredResult``,
 while the upstream's request stays open, *parked* under the ``requestState`` the client echoes on its retry
 (:class:`Parked`). The retry's answers go to the server, and the parked request's exchange carries on under
-the retry's id. A parked request nobody comes back for is cancelled upstream after ``PARK_TIMEOUT``.
+the retry's id. A parked request nobody comes back for is cancelled upstream after ``PARK_TIMEOUT``. A list
+change or resource update the server sends during the request goes to the principal's listen streams instead.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from shadowproxy.core.errors import (
 )
 from shadowproxy.core.jsonrpc import Message, error_response, notification, result_response
 from shadowproxy.core.tasks import spawn
+from shadowproxy.upstreams.attribution import RESOURCE_UPDATED, SHARED_STATE
 from shadowproxy.upstreams.base import Exchange
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,11 @@ class BridgedExchange:
             state = self.bridge.park(self, message)
             self.over = True
             return result_response(request.id, input_required("input-1", message, state))  # type: ignore[arg-type]
+        if message.method in SHARED_STATE or message.method == RESOURCE_UPDATED:
+            # The server's own state, not this request's: a 2026-07-28 client hears of it only on its listen streams.
+            # A handshake server over stdio has no other stream, so what it says during a call lands here.
+            self.bridge.pool.heard(self.principal, message)
+            return await self.next()
         if message.method == "notifications/message" and (
             self.log_floor is None or logged_at(message) < self.log_floor
         ):

@@ -145,7 +145,12 @@ class LegacyChannel:
 
 
 class ModernExchange:
-    """One handshake-era request answered by a 2026-07-28 server, its input rounds included."""
+    """One handshake-era request answered by a 2026-07-28 server, its input rounds included.
+
+    Each request upstream (the first, and each retry with answers) is sent by a task of its own, which
+    :meth:`next` waits for: the front may interrupt a wait for the answer (to open a stream, poll a quiet one, or
+    keep the client's alive), and that must never cut the upstream request short.
+    """
 
     status: int | None = None
     streaming = False
@@ -156,6 +161,7 @@ class ModernExchange:
         self.owner = owner
         self.request = request
         self.inner: Exchange | None = None
+        self.sending: asyncio.Task[Exchange | Exception] | None = None
         self.outbox: list[Message] = []
         self.waiting: dict[str, Message | None] = {}
         self.state: str | None = None
@@ -165,7 +171,21 @@ class ModernExchange:
 
     async def start(self, message: Message) -> None:
         self.owner.exchanges[self.request.id] = self
-        self.inner = await self.owner.up(message)
+        self._send(message)
+
+    def _send(self, message: Message, delay: float = 0.0) -> None:
+        self.inner = None
+        self.sending = spawn(_sent(self.owner, message, delay), name="bridge-request")
+
+    async def _upstream(self) -> Exchange:
+        if self.sending is not None:
+            sent = await asyncio.shield(self.sending)
+            self.sending = None
+            if isinstance(sent, Exception):
+                raise sent
+            self.inner = sent
+        assert self.inner is not None
+        return self.inner
 
     def answered(self, key: str, reply: Message) -> None:
         if key in self.waiting:
@@ -179,23 +199,25 @@ class ModernExchange:
                 return self.outbox.pop(0)
             if self.waiting:
                 await self.ready.wait()
-                await self._retry()
+                self._retry()
                 continue
-            assert self.inner is not None
-            message = await self.inner.next()
+            inner = await self._upstream()
+            message = await inner.next()
             if not message.is_reply:
                 return message
             result = message.result
             if isinstance(result, dict) and result.get("resultType") == "input_required":
-                await self._ask(result)
+                self.inner = None
+                try:
+                    self._ask(result)
+                finally:
+                    await inner.close()
                 continue
             self._end()
             return message
 
-    async def _ask(self, result: dict[str, Any]) -> None:
+    def _ask(self, result: dict[str, Any]) -> None:
         """The server needs the client first: its questions become server-to-client requests on this stream."""
-        assert self.inner is not None
-        await self.inner.close()
         self.rounds += 1
         if self.rounds > MAX_ROUNDS:
             raise JsonRpcError(INTERNAL_ERROR, f"the server asked for input more than {MAX_ROUNDS} times")
@@ -215,10 +237,9 @@ class ModernExchange:
             self.owner.asked[asked_id] = (self, key)
         if not self.waiting:
             # Only state to hand back (the server sheds load): the same request again, a moment later.
-            await asyncio.sleep(0.05 * self.rounds)
-            await self._retry()
+            self._retry(delay=0.05 * self.rounds)
 
-    async def _retry(self) -> None:
+    def _retry(self, delay: float = 0.0) -> None:
         responses: dict[str, Any] = {}
         for key, reply in self.waiting.items():
             if reply is None or reply.kind is not Kind.RESPONSE:
@@ -229,7 +250,7 @@ class ModernExchange:
         params = {**(self.request.params or {}), "inputResponses": responses}
         if self.state is not None:
             params["requestState"] = self.state
-        self.inner = await self.owner.up(self.request.evolve(params=params))
+        self._send(self.request.evolve(params=params), delay)
 
     def _end(self) -> None:
         self.over = True
@@ -240,5 +261,23 @@ class ModernExchange:
     async def close(self, *, cancel: bool = False) -> None:
         if not self.over:
             self._end()
+        sending, self.sending = self.sending, None
+        if sending is not None:
+            # A request still on its way is cut (over HTTP its connection closes: 2026-07-28 cancellation).
+            sending.cancel()
+            await asyncio.wait({sending})
+            sent = None if sending.cancelled() else sending.result()
+            if sent is not None and not isinstance(sent, Exception):
+                self.inner = sent
         if self.inner is not None:
             await self.inner.close(cancel=cancel)
+
+
+async def _sent(owner: LegacyChannel, message: Message, delay: float) -> Exchange | Exception:
+    """``message`` sent upstream after ``delay``: its exchange, or what the sending raised (for :meth:`next`)."""
+    try:
+        if delay:
+            await asyncio.sleep(delay)
+        return await owner.up(message)
+    except Exception as exc:
+        return exc

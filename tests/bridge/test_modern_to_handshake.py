@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
+from mcp.client.subscriptions import ToolsListChanged
 from mcp.shared.exceptions import MCPError
 
 from shadowproxy.core.tasks import spawn
@@ -79,6 +81,17 @@ async def test_closing_the_stream_cancels_upstream_and_listen_hears_changes(
     async with Client(f"{proxy.base}/mcp/old", mode="2026-07-28") as client:
         assert (await client.list_tools()).tools  # the upstream session is open: what follows is the call alone
         await modern_cancel_and_listen(client, marker)
+
+
+async def test_a_list_change_said_during_a_call_reaches_the_listen_stream(proxy: ProxyProcess) -> None:
+    """Over stdio a handshake server's notification sent while a call is in flight arrives with that call; the
+    bridge gives a list change to the listen streams, where a 2026-07-28 client hears of changes."""
+    async with Client(f"{proxy.base}/mcp/old", mode="2026-07-28") as client:
+        async with client.listen(tools_list_changed=True) as subscription:
+            assert text_of(await client.call_tool("change_now", {})) == "changed"
+            with anyio.fail_after(STARTUP):
+                event = await anext(aiter(subscription))
+            assert isinstance(event, ToolsListChanged)
 
 
 async def test_bridge_off_passes_requests_untouched(proxy: ProxyProcess) -> None:

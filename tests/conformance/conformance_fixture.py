@@ -24,9 +24,11 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from conformance_fixture_events import MemoryEventStore  # siblings: run as a script, this folder is on sys.path
+from conformance_fixture_asking import is_modern  # siblings: run as a script, this folder is on sys.path
+from conformance_fixture_events import MemoryEventStore
 from conformance_fixture_legacy import register_server_requests
 from conformance_fixture_mrtr import register_input_required
+from mcp.server import NotificationOptions
 from mcp.server.caching import CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
@@ -146,7 +148,10 @@ def register_tools(mcp: MCPServer) -> None:
     async def test_trigger_tool_change(ctx: Context) -> types.CallToolResult:
         if "test_dynamic_tool" not in {tool.name for tool in await mcp.list_tools()}:
             mcp.add_tool(_dynamic_tool, name="test_dynamic_tool", description="Added by test_trigger_tool_change.")
-        await ctx.notify_tools_changed()
+        await ctx.notify_tools_changed()  # to 2026-07-28 listen streams
+        if not is_modern(ctx):
+            # A handshake-era client hears it as the session's own notification (off the call's stream).
+            await _session(ctx).send_tool_list_changed()
         return types.CallToolResult(content=[_text("tool list changed")])
 
     @mcp.tool(description="Adds a prompt, so that prompts/list changes.")
@@ -154,6 +159,8 @@ def register_tools(mcp: MCPServer) -> None:
         if "test_dynamic_prompt" not in {prompt.name for prompt in await mcp.list_prompts()}:
             mcp.prompt(name="test_dynamic_prompt", description="Added by test_trigger_prompt_change.")(_dynamic_prompt)
         await ctx.notify_prompts_changed()
+        if not is_modern(ctx):
+            await _session(ctx).send_prompt_list_changed()
         return types.CallToolResult(content=[_text("prompt list changed")])
 
 
@@ -299,7 +306,26 @@ def build_server() -> MCPServer:
     register_input_required(mcp)
     register_resources(mcp)
     register_prompts(mcp)
+    declare_list_changes(mcp)
     return mcp
+
+
+def declare_list_changes(mcp: MCPServer) -> None:
+    """The handshake era's `initialize` declares the list changes the 2026-07-28 `server/discover` does.
+
+    The SDK derives 2026-07-28's `listChanged` flags from `subscriptions/listen` being served, and the handshake
+    era's from `NotificationOptions`, false unless given; the fixture sends both eras' notifications (the trigger
+    tools), so both declare them, and the bridge's `server/discover` made from `initialize` says what the
+    fixture's own does.
+    """
+    low = mcp._lowlevel_server
+    plain = low.create_initialization_options
+    changes = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+
+    def create_initialization_options(notification_options: NotificationOptions | None = None, **rest: Any) -> Any:
+        return plain(notification_options or changes, **rest)
+
+    low.create_initialization_options = create_initialization_options  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -75,10 +75,12 @@ async def serve_http(log: Path) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def connect(transport: str, era: str, tmp_path: Path) -> AsyncIterator[Client]:
-    """An SDK client on `transport` speaking `era`, answering sampling, elicitation and roots."""
+async def connect(transport: str, era: str, tmp_path: Path, *options: str) -> AsyncIterator[Client]:
+    """An SDK client on `transport` speaking `era`, answering sampling, elicitation and roots (`options`: the
+    fixture's, over stdio)."""
     async with AsyncExitStack() as stack:
-        target: Any = StdioServerParameters(command=sys.executable, args=[str(FIXTURE), "--transport", "stdio"])
+        args = [str(FIXTURE), "--transport", "stdio", *options]
+        target: Any = StdioServerParameters(command=sys.executable, args=args)
         if transport == "http":
             target = await stack.enter_async_context(serve_http(tmp_path / "fixture.log"))
         client = Client(
@@ -193,3 +195,38 @@ async def test_verbatim_schemas_are_listed_intact(era: str, tmp_path: Path) -> N
         assert schema["$defs"]["address"]["$anchor"] == "addressDef"
         assert schema["if"] and schema["then"] == {"required": ["phone"]} and schema["additionalProperties"] is False
         assert tools["test_custom_headers"].input_schema["properties"]["region"]["x-mcp-header"] == "Region"
+
+
+async def test_limited_to_the_handshake_era_the_2026_tools_ask_mid_call(tmp_path: Path) -> None:
+    """What the bridge carries to a 2026-07-28 client: the InputRequiredResult tools ask as server requests."""
+    async with connect("stdio", LEGACY, tmp_path, "--era", "handshake") as client:
+        capabilities = client.server_capabilities
+        # Declared as the 2026-07-28 half's server/discover declares them (the bridge answers discover from these).
+        assert capabilities.tools and capabilities.tools.list_changed is True
+        assert capabilities.prompts and capabilities.prompts.list_changed is True
+        named = await client.call_tool("test_input_required_result_elicitation")
+        assert text_of(named) == "Hello, name-value!"
+        rounds = await client.call_tool("test_input_required_result_multi_round")
+        assert text_of(rounds) == "Done: color=color-value"
+        multiple = await client.call_tool("test_input_required_result_multiple_inputs")
+        assert "greeting=Paris (Generate a greeting)" in text_of(multiple)
+        assert "roots=file:///test/root" in text_of(multiple)
+        prompt = await client.get_prompt("test_input_required_result_prompt")
+        first = prompt.messages[0].content
+        assert isinstance(first, types.TextContent) and first.text == "Prompt using context: context-value"
+
+
+async def test_limited_to_2026_the_handshake_tools_ask_in_input_required(tmp_path: Path) -> None:
+    """What the bridge carries to a handshake-era client: the sampling and elicitation tools ask through
+    InputRequiredResult, and complete as they do in the handshake era."""
+    async with connect("stdio", MODERN, tmp_path, "--era", "modern") as client:
+        first = await client.session.call_tool("test_sampling", {"prompt": "capital?"}, allow_input_required=True)
+        assert isinstance(first, types.InputRequiredResult)
+        assert [request.method for request in first.input_requests.values()] == ["sampling/createMessage"]
+        sampled = await client.call_tool("test_sampling", {"prompt": "capital of France?"})
+        assert text_of(sampled) == "LLM response: Paris (capital of France?)"
+        elicited = await client.call_tool("test_elicitation", {"message": "who are you?"})
+        assert "action=accept" in text_of(elicited) and "username-value" in text_of(elicited)
+        defaults = await client.call_tool("test_elicitation_sep1034_defaults")
+        assert text_of(defaults).startswith("Elicitation completed: action=accept")
+        assert '"verified": "verified-value"' in text_of(defaults)

@@ -45,6 +45,13 @@ async def until_cancelled(marker: str) -> str:
     return "not cancelled"
 
 
+@server.tool()
+async def change_now(ctx: Context) -> str:
+    """Tell the client the tool list changed while the call is still in flight (over stdio, on the call's way)."""
+    await ctx.session.send_tool_list_changed()
+    return "changed"
+
+
 async def main() -> None:
     low = server._lowlevel_server
     async with stdio_server() as (read_stream, write_stream), low.lifespan(low) as state:

@@ -1,7 +1,7 @@
 """An SDK server that speaks only the 2026-07-28 revision, over stdio: ``initialize`` is refused.
 
 Its ``ask`` tool asks the client's model the 2026-07-28 way, with an ``InputRequiredResult``; ``echo``,
-``count`` (with progress), a resource and a prompt cover the rest.
+``count`` (with progress), ``slow``, a resource and a prompt cover the rest.
 """
 
 from __future__ import annotations
@@ -33,6 +33,13 @@ async def count(steps: int, ctx: Context) -> str:
     for step in range(steps):
         await ctx.report_progress(step + 1, steps)
     return f"counted {steps}"
+
+
+@server.tool()
+async def slow(seconds: float) -> str:
+    """Sleep, then answer: a quiet answer, for the proxy's polling."""
+    await anyio.sleep(seconds)
+    return f"slept {seconds}"
 
 
 @server.tool()

@@ -88,16 +88,17 @@ class StreamableHttpEndpoint(SessionFront):
         self.keepalive = keepalive
         self.forward_headers = isinstance(mount.upstream, HttpUpstream)
         # An upstream with event ids of its own (Streamable HTTP) is resumed at the upstream; any other through
-        # the proxy's event log.
-        self.resumption: Resumption | None = None
-        if not self.forward_headers and self.sessions.store is not None:
-            self.resumption = Resumption(
+        # the proxy's event log, and so is a session bridged to a 2026-07-28-only HTTP upstream (no ids either).
+        self.own_log: Resumption | None = None
+        if self.sessions.store is not None:
+            self.own_log = Resumption(
                 self.sessions.store,
                 retry=retry,
                 poll_after=poll_after,
                 stream_after=stream_after,
                 keepalive=keepalive,
             )
+        self.resumption = None if self.forward_headers else self.own_log
         # Made by the first 2026-07-28 request to an upstream that cannot see headers (see _header_check).
         self.header_check: HeaderCheck | None = None
         self.in_flight = 0
@@ -113,6 +114,13 @@ class StreamableHttpEndpoint(SessionFront):
         if request.method == "DELETE":
             return await self.delete(request)
         return web.Response(status=405, headers={"Allow": "GET, POST, DELETE"})
+
+    def resumption_for(self, channel: Channel | None) -> Resumption | None:
+        """The proxy's event log for a session's streams, when the proxy makes their event ids (``None``: the
+        upstream makes them, or nobody can resume)."""
+        if self.resumption is None and getattr(channel, "bridged", False):
+            return self.own_log
+        return self.resumption
 
     def upstream_headers(self, request: web.Request) -> dict[str, str]:
         """The client's ``Mcp-*`` headers (all but the session id, which the proxy owns), passed on unchanged."""

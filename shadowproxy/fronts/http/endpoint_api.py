@@ -29,6 +29,10 @@ class McpEndpoint(Protocol):
     request_timeout: float
     in_flight: int
 
+    def resumption_for(self, channel: Channel | None) -> Resumption | None:
+        """``resumption``, or the proxy's event log for a bridged session whose upstream has ids of its own."""
+        ...
+
     def upstream_headers(self, request: web.Request) -> dict[str, str]: ...
 
     async def find_session(self, session_id: str, principal: str | None) -> LiveSession | None: ...

@@ -2,8 +2,9 @@
 
 A session has one GET stream; a reconnect with ``Last-Event-ID`` takes over a
 stream the proxy still thinks open. For upstreams without event ids the events
-come from the proxy's event log (:mod:`shadowproxy.sessions.resumption`), and a
-``Last-Event-ID`` of a POST stream resumes that stream instead.
+come from the proxy's event log (:mod:`shadowproxy.sessions.resumption`), as they do for a session the era
+bridge carries to a 2026-07-28-only HTTP upstream, and a ``Last-Event-ID`` of a POST stream resumes that stream
+instead.
 """
 
 from __future__ import annotations
@@ -58,12 +59,13 @@ class SessionStreams:
         except limit_hits.LimitExceeded as exc:
             return http_limits.refusal(exc)
         last_event_id = request.headers.get(RESUME_HEADER)
-        if self.endpoint.resumption is not None and last_event_id:
+        resumption = self.endpoint.resumption_for(session.channel)
+        if resumption is not None and last_event_id:
             resumed = stream_of(last_event_id)
             if resumed is not None and resumed != GET_STREAM:
-                return await self.hold(self.endpoint.resumption.resume_post(request, session, last_event_id, resumed))
+                return await self.hold(resumption.resume_post(request, session, last_event_id, resumed))
         # A GET with Last-Event-ID resumes one stream at an HTTP upstream; it is not the session's listening stream.
-        resuming = self.endpoint.forward_headers and last_event_id is not None
+        resuming = resumption is None and self.endpoint.forward_headers and last_event_id is not None
         if session.listening and not resuming:
             previous = self.listeners.get(session.id)
             if last_event_id is None or previous is None:
@@ -125,7 +127,7 @@ class SessionStreams:
         stream = web.StreamResponse(status=200, headers=SSE_HEADERS)
         await stream.prepare(request)
         events: StreamLog | None = None
-        resumption = self.endpoint.resumption
+        resumption = self.endpoint.resumption_for(channel)
         if resumption is not None and upstream is None:
             events = resumption.get_log(session)
             if last_event_id and stream_of(last_event_id) == GET_STREAM:

@@ -48,6 +48,7 @@ class PostRelay:
         "message",
         "modern",
         "request",
+        "resumption",
         "session",
         "stream",
         "unlogged",
@@ -74,6 +75,7 @@ class PostRelay:
         self.modern = modern
         # The session's id on the answer to an initialize; ``None`` for a request of a session that has begun.
         self.headers = headers
+        self.resumption = endpoint.resumption_for(channel)
         self.stream: web.StreamResponse | None = None
         self.exchange: Exchange | None = None
         self.final: Message | None = None
@@ -87,7 +89,7 @@ class PostRelay:
     async def run(self) -> Answer:
         """Send the request upstream and carry everything the server says for it back to the client."""
         endpoint, message, session = self.endpoint, self.message, self.session
-        resumption = endpoint.resumption
+        resumption = self.resumption
         idle = endpoint.keepalive if resumption is None else resumption.idle_limit(session, self.events, None)
         timer = RequestTimer(self.deadline, idle)
         endpoint.in_flight += 1
@@ -160,7 +162,7 @@ class PostRelay:
     async def silence(self) -> bool:
         """The upstream said nothing for a while: keep the client's answer alive; ``False`` once the rest of the
         answer is left for the client to poll."""
-        resumption, events = self.endpoint.resumption, self.events
+        resumption, events = self.resumption, self.events
         if events is not None and self.stream is None and resumption is not None:
             # A slow answer becomes a resumable stream: a priming event, then what follows.
             self.stream = await self.open_stream(events)
@@ -211,7 +213,7 @@ class PostRelay:
         exchange = self.exchange
         if exchange is None:
             return
-        resumable = self.events is not None and self.stream is not None and self.endpoint.resumption is not None
+        resumable = self.events is not None and self.stream is not None and self.resumption is not None
         if resumable and (self.final is None or self.unlogged):
             self.detach("disconnect")
         else:
@@ -234,7 +236,7 @@ class PostRelay:
         self.final = error_response(message.id, error)
         if self.stream is None:
             return json_reply(self.final, 200 if isinstance(exc, TimeoutError) else 502, self.headers)
-        resumption = endpoint.resumption
+        resumption = self.resumption
         if self.events is not None and resumption is not None:
             await resumption.emit(self.stream, self.events, self.final)
         else:
@@ -243,7 +245,7 @@ class PostRelay:
 
     def detach(self, reason: str) -> None:
         """The rest of the answer is read into the event log by a task of its own, for the client to resume."""
-        resumption, exchange, events = self.endpoint.resumption, self.exchange, self.events
+        resumption, exchange, events = self.resumption, self.exchange, self.events
         assert resumption is not None and exchange is not None and events is not None
         judge = self.endpoint.judge_server
         message, session, channel, deadline = self.message, self.session, self.channel, self.deadline
@@ -252,7 +254,7 @@ class PostRelay:
 
     def stream_log(self) -> StreamLog | None:
         """The event log of this request's stream, when the proxy makes the ids and the client can resume."""
-        resumption, session = self.endpoint.resumption, self.session
+        resumption, session = self.resumption, self.session
         if resumption is None or self.modern or not self.wants_sse or session.id not in self.endpoint.sessions.live:
             return None
         return resumption.log_for(session)
@@ -263,7 +265,7 @@ class PostRelay:
         # Prepared here, before the front door could tag the answer.
         logs.tag(stream.headers)
         await stream.prepare(self.request)
-        resumption = self.endpoint.resumption
+        resumption = self.resumption
         if events is not None and resumption is not None:
             self.session.live_streams[events.stream_id] = events
             if resumption.primes(self.session):
