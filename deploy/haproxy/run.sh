@@ -7,6 +7,10 @@
 # Redis on ${REDIS_PORT:-6390}. Needs shadowproxy, redis-server and haproxy (apt-get install redis-server haproxy)
 # on PATH. Logs go to a temporary directory, named at start.
 set -euo pipefail
+# Each process in its own process group: Ctrl-C (SIGINT to the terminal's foreground group) reaches this script
+# alone, which then sends each process one SIGTERM. Without it every instance got the SIGINT and then the SIGTERM,
+# and a second signal makes shadowproxy exit at once instead of draining.
+set -m
 here="$(cd "$(dirname "$0")" && pwd)"
 config="${1:-$here/shadowproxy.yaml}"
 lb_port="${LB_PORT:-8765}"
@@ -22,7 +26,8 @@ stop() {
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap 'exit 0' INT TERM
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$logs/redis.log" 2>&1 &
 pids+=($!)
@@ -38,5 +43,6 @@ done
 LB_BIND="127.0.0.1:$lb_port" haproxy -db -f "$here/haproxy.cfg" >"$logs/haproxy.log" 2>&1 &
 pids+=($!)
 echo "serving http://127.0.0.1:$lb_port/mcp through HAProxy to ports $((lb_port + 1))-$((lb_port + 3)); logs in $logs"
-wait -n "${pids[@]}"
+wait -n "${pids[@]}" || true
 echo "run.sh: a process exited; stopping the rest (logs in $logs)" >&2
+exit 1
