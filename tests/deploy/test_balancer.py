@@ -273,6 +273,12 @@ async def test_three_instances_behind_haproxy(  # type: ignore[no-untyped-def]
                     progress_callback=stepped,
                 )
                 assert text_of(result) == "done 3" and steps == [1, 2, 3]
+        # The notifications came on GET streams the balancer carried (logged when the client closed them).
+        await until(
+            lambda: {p for _, m, p in balancer.served() if m == "GET"} >= {"/mcp/stdio", "/mcp/http"},
+            "the GET streams in HAProxy's log",
+            10,
+        )
         report["served_by_instance"] = dict(Counter(server for server, _, _ in balancer.served().elements()))
         load = Load(workers)
         try:
