@@ -22,12 +22,15 @@ done
 
 pids=()
 stop() {
-    trap - EXIT INT TERM
+    # Once, to the end: a second Ctrl-C, or the terminal or a pipe closing meanwhile, must not cut it short.
+    trap '' INT TERM HUP PIPE
+    trap - EXIT
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait
 }
 trap stop EXIT
-trap 'exit 0' INT TERM
+# The processes are in groups of their own: whatever ends this script must stop them (a closed terminal too).
+trap 'exit 0' INT TERM HUP PIPE
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$logs/redis.log" 2>&1 &
 pids+=($!)

@@ -1,5 +1,6 @@
 """deploy/haproxy/run.sh as a person runs it (issue 26, item 3): started from a terminal, it serves the official SDK
-client through HAProxy from three instances, and Ctrl-C stops everything it started, each instance drained once."""
+client through HAProxy from three instances, and Ctrl-C (or closing its terminal) stops everything it started, each
+instance drained once."""
 
 from __future__ import annotations
 
@@ -83,9 +84,10 @@ class Script:
     def text(self) -> str:
         return self.output.read_text(errors="replace")
 
-    def ctrl_c(self) -> None:
+    def signal_group(self, signum: int) -> None:
+        """What a terminal sends its foreground job: SIGINT on Ctrl-C, SIGHUP when it is closed."""
         assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGINT)
+        os.killpg(self.proc.pid, signum)
 
     async def close(self) -> None:
         """A test that failed part-way: the script's trap stops what it started; its group is killed if not."""
@@ -108,7 +110,8 @@ async def script(tmp_path: Path) -> AsyncIterator[Script]:
         await started.close()
 
 
-async def test_run_sh_serves_through_haproxy_and_ctrl_c_stops_it_all(script: Script) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal-closed"])
+async def test_run_sh_serves_through_haproxy_and_stops_it_all(script: Script, signum: int) -> None:
     lb_port, redis_port = four_free_ports(), free_port()
     url, logs = await script.start(lb_port, redis_port)
     assert url == f"http://127.0.0.1:{lb_port}/mcp"
@@ -126,7 +129,7 @@ async def test_run_sh_serves_through_haproxy_and_ctrl_c_stops_it_all(script: Scr
     # One session's calls, round robin over the three instances.
     await until(lambda: servers() == {"a", "b", "c"}, "calls on every instance", 10)
 
-    script.ctrl_c()
+    script.signal_group(signum)
     assert script.proc is not None
     assert await asyncio.wait_for(script.proc.wait(), 60) == 0, script.text()
     for name in "ABC":
@@ -135,4 +138,4 @@ async def test_run_sh_serves_through_haproxy_and_ctrl_c_stops_it_all(script: Scr
         assert len(re.findall(r"SIG\w+: shutting down gracefully", log)) == 1, log[-2000:]
         assert "exiting now" not in log, log[-2000:]
     for port in (lb_port, lb_port + 1, lb_port + 2, lb_port + 3, redis_port):
-        assert await refused(port), f"port {port} still open after Ctrl-C"
+        assert await refused(port), f"port {port} still open after {signal.Signals(signum).name}"
