@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from shadowproxy.cluster.wire import Keys
 from tests.redis_server import RedisServer
 from tests.support import (
     REPO,
@@ -46,6 +47,7 @@ SERVED = re.compile(r" shadowproxy/(\w+) \S+ (\d{3}) .*\"(\w+) (\S+) HTTP")
 CALL_TIMEOUT = 30.0
 MAX_ATTEMPTS = 30
 WORKERS = {"stdio": 3, "http": 2}
+PREFIX = "shadowproxy:"  # the store's key prefix (owners() reads the session and owner keys under it)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("haproxy") is None, reason="haproxy is not installed (apt-get install haproxy)"
@@ -332,6 +334,9 @@ async def test_three_instances_behind_haproxy(  # type: ignore[no-untyped-def]
             figures = await event("redis_restart_two_up", restart_redis)
             assert figures["sessions_taken_over"] == 0, figures
             await until(lambda: _covers(owners(redis_server), sessions), "the sessions to be written again")
+            # For one heartbeat_ttl after Redis came back no owner is judged lost, so a SIGTERM within that window
+            # waits it out too (a run whose SIGTERM came 0.7 s after the restart took 5.9 s): measured apart.
+            await until(lambda: _settled(redis_server), "the settling window after the restart to close")
 
             # SIGTERM one of the two left: what it was serving is answered; its stdio sessions move to the last one.
             stopped = next(name for name in by_name if name != victim)
@@ -369,6 +374,14 @@ async def test_three_instances_behind_haproxy(  # type: ignore[no-untyped-def]
         report["errors"] = {w.name: w.errors + w.http.errors for w in workers if w.errors or w.http.errors}
         print("\nbalancer figures:", report)
         await balancer.stop()
+
+
+async def _settled(server: RedisServer) -> bool:
+    store = aioredis.Redis.from_url(server.url)
+    try:
+        return not await store.exists(Keys(PREFIX).settling)
+    finally:
+        await store.aclose()
 
 
 async def _covers(found: Awaitable[dict[str, str]], sessions: dict[str | None, str]) -> bool:
