@@ -9,6 +9,7 @@ are printed (``pytest -s``)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import shlex
@@ -174,6 +175,11 @@ class Worker:
     def since(self, moment: float) -> list[float]:
         return [at for at, _ in self.acks if at > moment]
 
+    def longest_wait(self, moment: float) -> float:
+        """The longest this session went without an answer after ``moment`` (its calls follow each other)."""
+        times = [moment, *self.since(moment)]
+        return max(later - earlier for earlier, later in itertools.pairwise(times))
+
 
 @dataclass
 class Load:
@@ -301,6 +307,8 @@ async def test_three_instances_behind_haproxy(  # type: ignore[no-untyped-def]
                     "sessions_with_errors": sorted(w.name for w in workers if w.failed > errors[w.name]),
                     "sessions_taken_over": takeovers_logged() - takeovers,
                     "seconds_to_recover": round(max(w.since(began)[0] for w in workers) - began, 2),
+                    # A SIGTERMed instance's sessions stall when it exits, seconds after the event began.
+                    "longest_wait": round(max(w.longest_wait(began) for w in workers), 2),
                     "seconds": round(time.monotonic() - began, 1),
                 }
                 report[name] = figures
