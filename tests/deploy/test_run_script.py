@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from mcp import Client
@@ -48,8 +49,18 @@ def four_free_ports() -> int:
     raise AssertionError("no four free ports in a row")
 
 
-async def _listening(port: int) -> bool:
-    return not await refused(port)
+async def _ready(port: int) -> bool:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as answer:
+            return answer.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+def _all_up(haproxy_log: Path) -> bool:
+    """Every server HAProxy marked down has been marked up again since (it logs only the changes)."""
+    text = haproxy_log.read_text(errors="replace")
+    return all(text.count(f"shadowproxy/{n} is DOWN") <= text.count(f"shadowproxy/{n} is UP") for n in "abc")
 
 
 async def refused(port: int) -> bool:
@@ -115,17 +126,19 @@ async def test_run_sh_serves_through_haproxy_and_stops_it_all(script: Script, si
     lb_port, redis_port = four_free_ports(), free_port()
     url, logs = await script.start(lb_port, redis_port)
     assert url == f"http://127.0.0.1:{lb_port}/mcp"
-    # The script says where it serves once it has started the processes, not once they listen.
+    # The script says where it serves once it has started the processes, not once they are ready; HAProxy takes
+    # an instance out while its /readyz is 503 (its upstream starting) and back at its next check.
     for port in (lb_port + 1, lb_port + 2, lb_port + 3):
-        await until(lambda port=port: _listening(port), f"an instance on {port}")
-    async with Client(url, mode="legacy") as client:
-        for index in range(6):
-            assert text_of(await client.call_tool("echo", {"text": f"call {index}"})) == f"call {index}"
+        await until(lambda port=port: _ready(port), f"the instance on {port} to be ready", 60)
+    await until(lambda: _all_up(logs / "haproxy.log"), "HAProxy to have every instance up")
 
     def servers() -> set[str]:
         lines = (logs / "haproxy.log").read_text(errors="replace").splitlines()
         return {m.group(1) for m in map(SERVED.search, lines) if m and m.group(3) == "POST" and m.group(4) == "/mcp"}
 
+    async with Client(url, mode="legacy") as client:
+        for index in range(6):
+            assert text_of(await client.call_tool("echo", {"text": f"call {index}"})) == f"call {index}"
     # One session's calls, round robin over the three instances.
     await until(lambda: servers() == {"a", "b", "c"}, "calls on every instance", 10)
 
