@@ -7,6 +7,10 @@
 # Redis on ${REDIS_PORT:-6390}. Needs shadowproxy, redis-server and haproxy (apt-get install redis-server haproxy)
 # on PATH. Logs go to a temporary directory, named at start.
 set -euo pipefail
+# Each process in its own process group: Ctrl-C (SIGINT to the terminal's foreground group) reaches this script
+# alone, which then sends each process one SIGTERM. Without it every instance got the SIGINT and then the SIGTERM,
+# and a second signal makes shadowproxy exit at once instead of draining.
+set -m
 here="$(cd "$(dirname "$0")" && pwd)"
 config="${1:-$here/shadowproxy.yaml}"
 lb_port="${LB_PORT:-8765}"
@@ -18,11 +22,15 @@ done
 
 pids=()
 stop() {
-    trap - EXIT INT TERM
+    # Once, to the end: a second Ctrl-C, or the terminal or a pipe closing meanwhile, must not cut it short.
+    trap '' INT TERM HUP PIPE
+    trap - EXIT
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+# The processes are in groups of their own: whatever ends this script must stop them (a closed terminal too).
+trap 'exit 0' INT TERM HUP PIPE
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$logs/redis.log" 2>&1 &
 pids+=($!)
@@ -38,5 +46,6 @@ done
 LB_BIND="127.0.0.1:$lb_port" haproxy -db -f "$here/haproxy.cfg" >"$logs/haproxy.log" 2>&1 &
 pids+=($!)
 echo "serving http://127.0.0.1:$lb_port/mcp through HAProxy to ports $((lb_port + 1))-$((lb_port + 3)); logs in $logs"
-wait -n "${pids[@]}"
+wait -n "${pids[@]}" || true
 echo "run.sh: a process exited; stopping the rest (logs in $logs)" >&2
+exit 1

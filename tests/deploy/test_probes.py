@@ -1,7 +1,7 @@
 """Health and metrics probes as they are sent (issue 26, item 4): a load balancer's default check (HTTP/1.0, no
-Host) and a Kubernetes probe (``Host: <pod IP>:<port>``) are answered with the default ``allowed_hosts``, on the
-proxy's own connection and on aiohttp's alike (.ci/run runs this file with SHADOWPROXY_FAST_PATH=0 too), while the
-MCP and admin paths still refuse those Hosts."""
+Host), what nginx forwards (Host: the address or group it proxies to), and a Kubernetes probe (``Host: <pod IP>:
+<port>``) are answered whatever ``allowed_hosts`` lists, on the proxy's own connection and on aiohttp's alike
+(.ci/run runs this file with SHADOWPROXY_FAST_PATH=0 too), while the MCP and admin paths still refuse those Hosts."""
 
 from __future__ import annotations
 
@@ -27,7 +27,11 @@ async def proxy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Proxy
     folder: Path = tmp_path_factory.mktemp("probes")
     config = folder / "shadowproxy.yaml"
     upstream = shlex.join(sdk_server_command())
-    config.write_text(f"upstreams:\n  default:\n    command: {upstream!r}\nadmin:\n  token: probe-test-admin-token\n")
+    # allowed_hosts names nginx's upstream group (see test_nginx_probes_are_answered_as_sent).
+    config.write_text(
+        f"upstreams:\n  default:\n    command: {upstream!r}\nadmin:\n  token: probe-test-admin-token\n"
+        "allowed_hosts: [shadowproxy]\n"
+    )
     started = ProxyProcess(folder / "proxy.log")
     try:
         yield await started.start("--config", str(config))
@@ -76,6 +80,32 @@ async def test_a_kubernetes_probe_naming_the_pod_ip_is_answered(
     assert status == 200, body
     if path == "/metrics":
         assert b"shadowproxy_" in body
+
+
+NGINX = "Connection: close\r\nUser-Agent: curl/8.14.1\r\nAccept: */*\r\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        # proxy_pass to an address: HTTP/1.0 (proxy_http_version's default) with Host: that address ($proxy_host).
+        (f"GET /healthz HTTP/1.0\r\nHost: {POD}\r\n{NGINX}", 200),
+        ("HEAD /readyz HTTP/1.0\r\nHost: 10.0.0.5:8766\r\nConnection: close\r\n", 200),
+        # proxy_pass to an upstream group: Host is the group's name, which allowed_hosts must list for the MCP
+        # requests nginx forwards too; a probe then passes, and an unlisted name is refused on both alike.
+        (f"GET /readyz HTTP/1.0\r\nHost: shadowproxy\r\n{NGINX}", 200),
+        (f"GET /readyz HTTP/1.0\r\nHost: backend\r\n{NGINX}", 421),
+        (f"GET /mcp HTTP/1.0\r\nHost: backend\r\nAccept: text/event-stream\r\n{NGINX}", 421),
+        # nginx_upstream_check_module's check_http_send: HAProxy's form, HTTP/1.0 with no Host.
+        ("GET /healthz HTTP/1.0\r\n", 200),
+    ],
+    ids=["address", "address-head", "group-listed", "group-unlisted", "group-unlisted-mcp", "check-module"],
+)
+async def test_nginx_probes_are_answered_as_sent(proxy: ProxyProcess, head: str, expected: int) -> None:
+    """What nginx sends to an instance with its defaults: it has no active check of its own (NGINX Plus's
+    ``health_check`` sends what the location's ``proxy_pass`` would), so a check is a request it forwards."""
+    status, body = await exchange(proxy, head)
+    assert status == expected, body
 
 
 @pytest.mark.parametrize(
