@@ -20,6 +20,7 @@ import logging
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, MutableMapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, Counter
@@ -151,13 +152,17 @@ UPSTREAM_SECONDS = LatencyHistogram(
 )
 OVERHEAD_SECONDS = LatencyHistogram(
     "shadowproxy_proxy_overhead_seconds",
-    "Time the proxy added to one HTTP request: its whole handling minus the upstream time.",
+    "Time the proxy added to one HTTP request: its whole handling minus the upstream time and the time it was held"
+    " for a decision (an approval, a breakpoint).",
     ("transport",),
     LATENCY_BUCKETS,
 )
 REGISTRY.register(UPSTREAM_SECONDS)
 REGISTRY.register(OVERHEAD_SECONDS)
 _http_overhead = OVERHEAD_SECONDS.labels("http")
+_held: ContextVar[float] = ContextVar("shadowproxy_held_seconds", default=0.0)
+"""Seconds the request of this task spent held (:func:`held_since`), taken off its overhead: a context variable,
+as the mount that parks it does not see the HTTP request."""
 UPSTREAM_STARTS = Counter(
     "shadowproxy_upstream_starts", "Upstream server processes started for a session.", ["upstream"]
 )
@@ -263,9 +268,19 @@ def upstream_healthy(name: str) -> bool | None:
     return _health.get(name)
 
 
+def held_since(began: float) -> None:
+    """A message was held for a decision since ``began`` (a :func:`clock` reading): a person's time, not ours."""
+    _held.set(_held.get() + time.perf_counter() - began)
+
+
 def overhead(request: MutableMapping[str, Any], began: float) -> None:
-    """An MCP POST handled since ``began`` (a :func:`clock` reading): what the upstream did not spend is ours."""
+    """An MCP POST handled since ``began`` (a :func:`clock` reading): what the upstream did not spend, and no one
+    spent deciding, is ours."""
     spent = time.perf_counter() - began - request.get(UPSTREAM_SECONDS_KEY, 0.0)
+    held = _held.get()
+    if held:
+        spent -= held
+        _held.set(0.0)
     _http_overhead.observe(spent if spent > 0.0 else 0.0)
 
 

@@ -161,11 +161,15 @@ class Mount:
         holds = self.holds
         if verdict.action is _HOLD:
             held = verdict.message or ctx.message
+            parked = counters.clock()
             verdict = await holds.park(held, direction, verdict.result, record, self.name, request, waiting, ask)
+            counters.held_since(parked)
         elif holds.breakpoints and verdict.is_forward:
             held = verdict.message or ctx.message
             if holds.stops(held, direction, record.id if record else None, self.name, request):
+                parked = counters.clock()
                 verdict = await holds.park(held, direction, STOP, record, self.name, request, waiting)
+                counters.held_since(parked)
         counters.judged(ctx, verdict)
         if chain.observers:
             chain.observe(ctx, verdict)

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from mcp_types import ElicitRequestParams, ElicitResult
 
 from shadowproxy.cli.admin import TOKEN_ENV
 from shadowproxy.core.tasks import spawn
-from tests.ops.helpers import AUTH, TOKEN
+from tests.ops.helpers import AUTH, TOKEN, scrape, value
 from tests.support import REPO, ProxyProcess, child_env, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -132,6 +133,24 @@ async def test_approved_call_gets_the_servers_answer_and_progress_while_held(pro
     assert calls(tmp_path)[-1] == {"tool": "pay", "arguments": {"amount": 7, "to": "bob"}}
     status, again = await api(process.base, "POST", f"/approvals/{held['id']}", {"decision": "deny"})
     assert status == 409 and "already settled: approved" in again["error"]
+
+
+async def test_time_held_for_a_decision_is_not_the_proxys_overhead(proxy) -> None:  # type: ignore[no-untyped-def]
+    """The overhead histogram (the console's header draws it) leaves out the time a person took to decide."""
+    process, _ = proxy
+    before = value(await scrape(process.base), "shadowproxy_proxy_overhead_seconds_sum", transport="http")
+    async with Client(process.url, mode="legacy") as client:
+        call = spawn(client.call_tool("pay", {"amount": 1, "to": "eve"}), name="pay")
+        (held,) = await pending(process.base)
+        seen = time.monotonic()
+        await asyncio.sleep(1.0)
+        status, _ = await api(process.base, "POST", f"/approvals/{held['id']}", {"decision": "approve"})
+        held_at_least = time.monotonic() - seen
+        assert status == 200
+        await call
+    after = value(await scrape(process.base), "shadowproxy_proxy_overhead_seconds_sum", transport="http")
+    # Counted, the hold alone would add at least held_at_least; every request of the window together adds less.
+    assert after - before < held_at_least
 
 
 async def test_denied_call_gets_32010_and_never_reaches_the_server(proxy) -> None:  # type: ignore[no-untyped-def]
