@@ -3,7 +3,9 @@
 A handshake-era server keeps state per session (what the client said it can do, subscriptions, its own
 caches), so a stateless request is carried on a session opened for what makes sessions differ: the principal
 and the client's capabilities. A session is opened on demand (``initialize``, ``notifications/initialized``),
-reused by every request with the same key, closed once idle, and opened again when the upstream forgets it.
+reused by every request with the same key, closed once idle, and opened again when the upstream forgets it. On a
+per-session stdio server each is a process of its own: the upstream keeps a spare one ready for the next key
+(``spare``, one unless the config says otherwise; see :mod:`shadowproxy.upstreams.spares`).
 Principals never share one: what a server sends on a session reaches only requests of its principal.
 """
 
@@ -25,6 +27,7 @@ from shadowproxy.core.jsonrpc import Kind, Message, notification
 from shadowproxy.core.tasks import spawn
 from shadowproxy.upstreams.attribution import refusal
 from shadowproxy.upstreams.base import Channel, Exchange, Upstream
+from shadowproxy.upstreams.stdio import StdioUpstream
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,9 @@ class HandshakePool:
             return await asyncio.shield(opening)
         future: asyncio.Future[PooledSession] = asyncio.get_running_loop().create_future()
         self._opening[key] = future
+        if isinstance(self.upstream, StdioUpstream):
+            # Each pooled session of a per-session stdio server is a process: the next key's is started ahead.
+            self.upstream.bridged()
         try:
             pooled = await open_session(self.upstream, key, capabilities, self.heard)
         except BaseException as exc:

@@ -42,6 +42,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 Seconds = Annotated[Number, Field(gt=0)]
 Delay = Annotated[Number, Field(ge=0)]
 Count = Annotated[Whole, Field(gt=0)]
+MAX_SPARE = 16
+Spare = Annotated[Whole, Field(ge=0, le=MAX_SPARE)]
 
 
 def _strings(value: Any) -> Any:
@@ -72,6 +74,10 @@ class UpstreamConfig(Section):
     mode's default, the whole one under ``shadowproxy stdio`` (see :func:`for_stdio`), the safe base under ``run``."""
     cwd: str | None = None
     share: Flag = False
+    spare: Spare | None = None
+    """Children of a per-session stdio server kept started and unused, each taken whole by the next new session
+    (:mod:`shadowproxy.upstreams.spares`). ``None``: none, or one while the era bridge carries 2026-07-28 requests
+    on the server's handshake sessions (each a process of its own, opened on demand)."""
     headers: Mapping[str, str] = {}
     transport: str | None = None
     """``sse`` (the 2024-11-05 HTTP+SSE transport) or ``websocket``; ``None``: stdio or Streamable HTTP."""
@@ -130,9 +136,11 @@ class UpstreamConfig(Section):
         return data
 
     @model_validator(mode="after")
-    def _replicated(self) -> UpstreamConfig:
+    def _fits_the_server(self) -> UpstreamConfig:
         if self.replicas > 1 and not (self.command and self.share):
             raise located("replicas", "applies to stdio servers with share: true only")
+        if self.spare is not None and not (self.command and not self.share):
+            raise located("spare", "applies to stdio servers with a child per session only (a command, no share: true)")
         return self
 
 

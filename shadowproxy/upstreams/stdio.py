@@ -3,7 +3,8 @@
 Each child is a :class:`~shadowproxy.upstreams.child.ChildProcess`, read by
 protocol callbacks at no task. One child per session by default (servers keep per-client state);
 ``share: true`` runs one child for every session, with request ids (and
-progress tokens) rewritten so that ids from different clients never collide.
+progress tokens) rewritten so that ids from different clients never collide. A per-session server may keep
+``spare`` children started ahead of the sessions that take them (:mod:`~shadowproxy.upstreams.spares`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from shadowproxy.upstreams.child import MAX_LINE, ChildProcess, ChildRequest
 from shadowproxy.upstreams.child_channel import ChildChannel
 from shadowproxy.upstreams.circuit import Circuit
 from shadowproxy.upstreams.replicas import Spread
+from shadowproxy.upstreams.spares import Spares
 
 __all__ = ["MAX_LINE", "ChildChannel", "ChildProcess", "ChildRequest", "StdioUpstream", "spawn_child"]
 
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 SAFE_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 PRIME_TIMEOUT = 10.0
+# Spares of a per-session server whose config leaves ``spare`` unset, while the era bridge pools sessions on it.
+BRIDGED_SPARES = 1
 
 
 def _discover() -> Message:
@@ -118,9 +122,12 @@ class StdioUpstream:
         self.crashes = 0
         self.circuit = Circuit(config.name, CircuitConfig())
         self._lock = asyncio.Lock()
+        self.spares = Spares(config.name, config.spare or 0, self._start, lambda: self.circuit)
 
     async def open(self, on_unsolicited: UnsolicitedHandler, *, shared: bool = False) -> ChildChannel:
         if shared:
+            # The proxy warms the stateless child at start: the spares start with it, not with the first session.
+            self.spares.fill()
             index = self._stateless_spread.pick()
             child = await self._stateless_child(index)
             revive = functools.partial(self._stateless_child, index)
@@ -129,9 +136,17 @@ class StdioUpstream:
             child = await self._shared_child()
             child.unsolicited.append(on_unsolicited)
             return ChildChannel(child, rewrite=True, owned=False, handler=on_unsolicited)
-        child = await self._start()
+        child = self.spares.take() or await self._start()
+        # After the session's own start, if it had to wait for one: on two cores the spare's would slow it.
+        self.spares.fill()
         child.unsolicited.append(on_unsolicited)
         return ChildChannel(child, rewrite=False, owned=True, handler=on_unsolicited)
+
+    def bridged(self) -> None:
+        """The era bridge pools handshake sessions here: each new one (a principal, client capabilities) is a
+        process of its own, so, unless the config says how many (``spare``), one is kept ready for it."""
+        if not self.config.share and self.config.spare is None:
+            self.spares.want(BRIDGED_SPARES)
 
     async def attach(self, sink: Callable[[Iterator[Message]], None]) -> ChildProcess:
         """A child whose every message goes to ``sink``, a read's worth at a time: the stdio front end, where the
@@ -237,7 +252,7 @@ class StdioUpstream:
             await exchange.close()
 
     async def restart(self, prime: float = PRIME_TIMEOUT, *, failed_only: bool = False) -> None:
-        """Replace the long-lived children with new ones; per-session children stay with their sessions.
+        """Replace the long-lived children and the spares with new ones; per-session children stay with their sessions.
 
         Sessions of a shared child are bound to it and end with it (their clients initialize again).
         ``failed_only`` replaces only the children that exited or did not answer the last probe, so that the
@@ -266,6 +281,8 @@ class StdioUpstream:
             for index, gone in enumerate(had):
                 if gone and self._shared[index] is None:
                     self._shared[index] = await self._start()
+        if not failed_only:
+            await self.spares.renew()
 
     async def probe(self, answer_within: float | None) -> None:
         """Ping the long-lived children (starting the stateless one if there is none); raise when one fails.
@@ -295,6 +312,7 @@ class StdioUpstream:
                 await exchange.close()
 
     async def close(self) -> None:
+        await self.spares.close()
         await asyncio.gather(*(child.terminate() for child in list(self.children)))
 
 
