@@ -39,6 +39,8 @@ class PinningInterceptor:
     def __init__(self, book: PinBook, store: SessionStore | None = None) -> None:
         self.book = book
         self.blocking = book.blocking
+        # What wants can say yes to (see Selective): the chain does not ask it of any other method.
+        self.methods = frozenset({"tools/list", "tools/call"} if self.blocking else {"tools/list"})
         self.store = store
         self._writer: asyncio.Task[None] | None = None
 

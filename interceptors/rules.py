@@ -26,7 +26,7 @@ from pydantic import BeforeValidator, StrictBool, ValidationInfo
 from shadowproxy.config.validation import Section, options_from
 from shadowproxy.core import tracing
 from shadowproxy.core.chain import C2S, Direction, MessageContext, Verdict, block, delay, forward, hold, respond
-from shadowproxy.core.jsonrpc import Message
+from shadowproxy.core.jsonrpc import NOTIFICATION, REQUEST, Kind, Message
 from shadowproxy.core.tasks import spawn
 from shadowproxy.rules import metrics
 from shadowproxy.rules.engine import Engine, Outcome
@@ -36,6 +36,8 @@ from shadowproxy.rules.source import RulesError, resolve
 from shadowproxy.rules.subject import Subject
 
 log = logging.getLogger(__name__)
+# Keys the declined set holds at most: a client that calls ever new tool names costs no more than that.
+MAX_DECLINED = 4096
 
 Signature = tuple[tuple[str, int, int], ...]
 
@@ -85,6 +87,8 @@ class RulesInterceptor:
         self.options = options
         self.engine = engine if engine is not None else Engine(create_counter(options.rate_backend))
         self._rules = rules
+        # Keys (direction, kind, method, tool) the rule set in force declines; a reload starts it anew.
+        self._declined: set[tuple[Direction, Kind, str | None, str | None]] = set()
         self._signature = _signature(options.paths)
         self._reload_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
@@ -118,8 +122,32 @@ class RulesInterceptor:
         return verdict
 
     def wants(self, message: Message, direction: Direction, request: Message | None) -> bool:
-        """Whether :meth:`on_message` could do more than forward ``message`` as it is (see :meth:`Chain.declines`)."""
-        return self._rules.concerns(message, direction, request)
+        """Whether :meth:`on_message` could do more than forward ``message`` as it is (see :meth:`Chain.declines`).
+
+        The rule set's answer for a key it has declined once stays no until a reload (unless a rule tokenizes,
+        which reads the message's bytes): the key is looked up here, as :meth:`RuleSet.concerns` makes it, and
+        the same tool's next call costs one set lookup.
+        """
+        kind = message.kind
+        method = message.method or (request.method if request is not None else None)
+        tool = None
+        if method == "tools/call":
+            # The params a message is judged by: its own, or for a reply the request's (subject.params_of).
+            source = message if kind is REQUEST or kind is NOTIFICATION else request
+            params = source.params if source is not None else None
+            name = params.get("name") if isinstance(params, dict) else None
+            tool = name if isinstance(name, str) else None
+        key = (direction, kind, method, tool)
+        if key in self._declined:
+            return False
+        rules = self._rules
+        if rules.concerns(message, direction, request):
+            return True
+        if not rules.tokenizes:
+            if len(self._declined) >= MAX_DECLINED:
+                self._declined.clear()
+            self._declined.add(key)
+        return False
 
     async def reload(self) -> bool:
         """Load the files again; take the new set only if every file is valid. Returns whether it was taken."""
@@ -133,6 +161,7 @@ class RulesInterceptor:
                 log.error("rules reload refused; the last good rules stay in force:\n%s", exc)
                 return False
             self._rules = rules
+            self._declined = set()
             self.last_error = None
             metrics.RELOADS.labels("success").inc()
             metrics.RULES_LOADED.set(len(rules.rules))

@@ -77,3 +77,33 @@ async def test_respond_on_a_reply_replaces_its_result() -> None:
     verdict = await Chain([Hook("mock", respond({"b": 2}))]).run(ctx)
     assert verdict.is_forward and verdict.message.result == {"b": 2}  # type: ignore[union-attr]
     assert ctx.method == "tools/call"
+
+
+class Lister(Hook):
+    """A selective hook that names the only method it may want: ``wants`` says yes to all it is asked."""
+
+    methods = frozenset({"tools/list"})
+
+    def __init__(self) -> None:
+        super().__init__("lister")
+        self.asked: list[Message] = []
+
+    def wants(self, message: Message, direction: Direction, request: Message | None) -> bool:
+        self.asked.append(message)
+        return True
+
+
+def test_a_hook_with_methods_is_asked_only_of_those() -> None:
+    lister = Lister()
+    chain = Chain([lister])
+    s2c = Direction.SERVER_TO_CLIENT
+    listing = decode(b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}')
+    answer = decode(b'{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}')
+    called = decode(b'{"jsonrpc":"2.0","id":1,"result":{}}')
+    assert isinstance(listing, Message) and isinstance(answer, Message) and isinstance(called, Message)
+    assert chain.declines(request(), Direction.CLIENT_TO_SERVER)
+    assert chain.declines(called, s2c, request())
+    assert lister.asked == [], "a tools/call and its reply are not its methods"
+    assert not chain.declines(answer, s2c, listing)
+    assert not chain.declines(listing, Direction.CLIENT_TO_SERVER)
+    assert lister.asked == [answer, listing]

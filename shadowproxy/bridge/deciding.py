@@ -69,6 +69,9 @@ class DecidingChannel:
         self.current: Channel = direct
         self.on_unsolicited = on_unsolicited
         self.decided = decided
+        # The channel this one stands for once the initialize has decided: the session takes it in this one's
+        # place (SessionManager.activate), so its later requests pay for no wrapper.
+        self.settled: Channel | None = None
 
     @property
     def upstream_session_id(self) -> str | None:
@@ -93,6 +96,7 @@ class DecidingChannel:
         self.decided(True)
         await self.current.close()
         self.current, answer = bridged
+        self.settled = self.current
         return answer
 
     async def send(self, message: Message, headers: Mapping[str, str]) -> None:
@@ -132,6 +136,7 @@ class DecidingExchange(Wrapped):
             return message
         if not refused_initialize(message, self.initialize):
             self.owner.decided(False)
+            self.owner.settled = self.owner.current
             return message
         answer = await self.owner.bridge(self.initialize, message)
         self.bridged = answer is not message

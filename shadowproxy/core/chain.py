@@ -201,6 +201,8 @@ class Selective(Protocol):
 
     ``False`` promises, of an interceptor, that :meth:`~Interceptor.on_message` would forward the message
     unchanged; of an observer, that :meth:`~VerdictObserver.observe` would do nothing with it forwarded so.
+    An interceptor that also has ``methods`` (a set) is asked only of messages of those methods (a reply's: its
+    request's); of any other the chain takes ``False`` as its answer, without a call.
     """
 
     def wants(self, message: Message, direction: Direction, request: Message | None) -> bool: ...
@@ -251,6 +253,7 @@ class Chain:
     """An ordered, frozen list of hooks, sorted once by what each can do."""
 
     __slots__ = (
+        "_narrow",
         "_skipped",
         "_wants",
         "closables",
@@ -272,8 +275,12 @@ class Chain:
         self.reloadables = tuple(hook for hook in self.interceptors if isinstance(hook, Reloadable))
         self.failures = InterceptorFailures()
         # Only a chain whose every interceptor can say so in advance can decline a message.
-        wants = [judge.wants for judge in self.judges if isinstance(judge, Selective)]
-        self._wants: tuple[Wants, ...] | None = tuple(wants) if len(wants) == len(self.judges) else None
+        selective = [judge for judge in self.judges if isinstance(judge, Selective)]
+        every = len(selective) == len(self.judges)
+        narrow = [(methods, judge.wants) for judge in selective if (methods := getattr(judge, "methods", None))]
+        self._narrow: tuple[tuple[frozenset[str], Wants], ...] = tuple(narrow)
+        wide = [judge.wants for judge in selective if not getattr(judge, "methods", None)]
+        self._wants: tuple[Wants, ...] | None = tuple(wide) if every else None
         self._skipped: tuple[tuple[VerdictObserver, Wants | None], ...] = tuple(
             (observer, observer.wants if isinstance(observer, Selective) else None) for observer in self.observers
         )
@@ -296,6 +303,11 @@ class Chain:
         for wants in self._wants:
             if wants(message, direction, request):
                 return False
+        if self._narrow:
+            method = message.method or (request.method if request is not None else None)
+            for methods, wants in self._narrow:
+                if method in methods and wants(message, direction, request):
+                    return False
         return True
 
     async def run(self, ctx: MessageContext) -> Verdict:

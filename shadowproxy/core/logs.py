@@ -28,16 +28,17 @@ from shadowproxy.core.tokenbucket import TokenBucket
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("shadowproxy_request_id", default=None)
 REQUEST_ID_HEADER = "X-Request-Id"
-_ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_PREFIX = secrets.token_hex(3)
-_numbers = itertools.count(1)
+# What new_request_id reads; public for the front door, which makes every HTTP request's id without the call.
+ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+ID_PREFIX = secrets.token_hex(3)
+ID_NUMBERS = itertools.count(1)
 
 
 def new_request_id(given: str | None = None) -> str:
     """The client's own ``X-Request-Id`` when it is a short plain token, else ``<process>-<counter>``."""
-    if given is not None and _ACCEPTED_ID.fullmatch(given):
+    if given is not None and ACCEPTED_ID.fullmatch(given):
         return given
-    return f"{_PREFIX}-{next(_numbers):x}"
+    return f"{ID_PREFIX}-{next(ID_NUMBERS):x}"
 
 
 def tag(headers: MutableMapping[str, str]) -> None:

@@ -138,6 +138,22 @@ class Mount:
                 return forward(verdict.message or inner) if verdict.is_forward else verdict
         if self.passes(message, direction, session, transport, request):
             return FORWARD
+        return await self.decide(message, direction, session, transport, request, waiting, ask)
+
+    async def decide(
+        self,
+        message: Message,
+        direction: Direction,
+        session: LiveSession | None,
+        transport: str,
+        request: Message | None = None,
+        waiting: Waiting | None = None,
+        ask: Asker | None = None,
+    ) -> Verdict:
+        """:meth:`judge` for a message :meth:`passes` has said no to: the chain's verdict, parked if it holds.
+
+        A front that tries :meth:`passes` first (when :attr:`unwrap` is ``None``) calls this for the rest, and
+        builds what keeps a held message's client waiting only then."""
         record = session.record if session is not None else None
         ctx = MessageContext(
             message,

@@ -231,6 +231,11 @@ class SessionManager:
         self.changes.record(record)
 
     def activate(self, session: LiveSession, protocol_version: str | None) -> None:
+        # A channel that stood in until the initialize was answered (the era bridge's DecidingChannel) gives way to
+        # the one it decided on.
+        settled = getattr(session.channel, "settled", None)
+        if settled is not None:
+            session.channel = settled
         session.record.state = SessionState.ACTIVE
         if self.cluster is not None:
             session.record.owner = self.cluster.id

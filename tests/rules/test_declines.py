@@ -88,3 +88,20 @@ async def test_a_reload_is_seen_by_the_next_message(tmp_path: Path) -> None:
     assert await rules.reload()
     assert rules.wants(ECHO, C2S, None)
     assert not (await rules.on_message(ctx(ECHO))).is_forward
+
+
+async def test_a_declined_call_stays_declined_until_a_reload_names_its_tool(tmp_path: Path) -> None:
+    rules = interceptor(tmp_path, POLICY)
+    await rules.on_message(ctx(ECHO))
+    echo_reply = reply(text_result("hi"))
+    await rules.on_message(ctx(echo_reply, S2C, request_message=ECHO))
+    for _ in range(2):  # the second answer comes from the interceptor's cache of declined keys
+        assert not rules.wants(ECHO, C2S, None)
+        assert not rules.wants(echo_reply, S2C, ECHO)
+        assert rules.wants(call("danger_rm"), C2S, None), "a tool a rule names is never declined"
+    (tmp_path / "rules.yaml").write_text(POLICY + "  - id: no-echo\n    match: {tool: echo}\n    action: block\n")
+    assert await rules.reload() is True
+    assert rules.wants(ECHO, C2S, None), "the new rules are asked again"
+    verdict = await rules.on_message(ctx(ECHO))
+    assert not verdict.is_forward
+    assert rules.wants(ECHO, C2S, None)

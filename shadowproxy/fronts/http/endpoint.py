@@ -21,7 +21,7 @@ from aiohttp import web
 
 from shadowproxy.control.asking import ROUND_TRIP, hold_answered
 from shadowproxy.core import counters, limit_hits, tracing
-from shadowproxy.core.chain import C2S
+from shadowproxy.core.chain import C2S, FORWARD
 from shadowproxy.core.errors import INVALID_REQUEST, SESSION_NOT_FOUND, UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message, error_response
 from shadowproxy.core.protocol import (
@@ -294,14 +294,20 @@ class StreamableHttpEndpoint(SessionFront):
             # The answer to the proxy's own question about a held call: the upstream never asked it.
             await self.mount.holds.answered(message, session.id)
             return web.Response(status=202)
-        kept = KeptOpen(request, message, wants_sse) if message.is_request else None
-        if kept is None:
-            verdict = await self.mount.judge(message, C2S, session, "http")
+        mount = self.mount
+        kept = None
+        if not message.is_request:
+            verdict = await mount.judge(message, C2S, session, "http")
+        elif mount.unwrap is None and mount.passes(message, C2S, session, "http"):
+            # Skipped by the chain (the usual request): nothing can hold it, so nothing is kept open for it.
+            verdict = FORWARD
         else:
+            kept = KeptOpen(request, message, wants_sse)
             # The 2026-07-28 era has no server-to-client request on a POST: its user is asked through an
             # InputRequiredResult, answered by the client's retry.
             ask = ROUND_TRIP if modern else kept.ask
-            verdict = await self.mount.judge(message, C2S, session, "http", waiting=kept.tick, ask=ask)
+            judge = mount.judge if mount.unwrap is not None else mount.decide
+            verdict = await judge(message, C2S, session, "http", waiting=kept.tick, ask=ask)
         self.sessions.touch(session)
         if not verdict.is_forward:
             answer = answer_for(message, verdict)

@@ -25,7 +25,7 @@ from aiohttp import HttpVersion10, HttpVersion11, StreamReader, web
 
 from shadowproxy.core import counters, logs
 from shadowproxy.core.errors import UPSTREAM_UNAVAILABLE
-from shadowproxy.core.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from shadowproxy.core.logs import ACCEPTED_ID, ID_NUMBERS, ID_PREFIX, REQUEST_ID, REQUEST_ID_HEADER
 from shadowproxy.fronts import auth
 from shadowproxy.fronts.http.connection import Connection
 from shadowproxy.fronts.http.fast_request import PlainRequest, PostEndpoint
@@ -141,7 +141,13 @@ class FrontDoor:
         self, request: web.BaseRequest | PlainRequest, handler: Handler, *, timed: bool
     ) -> web.StreamResponse:
         """``handler``'s answer, or the refusal that comes first; ``timed``: an MCP POST, whose overhead counts."""
-        REQUEST_ID.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
+        # logs.new_request_id written out, since every request pays for it: the client's own X-Request-Id when it
+        # is a short plain token, else <process>-<counter>.
+        given = request.headers.get(REQUEST_ID_HEADER)
+        request_id = (
+            given if given is not None and ACCEPTED_ID.fullmatch(given) else f"{ID_PREFIX}-{next(ID_NUMBERS):x}"
+        )
+        REQUEST_ID.set(request_id)
         response = self.refusal(request)  # type: ignore[arg-type]
         if response is None and self.authenticate is not None:
             response = await self.authenticate(request)  # type: ignore[arg-type]
@@ -168,7 +174,7 @@ class FrontDoor:
                     counters.overhead(request, began)
         if not response.prepared:
             # A routed answer prepared by its handler (a stream) gets the id from the application's signal.
-            logs.tag(response.headers)
+            response.headers[REQUEST_ID_HEADER] = request_id  # logs.tag: REQUEST_ID holds it still
         return response
 
     def connection(self) -> Connection:

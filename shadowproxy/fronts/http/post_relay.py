@@ -25,6 +25,7 @@ from shadowproxy.fronts.http.wire import LONG_LIVED, json_reply, reply_status, w
 from shadowproxy.fronts.session_front import cancel_upstream
 from shadowproxy.sessions.eventlog import StreamLog
 from shadowproxy.sessions.manager import LiveSession
+from shadowproxy.sessions.resumption import PRIMING_SINCE
 from shadowproxy.upstreams.base import Channel, Exchange
 from shadowproxy.upstreams.http import StreamPaused, UpstreamSessionLost
 
@@ -38,15 +39,17 @@ class PostRelay:
     """The exchange of one POST: its request, the upstream's messages for it, and the answer the client gets."""
 
     __slots__ = (
+        "_events",
         "channel",
         "deadline",
         "endpoint",
-        "events",
         "exchange",
         "final",
         "headers",
+        "logs",
         "message",
         "modern",
+        "primed",
         "request",
         "resumption",
         "session",
@@ -75,12 +78,22 @@ class PostRelay:
         self.modern = modern
         # The session's id on the answer to an initialize; ``None`` for a request of a session that has begun.
         self.headers = headers
-        self.resumption = endpoint.resumption_for(channel)
+        resumption = self.resumption = endpoint.resumption_for(channel)
         self.stream: web.StreamResponse | None = None
         self.exchange: Exchange | None = None
         self.final: Message | None = None
-        # The proxy's own event ids, for a session's requests (not its initialize) when the upstream has none.
-        self.events = self.stream_log() if headers is None else None
+        # Whether the proxy numbers this answer's events (a session's request, not its initialize, when the upstream
+        # has no ids and the client can resume); the log itself is made when a stream opens (:attr:`events`).
+        self.logs = (
+            headers is None
+            and resumption is not None
+            and not modern
+            and wants_sse
+            and session.id in endpoint.sessions.live
+        )
+        self._events: StreamLog | None = None
+        # Whether a stream of this session opens with a priming event (Resumption.primes, read once per request).
+        self.primed = self.logs and (session.record.protocol_version or "") >= PRIMING_SINCE
         # A message whose append to the event log a disconnect may have cut short.
         self.unlogged: Message | None = None
         loop = asyncio.get_running_loop()
@@ -90,19 +103,18 @@ class PostRelay:
         """Send the request upstream and carry everything the server says for it back to the client."""
         endpoint, message, session = self.endpoint, self.message, self.session
         resumption = self.resumption
-        idle = endpoint.keepalive if resumption is None else resumption.idle_limit(session, self.events, None)
+        idle = self.idle()
         timer = RequestTimer(self.deadline, idle)
         endpoint.in_flight += 1
         try:
             try:
                 sent = counters.clock()
                 exchange = self.exchange = await self.channel.request(message, endpoint.upstream_headers(self.request))
-                if self.events is not None and resumption is not None and resumption.streams_at_once(session):
+                if self.primed and resumption is not None and resumption.stream_after == 0:
+                    # Every answer a primed stream (stream_after: 0), as from the SDK's own server.
                     self.stream = await self.open_stream(self.events)
                 while self.final is None:
-                    if resumption is not None:
-                        idle = resumption.idle_limit(session, self.events, self.stream)
-                    timer.wait(idle)
+                    timer.wait(self.idle())
                     try:
                         incoming = await exchange.next()
                     except asyncio.CancelledError:
@@ -148,7 +160,7 @@ class PostRelay:
         finally:
             timer.stop()
             endpoint.in_flight -= 1
-            events = self.events
+            events = self._events
             if events is not None:
                 if self.stream is not None:
                     session.live_streams.pop(events.stream_id, None)
@@ -213,7 +225,7 @@ class PostRelay:
         exchange = self.exchange
         if exchange is None:
             return
-        resumable = self.events is not None and self.stream is not None and self.resumption is not None
+        resumable = self.stream is not None and self.resumption is not None and self.events is not None
         if resumable and (self.final is None or self.unlogged):
             self.detach("disconnect")
         else:
@@ -252,12 +264,31 @@ class PostRelay:
         resumption.detach(exchange, events, message, session, channel, deadline, judge, reason, self.unlogged)
         self.exchange = self.events = None
 
-    def stream_log(self) -> StreamLog | None:
-        """The event log of this request's stream, when the proxy makes the ids and the client can resume."""
-        resumption, session = self.resumption, self.session
-        if resumption is None or self.modern or not self.wants_sse or session.id not in self.endpoint.sessions.live:
-            return None
-        return resumption.log_for(session)
+    @property
+    def events(self) -> StreamLog | None:
+        """The event log of this request's stream, when the proxy makes the ids and the client can resume; made on
+        first use, since a plain JSON answer never needs one."""
+        events = self._events
+        if events is None and self.logs:
+            assert self.resumption is not None
+            events = self._events = self.resumption.log_for(self.session)
+        return events
+
+    @events.setter
+    def events(self, events: StreamLog | None) -> None:
+        self._events = events
+        self.logs = events is not None
+        self.primed = self.primed and self.logs
+
+    def idle(self) -> float:
+        """How long the answer may stay silent before the proxy acts (:meth:`Resumption.idle_limit`; read here
+        while nothing is streamed, which is every wait of a plain JSON answer)."""
+        resumption = self.resumption
+        if resumption is None:
+            return self.endpoint.keepalive
+        if self.stream is None:
+            return min(resumption.stream_after, resumption.keepalive) if self.primed else resumption.keepalive
+        return resumption.idle_limit(self.session, self.events, self.stream)
 
     async def open_stream(self, events: StreamLog | None) -> web.StreamResponse:
         headers = self.headers
