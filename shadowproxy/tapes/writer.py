@@ -10,10 +10,11 @@ of :data:`SLICE` messages with the loop's other work between them: a message who
 :meth:`~shadowproxy.core.redact.Redactor.clean` finds nothing to mask in (most) goes on its line as the bytes it
 came as, behind a prefix made once per direction and verdict; any other is redacted and encoded. Each slice's
 lines go to :class:`~shadowproxy.tapes.files.TapeFiles`, whose thread only writes them (one ``write`` per tape and
-slice), so the loop never waits on a disk. Formatting in a thread instead cost the loop more than the formatting
-itself: every batch handed the GIL back and forth between the two threads (``benchmarks/README.md``). A tape past
-``max_tape_bytes`` goes on in a new part; as it starts and every :data:`SWEEP_EVERY` seconds the thread deletes
-tapes older than ``max_age`` and the oldest while the folder holds more than ``max_total_bytes``.
+slice), so the loop never waits on a disk, and no second thread formats under the GIL beside the loop: the loop
+decides when formatting runs, between its I/O (against a formatting thread the cost was within the noise of a
+loaded machine, ``benchmarks/README.md``). A tape past ``max_tape_bytes`` goes on in a new part; as it starts
+and every :data:`SWEEP_EVERY` seconds the thread deletes tapes older than ``max_age`` and the oldest while the
+folder holds more than ``max_total_bytes``.
 """
 
 from __future__ import annotations
