@@ -66,8 +66,12 @@ class Tracing:
         if span is self.none:
             yield span
             return
-        with self.trace.use_span(span, end_on_exit=True):
+        with self.current(span):
             yield span
+
+    def current(self, span: Any) -> AbstractContextManager[Any]:
+        """A span :meth:`begin` made (not :attr:`none`), current until the block ends, and ended then."""
+        return self.trace.use_span(span, end_on_exit=True)  # type: ignore[no-any-return]
 
     @contextmanager
     def batch(self, size: int, session_id: str | None, headers: Mapping[str, str]) -> Iterator[Any]:

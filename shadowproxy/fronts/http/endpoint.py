@@ -151,9 +151,10 @@ class StreamableHttpEndpoint(SessionFront):
                 return await self.batch(request, decoded, session_id, version)
             with tracer.batch(len(decoded), session_id, request.headers):
                 return await self.batch(request, decoded, session_id, version)
-        if tracer is None:
+        if tracer is None or (span := tracer.begin(decoded, session_id, request.headers)) is tracer.none:
+            # Not traced (tracing off, or ratio 0 and the client names no trace): no span, nothing passed on.
             return await self.route(request, decoded, session_id, version, wants_sse)
-        with tracer.request(decoded, session_id, request.headers):
+        with tracer.current(span):
             if self.mount.traced_in_meta and decoded.is_request:
                 decoded = tracer.with_meta(decoded)
             return await self.route(request, decoded, session_id, version, wants_sse)
