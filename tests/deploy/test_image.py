@@ -106,6 +106,7 @@ async def installed(tmp_path_factory: pytest.TempPathFactory, build: Stage) -> A
     yield venv
 
 
+@pytest.mark.timeout(900)  # its fixture installs the project into a fresh venv: minutes on a slow machine
 @pytest.mark.asyncio(loop_scope="module")
 async def test_the_build_commands_make_a_venv_that_serves_and_stops(
     installed: Path, final: Stage, tmp_path: Path

@@ -19,7 +19,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.security.helpers import PING, open_session, post
+from tests.security.helpers import INIT, PING, open_session, post
 from tests.support import sdk_server_command
 
 from .strategies import JSON, messages
@@ -123,6 +123,12 @@ async def test_the_proxy_answers_every_generated_request(start_proxy, tmp_path: 
         headers = {"Authorization": f"Bearer {TOKEN_VALUE}"}
     (tmp_path / "sp.yaml").write_text(yaml.safe_dump(config))
     proxy = await start_proxy("--config", str(tmp_path / "sp.yaml"))
+    # The shared child starts with the first session: on a loaded machine its start may outlast request_timeout,
+    # and that initialize is answered with the timeout error. Once it runs, a session opens at once.
+    for _ in range(12):
+        status, _, answer_headers = await post(proxy.url, INIT, **headers)
+        if status == 200 and "Mcp-Session-Id" in answer_headers:
+            break
     session = await open_session(proxy.url, **headers)
     await asyncio.to_thread(fuzz, proxy.url, session, token)
     # Still serving: the session the fuzzer pounded on, and a new one.

@@ -49,8 +49,8 @@ async def post(url: str, body: Any, **headers: str) -> tuple[int, Any, Any]:
 
 
 async def open_session(url: str, **headers: str) -> str:
-    status, _, reply_headers = await post(url, INIT, **headers)
-    assert status == 200
+    status, payload, reply_headers = await post(url, INIT, **headers)
+    assert status == 200 and "Mcp-Session-Id" in reply_headers, (status, payload)
     session = reply_headers["Mcp-Session-Id"]
     status, _, _ = await post(
         url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, **{"Mcp-Session-Id": session, **headers}
