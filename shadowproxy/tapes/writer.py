@@ -205,13 +205,10 @@ class Recorder:
                     log.exception("could not put a message on its tape")
                     self.written -= 1
             self.written += len(items)
-        writes = self._writes
         for tape in touched:
-            if tape.pending:
-                writes.append((tape.path, b"".join(tape.pending)))
-                tape.pending.clear()
-        if writes:
-            self._writes = []
+            self._hand_over(tape)
+        if self._writes:
+            writes, self._writes = self._writes, []
             self._files.write(writes)
 
     def _format(self, item: Item, clean: bool) -> _Tape:
@@ -320,7 +317,8 @@ class Recorder:
         self._header(record, tape, transport)
 
     def _hand_over(self, tape: _Tape) -> None:
-        """The tape's lines so far, to be written before what follows (a new part's, another tape's)."""
+        """The tape's lines so far, queued for the writing thread (before what follows: a new part's, another
+        tape's)."""
         if tape.pending:
             self._writes.append((tape.path, b"".join(tape.pending)))
             tape.pending.clear()
