@@ -6,6 +6,7 @@
 #   bridged-stdio  2026-07-28 set: proxy -> fixture --era handshake over stdio; 2025-11-25: --era modern over stdio
 #   bridged-http   the same with the fixtures over Streamable HTTP
 # Every check that passes direct must pass bridged, or be listed in known-gaps-bridge.json with its reason.
+# Each bridged-stdio proxy is warmed first (netutil.py warm): its per-session children start before the suite does.
 # Results land in RESULTS/bridge/ (the same layout as part 1, read by compare.py).
 
 run_bridged() {
@@ -31,7 +32,8 @@ run_bridged() {
   for req in "${REQUIREMENTS[@]}"; do
     local era="${era_of[$req]}"
     port="$(free_port)"
-    if start_proxy "bridged-stdio-$era" "$port" "$PYTHON_BIN $FIXTURE --transport stdio --era $era" "${resumable[@]}"; then
+    if start_proxy "bridged-stdio-$era" "$port" "$PYTHON_BIN $FIXTURE --transport stdio --era $era" "${resumable[@]}" \
+      && "$PYTHON" "$HERE/netutil.py" warm "http://127.0.0.1:$port/mcp" 2>>"$RESULTS/logs/bridged-stdio-$era.log"; then
       run_suite bridged-stdio "$req" "http://127.0.0.1:$port/mcp"
     fi
     stop_server "bridged-stdio-$era"
