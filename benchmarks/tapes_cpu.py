@@ -3,7 +3,8 @@
 Req/s moves with whatever else the machine runs; the CPU the proxy process spends per request (``/proc``,
 user + system, the writer thread included) moves much less, so it is the figure to compare recording by.
 Both variants run in alternation, ``--rounds`` times each, at ``--concurrency`` clients of the e2e load client;
-each line is the median over rounds.
+each line is the median over rounds, and the last the median of each round's ratio of recording to off (the two
+windows of a round are seconds apart: what the machine does meanwhile moves both).
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ async def main(rounds: int, concurrency: int, seconds: float) -> None:
         rps = statistics.median(result[1] for result in results)
         name = "recording every session" if options else "recording off"
         print(f"{name:<24} proxy CPU {cpu:6.1f} µs/request   {rps:8,.0f} req/s   (median of {rounds})")
+    pairs = list(zip(found[""], found["tapes"], strict=True))
+    cpu_ratio = statistics.median(on[0] / off[0] for off, on in pairs)
+    rps_ratio = statistics.median(on[1] / off[1] for off, on in pairs)
+    ratios = f"{cpu_ratio:6.3f}x            {rps_ratio:8.3f}x req/s"
+    print(f"{'recording / off':<24} proxy CPU {ratios} (median of the rounds)")
 
 
 if __name__ == "__main__":

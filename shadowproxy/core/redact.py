@@ -106,33 +106,38 @@ _MAYBE: dict[str, Callable[[str], bool]] = {
 
 # For :meth:`Redactor.clean`, what a part's match holds at least: spelt as written (``_WIRE_WORDS``), in
 # the lower-cased text (``_WIRE_LOWER``: the assignment's words, every way its pattern allows; "key" alone would be in
-# nearly every message, "progressToken"), or in its shape (``_SHAPED``): digits read as "0", capitals as "A", the
-# separators card, IBAN and phone numbers may hold deleted, so that "could this be one" is a substring test in C.
-Words = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
-"""(gates, words): the words are looked for only when one of the gates is there (always, with no gate)."""
+# nearly every message, "progressToken"), or in its shape (``_SHAPED``): digits and capitals read as "0", the
+# separators card, IBAN and phone numbers may hold deleted, so that "could this be one" is one substring test in C.
+Words = tuple[tuple[str, tuple[str, ...]], ...]
+"""(gate, words): the words are looked for only when every character of the gate is there. A one-character test is
+a ``memchr``, twenty times faster than a test for a word of two or more; the gates are the characters of the words
+that MCP traffic holds least (capitals, "k", "-", "_")."""
 _WIRE_WORDS: dict[str, Words] = {
-    "private_key": (((), ("PRIVATE KEY",)),),
-    "jwt": (((), ("eyJ",)),),
-    # Gated by a piece each word holds, rarer in MCP traffic than the "_" of "_meta" or a tool's name.
+    "private_key": (("V", ("PRIVATE KEY",)),),
+    "jwt": (("J", ("eyJ",)),),
     "api_key": (
-        ((), ("AKIA", "ASIA", "AIza", "xox")),
-        (("k_", "k-"), ("sk-", "sk_", "rk_", "pk_")),
-        (("gh", "github"), ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
+        ("A", ("AKIA", "ASIA", "AIza")),
+        ("x-", ("xox",)),
+        ("k-", ("sk-",)),
+        ("k_", ("sk_", "rk_", "pk_")),
+        ("gh_", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
     ),
-    "email": (((), ("@",)),),
+    "email": (("", ("@",)),),
 }
 _WIRE_LOWER: dict[str, Words] = {
-    "bearer_token": (((), ("bearer",)),),
+    "bearer_token": (("b", ("bearer",)),),
     "api_key_assignment": (
-        ((), ("secret", "passw")),
-        (("api",), ("apikey", "api_key", "api-key")),
-        (("access",), ("accesstoken", "access_token", "access-token")),  # "token": every progressToken
+        ("", ("secret",)),
+        ("w", ("passw",)),
+        ("k", ("apikey", "api_key", "api-key")),
+        ("k", ("accesstoken", "access_token", "access-token")),  # "token": every progressToken
     ),
 }
-_SHAPES = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)
+_SHAPES = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 36)
 _SEPARATORS = b" -()."
-_SHAPED = {"iban": b"AA00", "credit_card": b"0" * 13, "phone": b"0" * 8}
-"""IBAN starts with 2 capitals and 2 digits; a card number has 13 digits or more, a phone number 8."""
+_SHAPED = {"iban": 15, "credit_card": 13, "phone": 8}
+"""How many digits and capitals in a row each holds at least (separators deleted): an IBAN 15, a card number 13, a
+phone number 8. Only the shortest enabled is looked for: a run as long holds it."""
 
 
 def luhn_valid(digits: str) -> bool:
@@ -204,7 +209,8 @@ class Redactor:
         self._patterns = tuple(re.compile(pattern) for pattern in patterns)
         self._wire_words = tuple(group for part in self._parts for group in _WIRE_WORDS.get(part, ()))
         self._wire_lower = tuple(group for part in self._parts for group in _WIRE_LOWER.get(part, ()))
-        self._shaped = tuple(_SHAPED[part] for part in self._parts if part in _SHAPED)
+        runs = [_SHAPED[part] for part in self._parts if part in _SHAPED]
+        self._shaped = b"0" * min(runs) if runs else b""
 
     def _alternation(self, names: tuple[str, ...]) -> re.Pattern[str]:
         compiled = self._alternations.get(names)
@@ -279,12 +285,8 @@ class Redactor:
             # casefold, as the patterns' (?i) matches: a non-ASCII letter may fold to an ASCII one they name.
             if _holds(text.lower() if text.isascii() else text.casefold(), self._wire_lower):
                 return False
-        if self._shaped:
-            shapes = raw.translate(_SHAPES, _SEPARATORS)
-            for shape in self._shaped:
-                if shapes.find(shape) >= 0:  # find, not in: bytes' "in" first tries the word as an int
-                    return False
-        return True
+        # find, not in: bytes' "in" first tries the word as an int
+        return not self._shaped or raw.translate(_SHAPES, _SEPARATORS).find(self._shaped) < 0
 
     def value(self, value: Any, replace: Replace | None = None) -> Any:
         """Redact every string inside a JSON value; the same object when nothing changed."""
@@ -294,16 +296,14 @@ class Redactor:
 
 
 def _holds(text: str, groups: Words) -> bool:
-    for gates, words in groups:
-        if gates:
-            for gate in gates:
-                if gate in text:
-                    break
-            else:
-                continue
-        for word in words:
-            if word in text:
-                return True
+    for gate, words in groups:
+        for char in gate:
+            if char not in text:
+                break
+        else:
+            for word in words:
+                if word in text:
+                    return True
     return False
 
 

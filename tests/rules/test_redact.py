@@ -110,6 +110,24 @@ def test_an_ordinary_message_is_clean() -> None:
     assert not Redactor(patterns=["x"]).clean(b"{}"), "extra patterns may be anchored to a string's ends"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["card 4111 1111 1111 1111", "card 4111-1111-1111-1111", "DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432"],
+)
+def test_a_long_run_of_digits_and_capitals_makes_a_message_unclean(text: str) -> None:
+    """Card numbers and IBANs are found by their shape: 13 digits or capitals in a row, separators left out."""
+    message = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}}
+    assert Redactor().value(message) is not message, "the detector masks it"
+    assert not Redactor().clean(json.dumps(message).encode())
+
+
+def test_timestamps_and_ids_are_clean() -> None:
+    """What MCP results hold most often is not taken for a card number: it would send them to the slow path."""
+    text = "at 2026-12-05T03:04:05.123Z, request 1234567890, version 2025-11-25, page 12 of 240"
+    message = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}}
+    assert Redactor().clean(json.dumps(message).encode())
+
+
 VENDOR_KEYS = [
     "sk-proj-abcdefghijklmnopqrstuvwx",
     "sk_live_abcdefghijklmnop",
@@ -125,7 +143,8 @@ VENDOR_KEYS = [
 
 @pytest.mark.parametrize("key", VENDOR_KEYS)
 def test_every_vendor_key_makes_a_message_unclean(key: str) -> None:
-    """clean() gates the vendor prefixes by a piece of each (``k_``, ``gh``, ``github``): none may slip past."""
+    """clean() looks for the vendor prefixes only when characters each holds are there ("A", "k" and "_", "g", "h"
+    and "_", "x" and "-"): none may slip past."""
     redactor = Redactor()
     message = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": f"key {key} here"}]}}
     assert redactor.value(message) is not message, "the detector masks it"
