@@ -7,6 +7,7 @@ message is driven with one ``send`` and no event loop, as in ``bench_chain``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,13 +56,16 @@ def mount(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Mount]:
     file.write_text(yaml.safe_dump(chain_config(tmp_path, request.param)))
     proxy = Proxy(config.load(str(file)))
     hooks = proxy.chain.interceptors
+    # Starting and closing may wait (a rules file's first read, the audit thread); judging never does.
+    loop = asyncio.new_event_loop()
     for hook in hooks:
         if hasattr(hook, "start"):
-            finish(hook.start())
+            loop.run_until_complete(hook.start())
     yield proxy.mounts[0]
     for hook in hooks:
         if hasattr(hook, "close"):
-            finish(hook.close())
+            loop.run_until_complete(hook.close())
+    loop.close()
 
 
 def test_call_and_reply(benchmark: BenchmarkFixture, mount: Mount) -> None:

@@ -51,6 +51,8 @@ def front() -> Iterator[tuple[StdioChildFront, ChildProcess]]:
         built[0].child = Pipe()  # type: ignore[assignment]
         built[0].out = Pipe()  # type: ignore[assignment]
         built[0].idle = True
+        # As after a handshake-era client's first request: its era is known and nothing waits for the bridge.
+        built[0].era_route.pending = False
         yield built
 
 
