@@ -155,6 +155,9 @@ def describe_upstream(upstream: Any, monitor: Monitor | None = None) -> dict[str
     if config.is_stdio:
         entry["command"] = list(config.command)
         entry["processes"] = len(upstream.children) if isinstance(upstream, StdioUpstream) else 0
+        if isinstance(upstream, StdioUpstream) and upstream.spares.target:
+            spares = upstream.spares
+            entry["spares"] = {"ready": len(spares.ready), "target": spares.target, "taken": spares.taken}
     else:
         entry["url"] = mask_url(config.url or "")
     replicas = len(config.urls) if config.urls else config.replicas

@@ -63,6 +63,12 @@ def openapi_document() -> dict[str, Any]:
                 "shared": boolean,
                 "command": {"type": "array", "items": string},
                 "processes": integer,
+                "spares": {
+                    "type": "object",
+                    "description": "Children started ahead for new sessions (spare, or one once the era bridge pools "
+                    "sessions here): started and not yet taken, how many are kept, how many sessions took one",
+                    "properties": {"ready": integer, "target": integer, "taken": integer},
+                },
                 "url": string,
                 "replicas": {"type": "integer", "description": "How many replicas (urls, or replicas with share)"},
                 "replicas_down": {

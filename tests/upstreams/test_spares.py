@@ -215,6 +215,7 @@ async def test_the_proxy_starts_spares_lists_them_and_leaves_none_at_shutdown(st
     assert status == 200
     [entry] = [item for item in listed["upstreams"] if item["name"] == "which"]
     assert entry["processes"] == 3
+    assert entry["spares"] == {"ready": 2, "target": 2, "taken": 0}, "the admin view names the spares apart"
     firsts = [started(records, pid)["first"] for pid in pids_in(records)]  # type: ignore[index]
     assert sorted(str(first and first["method"]) for first in firsts) == ["None", "None", "server/discover"]
 
