@@ -26,6 +26,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+async def listening(port: int) -> bool:
+    """Whether something accepts a connection on ``port`` of 127.0.0.1 now."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
 def sdk_server_command() -> list[str]:
     return [sys.executable, str(SDK_SERVER)]
 

@@ -25,7 +25,7 @@ from shadowproxy.config.bridge import BridgeMode as Mode
 from shadowproxy.config.bridge import Era
 from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.core.protocol import META_CLIENT_INFO, META_PROTOCOL_VERSION, MODERN_VERSION, VERSION_HEADER
-from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream
+from shadowproxy.upstreams.base import Channel, UnsolicitedHandler, Upstream, final_reply
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,7 @@ async def speaks_modern(upstream: Upstream) -> bool:
     )
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            reply = await exchange.next()
-            while not reply.is_reply:
-                reply = await exchange.next()
+            reply = await final_reply(exchange)
     except TimeoutError:
         # Not knowing is no reason to change what passes: the requests go through as the client sent them.
         log.warning(
@@ -91,8 +89,6 @@ async def speaks_modern(upstream: Upstream) -> bool:
             PROBE_TIMEOUT,
         )
         return True
-    finally:
-        await exchange.close()
     return answers_modern(reply)
 
 

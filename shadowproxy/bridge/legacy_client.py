@@ -22,26 +22,13 @@ from shadowproxy.bridge.shapes import envelope, initialize_result, modern_header
 from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError, UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message, decode, result_response
 from shadowproxy.core.tasks import spawn
-from shadowproxy.upstreams.base import Answered, Channel, Exchange, UnsolicitedHandler
+from shadowproxy.upstreams.base import Answered, Channel, Exchange, UnsolicitedHandler, final_reply
 
 ANSWERED_HERE = frozenset({"ping", "logging/setLevel"})
 DROPPED = frozenset({"notifications/initialized", "notifications/roots/list_changed"})
 MAX_ROUNDS = 10
 DISCOVER_TIMEOUT = 30.0
 _asked_ids = itertools.count(1)
-
-
-async def final_reply(exchange: Exchange, within: float) -> Message:
-    try:
-        async with asyncio.timeout(within):
-            reply = await exchange.next()
-            while not reply.is_reply:
-                reply = await exchange.next()
-    except TimeoutError:
-        raise UpstreamError("the upstream did not answer in time") from None
-    finally:
-        await exchange.close()
-    return reply
 
 
 class LegacyChannel:
@@ -69,7 +56,12 @@ class LegacyChannel:
         self.remember(initialize)
         probe = Message(Kind.REQUEST, {"jsonrpc": "2.0", "id": initialize.id, "method": "server/discover"})
         probe = envelope(probe, self.client)
-        reply = await final_reply(await self.channel.request(probe, modern_headers(probe)), DISCOVER_TIMEOUT)
+        exchange = await self.channel.request(probe, modern_headers(probe))
+        try:
+            async with asyncio.timeout(DISCOVER_TIMEOUT):
+                reply = await final_reply(exchange)
+        except TimeoutError:
+            raise UpstreamError("the upstream did not answer in time") from None
         if reply.kind is not Kind.RESPONSE or not isinstance(reply.result, dict):
             return reply
         params = initialize.params if isinstance(initialize.params, dict) else {}

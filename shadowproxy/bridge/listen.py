@@ -21,7 +21,7 @@ from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.inbox import Inbox
 from shadowproxy.core.jsonrpc import Kind, Message, error_response, notification
 from shadowproxy.core.tasks import spawn
-from shadowproxy.upstreams.base import Exchange
+from shadowproxy.upstreams.base import Exchange, final_reply
 
 LIST_CHANGED = {
     "toolsListChanged": "notifications/tools/list_changed",
@@ -108,13 +108,9 @@ async def _subscribed(pooled: PooledSession, uri: str, request_id: int) -> bool:
     exchange = await pooled.channel.request(Message(Kind.REQUEST, body), pooled.headers)
     try:
         async with asyncio.timeout(OPEN_TIMEOUT):
-            reply = await exchange.next()
-            while not reply.is_reply:
-                reply = await exchange.next()
+            reply = await final_reply(exchange)
     except TimeoutError:
         return False
-    finally:
-        await exchange.close()
     return reply.kind is Kind.RESPONSE
 
 

@@ -26,7 +26,7 @@ from shadowproxy.core.errors import UpstreamError
 from shadowproxy.core.jsonrpc import Kind, Message, notification
 from shadowproxy.core.tasks import spawn
 from shadowproxy.upstreams.attribution import refusal
-from shadowproxy.upstreams.base import Channel, Exchange, Upstream
+from shadowproxy.upstreams.base import Channel, Exchange, Upstream, final_reply
 from shadowproxy.upstreams.stdio import StdioUpstream
 
 log = logging.getLogger(__name__)
@@ -103,13 +103,8 @@ async def open_session(
     request = Message(Kind.REQUEST, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params})
     try:
         exchange = await channel.request(request, {})
-        try:
-            async with asyncio.timeout(OPEN_TIMEOUT):
-                reply = await exchange.next()
-                while not reply.is_reply:
-                    reply = await exchange.next()
-        finally:
-            await exchange.close()
+        async with asyncio.timeout(OPEN_TIMEOUT):
+            reply = await final_reply(exchange)
         if reply.kind is not Kind.RESPONSE or not isinstance(reply.result, dict):
             detail = (reply.error or {}).get("message", "no result")
             raise UpstreamError(f"upstream {upstream.name!r} refused the bridge's initialize: {detail}")

@@ -54,6 +54,18 @@ class Exchange(Protocol):
     async def close(self, *, cancel: bool = False) -> None: ...
 
 
+async def final_reply(exchange: Exchange) -> Message:
+    """The response that ends ``exchange`` (what the server sent before it is passed over), the exchange closed after;
+    a caller that bounds the wait puts its own timeout around this."""
+    try:
+        reply = await exchange.next()
+        while not reply.is_reply:
+            reply = await exchange.next()
+        return reply
+    finally:
+        await exchange.close()
+
+
 class Channel(Protocol):
     """One session's path to its server."""
 

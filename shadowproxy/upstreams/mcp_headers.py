@@ -23,15 +23,13 @@ import sys
 import time
 from collections.abc import Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shadowproxy.core.errors import JsonRpcError
 from shadowproxy.core.jsonrpc import RESPONSE, Kind, Message
 from shadowproxy.core.protocol import MODERN_VERSIONS, VERSION_HEADER, meta_of, request_protocol_version
 from shadowproxy.core.tasks import spawn
-
-if TYPE_CHECKING:
-    from shadowproxy.upstreams.base import Channel
+from shadowproxy.upstreams.base import Channel, final_reply
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +205,7 @@ class UpstreamTools:
                 Kind.REQUEST,
                 {"jsonrpc": "2.0", "id": f"shadowproxy-params-{page}", "method": "tools/list", "params": params},
             )
-            reply = await _final(await channel.request(request, {}))
+            reply = await final_reply(await channel.request(request, {}))
             if reply.error is not None:
                 raise JsonRpcError(int(reply.error.get("code", -32603)), str(reply.error.get("message")))
             listed |= await self.tools.learn(request, reply)
@@ -216,16 +214,6 @@ class UpstreamTools:
                 break
             cursor = next_cursor
         return listed
-
-
-async def _final(exchange: Any) -> Message:
-    try:
-        reply: Message = await exchange.next()
-        while not reply.is_reply:
-            reply = await exchange.next()
-        return reply
-    finally:
-        await exchange.close()
 
 
 async def _inbound() -> ModuleType:

@@ -10,6 +10,7 @@ from shadowproxy.bridge.channel import BridgedChannel
 from shadowproxy.bridge.exchanges import Parking
 from shadowproxy.bridge.pool import HandshakePool
 from shadowproxy.core.jsonrpc import Kind, Message
+from shadowproxy.upstreams.base import final_reply
 from shadowproxy.upstreams.child_channel import ChildChannel
 from shadowproxy.upstreams.stdio import StdioUpstream
 from tests.bridge.conftest import HANDSHAKE_ONLY
@@ -23,16 +24,8 @@ META = {
 
 async def echo(channel: BridgedChannel, text: str) -> Message:
     params = {"name": "echo", "arguments": {"text": text}, "_meta": META}
-    exchange = await channel.request(
-        Message(Kind.REQUEST, {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}), {}
-    )
-    try:
-        reply = await exchange.next()
-        while not reply.is_reply:
-            reply = await exchange.next()
-    finally:
-        await exchange.close()
-    return reply
+    request = Message(Kind.REQUEST, {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params})
+    return await final_reply(await channel.request(request, {}))
 
 
 async def test_sessions_are_reused_closed_when_idle_and_reopened_when_forgotten() -> None:

@@ -39,6 +39,7 @@ from tests.support import (
     ProxyProcess,
     child_env,
     free_port,
+    listening,
     sdk_server_command,
     until,
 )
@@ -63,16 +64,7 @@ class HAProxy(Process):
         names = {f"BACKEND_{name}": p.base.removeprefix("http://") for name, p in zip("ABC", backends, strict=True)}
         await self.spawn("haproxy", "-db", "-f", str(CONFIG), env=child_env(LB_BIND=f"127.0.0.1:{port}", **names))
         base = f"http://127.0.0.1:{port}"
-
-        async def up() -> bool:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                return False
-            writer.close()
-            return True
-
-        await until(up, "HAProxy to listen")
+        await until(lambda: listening(port), "HAProxy to listen")
         return base
 
     def served(self) -> Counter[tuple[str, str, str]]:

@@ -20,7 +20,7 @@ import pytest_asyncio
 from mcp import Client
 
 from tests.deploy.test_balancer import SERVED, text_of
-from tests.support import REPO, child_env, free_port, until
+from tests.support import REPO, child_env, free_port, listening, until
 
 SCRIPT = REPO / "deploy" / "haproxy" / "run.sh"
 SERVING = re.compile(r"serving (http://\S+/mcp) .* logs in (\S+)")
@@ -61,15 +61,6 @@ def _all_up(haproxy_log: Path) -> bool:
     """Every server HAProxy marked down has been marked up again since (it logs only the changes)."""
     text = haproxy_log.read_text(errors="replace")
     return all(text.count(f"shadowproxy/{n} is DOWN") <= text.count(f"shadowproxy/{n} is UP") for n in "abc")
-
-
-async def refused(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return True
-    writer.close()
-    return False
 
 
 class Script:
@@ -151,4 +142,4 @@ async def test_run_sh_serves_through_haproxy_and_stops_it_all(script: Script, si
         assert len(re.findall(r"SIG\w+: shutting down gracefully", log)) == 1, log[-2000:]
         assert "exiting now" not in log, log[-2000:]
     for port in (lb_port, lb_port + 1, lb_port + 2, lb_port + 3, redis_port):
-        assert await refused(port), f"port {port} still open after {signal.Signals(signum).name}"
+        assert not await listening(port), f"port {port} still open after {signal.Signals(signum).name}"

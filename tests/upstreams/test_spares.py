@@ -20,6 +20,7 @@ from shadowproxy.bridge.pool import HandshakePool
 from shadowproxy.config import CircuitConfig
 from shadowproxy.core.errors import ConfigError
 from shadowproxy.core.jsonrpc import Kind, Message
+from shadowproxy.upstreams.base import final_reply
 from shadowproxy.upstreams.child import ChildProcess
 from shadowproxy.upstreams.child_channel import ChildChannel
 from shadowproxy.upstreams.circuit import Circuit, CircuitState
@@ -71,13 +72,7 @@ def ready_spare(up: StdioUpstream, folder: Path, *, besides: set[int] = frozense
 async def initialize(channel: ChildChannel, client: str) -> dict[str, Any]:
     params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": client, "version": "1"}}
     request = Message(Kind.REQUEST, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params})
-    exchange = await channel.request(request, {})
-    try:
-        reply = await exchange.next()
-        while not reply.is_reply:
-            reply = await exchange.next()
-    finally:
-        await exchange.close()
+    reply = await final_reply(await channel.request(request, {}))
     assert isinstance(reply.result, dict), reply
     return reply.result
 

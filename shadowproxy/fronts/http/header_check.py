@@ -22,7 +22,7 @@ from mcp.shared.inbound import (
 
 from shadowproxy.core.errors import JsonRpcError
 from shadowproxy.core.jsonrpc import Kind, Message
-from shadowproxy.upstreams.base import Channel
+from shadowproxy.upstreams.base import Channel, final_reply
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,7 @@ class HeaderCheck:
         data = {"jsonrpc": "2.0", "id": "shadowproxy-tools", "method": "tools/list", "params": {"_meta": META}}
         request = Message(Kind.REQUEST, data)
         try:
-            exchange = await channel.request(request, {})
-            try:
-                reply = await exchange.next()
-                while not reply.is_reply:
-                    reply = await exchange.next()
-            finally:
-                await exchange.close()
+            reply = await final_reply(await channel.request(request, {}))
         except JsonRpcError as exc:
             log.warning("could not list tools for the Mcp-Param header check: %s", exc.message)
             return
