@@ -220,6 +220,15 @@ class PinBook:
             return frozenset()
         return frozenset(name for name in listed if (change := scope.changes.get(name)) is not None and change.blocks)
 
+    def may_refuse(self, tool: str) -> bool:
+        """Whether a call to ``tool`` could be refused in some scope: one lookup per upstream and group, so that a
+        call to a tool with no pending change is declined before it is judged."""
+        for scope in self.scopes.values():
+            change = scope.changes.get(tool)
+            if change is not None and change.blocks:
+                return True
+        return False
+
     def refusal(self, upstream: str, principal: str | None, tool: str) -> Change | None:
         """The pending change that refuses a call to ``tool`` in block mode, or None."""
         scope = self.scopes.get((upstream, self.group_of(principal)))

@@ -92,10 +92,14 @@ class PinningInterceptor:
                 await self.save()
 
     def wants(self, message: Message, direction: Direction, request: Message | None) -> bool:
-        """A ``tools/list`` result; in block mode, a ``tools/call`` request too."""
+        """A ``tools/list`` result; in block mode, a ``tools/call`` request of a tool some scope refuses."""
         if direction is S2C:
             return message.kind is RESPONSE and request is not None and request.data.get("method") == "tools/list"
-        return self.blocking and message.kind is REQUEST and message.data["method"] == "tools/call"
+        if not self.blocking or message.kind is not REQUEST or message.data["method"] != "tools/call":
+            return False
+        params = message.data.get("params")
+        tool = params.get("name") if isinstance(params, dict) else None
+        return isinstance(tool, str) and self.book.may_refuse(tool)
 
     async def on_message(self, ctx: MessageContext) -> Verdict:
         message = ctx.message

@@ -26,7 +26,7 @@ from pydantic import BeforeValidator, StrictBool, ValidationInfo
 from shadowproxy.config.validation import Section, options_from
 from shadowproxy.core import tracing
 from shadowproxy.core.chain import C2S, Direction, MessageContext, Verdict, block, delay, forward, hold, respond
-from shadowproxy.core.jsonrpc import NOTIFICATION, REQUEST, Kind, Message
+from shadowproxy.core.jsonrpc import Kind, Message
 from shadowproxy.core.tasks import spawn
 from shadowproxy.rules import metrics
 from shadowproxy.rules.engine import Engine, Outcome
@@ -128,16 +128,20 @@ class RulesInterceptor:
         which reads the message's bytes): the key is looked up here, as :meth:`RuleSet.concerns` makes it, and
         the same tool's next call costs one set lookup.
         """
-        kind = message.kind
-        method = message.method or (request.method if request is not None else None)
+        data = message.data
+        method = data.get("method")
+        if method is None and request is not None:
+            # A reply: judged by its request's method and params (subject.params_of).
+            data = request.data
+            method = data.get("method")
         tool = None
         if method == "tools/call":
-            # The params a message is judged by: its own, or for a reply the request's (subject.params_of).
-            source = message if kind is REQUEST or kind is NOTIFICATION else request
-            params = source.params if source is not None else None
-            name = params.get("name") if isinstance(params, dict) else None
-            tool = name if isinstance(name, str) else None
-        key = (direction, kind, method, tool)
+            params = data.get("params")
+            if params.__class__ is dict:
+                tool = params.get("name")
+                if tool.__class__ is not str:
+                    tool = None
+        key = (direction, message.kind, method, tool)
         if key in self._declined:
             return False
         rules = self._rules

@@ -304,7 +304,9 @@ class Chain:
             if wants(message, direction, request):
                 return False
         if self._narrow:
-            method = message.method or (request.method if request is not None else None)
+            method = message.data.get("method")
+            if not method and request is not None:
+                method = request.data.get("method")
             for methods, wants in self._narrow:
                 if method in methods and wants(message, direction, request):
                     return False
