@@ -15,7 +15,7 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,9 +63,12 @@ def free_port() -> int:
 class Launcher:
     """Starts the processes of one run, each logging to ``workdir``, and stops them all."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, proxy_prefix: Sequence[str] = (), start_seconds: float = 30.0) -> None:
         self.workdir = workdir
         self.processes: list[asyncio.subprocess.Process] = []
+        self.proxy_prefix = list(proxy_prefix)
+        """Put before every ``shadowproxy run`` command line (``valgrind ...``); the servers run as they are."""
+        self.start_seconds = start_seconds
 
     def log(self, name: str) -> Path:
         return self.workdir / f"{name}.log"
@@ -156,11 +159,11 @@ async def proxy_http(launcher: Launcher, upstream: str, options: str = "") -> As
             assert server.url is not None
             spec, roots = server.url, server.roots
         port = free_port()
-        argv = [*shadowproxy_argv(), "run", "--upstream", spec, "--port", str(port), "--log-level", "warning"]
-        argv += variant(launcher, options)
+        argv = [*launcher.proxy_prefix, *shadowproxy_argv(), "run", "--upstream", spec, "--port", str(port)]
+        argv += ["--log-level", "warning", *variant(launcher, options)]
         name = f"shadowproxy-http-{upstream}{'-' + Path(options).stem if options else ''}"
         process = await stack.enter_async_context(launcher.process(name, argv))
-        await launcher.wait_http(name, process, port, "/healthz")
+        await launcher.wait_http(name, process, port, "/healthz", launcher.start_seconds)
         yield Target(url=f"http://127.0.0.1:{port}/mcp", roots=[process.pid, *roots], front=process.pid)
 
 
