@@ -304,9 +304,7 @@ class Chain:
             if wants(message, direction, request):
                 return False
         if self._narrow:
-            method = message.data.get("method")
-            if not method and request is not None:
-                method = request.data.get("method")
+            method = message.data.get("method") or (request.data.get("method") if request is not None else None)
             for methods, wants in self._narrow:
                 if method in methods and wants(message, direction, request):
                     return False
