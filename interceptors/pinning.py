@@ -95,20 +95,22 @@ class PinningInterceptor:
         """A ``tools/list`` result; in block mode, a ``tools/call`` request of a tool some scope refuses."""
         if direction is S2C:
             return message.kind is RESPONSE and request is not None and request.data.get("method") == "tools/list"
+        tool = self._called(message)
+        return tool is not None and self.book.may_refuse(tool)
+
+    def _called(self, message: Message) -> str | None:
+        """In block mode, the tool a client's ``tools/call`` request names (what a refusal is looked up by)."""
         if not self.blocking or message.kind is not REQUEST or message.data["method"] != "tools/call":
-            return False
+            return None
         params = message.data.get("params")
         tool = params.get("name") if isinstance(params, dict) else None
-        return isinstance(tool, str) and self.book.may_refuse(tool)
+        return tool if isinstance(tool, str) else None
 
     async def on_message(self, ctx: MessageContext) -> Verdict:
         message = ctx.message
         if ctx.direction is C2S:
-            if not self.blocking or message.kind is not REQUEST or message.method != "tools/call":
-                return FORWARD
-            params = message.params
-            tool = params.get("name") if isinstance(params, dict) else None
-            change = self.book.refusal(ctx.upstream, ctx.principal, tool) if isinstance(tool, str) else None
+            tool = self._called(message)
+            change = self.book.refusal(ctx.upstream, ctx.principal, tool) if tool is not None else None
             if change is None:
                 return FORWARD
             text = (
