@@ -46,15 +46,6 @@ done
 LB_BIND="127.0.0.1:$lb_port" haproxy -db -f "$here/haproxy.cfg" >"$logs/haproxy.log" 2>&1 &
 pids+=($!)
 echo "serving http://127.0.0.1:$lb_port/mcp through HAProxy to ports $((lb_port + 1))-$((lb_port + 3)); logs in $logs"
-# Until one of them exits. A trapped signal interrupts a wait for one process at once; `wait -n` for any of them
-# once let a Ctrl-C go unanswered under load (bash 5.2), so the script polls every second instead.
-alive=1
-while [[ $alive == 1 ]]; do
-    sleep 1 &
-    wait $! || true
-    for pid in "${pids[@]}"; do
-        kill -0 "$pid" 2>/dev/null || alive=0
-    done
-done
+wait -n "${pids[@]}" || true
 echo "run.sh: a process exited; stopping the rest (logs in $logs)" >&2
 exit 1

@@ -74,9 +74,12 @@ class Script:
         # The interpreter's own bin first: run.sh finds shadowproxy there, and the demo upstream's `python`.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
         env = child_env(LB_PORT=str(lb_port), REDIS_PORT=str(redis_port), PATH=path)
+        # With the signals a terminal's job starts with: a shell cannot trap a signal ignored when it started, and
+        # a test process may inherit SIGINT ignored (seen in CI: the script never heard the Ctrl-C).
+        command = ["env", "--default-signal=INT,HUP", "bash", str(SCRIPT)]
         with self.output.open("wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                "bash", str(SCRIPT), stdout=out, stderr=out, env=env, cwd=self.output.parent, start_new_session=True
+                *command, stdout=out, stderr=out, env=env, cwd=self.output.parent, start_new_session=True
             )
         await until(lambda: SERVING.search(self.text()) or self.proc.returncode is not None, "run.sh to serve")
         found = SERVING.search(self.text())
