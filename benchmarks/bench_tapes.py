@@ -1,16 +1,15 @@
-"""Micro benchmarks of the tapes' recorder: what the hot path pays per message, and the writer thread's work.
+"""Micro benchmarks of the tapes' recorder: what the hot path pays per message, and a batch's masking.
 
     pytest benchmarks/bench_tapes.py
 
 ``record`` is what :class:`~shadowproxy.proxy.mount.Mount` calls after the chain: a session not recorded
-(``record: none``, no rules ``record`` action) costs one test; a recorded one a put on the bounded queue. The
-writer's ``_format`` runs in its own thread, in batches: a message with nothing to mask goes on its line as the
-bytes it came as; one with a secret is redacted and encoded.
+(``record: none``, no rules ``record`` action) costs one test; a recorded one its line on the tape's batch. A
+batch is masked on the event loop: when one look finds nothing to mask, the lines go as they are; a message with a
+secret is redacted and encoded.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from pytest_benchmark.fixture import BenchmarkFixture
@@ -32,36 +31,44 @@ def test_record_of_a_session_not_recorded(benchmark: BenchmarkFixture, tmp_path:
     recorder = Recorder(TapesConfig(dir=str(tmp_path), record="none"))
     session = SessionRecord(id="not-recorded")
     benchmark(recorder.record, CALL, C2S, session, "http", FORWARD)
-    assert recorder.dropped == 0 and not recorder._queue
+    assert recorder.dropped == 0 and recorder.written == 0
 
 
-def test_record_queues_a_message(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
+def test_record_puts_a_line_on_the_batch(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
     recorder = Recorder(TapesConfig(dir=str(tmp_path), queue=10_000_000))
     session = SessionRecord(id="recorded")
     benchmark(recorder.record, CALL, C2S, session, "http", FORWARD)
-    assert recorder.dropped == 0 and recorder._queue
+    assert recorder.dropped == 0 and recorder._tapes["recorded"].lines[-1].endswith(CALL.to_bytes() + b"}\n")
 
 
-def test_writer_formats_a_message_with_nothing_to_mask(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
-    """Most messages: their wire form, found clean (here alone; the writer looks at 64 together), goes on the
-    line as it came."""
+def _batch(recorder: Recorder, message: Message) -> None:
+    session = SessionRecord(id="written")
+    for _ in range(64):
+        recorder.record(message, C2S, session, "http", FORWARD)
+    recorder._batch(None)
+
+
+def test_batch_of_64_messages_with_nothing_to_mask(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
+    """Most batches: one look at their messages together finds nothing to mask; the lines go as they are."""
     recorder = Recorder(TapesConfig(dir=str(tmp_path)))
-    item = (SessionRecord(id="written"), time.time(), C2S, CALL.to_bytes(), "http")
-    benchmark(recorder._format, item, False)
-    assert recorder._tapes["written"].pending[-1].endswith(CALL.to_bytes() + b"}\n")
+    recorder.start()
+    benchmark(_batch, recorder, CALL)
+    recorder.stop()
+    assert recorder.written >= 64 and CALL.to_bytes() in next(tmp_path.glob("*.jsonl")).read_bytes()
 
 
-def test_writer_redacts_and_encodes_a_message_with_a_secret(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
+def test_batch_of_64_messages_with_a_secret_each(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
     recorder = Recorder(TapesConfig(dir=str(tmp_path)))
     secret = decode(call_body(7).replace(b"0123456789abcdef", b"sk-proj-abcdefghijklmnopqrstuvwxyz", 1))
     assert isinstance(secret, Message)
-    item = (SessionRecord(id="written"), time.time(), C2S, secret.to_bytes(), "http")
-    benchmark(recorder._format, item, False)
-    assert b"sk-proj" not in recorder._tapes["written"].pending[-1]
+    recorder.start()
+    benchmark(_batch, recorder, secret)
+    recorder.stop()
+    assert recorder.written >= 64 and b"sk-proj" not in next(tmp_path.glob("*.jsonl")).read_bytes()
 
 
 def test_clean_looks_at_64_messages(benchmark: BenchmarkFixture) -> None:
-    """The writer's test of a chunk: 64 echo calls and answers joined, as ``Recorder._slice`` joins them."""
+    """The writer's test of a chunk: 64 echo calls and answers joined, as ``Recorder._batch`` joins them."""
     content = b'[{"type":"text","text":"%s"}]' % TEXT.encode()
     reply = b'{"jsonrpc":"2.0","id":7,"result":{"content":%s,"isError":false}}' % content
     chunk = b"\0".join([call_body(7), reply] * 32)

@@ -18,8 +18,11 @@ from typing import Any
 
 import yaml
 
+from shadowproxy.config.tapes import TapesConfig
+
 NOT_MATCHING_BUDGET = 0.03
 """The most a configured-but-not-matching feature may cost, as a fraction of the plain proxy's req/s."""
+_WRITE_EVERY: float = TapesConfig.model_fields["write_every"].default
 TOKEN = "bench-token-not-a-secret"
 """The bearer token of the auth and roles rows: the load client sends it, the proxy knows its digest."""
 
@@ -76,8 +79,12 @@ def _rules(folder: Path, name: str, extra: list[dict[str, Any]]) -> str:
     return str(path)
 
 
-def section(key: str, folder: Path, sink: str | None = None) -> dict[str, Any]:
-    """The config (as a dict) that turns on feature ``key``; files it needs are written in ``folder``."""
+def section(key: str, folder: Path, sink: str | None = None, slowdown: float = 1.0) -> dict[str, Any]:
+    """The config (as a dict) that turns on feature ``key``; files it needs are written in ``folder``.
+
+    ``slowdown``: how many times slower than natively the proxy will run (under valgrind, about 50); what works
+    by the clock rather than by the message is stretched as much.
+    """
     if key == "rules":
         return {"rules": [_rules(folder, key, [])]}
     if key == "rules-match":
@@ -95,7 +102,9 @@ def section(key: str, folder: Path, sink: str | None = None) -> dict[str, Any]:
     if key == "tapes-none":
         return {"tapes": {"dir": str(folder / "bench-tapes-none"), "record": "none"}}
     if key == "tapes":
-        return {"tapes": {"dir": str(folder / "bench-tapes-all"), "record": "all"}}
+        # Batches of the same size as natively: a tape's batch costs by the batch, its messages by the message.
+        tapes = {"dir": str(folder / "bench-tapes-all"), "record": "all"}
+        return {"tapes": tapes if slowdown == 1 else tapes | {"write_every": _WRITE_EVERY * slowdown}}
     digest = hashlib.sha256(TOKEN.encode()).hexdigest()
     if key == "auth":
         return {"auth": {"tokens": [{"name": "bench", "sha256": digest}]}}
@@ -111,7 +120,7 @@ def section(key: str, folder: Path, sink: str | None = None) -> dict[str, Any]:
     raise KeyError(key)
 
 
-def write_config(key: str, folder: Path, sink: str | None = None) -> Path:
+def write_config(key: str, folder: Path, sink: str | None = None, slowdown: float = 1.0) -> Path:
     path = folder / f"bench-feature-{key}.yaml"
-    path.write_text(yaml.safe_dump(section(key, folder, sink)))
+    path.write_text(yaml.safe_dump(section(key, folder, sink, slowdown)))
     return path

@@ -63,12 +63,16 @@ def free_port() -> int:
 class Launcher:
     """Starts the processes of one run, each logging to ``workdir``, and stops them all."""
 
-    def __init__(self, workdir: Path, proxy_prefix: Sequence[str] = (), start_seconds: float = 30.0) -> None:
+    def __init__(
+        self, workdir: Path, proxy_prefix: Sequence[str] = (), start_seconds: float = 30.0, slowdown: float = 1.0
+    ) -> None:
         self.workdir = workdir
         self.processes: list[asyncio.subprocess.Process] = []
         self.proxy_prefix = list(proxy_prefix)
         """Put before every ``shadowproxy run`` command line (``valgrind ...``); the servers run as they are."""
         self.start_seconds = start_seconds
+        self.slowdown = slowdown
+        """How many times slower than natively the prefix makes the proxy (:func:`benchmarks.features.section`)."""
 
     def log(self, name: str) -> Path:
         return self.workdir / f"{name}.log"
@@ -256,6 +260,6 @@ async def proxy_feature(launcher: Launcher, key: str) -> AsyncIterator[Target]:
             )
             await launcher.wait_http("otlp-sink", process, port, "/v1/traces")
             sink, roots = f"http://127.0.0.1:{port}/v1/traces", [process.pid]
-        config = features.write_config(key, launcher.workdir, sink)
+        config = features.write_config(key, launcher.workdir, sink, launcher.slowdown)
         target = await stack.enter_async_context(proxy_http(launcher, "stdio", f"config:{config}"))
         yield Target(url=target.url, roots=[*target.roots, *roots], front=target.front, headers=feature.headers())

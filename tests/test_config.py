@@ -52,6 +52,7 @@ def test_upstream_command_is_split_like_a_shell() -> None:
         ("upstreams:\n  a:\n    command: x\n    args: 5\n", "bad.yaml:4 [upstreams.a.args]: must be a list"),
         ("log_level: loud\n", "[log_level]"),
         ("port: 1\n  host: x\n", ".yaml:2: not valid YAML"),
+        ("tapes:\n  dir: t\n  write_every: 0\n", "bad.yaml:3 [tapes.write_every]: must be greater than 0"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, text: str, needle: str) -> None:

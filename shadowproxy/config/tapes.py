@@ -10,6 +10,7 @@
       max_age: 604800                     # seconds a tape is kept (0: for ever)
       max_total_bytes: 1073741824         # the oldest tapes go when the folder holds more (0: no bound)
       queue: 10000                        # messages waiting to be written; past it they are dropped and counted
+      write_every: 0.05                   # seconds messages gather before they are masked and written
 """
 
 from __future__ import annotations
@@ -64,3 +65,6 @@ class TapesConfig(Section):
     max_age: Annotated[float, Field(ge=0)] = 7 * 24 * 3600.0
     max_total_bytes: Annotated[Whole, Field(ge=0)] = 1024 * 1024 * 1024
     queue: Annotated[Whole, Field(gt=0)] = 10_000
+    write_every: Annotated[float, Field(gt=0, le=60)] = 0.05
+    """Seconds messages gather once one has come, before they are masked and handed to the writing thread: how far
+    a tape on disk is behind the traffic. Longer batches cost less per message."""

@@ -2,17 +2,17 @@
 
 :class:`Recorder.record` is what a mount calls for each message after the chain (beside the tap and the
 audit log): it tests whether the session is recorded (``record: all``, or a rules ``record`` action set
-:attr:`SessionRecord.recording`) and appends one tuple to a bounded deque, never waiting: past ``queue``
-messages it drops the message and counts it (``dropped``). Nothing is decoded, copied or woken per message.
+:attr:`SessionRecord.recording`) and puts the message's line on its tape's batch, never waiting: the bytes it
+went on as behind a prefix made once per direction and verdict, nothing decoded. Past ``queue`` lines waiting it
+drops the message and counts it (``dropped``).
 
-What has gathered is formatted on the event loop, :data:`BATCH_EVERY` seconds after the first message, in slices
-of :data:`SLICE` messages with the loop's other work between them: a message whose wire form
-:meth:`~shadowproxy.core.redact.Redactor.clean` finds nothing to mask in (most) goes on its line as the bytes it
-came as, behind a prefix made once per direction and verdict; any other is redacted and encoded. Each slice's
-lines go to :class:`~shadowproxy.tapes.files.TapeFiles`, whose thread only writes them (one ``write`` per tape and
-slice), so the loop never waits on a disk, and no second thread formats under the GIL beside the loop: the loop
-decides when formatting runs, between its I/O (against a formatting thread the cost was within the noise of a
-loaded machine, ``benchmarks/README.md``). A tape past ``max_tape_bytes`` goes on in a new part; as it starts
+Masking, the part that reads every byte, waits for the batch, ``write_every`` seconds (50 ms) after its first
+line: :meth:`~shadowproxy.core.redact.Redactor.clean` looks at the messages of every tape written to together
+(a few substring tests in C), and when it finds nothing to mask (most batches), each tape's lines go to
+:class:`~shadowproxy.tapes.files.TapeFiles` as they are, in one ``write`` per tape. Otherwise the batch is looked
+at in chunks of :data:`CHUNK` messages, and a message of a chunk that could hold a secret is decoded, masked and
+put back on its line, :data:`SLICE` lines at a time with the loop's other work between them. The thread only
+writes, so the loop never waits on a disk. A tape past ``max_tape_bytes`` goes on in a new part; as it starts
 and every :data:`SWEEP_EVERY` seconds the thread deletes tapes older than ``max_age`` and the oldest while the
 folder holds more than ``max_total_bytes``.
 """
@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,26 +47,15 @@ log = logging.getLogger(__name__)
 
 KNOWN_SESSIONS = 10_000
 """Sessions whose tape is remembered; a forgotten one that speaks again starts a new tape."""
-BATCH_EVERY = 0.05
-"""Seconds messages gather once one has come: a tape is this much behind, or a little more."""
 SLICE = 256
-"""Messages formatted in one go on the event loop (about a millisecond): its other callbacks run between slices."""
+"""Lines looked at one by one in one go on the event loop, when a batch may hold a secret."""
 SWEEP_EVERY = 30.0
 CHUNK = 64
-"""Messages :meth:`~shadowproxy.core.redact.Redactor.clean` looks at together: one call's cost spread over many
-messages, and one message that needs masking sends only its chunk to be looked at message by message."""
-C2S, S2C = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
+"""Messages :meth:`~shadowproxy.core.redact.Redactor.clean` looks at together in a batch that may hold a secret:
+one message that needs masking sends only its chunk to be looked at message by message."""
+C2S = Direction.CLIENT_TO_SERVER
+_LINE = b'{"t":%.6f%s%s}\n'
 _now = time.time
-
-Forwarded = tuple[SessionRecord, float, Direction, bytes, str]
-"""A message the chain let through as it was (most): session, time, direction, its wire form as it went on, and
-transport."""
-Judged = tuple[SessionRecord, float, Direction, bytes, str, Verdict, Message | None]
-"""Any other: the same, then the verdict and the message the chain stopped or answered (for the proxy's answer
-line)."""
-Item = Forwarded | Judged
-"""Only the bytes are kept, not the message: a decoded message held until the writer's next batch would outlive the
-young generation and make the garbage collector's work."""
 
 
 @dataclass(slots=True)
@@ -78,13 +67,16 @@ class _Tape:
     part: int = 1
     protocol_version: str | None = None
     client: Any = None
-    pending: list[bytes] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
     """Lines of this batch not yet written."""
+    wires: list[bytes] = field(default_factory=list)
+    """For each line, the message it ends with, as it went on (not yet masked); ``b""`` for a line the proxy
+    wrote itself (a header, its own answer), which holds nothing to mask."""
 
 
 class Recorder:
     """Writes the tapes of one proxy: :meth:`start` on the event loop, :meth:`record` each message, :meth:`drain`
-    and :meth:`stop` at the end. Used with no event loop (the tests), it formats and writes at :meth:`stop`."""
+    and :meth:`stop` at the end. Used with no event loop (the tests), it writes at :meth:`stop`."""
 
     def __init__(self, config: TapesConfig) -> None:
         self.config = config
@@ -95,41 +87,62 @@ class Recorder:
         self.written = 0
         self.unattributed = 0
         """Messages of no session, recorded nowhere (``record: all``)."""
-        self._queue: deque[Item] = deque()
+        self._waiting = 0
+        """Lines on the tapes' batches, not yet handed to the thread."""
         self._limit = config.queue
         self._soon = max(1, config.queue // 2)
+        self._max_bytes = config.max_tape_bytes
+        self._every = config.write_every
         self._files = TapeFiles(self.dir, config)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._due: asyncio.Handle | None = None
-        """The next slice, once messages are waiting."""
+        """The next batch, once lines are waiting."""
         self._tapes: OrderedDict[str, _Tape] = OrderedDict()
+        self._touched: list[_Tape] = []
+        """The tapes with lines waiting, in the order their first came."""
         self._writes: Writes = []
         self._prefixes: dict[tuple[Direction, Action, bool, str | None], bytes] = {}
+        self._to_server = self._prefix(C2S, FORWARD)
+        self._to_client = self._prefix(Direction.SERVER_TO_CLIENT, FORWARD)
         self._swept = 0.0
 
     def record(self, message: Message, direction: Direction, record: SessionRecord | None, transport: str,
                verdict: Verdict) -> None:  # fmt: skip
-        """Queue one judged message of a recorded session; never waits, drops (counted) when the queue is full."""
+        """Put one judged message of a recorded session on its tape; never waits, drops (counted) when too many
+        lines wait."""
         if record is None:
             self.unattributed += self.all  # a message outside a session belongs on no session's tape
             return
         if not (self.all or record.recording):
             return
-        queue = self._queue
-        if len(queue) >= self._limit:
+        if self._waiting >= self._limit:
             self.dropped += 1
             return
-        if verdict is FORWARD:
-            # raw: the bytes the message came as; to_bytes() encodes one the front end is about to send.
-            queue.append((record, _now(), direction, message.raw or message.to_bytes(), transport))
+        tape = self._tapes.get(record.id)
+        if verdict is not FORWARD or tape is None or tape.size > self._max_bytes:
+            try:
+                self._judged(message, direction, record, transport, verdict)
+            except Exception:  # one message that cannot be written must not stop the recording
+                log.exception("could not put a message on its tape")
+                return
         else:
-            wire = (verdict.message or message).to_bytes()
-            queue.append((record, _now(), direction, wire, transport, verdict, None if verdict.is_forward else message))
+            # The usual message, inline: raw is the bytes it came as; to_bytes() encodes one the front end is about
+            # to send.
+            wire = message.raw or message.to_bytes()
+            line = _LINE % (_now() - tape.started, self._to_server if direction is C2S else self._to_client, wire)
+            lines = tape.lines
+            if not lines:
+                self._touched.append(tape)
+            lines.append(line)
+            tape.wires.append(wire)
+            tape.size += len(line)
+            self._waiting += 1
+            self.written += 1
         if self._due is None:
             loop = self._loop
             if loop is not None:
-                self._due = loop.call_later(BATCH_EVERY, self._tick)
-        elif len(queue) == self._soon:
+                self._due = loop.call_later(self._every, self._tick)
+        elif self._waiting == self._soon:
             self._due.cancel()
             self._due = self._loop.call_soon(self._tick)  # type: ignore[union-attr]
 
@@ -143,95 +156,112 @@ class Recorder:
         self._files.sweep(frozenset())  # what expired while the proxy was down
 
     def drain(self) -> None:
-        """On the event loop, as the proxy stops: format and hand over what is queued; what comes later waits for
-        :meth:`stop`."""
+        """On the event loop, as the proxy stops: mask and hand over every line waiting. A message that comes
+        later is dropped and counted: the proxy's fronts are closed by then."""
         if self._due is not None:
             self._due.cancel()
             self._due = None
         self._loop = None
-        self._slice(len(self._queue))
+        self._limit = 0
+        self._batch(None)
 
     def stop(self) -> None:
-        """Format what is still queued (the loop no longer does), write everything, close the files."""
+        """Hand over what still waits, write everything, close the files."""
         self.drain()
         self._files.stop()
 
     def _tick(self) -> None:
         self._due = None
-        self._slice(SLICE)
-        loop, left = self._loop, len(self._queue)
-        if loop is not None and left:
-            # A full slice waiting goes next, after the loop's I/O; a few wait for more to gather.
-            self._due = loop.call_soon(self._tick) if left >= SLICE else loop.call_later(BATCH_EVERY, self._tick)
+        self._batch(SLICE)
+        loop = self._loop
+        if loop is not None and self._touched:
+            self._due = loop.call_soon(self._tick)  # the rest of a batch that may hold a secret, after the loop's I/O
         if time.monotonic() - self._swept > SWEEP_EVERY:
             self._swept = time.monotonic()
             self._files.sweep(frozenset(tape.path for tape in self._tapes.values()))
 
-    def _slice(self, count: int) -> None:
-        """Format up to ``count`` queued messages, then hand each tape's new lines to the writing thread."""
-        queue = self._queue
-        touched: list[_Tape] = []
-        redactor = self.redactor
-        tapes, limit = self._tapes, self.config.max_tape_bytes
-        # Direction is an Enum: the two prefixes are told apart by identity, not looked up.
-        to_server, to_client = self._prefix(C2S, FORWARD), self._prefix(S2C, FORWARD)
-        left = min(count, len(queue))
-        while left > 0:
-            items = [queue.popleft() for _ in range(min(left, CHUNK))]
-            left -= len(items)
-            # One look at a chunk's messages together: when nothing in them could be masked, none is looked at
-            # alone. NUL joins them: JSON holds none, and it is no separator a detector reads across.
-            chunk = b"\0".join([item[3] for item in items])
-            clean = redactor is None or redactor.clean(chunk)
-            plain = clean and chunk.find(b"\n") < 0 and chunk.find(b"\r") < 0
-            for item in items:
-                tape = tapes.get(item[0].id)
-                if plain and len(item) == 5 and tape is not None and tape.size <= limit:
-                    # The usual message, inline: a call per message is a good part of the formatting's time.
-                    pending = tape.pending
-                    if not pending:
-                        touched.append(tape)
-                    line = b'{"t":%.6f%s%s}\n' % (
-                        item[1] - tape.started,
-                        to_server if item[2] is C2S else to_client,
-                        item[3],
-                    )
-                    pending.append(line)
-                    tape.size += len(line)
-                    continue
-                try:
-                    touched.append(self._format(item, clean))
-                except Exception:  # one message that cannot be written must not stop the recording
-                    log.exception("could not put a message on its tape")
-                    self.written -= 1
-            self.written += len(items)
-        for tape in touched:
-            self._hand_over(tape)
+    def _batch(self, budget: int | None) -> None:
+        """Hand the waiting lines over to the writing thread, masked: all of them when one look finds nothing to
+        mask in their messages, else up to ``budget`` lines (every one when ``None``) looked at closer."""
+        touched = self._touched
+        if not touched:
+            return
+        wires = [wire for tape in touched for wire in tape.wires]
+        joined = b"\0".join(wires)  # NUL: JSON holds none, and it is no separator a detector reads across
+        if self._plain(joined):
+            for tape in touched:
+                self._hand_over(tape)
+            self._waiting = 0
+            touched.clear()
+        else:
+            while touched and (budget is None or budget > 0):
+                tape = touched[0]
+                count = len(tape.lines) if budget is None else min(len(tape.lines), budget)
+                self._waiting -= self._mask(tape, count)
+                if budget is not None:
+                    budget -= count
+                if not tape.lines:
+                    del touched[0]
         if self._writes:
             writes, self._writes = self._writes, []
             self._files.write(writes)
 
-    def _format(self, item: Item, clean: bool) -> _Tape:
-        record, now, direction, wire, transport = item[:5]
-        verdict, stopped = (item[5], item[6]) if len(item) == 7 else (FORWARD, None)  # type: ignore[misc]
+    def _plain(self, wires: bytes) -> bool:
+        """Whether messages can go on their lines as they are: nothing to mask, no line break."""
+        redactor = self.redactor
+        if redactor is not None and not redactor.clean(wires):
+            return False
+        return wires.find(b"\n") < 0 and wires.find(b"\r") < 0
+
+    def _mask(self, tape: _Tape, count: int) -> int:
+        """Mask the first ``count`` lines of a tape where their messages need it, and hand them over; returns how
+        many of them hold a message."""
+        lines, wires = tape.lines[:count], tape.wires[:count]
+        del tape.lines[:count], tape.wires[:count]
+        for start in range(0, count, CHUNK):
+            if self._plain(b"\0".join(wires[start : start + CHUNK])):
+                continue
+            for index in range(start, min(start + CHUNK, count)):
+                wire = wires[index]
+                if wire:
+                    line = lines[index]
+                    try:
+                        lines[index] = line[: len(line) - len(wire) - 2] + self._wire(wire) + b"}\n"
+                    except Exception:  # one message that cannot be written must not stop the recording
+                        log.exception("could not put a message on its tape")
+                        lines[index] = b""
+                        self.written -= 1
+        self._writes.append((tape.path, b"".join(lines)))
+        return sum(1 for wire in wires if wire)
+
+    def _judged(
+        self, message: Message, direction: Direction, record: SessionRecord, transport: str, verdict: Verdict
+    ) -> None:
+        """:meth:`record` for a message the chain did not forward as it came, or the first or one too many of its
+        tape: the tape begun or gone on in a new part, and the proxy's own answer to a request it stopped."""
+        now = _now()
         tape = self._tapes.get(record.id)
+        wire = (verdict.message or message).to_bytes()
         if tape is None:
             tape = self._begin(record, now, transport, wire)
-        if tape.size > self.config.max_tape_bytes:
+        elif tape.size > self._max_bytes:
             self._rotate(record, tape, transport)
-        prefix = self._prefix(direction, verdict)
-        line = b'{"t":%.6f%s%s}\n' % (now - tape.started, prefix, self._wire(wire, clean))
-        tape.pending.append(line)
-        tape.size += len(line)
-        answer = _proxy_answer(stopped, verdict) if stopped is not None else None
+        self._line(tape, _LINE % (now - tape.started, self._prefix(direction, verdict), wire), wire)
+        answer = _proxy_answer(message, verdict) if not verdict.is_forward else None
         if answer is not None:
             entry = {"t": round(now - tape.started, 6), "dir": _other(direction), "from": "proxy"}
             entry |= {"verdict": verdict_label(verdict.action.value, False), "by": verdict.by, "msg": answer}
-            line = orjson.dumps(entry) + b"\n"
-            tape.pending.append(line)
-            tape.size += len(line)
-            self.written += 1
-        return tape
+            self._line(tape, orjson.dumps(entry) + b"\n", b"")
+        self.written += 1 + (answer is not None)
+
+    def _line(self, tape: _Tape, line: bytes, wire: bytes) -> None:
+        """One more line on a tape's batch; one with a message counts against ``queue``."""
+        if not tape.lines:
+            self._touched.append(tape)
+        tape.lines.append(line)
+        tape.wires.append(wire)
+        tape.size += len(line)
+        self._waiting += bool(wire)
 
     def _prefix(self, direction: Direction, verdict: Verdict) -> bytes:
         """What comes between a line's time and its message, made once per direction and verdict."""
@@ -243,10 +273,10 @@ class Recorder:
             prefix = self._prefixes[key] = b"," + fields[1:-1] + b',"msg":'
         return prefix
 
-    def _wire(self, raw: bytes, clean: bool) -> bytes:
-        """A message's JSON for its line: the bytes it went on as when there is nothing to mask in them."""
+    def _wire(self, raw: bytes) -> bytes:
+        """A message's JSON for its line: masked if it holds anything to mask, with no line break."""
         redactor = self.redactor
-        if not clean and redactor is not None and not redactor.clean(raw):
+        if redactor is not None and not redactor.clean(raw):
             return orjson.dumps(self._masked_message(_loads(raw)))
         if raw.find(b"\n") >= 0 or raw.find(b"\r") >= 0:
             # Only whitespace between tokens can be a bare line break in JSON; the line must hold none.
@@ -280,7 +310,7 @@ class Recorder:
         self._tapes[record.id] = tape
         if len(self._tapes) > KNOWN_SESSIONS:
             _, old = self._tapes.popitem(last=False)
-            self._hand_over(old)
+            self._release(old)
             self._writes.append((old.path, None))
         first = _loads(wire) if record.protocol_version is None or record.client_info is None else {}
         params = first.get("params") if first.get("method") == "initialize" else None
@@ -303,13 +333,11 @@ class Recorder:
             "part": tape.part,
             "redact": self.config.redact.model_dump() if self.config.redact is not None else None,
         }
-        line = orjson.dumps(header) + b"\n"
-        tape.pending.append(line)
-        tape.size += len(line)
+        self._line(tape, orjson.dumps(header) + b"\n", b"")
 
     def _rotate(self, record: SessionRecord, tape: _Tape, transport: str) -> None:
         """Close a tape past ``max_tape_bytes``; what follows goes to a new part with its own header."""
-        self._hand_over(tape)
+        self._release(tape)
         self._writes.append((tape.path, None))
         tape.part += 1
         tape.path = self.dir / f"{tape.stem}.{tape.part}{SUFFIX}"
@@ -317,11 +345,16 @@ class Recorder:
         self._header(record, tape, transport)
 
     def _hand_over(self, tape: _Tape) -> None:
-        """The tape's lines so far, queued for the writing thread (before what follows: a new part's, another
-        tape's)."""
-        if tape.pending:
-            self._writes.append((tape.path, b"".join(tape.pending)))
-            tape.pending.clear()
+        """The tape's lines, nothing in them to mask, queued for the writing thread."""
+        self._writes.append((tape.path, b"".join(tape.lines)))
+        tape.lines.clear()
+        tape.wires.clear()
+
+    def _release(self, tape: _Tape) -> None:
+        """Every line of one tape handed over now, masked (before what follows: its new part's, another tape's)."""
+        if tape.lines:
+            self._waiting -= self._mask(tape, len(tape.lines))
+            self._touched.remove(tape)
 
 
 def _other(direction: Direction) -> str:

@@ -3,6 +3,7 @@ drops and counts, rotation into parts, expiry by age and by total size, and raw 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -15,7 +16,7 @@ from shadowproxy.core.record import SessionRecord
 from shadowproxy.rules.cases import subject_for
 from shadowproxy.rules.engine import Engine
 from shadowproxy.rules.ruleset import load
-from shadowproxy.tapes.writer import Recorder
+from shadowproxy.tapes.writer import SLICE, Recorder
 
 C2S = Direction.CLIENT_TO_SERVER
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123"
@@ -37,6 +38,80 @@ def tapes(folder: Path) -> list[Path]:
 
 def lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_batch_masks_only_the_messages_that_need_it_on_every_tape(tmp_path: Path) -> None:
+    """Clean and secret messages mixed over three tapes and more than a chunk: each secret is masked on its own
+    line, each clean message is written as the bytes it came as, and every tape keeps its order."""
+    recorder = Recorder(TapesConfig(dir=str(tmp_path)))
+    records = [SessionRecord(id=f"tape-{index}") for index in range(3)]
+    sent: dict[str, list[bytes]] = {record.id: [] for record in records}
+    for number in range(150):
+        record = records[number % 3]
+        message = call(number, SECRET if number % 37 == 5 else f"hello {number}")
+        recorder.record(message, C2S, record, "http", FORWARD)  # type: ignore[arg-type]
+        sent[record.id].append(message.to_bytes())  # type: ignore[attr-defined]
+    recorder.start()
+    recorder.stop()
+    found = tapes(tmp_path)
+    assert len(found) == 3 and SECRET not in "".join(path.read_text() for path in found)
+    for path in found:
+        entries = lines(path)[1:]
+        wires = sent[records[entries[0]["msg"]["id"] % 3].id]
+        assert [entry["msg"]["id"] for entry in entries] == [json.loads(wire)["id"] for wire in wires]
+        raw = path.read_bytes()
+        for entry, wire in zip(entries, wires, strict=True):
+            if SECRET.encode() in wire:
+                assert entry["msg"]["params"]["arguments"]["text"] == "[REDACTED:api_key]"
+            else:
+                assert wire in raw
+    assert recorder.written == 150 and recorder.dropped == 0
+
+
+async def test_a_batch_that_may_hold_secrets_is_masked_a_slice_at_a_time(tmp_path: Path) -> None:
+    """The event loop masks SLICE lines, then serves its other callbacks before the next slice."""
+    recorder = Recorder(TapesConfig(dir=str(tmp_path)))
+    recorder.start()
+    record = SessionRecord(id="secrets")
+    for number in range(600):
+        recorder.record(call(number, SECRET), C2S, record, "http", FORWARD)  # type: ignore[arg-type]
+    assert recorder._waiting == 600
+    recorder._due.cancel()  # type: ignore[union-attr]
+    recorder._tick()
+    assert recorder._waiting == 600 - (SLICE - 1) and recorder._due is not None  # the header was one of the lines
+    turns = 0
+    while recorder._waiting:
+        await asyncio.sleep(0)
+        turns += 1
+    assert turns >= 2
+    recorder.stop()
+    (tape,) = tapes(tmp_path)
+    entries = lines(tape)[1:]
+    assert [entry["msg"]["id"] for entry in entries] == list(range(600)) and SECRET not in tape.read_text()
+
+
+def test_a_tape_that_goes_on_in_a_new_part_is_masked_first(tmp_path: Path) -> None:
+    recorder = Recorder(TapesConfig(dir=str(tmp_path), max_tape_bytes=4096))
+    record = SessionRecord(id="long")
+    for number in range(60):
+        recorder.record(call(number, SECRET + "x" * 100), C2S, record, "http", FORWARD)  # type: ignore[arg-type]
+    recorder.start()
+    recorder.stop()
+    found = tapes(tmp_path)
+    assert len(found) >= 3 and all(SECRET not in path.read_text() for path in found)
+    assert sorted(entry["msg"]["id"] for path in found for entry in lines(path)[1:]) == list(range(60))
+
+
+def test_a_message_after_the_drain_is_dropped_and_counted(tmp_path: Path) -> None:
+    recorder = Recorder(TapesConfig(dir=str(tmp_path)))
+    recorder.start()
+    record = SessionRecord(id="late")
+    recorder.record(call(1), C2S, record, "http", FORWARD)  # type: ignore[arg-type]
+    recorder.drain()
+    recorder.record(call(2), C2S, record, "http", FORWARD)  # type: ignore[arg-type]
+    recorder.stop()
+    (tape,) = tapes(tmp_path)
+    assert [entry["msg"]["id"] for entry in lines(tape)[1:]] == [1] and recorder.dropped == 1
 
 
 def test_a_full_queue_drops_and_counts_and_never_waits(tmp_path: Path) -> None:
