@@ -25,8 +25,9 @@ from pydantic import BeforeValidator, StrictBool, ValidationInfo
 
 from shadowproxy.config.validation import Section, options_from
 from shadowproxy.core import tracing
-from shadowproxy.core.chain import C2S, Direction, MessageContext, Verdict, block, delay, forward, hold, respond
-from shadowproxy.core.jsonrpc import Kind, Message
+from shadowproxy.core.chain import C2S, S2C, Direction, MessageContext, Verdict, block, delay, forward, hold, respond
+from shadowproxy.core.errors import INTERNAL_ERROR, JsonRpcError
+from shadowproxy.core.jsonrpc import REQUEST, Kind, Message, error_response, result_response
 from shadowproxy.core.tasks import spawn
 from shadowproxy.rules import metrics
 from shadowproxy.rules.engine import Engine, Outcome
@@ -38,6 +39,7 @@ from shadowproxy.rules.subject import Subject
 log = logging.getLogger(__name__)
 # Keys the declined set holds at most: a client that calls ever new tool names costs no more than that.
 MAX_DECLINED = 4096
+_CALLED = (C2S, REQUEST)
 
 Signature = tuple[tuple[str, int, int], ...]
 
@@ -87,8 +89,9 @@ class RulesInterceptor:
         self.options = options
         self.engine = engine if engine is not None else Engine(create_counter(options.rate_backend))
         self._rules = rules
-        # Keys (direction, kind, method, tool) the rule set in force declines; a reload starts it anew.
-        self._declined: set[tuple[Direction, Kind, str | None, str | None]] = set()
+        # Keys (direction, kind, method, tool) the rule set in force declines, each with whether the answers to a
+        # request of that key are declined too; a reload starts it anew.
+        self._declined: dict[tuple[Direction, Kind, str | None, str | None], bool] = {}
         self._signature = _signature(options.paths)
         self._reload_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
@@ -126,8 +129,12 @@ class RulesInterceptor:
 
         The rule set's answer for a key it has declined once stays no until a reload (unless a rule tokenizes,
         which reads the message's bytes): the key is looked up here, as :meth:`RuleSet.concerns` makes it, and
-        the same tool's next call costs one set lookup.
+        the same tool's next call costs one dict lookup. A request whose answers no rule could touch either is
+        marked (:attr:`Message.memo`, the rule set in force), and its reply is then declined without a lookup.
         """
+        rules = self._rules
+        if request is not None and request.memo is rules:
+            return False
         data = message.data
         method = data.get("method")
         if method is None and request is not None:
@@ -142,16 +149,26 @@ class RulesInterceptor:
                 if tool.__class__ is not str:
                     tool = None
         key = (direction, message.kind, method, tool)
-        if key in self._declined:
-            return False
-        rules = self._rules
-        if rules.concerns(message, direction, request):
-            return True
-        if not rules.tokenizes:
-            if len(self._declined) >= MAX_DECLINED:
-                self._declined.clear()
-            self._declined.add(key)
+        quiet = self._declined.get(key)
+        if quiet is None:
+            if rules.concerns(message, direction, request):
+                return True
+            quiet = key[:2] == _CALLED and method != "tools/list" and self._answers_declined(message)
+            if not rules.tokenizes:
+                if len(self._declined) >= MAX_DECLINED:
+                    self._declined.clear()
+                self._declined[key] = quiet
+        if quiet:
+            message.memo = rules
         return False
+
+    def _answers_declined(self, request: Message) -> bool:
+        """Whether no rule could touch an answer to ``request``, a result or an error."""
+        rules = self._rules
+        for answer in (result_response(request.id, {}), error_response(request.id, JsonRpcError(INTERNAL_ERROR, ""))):
+            if rules.candidates(Subject(answer, S2C, request=request)):
+                return False
+        return True
 
     async def reload(self) -> bool:
         """Load the files again; take the new set only if every file is valid. Returns whether it was taken."""
@@ -165,7 +182,7 @@ class RulesInterceptor:
                 log.error("rules reload refused; the last good rules stay in force:\n%s", exc)
                 return False
             self._rules = rules
-            self._declined = set()
+            self._declined = {}
             self.last_error = None
             metrics.RELOADS.labels("success").inc()
             metrics.RULES_LOADED.set(len(rules.rules))

@@ -48,7 +48,7 @@ REQUEST, RESPONSE, ERROR, NOTIFICATION = Kind.REQUEST, Kind.RESPONSE, Kind.ERROR
 class Message:
     """One JSON-RPC message: its kind, its decoded object and the bytes it came as."""
 
-    __slots__ = ("data", "kind", "origin", "raw")
+    __slots__ = ("data", "kind", "memo", "origin", "raw")
 
     def __init__(self, kind: Kind, data: dict[str, Any], raw: bytes | None = None) -> None:
         self.kind = kind
@@ -56,6 +56,8 @@ class Message:
         self.raw = raw
         # The message as it arrived, for a modified copy: what its numbers were before orjson read them.
         self.origin: Message | None = None
+        self.memo: object = None
+        """What one hook of the chain (the rules) decided of a request, read back beside its reply."""
 
     @property
     def id(self) -> RequestId | None:

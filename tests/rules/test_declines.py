@@ -7,7 +7,7 @@ from pathlib import Path
 from shadowproxy.core.chain import Chain, MessageContext, Verdict, forward
 from shadowproxy.core.jsonrpc import Message
 
-from .helpers import C2S, S2C, call, ctx, interceptor, notification, reply, request, text_result
+from .helpers import C2S, S2C, call, ctx, error_reply, interceptor, notification, reply, request, text_result
 
 POLICY = """
 rules:
@@ -29,7 +29,7 @@ ECHO = call("echo", {"text": "mail jane@example.com"})
 SECRETS = call("secrets", {})
 CASES: list[tuple[str, Message, object, Message | None, bool]] = [
     ("a call to a tool no rule names", ECHO, C2S, None, False),
-    ("its reply", reply(text_result("mail jane@example.com")), S2C, ECHO, False),
+    ("its reply", reply(text_result("mail jane@example.com")), S2C, call("echo", {"text": "hi"}), False),
     ("a notification", notification("notifications/progress", {"progressToken": 1, "progress": 1}), C2S, None, False),
     ("a blocked tool", call("danger_rm"), C2S, None, True),
     ("a reply to redact", reply(text_result("key sk-live-0123456789abcdef0123")), S2C, SECRETS, True),
@@ -42,8 +42,9 @@ CASES: list[tuple[str, Message, object, Message | None, bool]] = [
 async def test_the_rules_decline_only_what_they_would_forward_unchanged(tmp_path: Path) -> None:
     rules = interceptor(tmp_path, POLICY)
     for what, message, direction, related, wanted in CASES:
-        # Not indexed yet: judged in full, which indexes it.
-        assert rules.wants(message, direction, related), what  # type: ignore[arg-type]
+        # Not indexed yet: judged in full, which indexes it (a reply's key, once its request was looked at).
+        if related is None or wanted:
+            assert rules.wants(message, direction, related), what  # type: ignore[arg-type]
         verdict = await rules.on_message(ctx(message, direction, request_message=related))  # type: ignore[arg-type]
         assert rules.wants(message, direction, related) is wanted, what  # type: ignore[arg-type]
         if not wanted:
@@ -105,3 +106,29 @@ async def test_a_declined_call_stays_declined_until_a_reload_names_its_tool(tmp_
     verdict = await rules.on_message(ctx(ECHO))
     assert not verdict.is_forward
     assert rules.wants(ECHO, C2S, None)
+
+
+async def test_a_call_no_rule_could_answer_for_marks_itself_and_its_reply_is_declined_at_once(tmp_path: Path) -> None:
+    rules = interceptor(
+        tmp_path, POLICY + "  - id: log-echo-errors\n    match: {kind: error, tool: hello}\n    action: log\n"
+    )
+    for tool in ("echo", "secrets", "hello"):
+        await rules.on_message(ctx(call(tool, {})))
+    echo = call("echo", {"text": "again"})
+    assert not rules.wants(echo, C2S, None) and echo.memo is rules.rules
+    # Its reply's key was never judged, yet it is declined at once: no rule could touch a result or an error of echo.
+    assert not rules.wants(reply(text_result("hi")), S2C, echo)
+    for tool, answer in (
+        ("secrets", reply(text_result("sk-live-0123456789abcdef0123"))),
+        ("hello", error_reply(1, "x")),
+    ):
+        again = call(tool, {})  # a rule on its results, or on its errors
+        assert not rules.wants(again, C2S, None) and again.memo is None, tool
+        assert rules.wants(answer, S2C, again), tool
+    (tmp_path / "rules.yaml").write_text(
+        POLICY + "  - id: mask-echo\n    match: {direction: server_to_client, tool: echo}\n    action: redact\n"
+    )
+    assert await rules.reload()
+    secret = reply(text_result("key sk-live-0123456789abcdef0123"))
+    await rules.on_message(ctx(secret, S2C, request_message=echo))
+    assert rules.wants(secret, S2C, echo), "the mark of the rule set before the reload counts for nothing"
