@@ -103,7 +103,10 @@ class Tracing:
             meta = params.get("_meta") if isinstance(params, dict) else None
             if isinstance(meta, dict) and isinstance(meta.get("traceparent"), str):
                 carrier = meta
-        if carrier is None and self.never and not self.trace.get_current_span().get_span_context().is_valid:
+        # A request with its own headers is where handling begins: no span can be current yet (one of a batch comes
+        # without them, its batch's span current), and the look into the context is most of a request's cost at
+        # ratio 0.
+        if carrier is None and self.never and (headers is not None or not self._in_span()):
             return self.none
         parent = (
             self.propagator.extract({key: str(carrier[key]) for key in TRACE_FIELDS if key in carrier})
@@ -123,6 +126,9 @@ class Tracing:
             name = f"{method} {target}"
             attributes["gen_ai.tool.name" if method == "tools/call" else "gen_ai.prompt.name"] = target
         return self.tracer.start_span(name, context=parent, kind=self.kinds.SERVER, attributes=attributes)
+
+    def _in_span(self) -> bool:
+        return self.trace.get_current_span().get_span_context().is_valid  # type: ignore[no-any-return]
 
     def within(self, span: Any) -> AbstractContextManager[Any]:
         """``span`` as the current one (its children's parent, the trace id of log lines), without ending it;

@@ -100,6 +100,8 @@ class Recorder:
         self._tapes: OrderedDict[str, _Tape] = OrderedDict()
         self._touched: list[_Tape] = []
         """The tapes with lines waiting, in the order their first came."""
+        self._masking = False
+        """Whether the lines waiting are the rest of a batch being looked at closer, a slice at a time."""
         self._writes: Writes = []
         self._prefixes: dict[tuple[Direction, Action, bool, str | None], bytes] = {}
         self._to_server = self._prefix(C2S, FORWARD)
@@ -186,14 +188,15 @@ class Recorder:
         touched = self._touched
         if not touched:
             return
-        wires = [wire for tape in touched for wire in tape.wires]
-        joined = b"\0".join(wires)  # NUL: JSON holds none, and it is no separator a detector reads across
-        if self._plain(joined):
+        # NUL joins the messages: JSON holds none, and it is no separator a detector reads across. The rest of a
+        # batch that was found to need a closer look is not looked at whole again.
+        if not self._masking and self._plain(b"\0".join([wire for tape in touched for wire in tape.wires])):
             for tape in touched:
                 self._hand_over(tape)
             self._waiting = 0
             touched.clear()
         else:
+            self._masking = True
             while touched and (budget is None or budget > 0):
                 tape = touched[0]
                 count = len(tape.lines) if budget is None else min(len(tape.lines), budget)
@@ -202,6 +205,7 @@ class Recorder:
                     budget -= count
                 if not tape.lines:
                     del touched[0]
+            self._masking = bool(touched)
         if self._writes:
             writes, self._writes = self._writes, []
             self._files.write(writes)
