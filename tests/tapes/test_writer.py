@@ -90,6 +90,22 @@ async def test_a_batch_that_may_hold_secrets_is_masked_a_slice_at_a_time(tmp_pat
     assert [entry["msg"]["id"] for entry in entries] == list(range(600)) and SECRET not in tape.read_text()
 
 
+async def test_a_batch_half_the_queue_long_is_written_without_waiting_for_its_time(tmp_path: Path) -> None:
+    recorder = Recorder(TapesConfig(dir=str(tmp_path), queue=10, write_every=60))
+    recorder.start()
+    record = SessionRecord(id="busy")
+    for number in range(5):
+        recorder.record(call(number), C2S, record, "http", FORWARD)  # type: ignore[arg-type]
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if not recorder._waiting:
+            break
+    assert recorder._waiting == 0 and recorder.dropped == 0
+    recorder.stop()
+    (tape,) = tapes(tmp_path)
+    assert [entry["msg"]["id"] for entry in lines(tape)[1:]] == list(range(5))
+
+
 def test_a_tape_that_goes_on_in_a_new_part_is_masked_first(tmp_path: Path) -> None:
     recorder = Recorder(TapesConfig(dir=str(tmp_path), max_tape_bytes=4096))
     record = SessionRecord(id="long")
