@@ -72,6 +72,9 @@ class _Tape:
     wires: list[bytes] = field(default_factory=list)
     """For each line, the message it ends with, as it went on (not yet masked); ``b""`` for a line the proxy
     wrote itself (a header, its own answer), which holds nothing to mask."""
+    closed: bool = False
+    """No line comes any more (a part that went on in a new one, a forgotten session's): its file is closed once
+    the lines it still has are handed over."""
 
 
 class Recorder:
@@ -236,6 +239,8 @@ class Recorder:
                         lines[index] = b""
                         self.written -= 1
         self._writes.append((tape.path, b"".join(lines)))
+        if tape.closed and not tape.lines:
+            self._writes.append((tape.path, None))
         return sum(1 for wire in wires if wire)
 
     def _judged(
@@ -249,7 +254,7 @@ class Recorder:
         if tape is None:
             tape = self._begin(record, now, transport, wire)
         elif tape.size > self._max_bytes:
-            self._rotate(record, tape, transport)
+            tape = self._rotate(record, tape, transport)
         self._line(tape, _LINE % (now - tape.started, self._prefix(direction, verdict), wire), wire)
         answer = _proxy_answer(message, verdict) if not verdict.is_forward else None
         if answer is not None:
@@ -313,9 +318,7 @@ class Recorder:
         tape = _Tape(stem, now, self.dir / f"{stem}{SUFFIX}")
         self._tapes[record.id] = tape
         if len(self._tapes) > KNOWN_SESSIONS:
-            _, old = self._tapes.popitem(last=False)
-            self._release(old)
-            self._writes.append((old.path, None))
+            self._close(self._tapes.popitem(last=False)[1])
         first = _loads(wire) if record.protocol_version is None or record.client_info is None else {}
         params = first.get("params") if first.get("method") == "initialize" else None
         params = params if isinstance(params, dict) else {}
@@ -339,26 +342,30 @@ class Recorder:
         }
         self._line(tape, orjson.dumps(header) + b"\n", b"")
 
-    def _rotate(self, record: SessionRecord, tape: _Tape, transport: str) -> None:
+    def _rotate(self, record: SessionRecord, tape: _Tape, transport: str) -> _Tape:
         """Close a tape past ``max_tape_bytes``; what follows goes to a new part with its own header."""
-        self._release(tape)
-        self._writes.append((tape.path, None))
-        tape.part += 1
-        tape.path = self.dir / f"{tape.stem}.{tape.part}{SUFFIX}"
-        tape.size = 0
-        self._header(record, tape, transport)
+        part = tape.part + 1
+        new = _Tape(tape.stem, tape.started, self.dir / f"{tape.stem}.{part}{SUFFIX}", part=part)
+        new.protocol_version, new.client = tape.protocol_version, tape.client
+        self._tapes[record.id] = new
+        self._close(tape)
+        self._header(record, new, transport)
+        return new
+
+    def _close(self, tape: _Tape) -> None:
+        """No more lines on ``tape``: its file is closed now, or by the batch after the lines it still has."""
+        if tape.lines:
+            tape.closed = True
+        else:
+            self._writes.append((tape.path, None))
 
     def _hand_over(self, tape: _Tape) -> None:
         """The tape's lines, nothing in them to mask, queued for the writing thread."""
         self._writes.append((tape.path, b"".join(tape.lines)))
         tape.lines.clear()
         tape.wires.clear()
-
-    def _release(self, tape: _Tape) -> None:
-        """Every line of one tape handed over now, masked (before what follows: its new part's, another tape's)."""
-        if tape.lines:
-            self._waiting -= self._mask(tape, len(tape.lines))
-            self._touched.remove(tape)
+        if tape.closed:
+            self._writes.append((tape.path, None))
 
 
 def _other(direction: Direction) -> str:

@@ -9,6 +9,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from shadowproxy.config.tapes import TapesConfig
 from shadowproxy.core.chain import FORWARD, Direction, block
 from shadowproxy.core.jsonrpc import classify
@@ -16,6 +18,7 @@ from shadowproxy.core.record import SessionRecord
 from shadowproxy.rules.cases import subject_for
 from shadowproxy.rules.engine import Engine
 from shadowproxy.rules.ruleset import load
+from shadowproxy.tapes import writer
 from shadowproxy.tapes.writer import SLICE, Recorder
 
 C2S = Direction.CLIENT_TO_SERVER
@@ -106,7 +109,7 @@ async def test_a_batch_half_the_queue_long_is_written_without_waiting_for_its_ti
     assert [entry["msg"]["id"] for entry in lines(tape)[1:]] == list(range(5))
 
 
-def test_a_tape_that_goes_on_in_a_new_part_is_masked_first(tmp_path: Path) -> None:
+def test_every_part_of_a_tape_that_goes_on_in_new_parts_is_masked(tmp_path: Path) -> None:
     recorder = Recorder(TapesConfig(dir=str(tmp_path), max_tape_bytes=4096))
     record = SessionRecord(id="long")
     for number in range(60):
@@ -116,6 +119,18 @@ def test_a_tape_that_goes_on_in_a_new_part_is_masked_first(tmp_path: Path) -> No
     found = tapes(tmp_path)
     assert len(found) >= 3 and all(SECRET not in path.read_text() for path in found)
     assert sorted(entry["msg"]["id"] for path in found for entry in lines(path)[1:]) == list(range(60))
+
+
+def test_a_forgotten_session_is_written_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer, "KNOWN_SESSIONS", 2)
+    recorder = Recorder(TapesConfig(dir=str(tmp_path)))
+    recorder.start()
+    for number, session in enumerate(("a", "b", "c", "a")):  # c's tape makes the recorder forget a's
+        recorder.record(call(number, SECRET), C2S, SessionRecord(id=session), "http", FORWARD)  # type: ignore[arg-type]
+    recorder.stop()
+    found = tapes(tmp_path)
+    assert all(SECRET not in path.read_text() for path in found)
+    assert sorted(entry["msg"]["id"] for path in found for entry in lines(path) if "msg" in entry) == [0, 1, 2, 3]
 
 
 def test_a_message_after_the_drain_is_dropped_and_counted(tmp_path: Path) -> None:
