@@ -314,7 +314,9 @@ class Recorder:
 
     def _begin(self, record: SessionRecord, now: float, transport: str, wire: bytes) -> _Tape:
         digest = hashlib.blake2b(record.id.encode(), digest_size=8).hexdigest()
-        stem = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"-{digest}"
+        # To the microsecond: a forgotten session that speaks again, or one resumed after a restart, must not get
+        # the file name of its first tape, whose start second it may share.
+        stem = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}.{int(now * 1e6) % 1_000_000:06d}-{digest}"
         tape = _Tape(stem, now, self.dir / f"{stem}{SUFFIX}")
         self._tapes[record.id] = tape
         if len(self._tapes) > KNOWN_SESSIONS:
