@@ -153,11 +153,12 @@ class RulesInterceptor:
         if quiet is None:
             if rules.concerns(message, direction, request):
                 return True
+            if rules.tokenizes:
+                return False  # nothing is kept, not even the mark, whose look would then be made for every call
             quiet = key[:2] == _CALLED and method != "tools/list" and self._answers_declined(message)
-            if not rules.tokenizes:
-                if len(self._declined) >= MAX_DECLINED:
-                    self._declined.clear()
-                self._declined[key] = quiet
+            if len(self._declined) >= MAX_DECLINED:
+                self._declined.clear()
+            self._declined[key] = quiet
         if quiet:
             message.memo = rules
         return False
