@@ -131,8 +131,8 @@ class Recorder:
                 log.exception("could not put a message on its tape")
                 return
         else:
-            # The usual message, inline: raw is the bytes it came as; to_bytes() encodes one the front end is about
-            # to send.
+            # The usual message: what _line does, inline (a call per message is a good part of record()'s cost).
+            # raw is the bytes it came as; to_bytes() encodes one the front end is about to send.
             wire = message.raw or message.to_bytes()
             line = _LINE % (_now() - tape.started, self._to_server if direction is C2S else self._to_client, wire)
             lines = tape.lines
