@@ -16,7 +16,7 @@ import aiohttp
 from mcp import Client
 
 from shadowproxy.rules.ruleset import load as load_rules
-from tests.support import REPO, ProxyProcess, child_env
+from tests.support import REPO, ProxyProcess, child_env, until
 
 README = REPO / "README.md"
 README_URL = "http://127.0.0.1:8765/mcp"
@@ -93,6 +93,8 @@ async def test_banner_names_an_implicit_config_and_what_it_turns_on(tmp_path: Pa
 
 async def test_banner_without_a_config_file(start_proxy) -> None:  # type: ignore[no-untyped-def]
     proxy: ProxyProcess = await start_proxy("--demo")
+    # The banner is logged a line at a time after the port opens; its last line says whether the tap is on.
+    await until(lambda: "tap: " in proxy.log(), "the banner's last line")
     log = proxy.log()
     assert "config: none (defaults, environment and flags)" in log
     assert "rules: none" in log and "admin API: off" in log and "tap: off" in log
