@@ -49,7 +49,7 @@ def base_specs(high: tuple[int, ...]) -> list[RowSpec]:
         RowSpec(report.PROXY_STDIO_STDIO, report.DIRECT_STDIO, targets.proxy_stdio),
         RowSpec(report.PROXY_HTTP_HTTP, report.DIRECT_HTTP, partial(targets.proxy_http, upstream="http")),
         RowSpec(report.PROXY_STDIO_HTTP, report.DIRECT_HTTP, targets.proxy_stdio_http),
-        RowSpec("shadowproxy WebSocket->stdio", report.DIRECT_HTTP, targets.proxy_ws),
+        RowSpec(report.PROXY_WS_STDIO, report.DIRECT_HTTP, targets.proxy_ws),
         RowSpec(report.PROXY_HTTP_STDIO + ", SQLite store", report.PROXY_HTTP_STDIO, variants["sqlite"], high),
         RowSpec(report.PROXY_HTTP_STDIO + ", Redis store", report.PROXY_HTTP_STDIO, variants["redis"], high),
     ]

@@ -1,4 +1,4 @@
-"""The e2e harness's feature rows still configure the proxy, and its peer and feature checks judge rightly.
+"""The e2e harness's feature rows still configure the proxy, and its target, peer and feature checks judge rightly.
 
 A feature row whose config the proxy refuses would show as "failed" in a long run; this finds it in a second.
 """
@@ -6,6 +6,7 @@ A feature row whose config the proxy refuses would show as "failed" in a long ru
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,10 @@ def test_feature_names_say_whether_the_load_matches() -> None:
     assert all(row.endswith(("(matching)", "(not matching)")) for row in rows)
 
 
-def row(name: str, baseline: str, rps: float, concurrency: int = 16, status: str = "ok") -> RowResult:
-    return RowResult(name, baseline, concurrency, status=status, rps=rps)
+def row(
+    name: str, baseline: str, rps: float, concurrency: int = 16, status: str = "ok", p50_ms: float = math.nan
+) -> RowResult:
+    return RowResult(name, baseline, concurrency, status=status, rps=rps, p50_ms=p50_ms)
 
 
 def test_feature_checks_flag_a_not_matching_row_over_budget() -> None:
@@ -68,3 +71,31 @@ def test_only_installs_the_peers_whose_rows_it_selects() -> None:
     assert picks("shadowproxy") == ()
     assert picks("HTTP->HTTP") == ("fastmcp", "contextforge")
     assert picks("=peer supergateway 4.0.0 stdio->HTTP,direct") == ("supergateway",)
+
+
+def test_the_checks_are_issue_27s_ratios_and_latencies() -> None:
+    rows = [
+        row(report.DIRECT_HTTP, report.DIRECT_HTTP, 1000.0),
+        row(report.DIRECT_STDIO, report.DIRECT_STDIO, 1000.0),
+        row(report.PROXY_HTTP_STDIO, report.DIRECT_HTTP, 790.0),
+        row(report.PROXY_WS_STDIO, report.DIRECT_HTTP, 800.0),
+        row(report.PROXY_HTTP_HTTP, report.DIRECT_HTTP, 650.0),
+        row(report.PROXY_STDIO_STDIO, report.DIRECT_STDIO, 700.0),
+    ]
+    rows += [
+        row(report.DIRECT_HTTP, report.DIRECT_HTTP, 100.0, concurrency=1, p50_ms=0.1),
+        row(report.PROXY_HTTP_STDIO, report.DIRECT_HTTP, 80.0, concurrency=1, p50_ms=0.399),
+        row(report.PROXY_HTTP_HTTP, report.DIRECT_HTTP, 60.0, concurrency=1, p50_ms=0.401),
+    ]
+    report.compare(rows)
+    verdicts = {check.target: (check.measured, check.met) for check in report.checks(rows, high=16)}
+    assert verdicts == {
+        "HTTP->HTTP >= 65% of direct HTTP (aiohttp) req/s at 16 client(s)": ("65%", True),
+        "HTTP->stdio >= 80% of direct HTTP (aiohttp) req/s at 16 client(s)": ("79%", False),
+        "WebSocket->stdio >= 80% of direct HTTP (aiohttp) req/s at 16 client(s)": ("80%", True),
+        "stdio->stdio >= 70% of direct stdio req/s at 16 client(s)": ("70%", True),
+        "stdio->stdio >= 70% of direct stdio req/s at 1 client(s)": ("not measured", None),
+        "HTTP->stdio p50 added latency < 0.3 ms at 1 client": ("+0.299 ms", True),
+        "HTTP->HTTP p50 added latency < 0.3 ms at 1 client": ("+0.301 ms", False),
+        "stdio->stdio >= 10,000 req/s (16 in flight)": ("700 req/s", False),
+    }
