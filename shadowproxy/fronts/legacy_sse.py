@@ -22,7 +22,8 @@ from shadowproxy.core.sse import SSE_HEADERS
 from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.http.wire import json_error, json_reply, read_message
 from shadowproxy.fronts.principal import PRINCIPAL
-from shadowproxy.fronts.stream_session import DEFAULT_BUFFER, StreamSession, admit, stream_places, stream_sessions
+from shadowproxy.fronts.stream_session import DEFAULT_BUFFER, StreamSession
+from shadowproxy.fronts.streams import admit, stream_places, stream_sessions
 from shadowproxy.proxy.mount import Mount
 
 if TYPE_CHECKING:

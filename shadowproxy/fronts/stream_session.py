@@ -2,7 +2,9 @@
 
 Every server message of such a session, replies included, travels on the one
 stream the client holds, so a :class:`StreamSession` puts them in a bounded
-:class:`Outbox` and one writer drains it onto the wire. A request is judged
+:class:`Outbox` and one writer drains it onto the wire; a request's answer with
+nothing queued ahead of it is written by the task that carried the request,
+sparing the writer's task a wake-up. A request is judged
 and then carried by a task of its own, because the stream's reader cannot wait on
 it (the client may answer a sampling request before the tool call it came from
 ends, or the proxy's own question about a call held for its user).
@@ -19,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import Counter
 
 from shadowproxy.core import limit_hits, tracing
@@ -32,14 +33,12 @@ from shadowproxy.core.errors import (
     UpstreamSessionLost,
 )
 from shadowproxy.core.jsonrpc import Kind, Message, RequestId, error_response, notification
-from shadowproxy.core.record import SessionRecord, new_session_id
+from shadowproxy.core.record import SessionRecord
 from shadowproxy.core.tasks import spawn
 from shadowproxy.core.timer import RequestTimer
-from shadowproxy.fronts import http_limits
 from shadowproxy.fronts.client_headers import ToolHeaders, client_headers
 from shadowproxy.fronts.http.wire import LONG_LIVED, is_stateless
 from shadowproxy.fronts.outbox import Outbox
-from shadowproxy.fronts.principal import PRINCIPAL
 from shadowproxy.fronts.session_front import (
     SessionFront,
     answer_for,
@@ -93,6 +92,7 @@ class StreamSession(LiveSession, SessionFront):
         "listener",
         "relays",
         "request_timeout",
+        "send_now",
         "stateless",
         "tools",
         "transport",
@@ -112,7 +112,10 @@ class StreamSession(LiveSession, SessionFront):
         self.listener: asyncio.Task[None] | None = None
         self.closing: Closing | None = None
         self.draining = False
-        self.writing = False
+        # How many writes to the client are under way (the pump's, and a relay's of its answer: :meth:`deliver`).
+        self.writing = 0
+        # The pump's writer while it runs, for :meth:`deliver`.
+        self.send_now: Callable[[bytes], Awaitable[object]] | None = None
         self.abort: Callable[[], None] | None = None
 
     def on_unsolicited(self, message: Message) -> None:
@@ -242,11 +245,11 @@ class StreamSession(LiveSession, SessionFront):
                     if final and stateless and self.tools is not None and outgoing is not None:
                         # Learnt before the client sees the list, so its first call carries the headers.
                         await self.tools.learn(message, outgoing)
-                    if outgoing is not None:
-                        self.reply(outgoing)
                     if final:
                         answer = outgoing
                         break
+                    if outgoing is not None:
+                        self.reply(outgoing)
             except asyncio.CancelledError:
                 if timer.expired():
                     raise TimeoutError from None
@@ -256,6 +259,9 @@ class StreamSession(LiveSession, SessionFront):
                 raise
             if message.method == "initialize" and incoming.kind is Kind.RESPONSE:
                 self._initialized(incoming)
+            if answer is not None:
+                timer.stop()  # answered: a client slow to read it does not make the request time out
+                await self.deliver(answer)
         except (JsonRpcError, TimeoutError) as exc:
             error = exc if isinstance(exc, JsonRpcError) else JsonRpcError(REQUEST_TIMEOUT, "the request timed out")
             if exchange is not None:
@@ -303,24 +309,46 @@ class StreamSession(LiveSession, SessionFront):
         self, write: Callable[[bytes], Awaitable[object]], idle: Callable[[], Awaitable[object]], interval: float
     ) -> Closing:
         """Write the outbox to the client until the stream must end; ``idle`` runs when nothing came for a while."""
-        while True:
-            try:
-                async with asyncio.timeout(interval):
-                    message, judged = await self.inbox.next()
-            except TimeoutError:
-                self.record.last_seen = time.time()
-                await idle()
-                continue
-            except JsonRpcError as exc:
-                return self.closing or Closing(GOING_AWAY, exc.message)
-            if not judged:
-                outgoing = await self.judge_server(message, self, self.channel, None)
-                if outgoing is None:
+        self.send_now = write
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(interval):
+                        message, judged = await self.inbox.next()
+                except TimeoutError:
+                    self.record.last_seen = time.time()
+                    await idle()
                     continue
-                message = outgoing
-            self.writing = True
-            await write(message.to_bytes())
-            self.writing = False
+                except JsonRpcError as exc:
+                    return self.closing or Closing(GOING_AWAY, exc.message)
+                # Counted from here: a message taken but not yet written is ahead of any :meth:`deliver` would write.
+                self.writing += 1
+                try:
+                    if not judged:
+                        outgoing = await self.judge_server(message, self, self.channel, None)
+                        if outgoing is None:
+                            continue
+                        message = outgoing
+                    await write(message.to_bytes())
+                finally:
+                    self.writing -= 1
+        finally:
+            self.send_now = None
+
+    async def deliver(self, answer: Message) -> None:
+        """A request's judged answer, written by its relay when nothing is queued or being written: the pump's task
+        then need not wake for it. Otherwise it is queued behind what is."""
+        send = self.send_now
+        if send is None or self.writing or self.inbox or self.closing is not None:
+            self.reply(answer)
+            return
+        self.writing += 1
+        try:
+            await send(answer.to_bytes())
+        except ConnectionError:
+            pass  # the client is gone: the stream's reader and pump see it and end the session
+        finally:
+            self.writing -= 1
 
     def close(self, closing: Closing) -> None:
         """End the stream with ``closing``; a writer stuck on a reader that does not read is cut off."""
@@ -362,27 +390,3 @@ class StreamSession(LiveSession, SessionFront):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.mount.sessions.close(self.id)
-
-
-def admit(request: web.Request, mount: Mount, *, transport: str, buffer: int, request_timeout: float) -> StreamSession:
-    """A new stream session for the caller, if the session limits let one more begin (else ``LimitExceeded``)."""
-    principal = request.get(PRINCIPAL)
-    mount.sessions.admit(principal, http_limits.guard_of(request))
-    record = SessionRecord(id=new_session_id(), upstream=mount.name, principal=principal, transport=transport)
-    return StreamSession(record, mount, transport=transport, buffer=buffer, request_timeout=request_timeout)
-
-
-def stream_places(mounts: list[Mount]) -> list[tuple[str, Mount]]:
-    """Where a stream transport's routes go: under each mount's path, and at the root too for a lone upstream."""
-    places = [(mount.path, mount) for mount in mounts]
-    if len({mount.upstream.name for mount in mounts}) == 1:
-        places.append(("", mounts[0]))
-    return places
-
-
-def stream_sessions(mounts: list[Mount]) -> list[StreamSession]:
-    """The live stream sessions of ``mounts``, for shutdown."""
-    found: list[StreamSession] = []
-    for mount in mounts:
-        found.extend(s for s in mount.sessions.live.values() if isinstance(s, StreamSession) and s.mount is mount)
-    return found

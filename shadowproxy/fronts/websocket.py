@@ -29,10 +29,8 @@ from shadowproxy.fronts.stream_session import (
     UPSTREAM_FAILED,
     Closing,
     StreamSession,
-    admit,
-    stream_places,
-    stream_sessions,
 )
+from shadowproxy.fronts.streams import admit, stream_places, stream_sessions
 from shadowproxy.proxy.mount import Mount
 from shadowproxy.sessions.admission import Guard
 

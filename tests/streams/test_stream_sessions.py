@@ -49,3 +49,23 @@ async def test_sessions_are_recorded_and_cost_one_writer_task_each(flood_proxy: 
         await until(lambda: len(live.sessions) == 0, "the sessions to close with their sockets")
         assert sessions[0].record.state is SessionState.CLOSED
     await until(lambda: tasks_by_name()["websocket-writer"] == 0, "the writers to end")
+
+
+async def test_an_answer_never_overtakes_what_was_queued_before_it(flood_proxy: tuple[Proxy, str]) -> None:
+    """An answer with nothing queued ahead of it is written by its relay, the rest by the stream's writer. With
+    calls pipelined, the server writes each call's notification and then its answer; the notifications are queued
+    as they are read, so the answer to call n comes after at least n of them (it may come after more: unsolicited
+    notifications read with it are queued before its relay runs)."""
+    _, address = flood_proxy
+    calls = 40
+    async with aiohttp.ClientSession() as client, client.ws_connect(f"ws://{address}/ws", protocols=("mcp",)) as ws:
+        await ws.send_str(initialize().decode())
+        assert orjson.loads((await ws.receive(timeout=30)).data)["id"] == 0
+        for request_id in range(1, calls + 1):
+            await ws.send_str(call(request_id, 1).decode())
+        received = [orjson.loads((await ws.receive(timeout=30)).data) for _ in range(2 * calls)]
+    answers = [(position, message["id"]) for position, message in enumerate(received) if "id" in message]
+    assert sorted(request_id for _, request_id in answers) == list(range(1, calls + 1))
+    for position, request_id in answers:
+        notifications_before = sum("method" in message for message in received[:position])
+        assert notifications_before >= request_id, (request_id, [m.get("method", m.get("id")) for m in received])
