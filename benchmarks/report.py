@@ -97,8 +97,8 @@ def checks(rows: list[RowResult], high: int) -> list[Check]:
     """The issue's targets, at ``high`` concurrent clients and at one."""
     found: list[Check] = []
 
-    def add(target: str, row: RowResult | None, measure: Any) -> None:
-        if row is None or math.isnan(row.ratio):
+    def add(target: str, row: RowResult | None, measure: Any, *, against_baseline: bool = True) -> None:
+        if row is None or (against_baseline and math.isnan(row.ratio)):
             found.append(Check(target, "not measured", None))
         else:
             found.append(Check(target, *measure(row)))
@@ -121,6 +121,7 @@ def checks(rows: list[RowResult], high: int) -> list[Check]:
         f"stdio->stdio >= 10,000 req/s ({high} in flight)",
         _find(rows, PROXY_STDIO_STDIO, high),
         lambda row: (f"{row.rps:,.0f} req/s", row.rps >= 10_000),
+        against_baseline=False,
     )
     found += peer_checks(rows, high) + feature_checks(rows)
     return found
