@@ -75,7 +75,9 @@ async def test_every_kind_of_answer_carries_its_id(stdio_proxy: ProxyProcess) ->
     async with aiohttp.ClientSession() as client:
         headers = await open_session(client, stdio_proxy.url)
         ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
-        async with client.post(stdio_proxy.url, json=ping, headers={**headers, "X-Request-Id": "json-1"}) as response:
+        # JSON only: a client that takes event streams too gets one for an answer slower than stream_after (0.1 s).
+        json_only = {**headers, "Accept": "application/json", "X-Request-Id": "json-1"}
+        async with client.post(stdio_proxy.url, json=ping, headers=json_only) as response:
             assert response.content_type == "application/json"
             assert response.headers["X-Request-Id"] == "json-1"
         async with client.post(stdio_proxy.url, json=slow, headers={**headers, "X-Request-Id": "sse-1"}) as response:
