@@ -10,6 +10,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from shadowproxy.upstreams.health import PING_ID
 from tests.support import ProxyProcess
 
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -26,7 +27,7 @@ class Recorder:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read()) if request.method == "POST" else None
-        if isinstance(body, dict) and body.get("id") == "shadowproxy-health":
+        if isinstance(body, dict) and body.get("id") == PING_ID:
             return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": {}})
         self.seen.append((request.method, dict(request.headers), body))
         if request.method == "GET" and request.headers.get("Last-Event-ID") == "e1":

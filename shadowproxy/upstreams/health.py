@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 STARTING, UP, DOWN = "starting", "up", "down"
 PROBE_PROTOCOL = "2025-11-25"
+PING_ID = "shadowproxy-health"
+"""The id of the ``ping`` a URL upstream is probed with."""
 
 
 class UrlProbe:
@@ -93,7 +95,7 @@ class UrlProbe:
             import aiohttp
 
             self._client = aiohttp.ClientSession()
-        body = {"jsonrpc": "2.0", "id": "shadowproxy-health", "method": "ping"}
+        body = {"jsonrpc": "2.0", "id": PING_ID, "method": "ping"}
         headers = {
             **self.config.headers,
             "Accept": "application/json, text/event-stream",

@@ -21,6 +21,7 @@ import yaml
 from aiohttp import web
 from cryptography.fernet import Fernet
 
+from shadowproxy.upstreams.health import PING_ID
 from tests.redis_server import RedisServer, RedisUnavailable, missing
 from tests.support import ProxyProcess, until
 
@@ -48,7 +49,7 @@ class Upstream:
         authorization = request.headers.get("Authorization")
         method = body.get("method")
         # The proxies' health pings carry no credentials and come when they come: ``seen[-1]`` is the last call's.
-        if body.get("id") != "shadowproxy-health":
+        if body.get("id") != PING_ID:
             self.seen.append(authorization)
         if "id" not in body:
             return web.Response(status=202)
